@@ -1,0 +1,34 @@
+//! Compiles `proto/` with protox (no system `protoc` needed) into tonic/prost code, and writes
+//! the descriptor set, with comments, that the reflection service serves.
+
+use std::{env, error::Error, fs, path::PathBuf};
+
+const PROTOS: &[&str] = &[
+    "switchboard/v1/core.proto",
+    "switchboard/v1/processor.proto",
+    "switchboard/v1/workflow.proto",
+    "switchboard/v1/admin.proto",
+];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    println!("cargo:rerun-if-changed=proto");
+
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_source_info(true).include_imports(true);
+    compiler.open_files(PROTOS)?;
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("switchboard_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+
+    tonic_prost_build::configure()
+        // `CoreService.Connect` would clash with the generated `Client::connect(dst)`
+        // constructor; clients are built with `Client::new(channel)` instead.
+        .build_transport(false)
+        // Messages that carry a password get a hand-written Debug that redacts it.
+        .skip_debug([".switchboard.v1.AgentCredentials", ".switchboard.v1.Agent"])
+        .compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}
