@@ -1,0 +1,153 @@
+use tonic::{Request, Response};
+
+use super::{Api, ApiResult, reply};
+use crate::domain::agents::{AgentRecord, validate_agent_fields, validate_password};
+use crate::domain::ids::validate_name;
+use crate::domain::{Command, DomainError, DomainResult, Outcome};
+use crate::engine::{Password, unexpected};
+use crate::pb;
+use crate::pb::admin_service_server::AdminService;
+
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// The directory's view of an agent; the password field stays empty.
+fn agent_pb(record: AgentRecord) -> pb::Agent {
+    pb::Agent {
+        agent_id: record.agent_id,
+        display_name: record.display_name,
+        password: String::new(),
+    }
+}
+
+impl Api {
+    pub(super) async fn upsert_agent(
+        &self,
+        req: pb::UpsertAgentRequest,
+    ) -> DomainResult<pb::UpsertAgentResponse> {
+        let agent = req
+            .agent
+            .ok_or_else(|| DomainError::invalid("agent", "must be set"))?;
+        validate_agent_fields(&agent.agent_id, &agent.display_name)?;
+        let password = if agent.password.is_empty() {
+            None
+        } else {
+            validate_password("agent.password", &agent.password)?;
+            Some(Password::new(agent.password))
+        };
+        let committed = self
+            .engine()
+            .upsert_agent(agent.agent_id, agent.display_name, password)
+            .await?;
+        match committed.outcome {
+            Outcome::AgentWritten { agent, created } => Ok(pb::UpsertAgentResponse {
+                agent: Some(agent_pb(agent)),
+                created,
+                revision: committed.revision,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn get_agent(
+        &self,
+        req: pb::GetAgentRequest,
+    ) -> DomainResult<pb::GetAgentResponse> {
+        validate_name("agent_id", &req.agent_id)?;
+        let committed = self
+            .engine()
+            .execute(Command::GetAgent {
+                agent_id: req.agent_id,
+            })
+            .await?;
+        match committed.outcome {
+            Outcome::Agent(agent) => Ok(pb::GetAgentResponse {
+                agent: Some(agent_pb(agent)),
+                revision: committed.revision,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn list_agents(
+        &self,
+        req: pb::ListAgentsRequest,
+    ) -> DomainResult<pb::ListAgentsResponse> {
+        let limit = match usize::try_from(req.page_size).unwrap_or(usize::MAX) {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n <= MAX_PAGE_SIZE => n,
+            _ => {
+                return Err(DomainError::invalid(
+                    "page_size",
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                ));
+            }
+        };
+        // The token is the last id of the previous page: agent ids are ordered and unique.
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            validate_name("page_token", &req.page_token)?;
+            Some(req.page_token)
+        };
+        let committed = self
+            .engine()
+            .execute(Command::ListAgents { after, limit })
+            .await?;
+        match committed.outcome {
+            Outcome::Agents { agents, next_after } => Ok(pb::ListAgentsResponse {
+                agents: agents.into_iter().map(agent_pb).collect(),
+                next_page_token: next_after.unwrap_or_default(),
+                revision: committed.revision,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn delete_agent(
+        &self,
+        req: pb::DeleteAgentRequest,
+    ) -> DomainResult<pb::DeleteAgentResponse> {
+        validate_name("agent_id", &req.agent_id)?;
+        let committed = self
+            .engine()
+            .execute(Command::DeleteAgent {
+                agent_id: req.agent_id,
+            })
+            .await?;
+        Ok(pb::DeleteAgentResponse {
+            revision: committed.revision,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Api {
+    async fn upsert_agent(
+        &self,
+        request: Request<pb::UpsertAgentRequest>,
+    ) -> ApiResult<Response<pb::UpsertAgentResponse>> {
+        reply(Api::upsert_agent(self, request.into_inner()).await)
+    }
+
+    async fn get_agent(
+        &self,
+        request: Request<pb::GetAgentRequest>,
+    ) -> ApiResult<Response<pb::GetAgentResponse>> {
+        reply(Api::get_agent(self, request.into_inner()).await)
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<pb::ListAgentsRequest>,
+    ) -> ApiResult<Response<pb::ListAgentsResponse>> {
+        reply(Api::list_agents(self, request.into_inner()).await)
+    }
+
+    async fn delete_agent(
+        &self,
+        request: Request<pb::DeleteAgentRequest>,
+    ) -> ApiResult<Response<pb::DeleteAgentResponse>> {
+        reply(Api::delete_agent(self, request.into_inner()).await)
+    }
+}

@@ -1,0 +1,190 @@
+//! `CoreService.Connect`: a desktop's one two-way stream. The stream is its own client: it
+//! registers on open and unregisters when either side ends it. Requests are answered in the
+//! order sent; the events of everything the client has bound are forwarded as they commit,
+//! always ahead of the answer of the request that caused them.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::debug;
+
+use super::core::client_name;
+use super::workflow::session_event_pb;
+use super::{Api, ApiResult, stopping_status};
+use crate::domain::ids::require;
+use crate::domain::{ClientId, Command, DomainError, DomainResult, Record};
+use crate::pb::connect_request::Request as Req;
+use crate::pb::connect_response::Frame;
+use crate::pb::core_service_server::CoreService;
+use crate::pb::{self, ClientEvent, ConnectResponse};
+
+/// Events queued for one desktop before it counts as too slow and is disconnected.
+const EVENT_BUFFER: usize = 1024;
+/// Frames queued towards the network for one desktop.
+const OUT_BUFFER: usize = 64;
+/// Request metadata a desktop may use to name itself in logs.
+const CLIENT_NAME_HEADER: &str = "switchboard-client-name";
+
+type Out = mpsc::Sender<Result<ConnectResponse, Status>>;
+
+impl Api {
+    pub(super) async fn open_connect_stream(
+        &self,
+        request: Request<Streaming<pb::ConnectRequest>>,
+    ) -> ApiResult<Response<<Api as CoreService>::ConnectStream>> {
+        self.ensure_accepting()?;
+        let fallback = request
+            .remote_addr()
+            .map_or_else(|| "connect stream".to_owned(), |a| format!("connect {a}"));
+        let name = request
+            .metadata()
+            .get(CLIENT_NAME_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map_or(fallback.clone(), |v| client_name(v, &fallback));
+
+        let client_id = ClientId::new_random();
+        let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
+        let committed = self
+            .engine()
+            .register_streaming_client(client_id, name, event_tx)
+            .await?;
+        let (out, out_rx) = mpsc::channel(OUT_BUFFER);
+        let greeting = frame(
+            String::new(),
+            Frame::Connected(pb::Connected {
+                client_id: client_id.to_string(),
+                revision: committed.revision,
+            }),
+        );
+        // The channel is new and empty, so the greeting always fits.
+        let _ = out.try_send(Ok(greeting));
+        debug!(%client_id, "connect stream opened");
+        tokio::spawn(
+            self.clone()
+                .serve_connection(client_id, request.into_inner(), event_rx, out),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn serve_connection(
+        self,
+        client_id: ClientId,
+        mut inbound: Streaming<pb::ConnectRequest>,
+        mut events: mpsc::Receiver<Arc<Record>>,
+        out: Out,
+    ) {
+        let lifecycle = self.lifecycle().clone();
+        let stopping = lifecycle.stopping();
+        tokio::pin!(stopping);
+        let ending: Option<Status> = loop {
+            tokio::select! {
+                biased;
+                () = &mut stopping => {
+                    break Some(stopping_status());
+                }
+                () = out.closed() => break None,
+                event = events.recv() => match event {
+                    Some(record) => {
+                        if !forward_event(&out, &record).await {
+                            break None;
+                        }
+                    }
+                    None => break Some(Status::aborted(
+                        "the server disconnected this client: it was unregistered, or read its \
+                         events too slowly; reconnect",
+                    )),
+                },
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => {
+                        let answer = self.answer(client_id, request).await;
+                        // Events committed with or before this answer go first.
+                        while let Ok(record) = events.try_recv() {
+                            if !forward_event(&out, &record).await {
+                                break;
+                            }
+                        }
+                        if out.send(Ok(answer)).await.is_err() {
+                            break None;
+                        }
+                    }
+                    // The desktop closed its side, or its connection broke.
+                    Ok(None) | Err(_) => break None,
+                },
+            }
+        };
+        // The desktop is gone (or going): drop its bindings before the stream ends, so that
+        // the end of the stream means the server no longer counts it.
+        match self
+            .engine()
+            .execute(Command::UnregisterClient { client_id })
+            .await
+        {
+            Ok(_) | Err(DomainError::NotFound { .. }) => {}
+            Err(e) => debug!(%client_id, error = %e, "unregistering a closed stream failed"),
+        }
+        debug!(%client_id, "connect stream closed");
+        if let Some(status) = ending {
+            let _ = out.send(Err(status)).await;
+        }
+    }
+
+    /// Answers one frame; every failure becomes an error frame with the request's id.
+    async fn answer(&self, client_id: ClientId, request: pb::ConnectRequest) -> ConnectResponse {
+        let request_id = request.request_id;
+        let result = match require("request_id", &request_id) {
+            Ok(_) => self.dispatch(client_id, request.request).await,
+            Err(e) => Err(e),
+        };
+        let content = result.unwrap_or_else(|e| {
+            let status = Status::from(e);
+            Frame::Error(pb::RequestError {
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+            })
+        });
+        frame(request_id, content)
+    }
+
+    async fn dispatch(&self, client_id: ClientId, request: Option<Req>) -> DomainResult<Frame> {
+        let me = Some(client_id);
+        let request = request.ok_or_else(|| DomainError::invalid("request", "must be set"))?;
+        Ok(match request {
+            Req::GetServerStatus(_) => Frame::GetServerStatus(self.get_server_status().await?),
+            Req::ListServices(_) => Frame::ListServices(self.list_services().await?),
+            Req::BindService(r) => Frame::BindService(self.bind_service(r, me).await?),
+            Req::UnbindService(r) => Frame::UnbindService(self.unbind_service(r, me).await?),
+            Req::BindResource(r) => Frame::BindResource(self.bind_resource(r, me).await?),
+            Req::UnbindResource(r) => Frame::UnbindResource(self.unbind_resource(r, me).await?),
+            Req::GetCapabilities(r) => Frame::GetCapabilities(self.get_capabilities(r).await?),
+            Req::PrepareSession(r) => Frame::PrepareSession(self.prepare_session(r).await?),
+            Req::EndSession(r) => Frame::EndSession(self.end_session(r).await?),
+            Req::GetSessionState(r) => Frame::GetSessionState(self.get_session_state(r).await?),
+            Req::InvokeAction(r) => Frame::InvokeAction(self.invoke_action(r).await?),
+            Req::UpsertAgent(r) => Frame::UpsertAgent(self.upsert_agent(r).await?),
+            Req::GetAgent(r) => Frame::GetAgent(self.get_agent(r).await?),
+            Req::ListAgents(r) => Frame::ListAgents(self.list_agents(r).await?),
+            Req::DeleteAgent(r) => Frame::DeleteAgent(self.delete_agent(r).await?),
+        })
+    }
+}
+
+fn frame(request_id: String, content: Frame) -> ConnectResponse {
+    ConnectResponse {
+        request_id,
+        frame: Some(content),
+    }
+}
+
+/// Sends an event frame; false when the desktop is gone.
+async fn forward_event(out: &Out, record: &Record) -> bool {
+    let Some(event) = session_event_pb(record) else {
+        return true;
+    };
+    let content = Frame::Event(ClientEvent {
+        revision: record.revision,
+        event: Some(pb::client_event::Event::SessionState(event)),
+    });
+    out.send(Ok(frame(String::new(), content))).await.is_ok()
+}

@@ -1,0 +1,254 @@
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Api, ApiResult, acting_client, reply};
+use crate::domain::ids::require;
+use crate::domain::{ClientId, Command, DomainResult, Outcome, ServiceKind};
+use crate::engine::unexpected;
+use crate::lifecycle::Phase;
+use crate::pb;
+use crate::pb::core_service_server::CoreService;
+
+/// Longest client name kept.
+const MAX_CLIENT_NAME: usize = 256;
+
+pub(super) fn service_status(phase: Phase) -> pb::ServiceStatus {
+    match phase {
+        Phase::Starting => pb::ServiceStatus::Starting,
+        Phase::InService => pb::ServiceStatus::InService,
+        Phase::Stopping => pb::ServiceStatus::Stopping,
+    }
+}
+
+/// A client name as given, or a stand-in when empty, cut to a sane length.
+pub(super) fn client_name(raw: &str, fallback: &str) -> String {
+    let name = if raw.is_empty() { fallback } else { raw };
+    name.chars().take(MAX_CLIENT_NAME).collect()
+}
+
+impl Api {
+    pub(super) async fn get_server_status(&self) -> DomainResult<pb::GetServerStatusResponse> {
+        let client_count = match self.engine().execute(Command::ServerLoad).await?.outcome {
+            Outcome::Load { client_count, .. } => client_count,
+            other => return Err(unexpected(&other)),
+        };
+        let lifecycle = self.lifecycle();
+        Ok(pb::GetServerStatusResponse {
+            status: service_status(lifecycle.phase()).into(),
+            accepting_clients: lifecycle.accepting_clients(),
+            client_count: saturating_u32(client_count),
+            instance_domain: self.inner.instance_domain.clone(),
+            server_id: self.directory().processor_id.clone(),
+        })
+    }
+
+    pub(super) async fn list_services(&self) -> DomainResult<pb::ListServicesResponse> {
+        let per_service = match self.engine().execute(Command::ServerLoad).await?.outcome {
+            Outcome::Load { per_service, .. } => per_service,
+            other => return Err(unexpected(&other)),
+        };
+        let lifecycle = self.lifecycle();
+        let directory = self.directory();
+        let services = ServiceKind::ALL
+            .into_iter()
+            .map(|kind| pb::ServiceInfo {
+                service_id: directory.id(kind).to_owned(),
+                service_name: directory.name(kind).to_owned(),
+                service_type: kind.service_type().to_owned(),
+                status: service_status(lifecycle.phase()).into(),
+                accepting_clients: lifecycle.accepting_clients(),
+                client_count: saturating_u32(per_service.get(&kind).copied().unwrap_or(0)),
+            })
+            .collect();
+        Ok(pb::ListServicesResponse { services })
+    }
+
+    async fn register_client(
+        &self,
+        req: pb::RegisterClientRequest,
+    ) -> DomainResult<pb::RegisterClientResponse> {
+        self.ensure_accepting()?;
+        let client_id = ClientId::new_random();
+        let committed = self
+            .engine()
+            .execute(Command::RegisterClient {
+                client_id,
+                client_name: client_name(&req.client_name, "unnamed client"),
+            })
+            .await?;
+        Ok(pb::RegisterClientResponse {
+            client_id: client_id.to_string(),
+            revision: committed.revision,
+        })
+    }
+
+    async fn unregister_client(
+        &self,
+        req: pb::UnregisterClientRequest,
+    ) -> DomainResult<pb::UnregisterClientResponse> {
+        let client_id = ClientId::parse("client_id", &req.client_id)?;
+        let committed = self
+            .engine()
+            .execute(Command::UnregisterClient { client_id })
+            .await?;
+        Ok(pb::UnregisterClientResponse {
+            revision: committed.revision,
+        })
+    }
+
+    pub(super) async fn bind_service(
+        &self,
+        req: pb::BindServiceRequest,
+        caller: Option<ClientId>,
+    ) -> DomainResult<pb::BindServiceResponse> {
+        let client_id = acting_client(caller, &req.client_id)?;
+        let service = self.directory().resolve("service_id", &req.service_id)?;
+        let committed = self
+            .engine()
+            .execute(Command::BindService { client_id, service })
+            .await?;
+        let directory = self.directory();
+        Ok(pb::BindServiceResponse {
+            service_id: directory.id(service).to_owned(),
+            service_name: directory.name(service).to_owned(),
+            service_type: service.service_type().to_owned(),
+            revision: committed.revision,
+        })
+    }
+
+    pub(super) async fn unbind_service(
+        &self,
+        req: pb::UnbindServiceRequest,
+        caller: Option<ClientId>,
+    ) -> DomainResult<pb::UnbindServiceResponse> {
+        let client_id = acting_client(caller, &req.client_id)?;
+        let service = self.directory().resolve("service_id", &req.service_id)?;
+        let committed = self
+            .engine()
+            .execute(Command::UnbindService { client_id, service })
+            .await?;
+        Ok(pb::UnbindServiceResponse {
+            revision: committed.revision,
+        })
+    }
+
+    pub(super) async fn bind_resource(
+        &self,
+        req: pb::BindResourceRequest,
+        caller: Option<ClientId>,
+    ) -> DomainResult<pb::BindResourceResponse> {
+        let client_id = acting_client(caller, &req.client_id)?;
+        let service = self.directory().resolve("service_id", &req.service_id)?;
+        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
+        let committed = self
+            .engine()
+            .execute(Command::BindResource {
+                client_id,
+                service,
+                resource_id: resource_id.clone(),
+            })
+            .await?;
+        Ok(pb::BindResourceResponse {
+            service_id: self.directory().id(service).to_owned(),
+            resource_name: resource_id.clone(),
+            resource_id,
+            resource_type: service.resource_type().to_owned(),
+            revision: committed.revision,
+        })
+    }
+
+    pub(super) async fn unbind_resource(
+        &self,
+        req: pb::UnbindResourceRequest,
+        caller: Option<ClientId>,
+    ) -> DomainResult<pb::UnbindResourceResponse> {
+        let client_id = acting_client(caller, &req.client_id)?;
+        let service = self.directory().resolve("service_id", &req.service_id)?;
+        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
+        let committed = self
+            .engine()
+            .execute(Command::UnbindResource {
+                client_id,
+                service,
+                resource_id,
+            })
+            .await?;
+        Ok(pb::UnbindResourceResponse {
+            revision: committed.revision,
+        })
+    }
+}
+
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[tonic::async_trait]
+impl CoreService for Api {
+    async fn get_server_status(
+        &self,
+        _: Request<pb::GetServerStatusRequest>,
+    ) -> ApiResult<Response<pb::GetServerStatusResponse>> {
+        reply(Api::get_server_status(self).await)
+    }
+
+    async fn list_services(
+        &self,
+        _: Request<pb::ListServicesRequest>,
+    ) -> ApiResult<Response<pb::ListServicesResponse>> {
+        reply(Api::list_services(self).await)
+    }
+
+    async fn register_client(
+        &self,
+        request: Request<pb::RegisterClientRequest>,
+    ) -> ApiResult<Response<pb::RegisterClientResponse>> {
+        reply(Api::register_client(self, request.into_inner()).await)
+    }
+
+    async fn unregister_client(
+        &self,
+        request: Request<pb::UnregisterClientRequest>,
+    ) -> ApiResult<Response<pb::UnregisterClientResponse>> {
+        reply(Api::unregister_client(self, request.into_inner()).await)
+    }
+
+    async fn bind_service(
+        &self,
+        request: Request<pb::BindServiceRequest>,
+    ) -> ApiResult<Response<pb::BindServiceResponse>> {
+        reply(Api::bind_service(self, request.into_inner(), None).await)
+    }
+
+    async fn unbind_service(
+        &self,
+        request: Request<pb::UnbindServiceRequest>,
+    ) -> ApiResult<Response<pb::UnbindServiceResponse>> {
+        reply(Api::unbind_service(self, request.into_inner(), None).await)
+    }
+
+    async fn bind_resource(
+        &self,
+        request: Request<pb::BindResourceRequest>,
+    ) -> ApiResult<Response<pb::BindResourceResponse>> {
+        reply(Api::bind_resource(self, request.into_inner(), None).await)
+    }
+
+    async fn unbind_resource(
+        &self,
+        request: Request<pb::UnbindResourceRequest>,
+    ) -> ApiResult<Response<pb::UnbindResourceResponse>> {
+        reply(Api::unbind_resource(self, request.into_inner(), None).await)
+    }
+
+    type ConnectStream = Pin<Box<dyn Stream<Item = Result<pb::ConnectResponse, Status>> + Send>>;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<pb::ConnectRequest>>,
+    ) -> ApiResult<Response<Self::ConnectStream>> {
+        self.open_connect_stream(request).await
+    }
+}

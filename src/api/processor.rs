@@ -1,0 +1,116 @@
+use tonic::{Request, Response};
+
+use super::{Api, ApiResult, reply};
+use crate::domain::agents::validate_password;
+use crate::domain::ids::{require, validate_name};
+use crate::domain::{Command, DomainError, DomainResult, Outcome, PrepareResult};
+use crate::engine::{Password, unexpected};
+use crate::pb;
+use crate::pb::processor_service_server::ProcessorService;
+
+impl Api {
+    pub(super) async fn get_capabilities(
+        &self,
+        req: pb::GetCapabilitiesRequest,
+    ) -> DomainResult<pb::GetCapabilitiesResponse> {
+        self.directory()
+            .resolve_processor("service_id", &req.service_id)?;
+        match self
+            .engine()
+            .execute(Command::GetCapabilities)
+            .await?
+            .outcome
+        {
+            Outcome::Capabilities(capabilities) => Ok(pb::GetCapabilitiesResponse {
+                capabilities: capabilities.into_iter().collect(),
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn prepare_session(
+        &self,
+        req: pb::PrepareSessionRequest,
+    ) -> DomainResult<pb::PrepareSessionResponse> {
+        self.directory()
+            .resolve_processor("service_id", &req.service_id)?;
+        let agent = req
+            .agent
+            .ok_or_else(|| DomainError::invalid("agent", "must be set"))?;
+        validate_name("agent.id", &agent.id)?;
+        validate_password("agent.password", &agent.password)?;
+        if !req.model.is_empty() {
+            validate_name("model", &req.model)?;
+        }
+        let cti = if req.cti.is_empty() {
+            String::new()
+        } else {
+            require("cti", &req.cti)?.to_owned()
+        };
+        let committed = self
+            .engine()
+            .prepare_session(
+                agent.id,
+                Password::new(agent.password),
+                req.model,
+                req.r#override,
+                cti,
+            )
+            .await?;
+        match committed.outcome {
+            Outcome::Prepared {
+                result,
+                resource_id,
+                message,
+            } => Ok(pb::PrepareSessionResponse {
+                result: match result {
+                    PrepareResult::Success => pb::PrepareSessionResult::Success,
+                    PrepareResult::Confirm => pb::PrepareSessionResult::Confirm,
+                }
+                .into(),
+                resource_id,
+                message,
+                revision: committed.revision,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn end_session(
+        &self,
+        req: pb::EndSessionRequest,
+    ) -> DomainResult<pb::EndSessionResponse> {
+        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
+        let committed = self
+            .engine()
+            .execute(Command::EndSession { resource_id })
+            .await?;
+        Ok(pb::EndSessionResponse {
+            revision: committed.revision,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl ProcessorService for Api {
+    async fn get_capabilities(
+        &self,
+        request: Request<pb::GetCapabilitiesRequest>,
+    ) -> ApiResult<Response<pb::GetCapabilitiesResponse>> {
+        reply(Api::get_capabilities(self, request.into_inner()).await)
+    }
+
+    async fn prepare_session(
+        &self,
+        request: Request<pb::PrepareSessionRequest>,
+    ) -> ApiResult<Response<pb::PrepareSessionResponse>> {
+        reply(Api::prepare_session(self, request.into_inner()).await)
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<pb::EndSessionRequest>,
+    ) -> ApiResult<Response<pb::EndSessionResponse>> {
+        reply(Api::end_session(self, request.into_inner()).await)
+    }
+}

@@ -1,0 +1,117 @@
+//! The agent directory's records and password handling. Passwords exist only as salted
+//! Argon2id hashes (PHC strings); the clear text is never stored, logged or echoed.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
+use serde::{Deserialize, Serialize};
+
+use super::error::{DomainError, DomainResult};
+use super::ids::validate_name;
+
+/// Longest password accepted, so hashing cost stays bounded.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Longest display name accepted.
+pub const MAX_DISPLAY_NAME_LEN: usize = 256;
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub agent_id: String,
+    pub display_name: String,
+    pub password_hash: PasswordHashString,
+}
+
+impl fmt::Debug for AgentRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentRecord")
+            .field("agent_id", &self.agent_id)
+            .field("display_name", &self.display_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A PHC-format hash. Its Debug hides it, so a stray `{:?}` cannot leak even the hash.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHashString(String);
+
+impl fmt::Debug for PasswordHashString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+/// Checks a password's shape; it is otherwise opaque.
+pub fn validate_password(field: &'static str, password: &str) -> DomainResult<()> {
+    if password.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at most {MAX_PASSWORD_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_agent_fields(agent_id: &str, display_name: &str) -> DomainResult<()> {
+    validate_name("agent.agent_id", agent_id)?;
+    if display_name.chars().count() > MAX_DISPLAY_NAME_LEN {
+        return Err(DomainError::invalid(
+            "agent.display_name",
+            format!("must be at most {MAX_DISPLAY_NAME_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes a password with a fresh salt. Deliberately slow: call it off the engine task.
+pub fn hash_password(password: &str) -> DomainResult<PasswordHashString> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| PasswordHashString(h.to_string()))
+        .map_err(|e| DomainError::Internal(format!("password hashing failed: {e}")))
+}
+
+/// Checks a password against a stored hash, or against a dummy one when the agent is unknown,
+/// so that the answer takes as long either way. Deliberately slow: call it off the engine task.
+pub fn verify_password(password: &str, stored: Option<&PasswordHashString>) -> bool {
+    static DUMMY: OnceLock<PasswordHashString> = OnceLock::new();
+    let known = stored.is_some();
+    let stored = stored.unwrap_or_else(|| {
+        DUMMY.get_or_init(|| hash_password("not a real password").expect("hashing works"))
+    });
+    let Ok(parsed) = PasswordHash::new(&stored.0) else {
+        return false;
+    };
+    let matches = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    known && matches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_do_not_contain_the_password() {
+        let hash = hash_password("s3cret-pass").unwrap();
+        assert!(!hash.0.contains("s3cret-pass"));
+        assert!(verify_password("s3cret-pass", Some(&hash)));
+        assert!(!verify_password("wrong", Some(&hash)));
+        assert!(!verify_password("s3cret-pass", None));
+        assert_eq!(format!("{hash:?}"), "PasswordHash(..)");
+    }
+
+    #[test]
+    fn the_same_password_gets_a_different_salt() {
+        assert_ne!(hash_password("p").unwrap(), hash_password("p").unwrap());
+    }
+}

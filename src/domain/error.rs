@@ -1,0 +1,43 @@
+//! The one error type of the rules. `api::status` maps each kind to its gRPC status.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// The request is malformed; `field` names the field to fix.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// A named thing does not exist.
+    #[error("{kind} '{id}' not found")]
+    NotFound { kind: &'static str, id: String },
+    /// A rule forbids the change in the current state.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Credentials did not match. The message never says which part was wrong.
+    #[error("agent id or password is wrong")]
+    Unauthenticated,
+    /// The server is not taking this request now (starting or draining).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something broke inside the server; not the caller's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

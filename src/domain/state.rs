@@ -1,0 +1,582 @@
+//! The session hub's state and its rules: `execute` decides which events a command produces
+//! (or refuses it) and applies them; `apply` is the fold that replay uses too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::agents::AgentRecord;
+use super::commands::{Command, Outcome, PrepareResult, SessionView};
+use super::error::{DomainError, DomainResult};
+use super::events::{Event, Millis};
+use super::ids::ClientId;
+use super::services::{ServiceDirectory, ServiceKind};
+use super::workflow::{ModelCatalog, WorkflowModel};
+
+#[derive(Debug, Clone, Default)]
+struct Client {
+    name: String,
+    services: BTreeSet<ServiceKind>,
+    resources: BTreeSet<(ServiceKind, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    agent_id: String,
+    model: String,
+    cti: String,
+    view_state: String,
+}
+
+/// An event together with the clients whose streams must receive it, computed before the
+/// event is applied (an ended session has no bound clients afterwards).
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub event: Event,
+    pub audience: Vec<ClientId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    directory: ServiceDirectory,
+    models: Arc<ModelCatalog>,
+    clients: BTreeMap<ClientId, Client>,
+    agents: BTreeMap<String, AgentRecord>,
+    sessions: BTreeMap<String, Session>,
+}
+
+impl State {
+    pub fn new(directory: ServiceDirectory, models: Arc<ModelCatalog>) -> Self {
+        Self {
+            directory,
+            models,
+            clients: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    pub fn directory(&self) -> &ServiceDirectory {
+        &self.directory
+    }
+
+    pub fn has_client(&self, client_id: ClientId) -> bool {
+        self.clients.contains_key(&client_id)
+    }
+
+    /// Decides and applies one command. On error nothing changed.
+    pub fn execute(
+        &mut self,
+        command: Command,
+        _now: Millis,
+    ) -> DomainResult<(Outcome, Vec<Decided>)> {
+        let (outcome, events) = self.decide(command)?;
+        let decided = events
+            .into_iter()
+            .map(|event| {
+                let audience = self.audience(&event);
+                self.apply(&event);
+                Decided { event, audience }
+            })
+            .collect();
+        Ok((outcome, decided))
+    }
+
+    fn decide(&self, command: Command) -> DomainResult<(Outcome, Vec<Event>)> {
+        use Command as C;
+        let done = |events| Ok((Outcome::Done, events));
+        match command {
+            C::ServerLoad => Ok((self.load(), vec![])),
+            C::GetCapabilities => Ok((Outcome::Capabilities(capabilities()), vec![])),
+            C::GetSessionState { resource_id } => {
+                Ok((Outcome::Session(self.session_view(&resource_id)?), vec![]))
+            }
+            C::GetAgent { agent_id } => {
+                Ok((Outcome::Agent(self.agent(&agent_id)?.clone()), vec![]))
+            }
+            C::ListAgents { after, limit } => Ok((self.list_agents(after, limit), vec![])),
+            C::AgentCredential { agent_id } => Ok((
+                Outcome::Credential(self.agents.get(&agent_id).map(|a| a.password_hash.clone())),
+                vec![],
+            )),
+
+            C::RegisterClient {
+                client_id,
+                client_name,
+            } => {
+                if self.clients.contains_key(&client_id) {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "client {client_id} is already registered"
+                    )));
+                }
+                done(vec![Event::ClientRegistered {
+                    client_id,
+                    client_name,
+                }])
+            }
+            C::UnregisterClient { client_id } => {
+                self.client(client_id)?;
+                done(vec![Event::ClientUnregistered { client_id }])
+            }
+            C::BindService { client_id, service } => {
+                let client = self.client(client_id)?;
+                if client.services.contains(&service) {
+                    return done(vec![]);
+                }
+                done(vec![Event::ServiceBound { client_id, service }])
+            }
+            C::UnbindService { client_id, service } => {
+                let client = self.client(client_id)?;
+                if !client.services.contains(&service) {
+                    return Err(self.not_bound_to_service(client_id, service));
+                }
+                done(vec![Event::ServiceUnbound { client_id, service }])
+            }
+            C::BindResource {
+                client_id,
+                service,
+                resource_id,
+            } => self.decide_bind_resource(client_id, service, resource_id),
+            C::UnbindResource {
+                client_id,
+                service,
+                resource_id,
+            } => {
+                let client = self.client(client_id)?;
+                if !client.resources.contains(&(service, resource_id.clone())) {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "client {client_id} has not bound resource '{resource_id}' of service '{}'",
+                        self.directory.id(service)
+                    )));
+                }
+                done(vec![Event::ResourceUnbound {
+                    client_id,
+                    service,
+                    resource_id,
+                }])
+            }
+            C::UpsertAgent {
+                agent_id,
+                display_name,
+                password_hash,
+            } => {
+                let existing = self.agents.get(&agent_id);
+                let password_hash = match (password_hash, existing) {
+                    (Some(hash), _) => hash,
+                    (None, Some(agent)) => agent.password_hash.clone(),
+                    (None, None) => {
+                        return Err(DomainError::invalid(
+                            "agent.password",
+                            "must not be empty when creating an agent",
+                        ));
+                    }
+                };
+                let record = AgentRecord {
+                    agent_id: agent_id.clone(),
+                    display_name: display_name.clone(),
+                    password_hash: password_hash.clone(),
+                };
+                Ok((
+                    Outcome::AgentWritten {
+                        agent: record,
+                        created: existing.is_none(),
+                    },
+                    vec![Event::AgentUpserted {
+                        agent_id,
+                        display_name,
+                        password_hash,
+                    }],
+                ))
+            }
+            C::DeleteAgent { agent_id } => {
+                self.agent(&agent_id)?;
+                if let Some((resource_id, _)) =
+                    self.sessions.iter().find(|(_, s)| s.agent_id == agent_id)
+                {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "agent '{agent_id}' has session '{resource_id}'; end it first"
+                    )));
+                }
+                done(vec![Event::AgentDeleted { agent_id }])
+            }
+            C::PrepareSession {
+                agent_id,
+                verified_hash,
+                model,
+                take_over,
+                cti,
+            } => {
+                let model = self.models.get(&model)?.clone();
+                match self.agents.get(&agent_id) {
+                    Some(agent) if agent.password_hash == verified_hash => {}
+                    _ => return Err(DomainError::Unauthenticated),
+                }
+                self.decide_prepare(agent_id, &model, take_over, cti)
+            }
+            C::EndSession { resource_id } => {
+                self.session(&resource_id)?;
+                done(vec![Event::SessionEnded { resource_id }])
+            }
+            C::InvokeAction {
+                resource_id,
+                action,
+            } => {
+                let session = self.session(&resource_id)?;
+                let model = self.model_of(session)?;
+                let next = model.next_state(&session.view_state, &action)?.to_owned();
+                let view = SessionView {
+                    resource_id: resource_id.clone(),
+                    model: model.name.clone(),
+                    actions: model.actions_in(&next),
+                    view_state: next,
+                };
+                Ok((
+                    Outcome::Session(view.clone()),
+                    vec![Event::SessionStateUpdated {
+                        resource_id,
+                        view_state: view.view_state,
+                        actions: view.actions,
+                    }],
+                ))
+            }
+        }
+    }
+
+    fn decide_bind_resource(
+        &self,
+        client_id: ClientId,
+        service: ServiceKind,
+        resource_id: String,
+    ) -> DomainResult<(Outcome, Vec<Event>)> {
+        let client = self.client(client_id)?;
+        if !client.services.contains(&service) {
+            return Err(self.not_bound_to_service(client_id, service));
+        }
+        let view = self.session_view(&resource_id)?;
+        let mut events = Vec::new();
+        if !client.resources.contains(&(service, resource_id.clone())) {
+            events.push(Event::ResourceBound {
+                client_id,
+                service,
+                resource_id: resource_id.clone(),
+            });
+        }
+        // Binding a workflow session shows the binder where the view stands, as `state.updated`.
+        if service == ServiceKind::WorkflowManager {
+            events.push(Event::SessionStateUpdated {
+                resource_id,
+                view_state: view.view_state,
+                actions: view.actions,
+            });
+        }
+        Ok((Outcome::Done, events))
+    }
+
+    fn decide_prepare(
+        &self,
+        agent_id: String,
+        model: &WorkflowModel,
+        take_over: bool,
+        cti: String,
+    ) -> DomainResult<(Outcome, Vec<Event>)> {
+        let resource_id = self.directory.session_resource_id(&agent_id);
+        let prepared = |result, message: String, events| {
+            Ok((
+                Outcome::Prepared {
+                    result,
+                    resource_id: resource_id.clone(),
+                    message,
+                },
+                events,
+            ))
+        };
+        let Some(existing) = self.sessions.get(&resource_id) else {
+            return prepared(
+                PrepareResult::Success,
+                String::new(),
+                vec![Event::SessionPrepared {
+                    resource_id: resource_id.clone(),
+                    agent_id,
+                    model: model.name.clone(),
+                    cti,
+                    view_state: model.initial.clone(),
+                }],
+            );
+        };
+        if !take_over {
+            return prepared(
+                PrepareResult::Confirm,
+                format!(
+                    "agent '{agent_id}' already has session '{resource_id}'; \
+                     repeat with override set to take it over"
+                ),
+                vec![],
+            );
+        }
+        // Taking over keeps where the view stands unless the desktop asks for another model.
+        let view_state = if existing.model == model.name {
+            existing.view_state.clone()
+        } else {
+            model.initial.clone()
+        };
+        prepared(
+            PrepareResult::Success,
+            format!("session '{resource_id}' taken over; its previous clients were unbound"),
+            vec![Event::SessionTakenOver {
+                resource_id: resource_id.clone(),
+                model: model.name.clone(),
+                cti,
+                view_state,
+            }],
+        )
+    }
+
+    /// Who must hear of an event on their `Connect` stream, in client id order.
+    fn audience(&self, event: &Event) -> Vec<ClientId> {
+        let bound_to = |resource: &str, services: &[ServiceKind]| -> Vec<ClientId> {
+            self.clients
+                .iter()
+                .filter(|(_, c)| {
+                    services
+                        .iter()
+                        .any(|s| c.resources.contains(&(*s, resource.to_owned())))
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        match event {
+            Event::SessionStateUpdated { resource_id, .. } => {
+                bound_to(resource_id, &[ServiceKind::WorkflowManager])
+            }
+            Event::SessionTakenOver { resource_id, .. } | Event::SessionEnded { resource_id } => {
+                bound_to(resource_id, &ServiceKind::ALL)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The fold: applies an event that `decide` produced (or the journal holds).
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::ClientRegistered {
+                client_id,
+                client_name,
+            } => {
+                self.clients.insert(
+                    *client_id,
+                    Client {
+                        name: client_name.clone(),
+                        ..Client::default()
+                    },
+                );
+            }
+            Event::ClientUnregistered { client_id } => {
+                self.clients.remove(client_id);
+            }
+            Event::ServiceBound { client_id, service } => {
+                if let Some(c) = self.clients.get_mut(client_id) {
+                    c.services.insert(*service);
+                }
+            }
+            Event::ServiceUnbound { client_id, service } => {
+                if let Some(c) = self.clients.get_mut(client_id) {
+                    c.services.remove(service);
+                    c.resources.retain(|(s, _)| s != service);
+                }
+            }
+            Event::ResourceBound {
+                client_id,
+                service,
+                resource_id,
+            } => {
+                if let Some(c) = self.clients.get_mut(client_id) {
+                    c.resources.insert((*service, resource_id.clone()));
+                }
+            }
+            Event::ResourceUnbound {
+                client_id,
+                service,
+                resource_id,
+            } => {
+                if let Some(c) = self.clients.get_mut(client_id) {
+                    c.resources.remove(&(*service, resource_id.clone()));
+                }
+            }
+            Event::AgentUpserted {
+                agent_id,
+                display_name,
+                password_hash,
+            } => {
+                self.agents.insert(
+                    agent_id.clone(),
+                    AgentRecord {
+                        agent_id: agent_id.clone(),
+                        display_name: display_name.clone(),
+                        password_hash: password_hash.clone(),
+                    },
+                );
+            }
+            Event::AgentDeleted { agent_id } => {
+                self.agents.remove(agent_id);
+            }
+            Event::SessionPrepared {
+                resource_id,
+                agent_id,
+                model,
+                cti,
+                view_state,
+            } => {
+                self.sessions.insert(
+                    resource_id.clone(),
+                    Session {
+                        agent_id: agent_id.clone(),
+                        model: model.clone(),
+                        cti: cti.clone(),
+                        view_state: view_state.clone(),
+                    },
+                );
+            }
+            Event::SessionTakenOver {
+                resource_id,
+                model,
+                cti,
+                view_state,
+            } => {
+                self.unbind_everyone_from(resource_id);
+                if let Some(s) = self.sessions.get_mut(resource_id) {
+                    s.model.clone_from(model);
+                    s.cti.clone_from(cti);
+                    s.view_state.clone_from(view_state);
+                }
+            }
+            Event::SessionEnded { resource_id } => {
+                self.unbind_everyone_from(resource_id);
+                self.sessions.remove(resource_id);
+            }
+            Event::SessionStateUpdated {
+                resource_id,
+                view_state,
+                ..
+            } => {
+                if let Some(s) = self.sessions.get_mut(resource_id) {
+                    s.view_state.clone_from(view_state);
+                }
+            }
+        }
+    }
+
+    fn unbind_everyone_from(&mut self, resource_id: &str) {
+        for client in self.clients.values_mut() {
+            client.resources.retain(|(_, r)| r != resource_id);
+        }
+    }
+
+    fn load(&self) -> Outcome {
+        let per_service = ServiceKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let bound = self
+                    .clients
+                    .values()
+                    .filter(|c| c.services.contains(&kind))
+                    .count();
+                (kind, bound)
+            })
+            .collect();
+        Outcome::Load {
+            client_count: self.clients.len(),
+            per_service,
+        }
+    }
+
+    fn list_agents(&self, after: Option<String>, limit: usize) -> Outcome {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page: Vec<AgentRecord> = self
+            .agents
+            .range((start, Bound::Unbounded))
+            .take(limit + 1)
+            .map(|(_, a)| a.clone())
+            .collect();
+        let next_after = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|a| a.agent_id.clone())
+        } else {
+            None
+        };
+        Outcome::Agents {
+            agents: page,
+            next_after,
+        }
+    }
+
+    fn client(&self, client_id: ClientId) -> DomainResult<&Client> {
+        self.clients
+            .get(&client_id)
+            .ok_or_else(|| DomainError::not_found("client", client_id.to_string()))
+    }
+
+    fn agent(&self, agent_id: &str) -> DomainResult<&AgentRecord> {
+        self.agents
+            .get(agent_id)
+            .ok_or_else(|| DomainError::not_found("agent", agent_id))
+    }
+
+    fn session(&self, resource_id: &str) -> DomainResult<&Session> {
+        self.sessions
+            .get(resource_id)
+            .ok_or_else(|| DomainError::not_found("resource", resource_id))
+    }
+
+    fn model_of(&self, session: &Session) -> DomainResult<&Arc<WorkflowModel>> {
+        self.models.get(&session.model).map_err(|_| {
+            DomainError::FailedPrecondition(format!(
+                "the session's model '{}' is no longer loaded",
+                session.model
+            ))
+        })
+    }
+
+    fn session_view(&self, resource_id: &str) -> DomainResult<SessionView> {
+        let session = self.session(resource_id)?;
+        let model = self.model_of(session)?;
+        Ok(SessionView {
+            resource_id: resource_id.to_owned(),
+            model: model.name.clone(),
+            view_state: session.view_state.clone(),
+            actions: model.actions_in(&session.view_state),
+        })
+    }
+
+    fn not_bound_to_service(&self, client_id: ClientId, service: ServiceKind) -> DomainError {
+        DomainError::FailedPrecondition(format!(
+            "client {client_id} has not bound service '{}'; call BindService first",
+            self.directory.id(service)
+        ))
+    }
+
+    /// For diagnostics: the name a client registered with.
+    pub fn client_name(&self, client_id: ClientId) -> Option<&str> {
+        self.clients.get(&client_id).map(|c| c.name.as_str())
+    }
+
+    /// The CTI a session was prepared with.
+    pub fn session_cti(&self, resource_id: &str) -> Option<&str> {
+        self.sessions.get(resource_id).map(|s| s.cti.as_str())
+    }
+}
+
+/// What this processor supports, in the six keys desktops read. Agent sessions only: task
+/// channels (single or grouped) are not offered to desktops yet, so both say so.
+fn capabilities() -> BTreeMap<String, String> {
+    [
+        ("channel-groups-max-per-agent", "0"),
+        ("channel-groups-media-types", ""),
+        ("channel-groups-supported", "false"),
+        ("channel-actions", ""),
+        ("single-channels-media-types", ""),
+        ("single-channels-supported", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}

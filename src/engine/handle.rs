@@ -1,0 +1,156 @@
+//! How the rest of the server talks to the engine: send a command, await its durable answer.
+//! Password hashing and checking happen here, on blocking threads, never on the engine task.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Envelope;
+use crate::domain::agents::{hash_password, verify_password};
+use crate::domain::{ClientId, Command, DomainError, DomainResult, Outcome, Record, Revision};
+use crate::watch::WatchHub;
+
+/// Where the engine pushes the events a `Connect` stream's client must see.
+pub type Outbox = mpsc::Sender<Arc<Record>>;
+
+/// A command's answer and the revision that includes its effects.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub outcome: Outcome,
+    pub revision: Revision,
+}
+
+/// A clear-text password on its way to be hashed or checked. Debug never shows it.
+pub struct Password(String);
+
+impl Password {
+    pub fn new(clear: String) -> Self {
+        Self(clear)
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Envelope>,
+    watch: WatchHub,
+}
+
+impl EngineHandle {
+    pub(super) fn new(tx: mpsc::Sender<Envelope>, watch: WatchHub) -> Self {
+        Self { tx, watch }
+    }
+
+    pub fn watch(&self) -> &WatchHub {
+        &self.watch
+    }
+
+    pub async fn execute(&self, command: Command) -> DomainResult<Committed> {
+        self.send(command, None).await
+    }
+
+    /// Registers a `Connect` stream's client, whose events go to `outbox` from then on.
+    pub async fn register_streaming_client(
+        &self,
+        client_id: ClientId,
+        client_name: String,
+        outbox: Outbox,
+    ) -> DomainResult<Committed> {
+        self.send(
+            Command::RegisterClient {
+                client_id,
+                client_name,
+            },
+            Some(outbox),
+        )
+        .await
+    }
+
+    /// Creates or updates an agent, hashing a new password first.
+    pub async fn upsert_agent(
+        &self,
+        agent_id: String,
+        display_name: String,
+        password: Option<Password>,
+    ) -> DomainResult<Committed> {
+        let password_hash = match password {
+            Some(Password(clear)) => Some(blocking(move || hash_password(&clear)).await??),
+            None => None,
+        };
+        self.execute(Command::UpsertAgent {
+            agent_id,
+            display_name,
+            password_hash,
+        })
+        .await
+    }
+
+    /// Checks the agent's password, then prepares its session.
+    pub async fn prepare_session(
+        &self,
+        agent_id: String,
+        password: Password,
+        model: String,
+        take_over: bool,
+        cti: String,
+    ) -> DomainResult<Committed> {
+        let stored = match self
+            .execute(Command::AgentCredential {
+                agent_id: agent_id.clone(),
+            })
+            .await?
+            .outcome
+        {
+            Outcome::Credential(stored) => stored,
+            other => return Err(unexpected(&other)),
+        };
+        let Password(clear) = password;
+        let checked = stored.clone();
+        let matches = blocking(move || verify_password(&clear, checked.as_ref())).await?;
+        let (true, Some(verified_hash)) = (matches, stored) else {
+            return Err(DomainError::Unauthenticated);
+        };
+        self.execute(Command::PrepareSession {
+            agent_id,
+            verified_hash,
+            model,
+            take_over,
+            cti,
+        })
+        .await
+    }
+
+    async fn send(&self, command: Command, outbox: Option<Outbox>) -> DomainResult<Committed> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Envelope {
+                command,
+                outbox,
+                reply,
+            })
+            .await
+            .map_err(|_| engine_stopped())?;
+        answer.await.map_err(|_| engine_stopped())?
+    }
+}
+
+/// An outcome of the wrong kind for its command: a bug, reported rather than panicked on.
+pub fn unexpected(outcome: &Outcome) -> DomainError {
+    DomainError::Internal(format!("unexpected engine answer: {outcome:?}"))
+}
+
+fn engine_stopped() -> DomainError {
+    DomainError::Unavailable("the engine has stopped; retry on another server".into())
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> DomainResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DomainError::Internal(format!("password check failed: {e}")))
+}

@@ -1,0 +1,14 @@
+//! Switchboard: a gRPC control plane for contact-center agent desktops and media routing.
+//!
+//! `api` (thin tonic handlers) -> `engine` (the one writer) -> `domain` (pure rules), with
+//! `store` (the journal) and `watch` (revisioned fan-out) beside the engine.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod lifecycle;
+pub mod pb;
+pub mod server;
+pub mod store;
+pub mod watch;

@@ -1,0 +1,33 @@
+//! The generated `switchboard.v1` contract, and the descriptor set reflection serves.
+
+#![allow(clippy::all, clippy::pedantic)]
+
+use std::fmt;
+
+tonic::include_proto!("switchboard.v1");
+
+/// Every `switchboard.v1` file with its comments, for the reflection service.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("switchboard_descriptor");
+
+// Messages that carry a password are built without a derived Debug (see build.rs), so that no
+// `{:?}` anywhere can print the secret.
+
+impl fmt::Debug for AgentCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentCredentials")
+            .field("id", &self.id)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("agent_id", &self.agent_id)
+            .field("display_name", &self.display_name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}

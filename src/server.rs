@@ -1,0 +1,161 @@
+//! Wiring: journal, engine, API, health and reflection on one listener, with a graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing::info;
+
+use crate::api::Api;
+use crate::config::{ConfigError, ServerConfig};
+use crate::domain::State;
+use crate::engine::{Engine, SystemClock};
+use crate::lifecycle::Lifecycle;
+use crate::pb;
+use crate::store::{MemoryJournal, StoreError};
+
+/// The gRPC services health reports on, besides the server as a whole ("").
+const SERVICE_NAMES: [&str; 4] = [
+    "switchboard.v1.CoreService",
+    "switchboard.v1.ProcessorService",
+    "switchboard.v1.WorkflowService",
+    "switchboard.v1.AdminService",
+];
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("recovering from the journal: {0}")]
+    Store(#[from] StoreError),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("the server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A running server. Dropping it without `shutdown` leaves it running until the runtime ends.
+pub struct Server {
+    addr: SocketAddr,
+    lifecycle: Lifecycle,
+    health: HealthReporter,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Server {
+    /// Recovers state, binds `config.listen` (port 0 picks a free port) and starts serving.
+    pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        let directory = config.directory()?;
+        let models = Arc::new(config.load_models()?);
+        let lifecycle = Lifecycle::default();
+
+        let journal = Arc::new(MemoryJournal::new());
+        let state = State::new(directory.clone(), models);
+        let engine = Engine::start(state, journal, Arc::new(SystemClock))?;
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                // Each version lists both, so `list` names both whichever one a client speaks.
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                )
+        };
+
+        let api = Api::new(
+            engine,
+            directory.clone(),
+            config.instance_domain.clone(),
+            lifecycle.clone(),
+        );
+        let router = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
+            .add_service(pb::core_service_server::CoreServiceServer::new(api.clone()))
+            .add_service(pb::processor_service_server::ProcessorServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(pb::workflow_service_server::WorkflowServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(pb::admin_service_server::AdminServiceServer::new(api));
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        lifecycle.mark_in_service();
+        info!(
+            %addr,
+            processor_id = %directory.processor_id,
+            processor_name = %directory.processor_name,
+            instance_domain = %config.instance_domain,
+            "switchboard serving"
+        );
+        Ok(Self {
+            addr,
+            lifecycle,
+            health,
+            stop,
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking clients at once (status STOPPING), ends open streams with a status that
+    /// tells desktops to reconnect elsewhere, lets in-flight requests finish, then returns.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        info!("switchboard stopping");
+        self.lifecycle.begin_stopping();
+        for name in SERVICE_NAMES.into_iter().chain([""]) {
+            self.health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = self.stop.send(());
+        self.task.await??;
+        info!("switchboard stopped");
+        Ok(())
+    }
+}

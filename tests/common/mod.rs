@@ -1,0 +1,216 @@
+//! Shared by the integration tests: a real server on `127.0.0.1:0`, generated tonic clients
+//! connected to it over a real socket, and small assertion helpers.
+
+#![allow(dead_code)]
+
+pub mod tools;
+
+use std::net::SocketAddr;
+
+use switchboard::config::ServerConfig;
+use switchboard::pb;
+use switchboard::pb::admin_service_client::AdminServiceClient;
+use switchboard::pb::core_service_client::CoreServiceClient;
+use switchboard::pb::processor_service_client::ProcessorServiceClient;
+use switchboard::pb::workflow_service_client::WorkflowServiceClient;
+use switchboard::server::Server;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// The processor's id with the default instance domain and name.
+pub const DEFAULT_PROCESSOR_ID: &str = "a5b75f35-d9e9-5aa6-a099-ad044a02a733";
+pub const WORKFLOW: &str = "WorkflowManager";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    server: Option<Server>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    /// Starts with `config`, always on a free loopback port.
+    pub async fn start_with(config: ServerConfig) -> Self {
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("a valid address"),
+            ..config
+        };
+        let server = Server::start(config).await.expect("the server starts");
+        Self {
+            addr: server.local_addr(),
+            server: Some(server),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("a valid endpoint")
+            .connect()
+            .await
+            .expect("the server accepts connections")
+    }
+
+    pub async fn clients(&self) -> Clients {
+        let channel = self.channel().await;
+        Clients {
+            core: CoreServiceClient::new(channel.clone()),
+            processor: ProcessorServiceClient::new(channel.clone()),
+            workflow: WorkflowServiceClient::new(channel.clone()),
+            admin: AdminServiceClient::new(channel),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("the server stops cleanly");
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Clients {
+    pub core: CoreServiceClient<Channel>,
+    pub processor: ProcessorServiceClient<Channel>,
+    pub workflow: WorkflowServiceClient<Channel>,
+    pub admin: AdminServiceClient<Channel>,
+}
+
+impl Clients {
+    pub async fn create_agent(&mut self, agent_id: &str, password: &str) {
+        self.admin
+            .upsert_agent(pb::UpsertAgentRequest {
+                agent: Some(pb::Agent {
+                    agent_id: agent_id.into(),
+                    display_name: format!("Agent {agent_id}"),
+                    password: password.into(),
+                }),
+            })
+            .await
+            .expect("the agent is created");
+    }
+
+    pub async fn register(&mut self, name: &str) -> String {
+        self.core
+            .register_client(pb::RegisterClientRequest {
+                client_name: name.into(),
+            })
+            .await
+            .expect("the client registers")
+            .into_inner()
+            .client_id
+    }
+
+    pub async fn bind_service(&mut self, client_id: &str, service_id: &str) {
+        self.core
+            .bind_service(pb::BindServiceRequest {
+                client_id: client_id.into(),
+                service_id: service_id.into(),
+            })
+            .await
+            .expect("the service binds");
+    }
+
+    pub async fn prepare(
+        &mut self,
+        agent_id: &str,
+        password: &str,
+        take_over: bool,
+    ) -> pb::PrepareSessionResponse {
+        self.processor
+            .prepare_session(prepare_request(agent_id, password, take_over))
+            .await
+            .expect("the session is prepared")
+            .into_inner()
+    }
+
+    pub async fn client_count(&mut self) -> u32 {
+        self.core
+            .get_server_status(pb::GetServerStatusRequest {})
+            .await
+            .expect("status answers")
+            .into_inner()
+            .client_count
+    }
+
+    /// Clients bound to each service, processor first.
+    pub async fn service_counts(&mut self) -> Vec<u32> {
+        self.core
+            .list_services(pb::ListServicesRequest {})
+            .await
+            .expect("services are listed")
+            .into_inner()
+            .services
+            .iter()
+            .map(|s| s.client_count)
+            .collect()
+    }
+}
+
+pub fn prepare_request(
+    agent_id: &str,
+    password: &str,
+    take_over: bool,
+) -> pb::PrepareSessionRequest {
+    pb::PrepareSessionRequest {
+        service_id: DEFAULT_PROCESSOR_ID.into(),
+        agent: Some(pb::AgentCredentials {
+            id: agent_id.into(),
+            password: password.into(),
+        }),
+        model: String::new(),
+        r#override: take_over,
+        cti: "cti-1".into(),
+    }
+}
+
+/// Asserts a call failed with `code` and a message that mentions `needle` (a field name, say).
+#[track_caller]
+pub fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, needle: &str) {
+    match result {
+        Ok(value) => panic!("expected {code:?} mentioning {needle:?}, got Ok({value:?})"),
+        Err(status) => {
+            assert_eq!(
+                status.code(),
+                code,
+                "wrong code; message: {}",
+                status.message()
+            );
+            assert!(
+                status.message().contains(needle),
+                "message {:?} does not mention {needle:?}",
+                status.message()
+            );
+        }
+    }
+}
+
+/// `(name, enabled)` pairs of a session event's actions.
+pub fn action_changes(event: &pb::SessionStateEvent) -> Vec<(String, bool)> {
+    event
+        .actions
+        .iter()
+        .map(|a| {
+            (
+                a.name.clone(),
+                a.r#type == pb::ActionChangeType::Enable as i32,
+            )
+        })
+        .collect()
+}
+
+pub fn login_enabled() -> Vec<(String, bool)> {
+    vec![
+        ("session.login".into(), true),
+        ("session.logout".into(), false),
+    ]
+}
+
+pub fn logout_enabled() -> Vec<(String, bool)> {
+    vec![
+        ("session.login".into(), false),
+        ("session.logout".into(), true),
+    ]
+}

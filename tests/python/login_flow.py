@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Runs the seed's media-bar login flow against a Switchboard server with stubs generated
+from proto/ (see scripts/test-tools.sh), asserting every answer on the way.
+
+Exits 0 and prints `login flow: OK` last on success; exits 1 with `login flow: FAILED ...`
+otherwise. Every call and every wait is bounded, so it cannot hang.
+"""
+
+import argparse
+import os
+import queue
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+RPC_TIMEOUT = 10.0  # seconds for each unary call and each wait for a watched event
+WATCH_DEADLINE = 60.0  # the whole watch stream; the flow is far shorter
+
+CAPABILITY_KEYS = {
+    "channel-groups-max-per-agent",
+    "single-channels-media-types",
+    "channel-actions",
+    "channel-groups-media-types",
+    "channel-groups-supported",
+    "single-channels-supported",
+}
+
+
+class FlowError(Exception):
+    pass
+
+
+def expect(condition, message):
+    # Not `assert`: those vanish under `python -O`.
+    if not condition:
+        raise FlowError(message)
+
+
+def pyproto_dir():
+    from_env = os.environ.get("SWITCHBOARD_PYPROTO")
+    if from_env:
+        return Path(from_env)
+    return Path(__file__).resolve().parents[2] / "target" / "test-tools" / "pyproto"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description="Run the seed's login flow (status, register, bind, prepare, watch, "
+        "login) against a Switchboard server."
+    )
+    parser.add_argument("--target", required=True, help="server address, e.g. 127.0.0.1:50051")
+    parser.add_argument("--agent-id", required=True, help="agent to create and log in")
+    parser.add_argument("--password", required=True, help="the agent's password")
+    parser.add_argument(
+        "--processor-name",
+        default="Switchboard",
+        help="expected processor service name (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def load_stubs():
+    path = pyproto_dir()
+    if not (path / "switchboard" / "v1" / "core_pb2.py").is_file():
+        raise FlowError(f"generated stubs missing in {path}: run scripts/test-tools.sh")
+    sys.path.insert(0, str(path))
+    import grpc  # here, not at the top, so --help works without the venv
+    from switchboard.v1 import admin_pb2, core_pb2, processor_pb2, workflow_pb2
+    from switchboard.v1 import admin_pb2_grpc, core_pb2_grpc, processor_pb2_grpc
+    from switchboard.v1 import workflow_pb2_grpc
+
+    return {
+        "grpc": grpc,
+        "admin": admin_pb2,
+        "core": core_pb2,
+        "processor": processor_pb2,
+        "workflow": workflow_pb2,
+        "admin_grpc": admin_pb2_grpc,
+        "core_grpc": core_pb2_grpc,
+        "processor_grpc": processor_pb2_grpc,
+        "workflow_grpc": workflow_pb2_grpc,
+    }
+
+
+class SessionWatch:
+    """Follows WatchSessionState on a background thread, handing events over a queue."""
+
+    def __init__(self, stub, request):
+        self._call = stub.WatchSessionState(request, timeout=WATCH_DEADLINE)
+        self._events = queue.Queue()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            for frame in self._call:
+                self._events.put(("event", frame))
+            self._events.put(("end", None))
+        except Exception as error:  # surfaced to the main thread by next_event
+            self._events.put(("error", error))
+
+    def next_event(self, what):
+        try:
+            kind, value = self._events.get(timeout=RPC_TIMEOUT)
+        except queue.Empty:
+            raise FlowError(f"no session event within {RPC_TIMEOUT:.0f} s while waiting for {what}")
+        if kind == "error":
+            if self._cancelled(value):
+                raise FlowError(f"watch cancelled while waiting for {what}")
+            raise FlowError(f"watch failed while waiting for {what}: {describe_error(value)}")
+        if kind == "end":
+            raise FlowError(f"watch stream ended while waiting for {what}")
+        return value
+
+    @staticmethod
+    def _cancelled(error):
+        code = getattr(error, "code", None)
+        return callable(code) and code().name == "CANCELLED"
+
+    def close(self):
+        self._call.cancel()
+        self._thread.join(timeout=RPC_TIMEOUT)
+
+
+def describe_error(error):
+    code = getattr(error, "code", None)
+    details = getattr(error, "details", None)
+    if callable(code) and callable(details):
+        return f"{code().name}: {details()}"
+    return repr(error)
+
+
+def action_changes(pb, event):
+    enable = pb["workflow"].ACTION_CHANGE_TYPE_ENABLE
+    disable = pb["workflow"].ACTION_CHANGE_TYPE_DISABLE
+    names = {enable: "ENABLE", disable: "DISABLE"}
+    return {a.name: names.get(a.type, f"type {a.type}") for a in event.actions}
+
+
+def enabled_actions(actions):
+    return {a.name: a.enabled for a in actions}
+
+
+class Flow:
+    def __init__(self, pb, args):
+        self.pb = pb
+        self.args = args
+        self.step = "connect"
+        self.responses = []  # every answer, to prove none carries the password
+        self.resource_id = None
+        grpc = pb["grpc"]
+        self.channel = grpc.insecure_channel(args.target)
+        self.admin = pb["admin_grpc"].AdminServiceStub(self.channel)
+        self.core = pb["core_grpc"].CoreServiceStub(self.channel)
+        self.processor = pb["processor_grpc"].ProcessorServiceStub(self.channel)
+        self.workflow = pb["workflow_grpc"].WorkflowServiceStub(self.channel)
+
+    def call(self, method, request):
+        response = method(request, timeout=RPC_TIMEOUT)
+        self.check_no_password(response)
+        return response
+
+    def check_no_password(self, message):
+        self.responses.append(message)
+        expect(
+            self.args.password not in str(message),
+            f"the password appears in a {type(message).__name__}",
+        )
+
+    def run(self):
+        pb, args = self.pb, self.args
+        core, proc, wf = pb["core"], pb["processor"], pb["workflow"]
+        in_service = core.SERVICE_STATUS_IN_SERVICE
+
+        self.step = "connect"
+        try:
+            pb["grpc"].channel_ready_future(self.channel).result(timeout=RPC_TIMEOUT)
+        except pb["grpc"].FutureTimeoutError:
+            raise FlowError(f"could not connect to {args.target} within {RPC_TIMEOUT:.0f} s")
+
+        self.step = "0 UpsertAgent"
+        upserted = self.call(
+            self.admin.UpsertAgent,
+            pb["admin"].UpsertAgentRequest(
+                agent=pb["admin"].Agent(
+                    agent_id=args.agent_id, display_name="Rajat", password=args.password
+                )
+            ),
+        )
+        expect(upserted.agent.agent_id == args.agent_id, f"upserted agent is {upserted.agent.agent_id!r}")
+        expect(upserted.agent.password == "", "UpsertAgent echoed a password")
+
+        self.step = "1 GetServerStatus"
+        status = self.call(self.core.GetServerStatus, core.GetServerStatusRequest())
+        expect(status.status == in_service, f"server status is {core.ServiceStatus.Name(status.status)}")
+        expect(status.accepting_clients, "server is not accepting clients")
+        expect(status.instance_domain != "", "server has no instance_domain")
+        expect(status.server_id != "", "server has no server_id")
+        clients_before = status.client_count
+
+        self.step = "2 RegisterClient"
+        registered = self.call(
+            self.core.RegisterClient,
+            core.RegisterClientRequest(client_name=f"login_flow.py {args.agent_id}"),
+        )
+        client_id = registered.client_id
+        expect(client_id != "", "RegisterClient returned no client_id")
+
+        self.step = "2 GetServerStatus after registering"
+        status = self.call(self.core.GetServerStatus, core.GetServerStatusRequest())
+        expect(
+            status.client_count >= clients_before + 1,
+            f"client_count went from {clients_before} to {status.client_count} on registering",
+        )
+
+        self.step = "2 ListServices"
+        listed = self.call(self.core.ListServices, core.ListServicesRequest())
+        expect(len(listed.services) == 2, f"expected 2 services, got {len(listed.services)}: {listed}")
+        processor, manager = listed.services
+        expect(
+            processor.service_type == "switchboard.processor",
+            f"first service has type {processor.service_type!r}, expected the processor",
+        )
+        try:
+            uuid.UUID(processor.service_id)
+        except ValueError:
+            raise FlowError(f"processor id {processor.service_id!r} is not a UUID")
+        expect(
+            processor.service_name == args.processor_name,
+            f"processor name is {processor.service_name!r}, expected {args.processor_name!r}",
+        )
+        expect(status.server_id == processor.service_id, "server_id differs from the processor's id")
+        expect(manager.service_id == "WorkflowManager", f"second service id is {manager.service_id!r}")
+        expect(manager.service_name == "WorkflowManager", f"workflow name is {manager.service_name!r}")
+        expect(
+            manager.service_type == "switchboard.workflow.manager",
+            f"workflow type is {manager.service_type!r}",
+        )
+        for service in listed.services:
+            expect(service.status == in_service, f"{service.service_id} is not in service")
+            expect(service.accepting_clients, f"{service.service_id} is not accepting clients")
+
+        for service in (processor, manager):
+            self.step = f"3 BindService {service.service_id}"
+            bound = self.call(
+                self.core.BindService,
+                core.BindServiceRequest(client_id=client_id, service_id=service.service_id),
+            )
+            expect(bound.service_id == service.service_id, f"bound service {bound.service_id!r}")
+            expect(bound.service_name == service.service_name, f"bound name {bound.service_name!r}")
+            expect(bound.service_type == service.service_type, f"bound type {bound.service_type!r}")
+
+        self.step = "4 GetCapabilities"
+        caps = self.call(
+            self.processor.GetCapabilities,
+            proc.GetCapabilitiesRequest(service_id=processor.service_id),
+        )
+        expect(
+            set(caps.capabilities.keys()) == CAPABILITY_KEYS,
+            f"capability keys are {sorted(caps.capabilities.keys())}",
+        )
+
+        self.step = "5 PrepareSession"
+        prepared = self.call(
+            self.processor.PrepareSession,
+            proc.PrepareSessionRequest(
+                service_id=processor.service_id,
+                agent=proc.AgentCredentials(id=args.agent_id, password=args.password),
+                model="",
+                override=False,
+                cti=processor.service_id,
+            ),
+        )
+        expect(
+            prepared.result == proc.PREPARE_SESSION_RESULT_SUCCESS,
+            f"PrepareSession answered {proc.PrepareSessionResult.Name(prepared.result)}: {prepared.message}",
+        )
+        resource_id = f"{processor.service_name}-{args.agent_id}"
+        self.resource_id = resource_id
+        expect(
+            prepared.resource_id == resource_id,
+            f"resource_id is {prepared.resource_id!r}, expected {resource_id!r}",
+        )
+
+        # Read the state before binding the workflow session and watch from the next
+        # revision: the bind's `state.updated` event is then delivered whenever the stream
+        # actually starts (the server replays journaled events).
+        self.step = "5 GetSessionState before binding"
+        before = self.call(self.workflow.GetSessionState, wf.GetSessionStateRequest(resource_id=resource_id))
+        expect(before.view_state == "initial", f"view state is {before.view_state!r}, expected 'initial'")
+        expect(
+            enabled_actions(before.actions).get("session.login") is True,
+            f"session.login is not enabled: {enabled_actions(before.actions)}",
+        )
+
+        self.step = "7 WatchSessionState"
+        watch = SessionWatch(
+            self.workflow,
+            wf.WatchSessionStateRequest(resource_id=resource_id, start_revision=before.revision + 1),
+        )
+        try:
+            self.bind_and_login(processor, manager, client_id, resource_id, before.revision, watch)
+        finally:
+            watch.close()
+            self.channel.close()
+
+    def bind_and_login(self, processor, manager, client_id, resource_id, revision, watch):
+        core, wf = self.pb["core"], self.pb["workflow"]
+        expected_types = {
+            processor.service_id: "switchboard.processor.session",
+            manager.service_id: "switchboard.workflow.session",
+        }
+        bind_revision = 0
+        for service in (processor, manager):
+            self.step = f"6 BindResource {service.service_id}"
+            bound = self.call(
+                self.core.BindResource,
+                core.BindResourceRequest(
+                    client_id=client_id, service_id=service.service_id, resource_id=resource_id
+                ),
+            )
+            expect(bound.service_id == service.service_id, f"bound service {bound.service_id!r}")
+            expect(bound.resource_id == resource_id, f"bound resource {bound.resource_id!r}")
+            expect(
+                bound.resource_type == expected_types[service.service_id],
+                f"resource type is {bound.resource_type!r}",
+            )
+            bind_revision = bound.revision
+
+        self.step = "7 state.updated on binding the workflow session"
+        event = self.wait_for_state(watch, "initial", revision)
+        expect(event.revision <= bind_revision, f"bind event at {event.revision}, bind at {bind_revision}")
+        changes = action_changes(self.pb, event)
+        expect(changes.get("session.login") == "ENABLE", f"actions on binding: {changes}")
+        expect(changes.get("session.logout") == "DISABLE", f"actions on binding: {changes}")
+
+        self.step = "8 InvokeAction session.login"
+        invoked = self.call(
+            self.workflow.InvokeAction,
+            wf.InvokeActionRequest(resource_id=resource_id, action="session.login"),
+        )
+        expect(invoked.view_state == "logged_in", f"view state is {invoked.view_state!r} after login")
+        actions = enabled_actions(invoked.actions)
+        expect(actions.get("session.login") is False, f"actions after login: {actions}")
+        expect(actions.get("session.logout") is True, f"actions after login: {actions}")
+
+        self.step = "8 state.updated after login"
+        logged_in = self.wait_for_state(watch, "logged_in", event.revision)
+        expect(
+            logged_in.revision <= invoked.revision,
+            f"login event at {logged_in.revision}, InvokeAction at {invoked.revision}",
+        )
+        changes = action_changes(self.pb, logged_in)
+        expect(changes.get("session.login") == "DISABLE", f"actions after login: {changes}")
+        expect(changes.get("session.logout") == "ENABLE", f"actions after login: {changes}")
+
+        self.step = "8 GetSessionState after login"
+        after = self.call(self.workflow.GetSessionState, wf.GetSessionStateRequest(resource_id=resource_id))
+        expect(after.view_state == "logged_in", f"view state is {after.view_state!r} after login")
+        expect(after.revision >= invoked.revision, f"state revision {after.revision} < {invoked.revision}")
+
+    def wait_for_state(self, watch, view_state, after_revision):
+        """Reads events until a `state.updated` with `view_state`; every event must be newer
+        than the last one seen and belong to this session."""
+        last = after_revision
+        what = f"state.updated with view_state {view_state!r}"
+        while True:
+            frame = watch.next_event(what)
+            self.check_no_password(frame)
+            event = frame.event
+            expect(event.revision > last, f"event revision {event.revision} not after {last}")
+            last = event.revision
+            expect(
+                event.target == self.resource_id,
+                f"event for {event.target!r} on the watch of {self.resource_id!r}",
+            )
+            if event.name == "state.updated" and event.view_state == view_state:
+                return event
+            expect(
+                event.name == "state.updated",
+                f"unexpected {event.name!r} event while waiting for {what}",
+            )
+
+
+def main(argv):
+    args = parse_args(argv)
+    flow = None
+    try:
+        pb = load_stubs()
+        flow = Flow(pb, args)
+        flow.run()
+    except FlowError as error:
+        step = flow.step if flow else "setup"
+        print(f"login flow: FAILED at step {step}: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        step = flow.step if flow else "setup"
+        print(f"login flow: FAILED at step {step}: {describe_error(error)}", file=sys.stderr)
+        return 1
+    print(f"checked {len(flow.responses)} responses and events; none contains the password")
+    print("login flow: OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
