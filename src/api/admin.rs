@@ -17,6 +17,8 @@ fn agent_pb(record: AgentRecord) -> pb::Agent {
         agent_id: record.agent_id,
         display_name: record.display_name,
         password: String::new(),
+        attributes: record.attributes.into_iter().collect(),
+        mrd_max_tasks: record.mrd_max_tasks.into_iter().collect(),
     }
 }
 
@@ -37,7 +39,13 @@ impl Api {
         };
         let committed = self
             .engine()
-            .upsert_agent(agent.agent_id, agent.display_name, password)
+            .upsert_agent(
+                agent.agent_id,
+                agent.display_name,
+                password,
+                agent.attributes.into_iter().collect(),
+                agent.mrd_max_tasks.into_iter().collect(),
+            )
             .await?;
         match committed.outcome {
             Outcome::AgentWritten { agent, created } => Ok(pb::UpsertAgentResponse {

@@ -1,6 +1,7 @@
 //! The agent directory's records and password handling. Passwords exist only as salted
 //! Argon2id hashes (PHC strings); the clear text is never stored, logged or echoed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -23,6 +24,10 @@ pub struct AgentRecord {
     pub agent_id: String,
     pub display_name: String,
     pub password_hash: PasswordHashString,
+    /// Skills and flags queue steps select on: proficiency 1-10, or 1 for a flag.
+    pub attributes: BTreeMap<String, u32>,
+    /// Per-MRD overrides of the MRD's max tasks; 0 keeps the agent off that MRD.
+    pub mrd_max_tasks: BTreeMap<String, u32>,
 }
 
 impl fmt::Debug for AgentRecord {
@@ -66,6 +71,32 @@ pub fn validate_agent_fields(agent_id: &str, display_name: &str) -> DomainResult
             "agent.display_name",
             format!("must be at most {MAX_DISPLAY_NAME_LEN} characters"),
         ));
+    }
+    Ok(())
+}
+
+/// Attribute values are proficiencies 0-10 (a flag is 1); per-MRD max tasks at most 100.
+pub fn validate_routing_profile(
+    attributes: &BTreeMap<String, u32>,
+    mrd_max_tasks: &BTreeMap<String, u32>,
+) -> DomainResult<()> {
+    for (name, value) in attributes {
+        validate_name("agent.attributes", name)?;
+        if *value > 10 {
+            return Err(DomainError::invalid(
+                "agent.attributes",
+                format!("'{name}' is {value}; proficiency must be 0 to 10"),
+            ));
+        }
+    }
+    for (mrd, max) in mrd_max_tasks {
+        validate_name("agent.mrd_max_tasks", mrd)?;
+        if *max > crate::domain::routing::config::MAX_TASKS_LIMIT {
+            return Err(DomainError::invalid(
+                "agent.mrd_max_tasks",
+                format!("'{mrd}' is {max}; must be at most 100"),
+            ));
+        }
     }
     Ok(())
 }

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use super::agents::{AgentRecord, PasswordHashString};
 use super::ids::ClientId;
+use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
+use super::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
+use super::routing::{AgentStatusView, QueueStats};
 use super::services::ServiceKind;
 
 #[derive(Debug, Clone)]
@@ -58,6 +61,8 @@ pub enum Command {
         display_name: String,
         /// `None` keeps the stored password; creating an agent needs one.
         password_hash: Option<PasswordHashString>,
+        attributes: BTreeMap<String, u32>,
+        mrd_max_tasks: BTreeMap<String, u32>,
     },
     DeleteAgent {
         agent_id: String,
@@ -77,6 +82,81 @@ pub enum Command {
         resource_id: String,
         action: String,
     },
+
+    // Routing configuration.
+    UpsertMrd(MrdConfig),
+    DeleteMrd {
+        name: String,
+    },
+    ListMrds,
+    UpsertQueue(QueueConfig),
+    DeleteQueue {
+        mrd: String,
+        name: String,
+    },
+    ListQueues,
+    UpsertReasonCode(ReasonCode),
+    ListReasonCodes,
+
+    // Routing.
+    ConnectAgent {
+        agent_id: String,
+        verified_hash: PasswordHashString,
+        extension: String,
+        destination: String,
+    },
+    ChangeAgentState {
+        agent_id: String,
+        /// Set for `LoginAgent`: the hash its password was verified against.
+        verified_hash: Option<PasswordHashString>,
+        state: RequestedAgentState,
+        mrd: String,
+        reason_code: String,
+    },
+    NewTask(TaskSpec),
+    AcceptTask {
+        task_id: String,
+        agent_id: String,
+    },
+    RejectTask {
+        task_id: String,
+        agent_id: String,
+    },
+    ChangeTaskState {
+        task_id: String,
+        state: TaskState,
+    },
+    TransferTask {
+        task_id: String,
+        owner_agent_id: String,
+        recipient_agent_id: String,
+    },
+    ConferenceTask {
+        task_id: String,
+        owner_agent_id: String,
+        participant_agent_id: String,
+        mrd: String,
+    },
+    GetAgentState {
+        agent_id: String,
+    },
+    GetTaskState {
+        task_id: String,
+    },
+    ListAgentStates {
+        after: Option<String>,
+        limit: usize,
+    },
+    ListTasks {
+        after: Option<String>,
+        limit: usize,
+    },
+    GetQueueStats {
+        mrd: String,
+        queue: String,
+    },
+    /// Fires the timers that are due.
+    Tick,
 }
 
 /// A session's view as desktops see it.
@@ -118,4 +198,18 @@ pub enum Outcome {
         resource_id: String,
         message: String,
     },
+    Mrds(Vec<MrdConfig>),
+    Queues(Vec<QueueConfig>),
+    ReasonCodes(Vec<ReasonCode>),
+    AgentStatus(AgentStatusView),
+    AgentStatuses {
+        agents: Vec<AgentStatusView>,
+        next_after: Option<String>,
+    },
+    TaskStatus(Box<Task>),
+    Tasks {
+        tasks: Vec<Task>,
+        next_after: Option<String>,
+    },
+    QueueStats(QueueStats),
 }

@@ -3,8 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::agents::PasswordHashString;
 use super::ids::ClientId;
+use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
+use super::routing::model::{
+    AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
+};
 use super::services::ServiceKind;
 
 /// A gapless, increasing position in the journal of one engine.
@@ -47,6 +53,10 @@ pub enum Event {
         agent_id: String,
         display_name: String,
         password_hash: PasswordHashString,
+        #[serde(default)]
+        attributes: BTreeMap<String, u32>,
+        #[serde(default)]
+        mrd_max_tasks: BTreeMap<String, u32>,
     },
     AgentDeleted {
         agent_id: String,
@@ -75,6 +85,136 @@ pub enum Event {
         resource_id: String,
         view_state: String,
         actions: Vec<(String, bool)>,
+    },
+
+    // Routing configuration.
+    MrdUpserted {
+        mrd: MrdConfig,
+    },
+    MrdDeleted {
+        name: String,
+    },
+    QueueUpserted {
+        queue: QueueConfig,
+    },
+    /// The queue is gone; a deleted `default` queue goes back to the built-in one.
+    QueueDeleted {
+        mrd: String,
+        name: String,
+    },
+    ReasonCodeUpserted {
+        reason: ReasonCode,
+    },
+
+    // Agents' routing presence.
+    AgentConnected {
+        agent_id: String,
+        extension: String,
+        destination: String,
+    },
+    AgentLoggedIn {
+        agent_id: String,
+        mrd: String,
+        at: Millis,
+    },
+    AgentReady {
+        agent_id: String,
+        mrd: String,
+        at: Millis,
+    },
+    /// NOT_READY at once, or PENDING_NOT_READY while the agent still has tasks on the MRD.
+    AgentNotReady {
+        agent_id: String,
+        mrd: String,
+        reason_code: String,
+        at: Millis,
+    },
+    AgentLoggedOut {
+        agent_id: String,
+        mrd: String,
+        reason_code: String,
+    },
+    AgentRoutable {
+        agent_id: String,
+        routable: bool,
+    },
+    /// A notice of an agent's derived state on an MRD, emitted whenever it changes.
+    AgentStateChanged {
+        agent_id: String,
+        mrd: String,
+        state: AgentState,
+        reason_code: String,
+        routable: bool,
+        active_tasks: u32,
+    },
+
+    // Tasks.
+    TaskQueued {
+        spec: TaskSpec,
+        priority: u8,
+        seq: u64,
+        at: Millis,
+        step_deadline: Option<Millis>,
+        ttl_deadline: Option<Millis>,
+    },
+    TaskAgentSelected {
+        task_id: String,
+        agent_id: String,
+        mrd: String,
+        queue: String,
+        offer_deadline: Millis,
+        selection: Selection,
+        /// The chosen agent's tasks on the MRD when chosen.
+        agent_load: u32,
+        at: Millis,
+    },
+    TaskAccepted {
+        task_id: String,
+        agent_id: String,
+        at: Millis,
+    },
+    /// Back into its queue ahead of all: after RONA, a rejection, or its agent's logout.
+    TaskRequeued {
+        task_id: String,
+        agent_id: String,
+        reason: RequeueReason,
+        priority: u8,
+        seq: u64,
+        at: Millis,
+        step_deadline: Option<Millis>,
+    },
+    TaskStepWidened {
+        task_id: String,
+        step: usize,
+        step_deadline: Option<Millis>,
+        at: Millis,
+    },
+    /// Pause, resume, wrap-up and close; `detail` explains a close.
+    TaskStateChanged {
+        task_id: String,
+        state: TaskState,
+        close_reason: Option<CloseReason>,
+        wrap_deadline: Option<Millis>,
+        detail: String,
+        at: Millis,
+    },
+    TaskAgentTransferred {
+        task_id: String,
+        owner_agent_id: String,
+        recipient_agent_id: String,
+        at: Millis,
+    },
+    TaskConferenced {
+        task_id: String,
+        owner_agent_id: String,
+        participant_agent_id: String,
+        at: Millis,
+    },
+    /// A conference participant left the task (it logged out of the MRD).
+    TaskParticipantLeft {
+        task_id: String,
+        agent_id: String,
+        at: Millis,
     },
 }
 

@@ -5,6 +5,7 @@ pub mod commands;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod routing;
 pub mod services;
 pub mod state;
 pub mod workflow;

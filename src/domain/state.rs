@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::agents::AgentRecord;
+use super::agents::{AgentRecord, PasswordHashString, validate_routing_profile};
 use super::commands::{Command, Outcome, PrepareResult, SessionView};
 use super::error::{DomainError, DomainResult};
 use super::events::{Event, Millis};
 use super::ids::ClientId;
+use super::routing::{Routing, Sink};
 use super::services::{ServiceDirectory, ServiceKind};
 use super::workflow::{ModelCatalog, WorkflowModel};
 
@@ -42,6 +43,7 @@ pub struct State {
     clients: BTreeMap<ClientId, Client>,
     agents: BTreeMap<String, AgentRecord>,
     sessions: BTreeMap<String, Session>,
+    routing: Routing,
 }
 
 impl State {
@@ -52,7 +54,22 @@ impl State {
             clients: BTreeMap::new(),
             agents: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            routing: Routing::default(),
         }
+    }
+
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// When the engine must next run `Command::Tick`.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.routing.next_deadline()
+    }
+
+    /// Call once after replaying the journal: what it replayed was already settled.
+    pub fn finish_replay(&mut self) {
+        self.routing.finish_replay();
     }
 
     pub fn directory(&self) -> &ServiceDirectory {
@@ -67,18 +84,174 @@ impl State {
     pub fn execute(
         &mut self,
         command: Command,
-        _now: Millis,
+        now: Millis,
     ) -> DomainResult<(Outcome, Vec<Decided>)> {
-        let (outcome, events) = self.decide(command)?;
-        let decided = events
-            .into_iter()
-            .map(|event| {
-                let audience = self.audience(&event);
-                self.apply(&event);
-                Decided { event, audience }
-            })
-            .collect();
+        let mut sink = Sink::new();
+        let (outcome, mut decided) = match self.execute_routing(command, now, &mut sink) {
+            Ok(outcome) => (outcome?, Vec::new()),
+            Err(command) => {
+                let (outcome, events) = self.decide(command)?;
+                let decided = events
+                    .into_iter()
+                    .map(|event| {
+                        let audience = self.audience(&event);
+                        self.apply(&event);
+                        Decided { event, audience }
+                    })
+                    .collect();
+                (outcome, decided)
+            }
+        };
+        // Every command ends settled: due timers fired, every possible offer made.
+        self.routing.settle(now, &mut sink);
+        decided.extend(sink.into_iter().map(|event| {
+            let audience = self.routing_audience(&event);
+            Decided { event, audience }
+        }));
         Ok((outcome, decided))
+    }
+
+    /// Runs a routing command; hands any other command back. Routing applies its events as it
+    /// emits them (each decision sees the last), so on error nothing may have been emitted.
+    fn execute_routing(
+        &mut self,
+        command: Command,
+        now: Millis,
+        sink: &mut Sink,
+    ) -> Result<DomainResult<Outcome>, Command> {
+        use Command as C;
+        let r = &mut self.routing;
+        let done = |result: DomainResult<()>| result.map(|()| Outcome::Done);
+        Ok(match command {
+            C::UpsertMrd(mrd) => done(r.upsert_mrd(mrd, sink)),
+            C::DeleteMrd { name } => done(r.delete_mrd(&name, sink)),
+            C::ListMrds => Ok(Outcome::Mrds(r.mrds().cloned().collect())),
+            C::UpsertQueue(queue) => done(r.upsert_queue(queue, sink)),
+            C::DeleteQueue { mrd, name } => done(r.delete_queue(&mrd, &name, sink)),
+            C::ListQueues => Ok(Outcome::Queues(r.queues().cloned().collect())),
+            C::UpsertReasonCode(reason) => done(r.upsert_reason_code(reason, sink)),
+            C::ListReasonCodes => Ok(Outcome::ReasonCodes(r.reason_codes().cloned().collect())),
+            C::ConnectAgent {
+                agent_id,
+                verified_hash,
+                extension,
+                destination,
+            } => {
+                let checked = check_hash(&self.agents, &agent_id, &verified_hash);
+                done(checked.and_then(|()| {
+                    self.routing
+                        .connect_agent(&agent_id, extension, destination, sink)
+                }))
+            }
+            C::ChangeAgentState {
+                agent_id,
+                verified_hash,
+                state,
+                mrd,
+                reason_code,
+            } => {
+                let checked = match &verified_hash {
+                    Some(hash) => check_hash(&self.agents, &agent_id, hash),
+                    None => Ok(()),
+                };
+                done(checked.and_then(|()| {
+                    self.routing
+                        .change_agent_state(&agent_id, state, &mrd, &reason_code, now, sink)
+                }))
+            }
+            C::NewTask(spec) => {
+                let task_id = spec.task_id.clone();
+                r.new_task(spec, now, sink).map(|()| {
+                    Outcome::TaskStatus(Box::new(
+                        self.routing
+                            .task(&task_id)
+                            .cloned()
+                            .expect("the task was just queued"),
+                    ))
+                })
+            }
+            C::AcceptTask { task_id, agent_id } => {
+                done(r.accept_task(&task_id, &agent_id, now, sink))
+            }
+            C::RejectTask { task_id, agent_id } => {
+                done(r.reject_task(&task_id, &agent_id, now, sink))
+            }
+            C::ChangeTaskState { task_id, state } => {
+                done(r.change_task_state(&task_id, state, now, sink))
+            }
+            C::TransferTask {
+                task_id,
+                owner_agent_id,
+                recipient_agent_id,
+            } => done(r.transfer_task(&task_id, &owner_agent_id, &recipient_agent_id, now, sink)),
+            C::ConferenceTask {
+                task_id,
+                owner_agent_id,
+                participant_agent_id,
+                mrd,
+            } => done(r.conference_task(
+                &task_id,
+                &owner_agent_id,
+                &participant_agent_id,
+                &mrd,
+                now,
+                sink,
+            )),
+            C::GetAgentState { agent_id } => r.agent_status(&agent_id).map(Outcome::AgentStatus),
+            C::GetTaskState { task_id } => r
+                .task(&task_id)
+                .map(|t| Outcome::TaskStatus(Box::new(t.clone()))),
+            C::ListAgentStates { after, limit } => {
+                let (agents, next_after) = r.agent_statuses_after(after.as_deref(), limit);
+                Ok(Outcome::AgentStatuses { agents, next_after })
+            }
+            C::ListTasks { after, limit } => {
+                let (tasks, next_after) = r.tasks_after(after.as_deref(), limit);
+                Ok(Outcome::Tasks { tasks, next_after })
+            }
+            C::GetQueueStats { mrd, queue } => {
+                r.queue_stats(&mrd, &queue, now).map(Outcome::QueueStats)
+            }
+            C::Tick => Ok(Outcome::Done),
+            other => return Err(other),
+        })
+    }
+
+    /// Desktops hear of routing events about their agent: the clients bound to the agent's
+    /// session, in either service.
+    fn routing_audience(&self, event: &Event) -> Vec<ClientId> {
+        let agents: Vec<&str> = match event {
+            Event::AgentStateChanged { agent_id, .. }
+            | Event::TaskAgentSelected { agent_id, .. }
+            | Event::TaskAccepted { agent_id, .. }
+            | Event::TaskRequeued { agent_id, .. }
+            | Event::TaskParticipantLeft { agent_id, .. } => vec![agent_id],
+            Event::TaskAgentTransferred {
+                owner_agent_id: a,
+                recipient_agent_id: b,
+                ..
+            }
+            | Event::TaskConferenced {
+                owner_agent_id: a,
+                participant_agent_id: b,
+                ..
+            } => vec![a, b],
+            Event::TaskStateChanged { task_id, .. } => self
+                .routing
+                .task(task_id)
+                .map(|t| t.agents().map(String::as_str).collect())
+                .unwrap_or_default(),
+            _ => return Vec::new(),
+        };
+        let resources: Vec<String> = agents
+            .into_iter()
+            .map(|a| self.directory.session_resource_id(a))
+            .collect();
+        self.clients
+            .iter()
+            .filter(|(_, c)| c.resources.iter().any(|(_, r)| resources.contains(r)))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn decide(&self, command: Command) -> DomainResult<(Outcome, Vec<Event>)> {
@@ -158,7 +331,10 @@ impl State {
                 agent_id,
                 display_name,
                 password_hash,
+                attributes,
+                mrd_max_tasks,
             } => {
+                validate_routing_profile(&attributes, &mrd_max_tasks)?;
                 let existing = self.agents.get(&agent_id);
                 let password_hash = match (password_hash, existing) {
                     (Some(hash), _) => hash,
@@ -174,6 +350,8 @@ impl State {
                     agent_id: agent_id.clone(),
                     display_name: display_name.clone(),
                     password_hash: password_hash.clone(),
+                    attributes: attributes.clone(),
+                    mrd_max_tasks: mrd_max_tasks.clone(),
                 };
                 Ok((
                     Outcome::AgentWritten {
@@ -184,11 +362,18 @@ impl State {
                         agent_id,
                         display_name,
                         password_hash,
+                        attributes,
+                        mrd_max_tasks,
                     }],
                 ))
             }
             C::DeleteAgent { agent_id } => {
                 self.agent(&agent_id)?;
+                if self.routing.is_logged_in_anywhere(&agent_id) {
+                    return Err(DomainError::FailedPrecondition(format!(
+                        "agent '{agent_id}' is logged in for routing; log it out first"
+                    )));
+                }
                 if let Some((resource_id, _)) =
                     self.sessions.iter().find(|(_, s)| s.agent_id == agent_id)
                 {
@@ -206,10 +391,7 @@ impl State {
                 cti,
             } => {
                 let model = self.models.get(&model)?.clone();
-                match self.agents.get(&agent_id) {
-                    Some(agent) if agent.password_hash == verified_hash => {}
-                    _ => return Err(DomainError::Unauthenticated),
-                }
+                check_hash(&self.agents, &agent_id, &verified_hash)?;
                 self.decide_prepare(agent_id, &model, take_over, cti)
             }
             C::EndSession { resource_id } => {
@@ -238,6 +420,10 @@ impl State {
                     }],
                 ))
             }
+            // `execute_routing` takes these before they get here.
+            other => Err(DomainError::Internal(format!(
+                "{other:?} is not a session hub command"
+            ))),
         }
     }
 
@@ -356,6 +542,7 @@ impl State {
 
     /// The fold: applies an event that `decide` produced (or the journal holds).
     pub fn apply(&mut self, event: &Event) {
+        self.routing.apply(event);
         match event {
             Event::ClientRegistered {
                 client_id,
@@ -405,6 +592,8 @@ impl State {
                 agent_id,
                 display_name,
                 password_hash,
+                attributes,
+                mrd_max_tasks,
             } => {
                 self.agents.insert(
                     agent_id.clone(),
@@ -412,6 +601,8 @@ impl State {
                         agent_id: agent_id.clone(),
                         display_name: display_name.clone(),
                         password_hash: password_hash.clone(),
+                        attributes: attributes.clone(),
+                        mrd_max_tasks: mrd_max_tasks.clone(),
                     },
                 );
             }
@@ -461,6 +652,8 @@ impl State {
                     s.view_state.clone_from(view_state);
                 }
             }
+            // The rest are routing's; `self.routing.apply` above took them.
+            _ => {}
         }
     }
 
@@ -562,6 +755,18 @@ impl State {
     /// The CTI a session was prepared with.
     pub fn session_cti(&self, resource_id: &str) -> Option<&str> {
         self.sessions.get(resource_id).map(|s| s.cti.as_str())
+    }
+}
+
+/// A login goes through only if the password was checked against the hash stored now.
+fn check_hash(
+    agents: &BTreeMap<String, AgentRecord>,
+    agent_id: &str,
+    verified_hash: &PasswordHashString,
+) -> DomainResult<()> {
+    match agents.get(agent_id) {
+        Some(agent) if agent.password_hash == *verified_hash => Ok(()),
+        _ => Err(DomainError::Unauthenticated),
     }
 }
 

@@ -1,13 +1,14 @@
 //! How the rest of the server talks to the engine: send a command, await its durable answer.
 //! Password hashing and checking happen here, on blocking threads, never on the engine task.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::Envelope;
-use crate::domain::agents::{hash_password, verify_password};
+use crate::domain::agents::{PasswordHashString, hash_password, verify_password};
 use crate::domain::{ClientId, Command, DomainError, DomainResult, Outcome, Record, Revision};
 use crate::watch::WatchHub;
 
@@ -78,6 +79,8 @@ impl EngineHandle {
         agent_id: String,
         display_name: String,
         password: Option<Password>,
+        attributes: BTreeMap<String, u32>,
+        mrd_max_tasks: BTreeMap<String, u32>,
     ) -> DomainResult<Committed> {
         let password_hash = match password {
             Some(Password(clear)) => Some(blocking(move || hash_password(&clear)).await??),
@@ -87,8 +90,36 @@ impl EngineHandle {
             agent_id,
             display_name,
             password_hash,
+            attributes,
+            mrd_max_tasks,
         })
         .await
+    }
+
+    /// Checks an agent's password off the engine task; returns the hash it matched, which the
+    /// command carries so that a password changed meanwhile fails the login.
+    pub async fn verify_agent(
+        &self,
+        agent_id: &str,
+        password: Password,
+    ) -> DomainResult<PasswordHashString> {
+        let stored = match self
+            .execute(Command::AgentCredential {
+                agent_id: agent_id.to_owned(),
+            })
+            .await?
+            .outcome
+        {
+            Outcome::Credential(stored) => stored,
+            other => return Err(unexpected(&other)),
+        };
+        let Password(clear) = password;
+        let checked = stored.clone();
+        let matches = blocking(move || verify_password(&clear, checked.as_ref())).await?;
+        match (matches, stored) {
+            (true, Some(hash)) => Ok(hash),
+            _ => Err(DomainError::Unauthenticated),
+        }
     }
 
     /// Checks the agent's password, then prepares its session.
@@ -100,22 +131,7 @@ impl EngineHandle {
         take_over: bool,
         cti: String,
     ) -> DomainResult<Committed> {
-        let stored = match self
-            .execute(Command::AgentCredential {
-                agent_id: agent_id.clone(),
-            })
-            .await?
-            .outcome
-        {
-            Outcome::Credential(stored) => stored,
-            other => return Err(unexpected(&other)),
-        };
-        let Password(clear) = password;
-        let checked = stored.clone();
-        let matches = blocking(move || verify_password(&clear, checked.as_ref())).await?;
-        let (true, Some(verified_hash)) = (matches, stored) else {
-            return Err(DomainError::Unauthenticated);
-        };
+        let verified_hash = self.verify_agent(&agent_id, password).await?;
         self.execute(Command::PrepareSession {
             agent_id,
             verified_hash,

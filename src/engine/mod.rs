@@ -58,6 +58,7 @@ impl Engine {
                 state.apply(&record.event);
             }
         }
+        state.finish_replay();
         let watch = WatchHub::new(Arc::clone(&journal), revision);
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let engine = Engine {
@@ -75,7 +76,20 @@ impl Engine {
 
     async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        loop {
+            // Timers are commands: sleep until the next one is due unless a command comes first.
+            let wake = self.state.next_deadline().map(|at| {
+                let wait = at.saturating_sub(self.clock.now());
+                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+            });
+            tokio::select! {
+                received = rx.recv_many(&mut batch, MAX_BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                }
+                () = sleep_until(wake) => {}
+            }
             let mut result = self.process(&mut batch);
             // Commands the engine gave itself run now, not when the next caller comes.
             while result.is_ok() && !self.internal.is_empty() {
@@ -92,6 +106,9 @@ impl Engine {
 
     fn process(&mut self, batch: &mut Vec<Envelope>) -> Result<(), StoreError> {
         let now = self.clock.now();
+        if self.state.next_deadline().is_some_and(|at| at <= now) {
+            self.internal.push_front(Command::Tick);
+        }
         let mut records = Vec::new();
         let mut deliveries: Vec<(usize, Vec<ClientId>)> = Vec::new();
         let mut replies = Vec::with_capacity(batch.len());
@@ -189,5 +206,13 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no timer.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -1,0 +1,511 @@
+//! The fold for routing: how each event changes routing's state and its indexes.
+
+use super::config::{DEFAULT_QUEUE, QueueConfig};
+use super::index::{QueueKey, TaskKey};
+use super::model::{AgentMrd, RoutingAgent, Task, TaskState};
+use super::{Routing, TimerKind};
+use crate::domain::events::Event;
+
+impl Routing {
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::AgentUpserted {
+                agent_id,
+                attributes,
+                mrd_max_tasks,
+                ..
+            } => {
+                let agent = self
+                    .agents
+                    .entry(agent_id.clone())
+                    .or_insert_with(|| RoutingAgent::new(Default::default(), Default::default()));
+                agent.attributes.clone_from(attributes);
+                agent.max_tasks.clone_from(mrd_max_tasks);
+                self.reindex_agent(agent_id);
+            }
+            Event::AgentDeleted { agent_id } => {
+                self.pools.remove(agent_id);
+                self.agents.remove(agent_id);
+            }
+            Event::MrdUpserted { mrd } => {
+                let default_key = (mrd.name.clone(), DEFAULT_QUEUE.to_owned());
+                self.queues
+                    .entry(default_key)
+                    .or_insert_with(|| QueueConfig::built_in_default(&mrd.name));
+                self.mrds.insert(mrd.name.clone(), mrd.clone());
+                self.reindex_mrd(&mrd.name);
+            }
+            Event::MrdDeleted { name } => {
+                self.mrds.remove(name);
+                let keys: Vec<QueueKey> = self.queues_of(name).map(|(k, _)| k.clone()).collect();
+                for key in keys {
+                    self.queues.remove(&key);
+                }
+            }
+            Event::QueueUpserted { queue } => {
+                let key = (queue.mrd.clone(), queue.name.clone());
+                self.queues.insert(key.clone(), queue.clone());
+                self.requeue_waiting_in(&key);
+                self.reindex_mrd(&queue.mrd);
+            }
+            Event::QueueDeleted { mrd, name } => {
+                let key = (mrd.clone(), name.clone());
+                if name == DEFAULT_QUEUE {
+                    self.queues
+                        .insert(key.clone(), QueueConfig::built_in_default(mrd));
+                    self.requeue_waiting_in(&key);
+                } else {
+                    self.queues.remove(&key);
+                }
+                self.reindex_mrd(mrd);
+            }
+            Event::ReasonCodeUpserted { reason } => {
+                self.reason_codes
+                    .insert(reason.code.clone(), reason.clone());
+            }
+            Event::AgentConnected {
+                agent_id,
+                extension,
+                destination,
+            } => {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.extension.clone_from(extension);
+                    agent.destination.clone_from(destination);
+                }
+            }
+            Event::AgentLoggedIn { agent_id, mrd, at } => {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.mrds.insert(
+                        mrd.clone(),
+                        AgentMrd {
+                            available_since: *at,
+                            ..AgentMrd::default()
+                        },
+                    );
+                    self.mrd_agents
+                        .entry(mrd.clone())
+                        .or_default()
+                        .insert(agent_id.clone());
+                }
+                self.touch_agent(agent_id);
+            }
+            Event::AgentReady { agent_id, mrd, at } => {
+                if let Some(am) = self.agent_mrd(agent_id, mrd) {
+                    if !am.ready || am.pending_not_ready {
+                        am.available_since = *at;
+                    }
+                    am.ready = true;
+                    am.pending_not_ready = false;
+                    am.reason_code.clear();
+                }
+                self.touch_agent(agent_id);
+            }
+            Event::AgentNotReady {
+                agent_id,
+                mrd,
+                reason_code,
+                ..
+            } => {
+                if let Some(am) = self.agent_mrd(agent_id, mrd) {
+                    am.reason_code.clone_from(reason_code);
+                    if am.tasks.is_empty() {
+                        am.ready = false;
+                        am.pending_not_ready = false;
+                    } else {
+                        am.pending_not_ready = true;
+                    }
+                }
+                self.touch_agent(agent_id);
+            }
+            Event::AgentLoggedOut { agent_id, mrd, .. } => {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.mrds.remove(mrd);
+                }
+                if let Some(set) = self.mrd_agents.get_mut(mrd) {
+                    set.remove(agent_id);
+                }
+                self.touched.insert((agent_id.clone(), mrd.clone()));
+                self.touch_agent(agent_id);
+            }
+            Event::AgentRoutable { agent_id, routable } => {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.routable = *routable;
+                }
+                self.touch_agent(agent_id);
+            }
+            Event::AgentStateChanged {
+                agent_id,
+                mrd,
+                state,
+                reason_code,
+                routable,
+                active_tasks,
+            } => {
+                let key = (agent_id.clone(), mrd.clone());
+                if *state == super::model::AgentState::Logout {
+                    self.announced.remove(&key);
+                } else {
+                    self.announced
+                        .insert(key, (*state, reason_code.clone(), *routable, *active_tasks));
+                }
+            }
+            Event::TaskQueued {
+                spec,
+                priority,
+                seq,
+                at,
+                step_deadline,
+                ttl_deadline,
+            } => {
+                self.next_seq = self.next_seq.max(seq + 1);
+                self.tasks.insert(
+                    spec.task_id.clone(),
+                    Task {
+                        spec: spec.clone(),
+                        state: TaskState::Queued,
+                        priority: *priority,
+                        close_reason: None,
+                        created_at: *at,
+                        queued_at: *at,
+                        seq: *seq,
+                        step: 0,
+                        step_deadline: *step_deadline,
+                        ttl_deadline: *ttl_deadline,
+                        offer: None,
+                        owner: None,
+                        participants: Default::default(),
+                        wrap_deadline: None,
+                        declined_by: Default::default(),
+                        updated_at: *at,
+                    },
+                );
+                self.place_waiting(&spec.task_id);
+            }
+            Event::TaskAgentSelected {
+                task_id,
+                agent_id,
+                offer_deadline,
+                at,
+                ..
+            } => {
+                self.waiting.remove(task_id);
+                if let Some(task) = self.tasks.get_mut(task_id) {
+                    task.state = TaskState::Offered;
+                    task.offer = Some((agent_id.clone(), *offer_deadline));
+                    task.updated_at = *at;
+                }
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.offer = Some(task_id.clone());
+                }
+                self.rearm(task_id);
+                self.touch_agent(agent_id);
+            }
+            Event::TaskAccepted {
+                task_id,
+                agent_id,
+                at,
+            } => {
+                let mut mrd = None;
+                if let Some(task) = self.tasks.get_mut(task_id) {
+                    task.state = TaskState::Active;
+                    task.offer = None;
+                    task.owner = Some(agent_id.clone());
+                    task.updated_at = *at;
+                    mrd = Some(task.spec.mrd.clone());
+                }
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.offer = None;
+                }
+                if let Some(mrd) = mrd
+                    && let Some(am) = self.agent_mrd(agent_id, &mrd)
+                {
+                    am.tasks.insert(task_id.clone());
+                }
+                self.rearm(task_id);
+                self.touch_agent(agent_id);
+            }
+            Event::TaskRequeued {
+                task_id,
+                agent_id,
+                reason,
+                priority,
+                seq,
+                at,
+                step_deadline,
+            } => {
+                self.next_seq = self.next_seq.max(seq + 1);
+                let released = self.release_agents(task_id, *at, true);
+                if let Some(task) = self.tasks.get_mut(task_id) {
+                    if let Some((offered_to, _)) = task.offer.take()
+                        && let Some(agent) = self.agents.get_mut(&offered_to)
+                        && agent.offer.as_deref() == Some(task_id)
+                    {
+                        agent.offer = None;
+                    }
+                    if *reason != super::model::RequeueReason::AgentLogout {
+                        task.declined_by.insert(agent_id.clone());
+                    }
+                    task.state = TaskState::Queued;
+                    task.priority = *priority;
+                    task.seq = *seq;
+                    task.queued_at = *at;
+                    task.step_deadline = *step_deadline;
+                    task.updated_at = *at;
+                }
+                self.place_waiting(task_id);
+                self.touch_agent(agent_id);
+                for agent in released {
+                    self.touch_agent(&agent);
+                }
+            }
+            Event::TaskStepWidened {
+                task_id,
+                step,
+                step_deadline,
+                at,
+            } => {
+                if let Some(task) = self.tasks.get_mut(task_id) {
+                    task.step = *step;
+                    task.step_deadline = *step_deadline;
+                    task.updated_at = *at;
+                }
+                self.place_waiting(task_id);
+            }
+            Event::TaskStateChanged {
+                task_id,
+                state,
+                close_reason,
+                wrap_deadline,
+                at,
+                ..
+            } => {
+                let mut released = Vec::new();
+                if *state == TaskState::Closed {
+                    self.waiting.remove(task_id);
+                    released = self.release_agents(task_id, *at, false);
+                    if let Some(task) = self.tasks.get_mut(task_id)
+                        && let Some((offered_to, _)) = task.offer.take()
+                        && let Some(agent) = self.agents.get_mut(&offered_to)
+                    {
+                        agent.offer = None;
+                        released.push(offered_to);
+                    }
+                }
+                if let Some(task) = self.tasks.get_mut(task_id) {
+                    task.state = *state;
+                    task.close_reason = *close_reason;
+                    task.wrap_deadline = *wrap_deadline;
+                    task.updated_at = *at;
+                    released.extend(task.agents().cloned());
+                }
+                self.rearm(task_id);
+                for agent in released {
+                    self.touch_agent(&agent);
+                }
+            }
+            Event::TaskAgentTransferred {
+                task_id,
+                owner_agent_id,
+                recipient_agent_id,
+                at,
+            } => {
+                let Some(task) = self.tasks.get_mut(task_id) else {
+                    return;
+                };
+                task.owner = Some(recipient_agent_id.clone());
+                task.updated_at = *at;
+                let mrd = task.spec.mrd.clone();
+                self.leave(owner_agent_id, &mrd, task_id, *at);
+                if let Some(am) = self.agent_mrd(recipient_agent_id, &mrd) {
+                    am.tasks.insert(task_id.clone());
+                }
+                self.touch_agent(owner_agent_id);
+                self.touch_agent(recipient_agent_id);
+            }
+            Event::TaskConferenced {
+                task_id,
+                participant_agent_id,
+                at,
+                ..
+            } => {
+                let Some(task) = self.tasks.get_mut(task_id) else {
+                    return;
+                };
+                task.participants.insert(participant_agent_id.clone());
+                task.updated_at = *at;
+                let mrd = task.spec.mrd.clone();
+                if let Some(am) = self.agent_mrd(participant_agent_id, &mrd) {
+                    am.tasks.insert(task_id.clone());
+                }
+                self.touch_agent(participant_agent_id);
+            }
+            Event::TaskParticipantLeft {
+                task_id,
+                agent_id,
+                at,
+            } => {
+                let Some(task) = self.tasks.get_mut(task_id) else {
+                    return;
+                };
+                task.participants.remove(agent_id);
+                let mrd = task.spec.mrd.clone();
+                self.leave(agent_id, &mrd, task_id, *at);
+                self.touch_agent(agent_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn agent_mrd(&mut self, agent_id: &str, mrd: &str) -> Option<&mut AgentMrd> {
+        self.agents.get_mut(agent_id)?.mrds.get_mut(mrd)
+    }
+
+    /// Takes a task off an agent's load; a pending NOT_READY takes effect once it has none.
+    fn leave(&mut self, agent_id: &str, mrd: &str, task_id: &str, at: u64) {
+        if let Some(am) = self.agent_mrd(agent_id, mrd)
+            && am.tasks.remove(task_id)
+        {
+            am.available_since = at;
+            if am.pending_not_ready && am.tasks.is_empty() {
+                am.ready = false;
+                am.pending_not_ready = false;
+            }
+        }
+    }
+
+    /// Frees everyone on a task (owner and participants) and returns who they were. A closed
+    /// task keeps their names for the record; a requeued one forgets them.
+    fn release_agents(&mut self, task_id: &str, at: u64, forget: bool) -> Vec<String> {
+        let Some(task) = self.tasks.get_mut(task_id) else {
+            return Vec::new();
+        };
+        let mrd = task.spec.mrd.clone();
+        let agents: Vec<String> = task.agents().cloned().collect();
+        if forget {
+            task.owner = None;
+            task.participants.clear();
+        }
+        for agent in &agents {
+            self.leave(agent, &mrd, task_id, at);
+        }
+        agents
+    }
+
+    /// Puts a queued task in the waiting index at its widest step and marks it for a search.
+    fn place_waiting(&mut self, task_id: &str) {
+        let Some(task) = self.tasks.get(task_id) else {
+            return;
+        };
+        if task.state != TaskState::Queued {
+            self.waiting.remove(task_id);
+            self.rearm(task_id);
+            return;
+        }
+        let key = TaskKey::new(task.priority, task.seq, task_id);
+        let sticky = (!task.spec.last_agent_id.is_empty()).then(|| task.spec.last_agent_id.clone());
+        let queue = (task.spec.mrd.clone(), task.spec.queue.clone());
+        self.waiting.insert(queue, task.step, key.clone(), sticky);
+        self.dirty_tasks.insert(key);
+        self.rearm(task_id);
+    }
+
+    /// After a queue changed: its waiting tasks are placed again, with steps that still exist.
+    fn requeue_waiting_in(&mut self, queue: &QueueKey) {
+        let steps = self.queues.get(queue).map_or(1, |q| q.steps.len());
+        let waiting: Vec<String> = self
+            .waiting
+            .in_queue(queue)
+            .map(|k| k.task_id.clone())
+            .collect();
+        for task_id in waiting {
+            if let Some(task) = self.tasks.get_mut(&task_id) {
+                task.step = task.step.min(steps - 1);
+            }
+            self.place_waiting(&task_id);
+        }
+    }
+
+    /// Re-derives the timers of one task from its state.
+    fn rearm(&mut self, task_id: &str) {
+        for (at, kind) in self.task_timers.remove(task_id).unwrap_or_default() {
+            self.timers.remove(&(at, kind, task_id.to_owned()));
+        }
+        let Some(task) = self.tasks.get(task_id) else {
+            return;
+        };
+        let mut timers = Vec::new();
+        match task.state {
+            TaskState::Queued => {
+                timers.extend(task.step_deadline.map(|at| (at, TimerKind::StepWidens)));
+                timers.extend(task.ttl_deadline.map(|at| (at, TimerKind::TimeToLive)));
+            }
+            TaskState::Offered => {
+                timers.extend(
+                    task.offer
+                        .as_ref()
+                        .map(|(_, at)| (*at, TimerKind::OfferExpires)),
+                );
+            }
+            TaskState::WrappingUp => {
+                timers.extend(task.wrap_deadline.map(|at| (at, TimerKind::WrapUpEnds)));
+            }
+            _ => {}
+        }
+        for (at, kind) in &timers {
+            self.timers.insert((*at, *kind, task_id.to_owned()));
+        }
+        if !timers.is_empty() {
+            self.task_timers.insert(task_id.to_owned(), timers);
+        }
+    }
+
+    /// An agent's eligibility may have changed: update the pools and note what to look at.
+    fn touch_agent(&mut self, agent_id: &str) {
+        if let Some(agent) = self.agents.get(agent_id) {
+            for mrd in agent.mrds.keys() {
+                self.touched.insert((agent_id.to_owned(), mrd.clone()));
+            }
+        }
+        self.reindex_agent(agent_id);
+    }
+
+    fn reindex_agent(&mut self, agent_id: &str) {
+        self.pools.remove(agent_id);
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let mut placements = Vec::new();
+        for mrd in agent.mrds.keys() {
+            let Some(key) = self.eligible(agent_id, mrd) else {
+                continue;
+            };
+            let pools: Vec<(QueueKey, usize)> = self
+                .queues_of(mrd)
+                .flat_map(|(qk, queue)| {
+                    queue
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.expression.matches(&agent.attributes))
+                        .map(move |(i, _)| (qk.clone(), i))
+                })
+                .collect();
+            placements.push((mrd.clone(), key, pools));
+        }
+        for (mrd, key, pools) in placements {
+            self.pools.insert(&key, pools);
+            self.dirty_agents.insert((agent_id.to_owned(), mrd));
+        }
+    }
+
+    fn reindex_mrd(&mut self, mrd: &str) {
+        let agents: Vec<String> = self
+            .mrd_agents
+            .get(mrd)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for agent in agents {
+            self.reindex_agent(&agent);
+        }
+    }
+}

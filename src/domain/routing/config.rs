@@ -1,0 +1,139 @@
+//! Routing configuration: media routing domains (MRDs), queues with widening steps, and reason
+//! codes. Validated here, once, whichever way it arrives.
+
+use serde::{Deserialize, Serialize};
+
+use super::expr::Expr;
+use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::events::Millis;
+use crate::domain::ids::validate_name;
+
+/// The queue every MRD has: tasks with an unknown or empty queue go to it. Until configured it
+/// has one step that matches every agent and no time to live.
+pub const DEFAULT_QUEUE: &str = "default";
+/// Most steps a queue may have.
+pub const MAX_STEPS: usize = 10;
+/// Most tasks an agent may hold on one MRD.
+pub const MAX_TASKS_LIMIT: u32 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RonaAction {
+    /// The agent who did not answer goes NOT_READY on the MRD.
+    NotReady,
+    /// The agent stays in its state but is no longer offered work until made routable again.
+    NotRoutable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogoutAction {
+    /// The agent's tasks close with AGENT_LOGOUT.
+    Close,
+    /// The agent's tasks go back to their queues, ahead of all.
+    Requeue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MrdConfig {
+    pub name: String,
+    pub max_tasks: u32,
+    pub interruptible: bool,
+    pub offer_timeout_ms: Millis,
+    pub wrap_up_timeout_ms: Millis,
+    pub rona_action: RonaAction,
+    pub logout_action: LogoutAction,
+}
+
+impl MrdConfig {
+    pub fn validate(&self) -> DomainResult<()> {
+        validate_name("mrd.name", &self.name)?;
+        if !(1..=MAX_TASKS_LIMIT).contains(&self.max_tasks) {
+            return Err(DomainError::invalid(
+                "mrd.max_tasks",
+                format!("must be 1 to {MAX_TASKS_LIMIT}"),
+            ));
+        }
+        if self.offer_timeout_ms == 0 {
+            return Err(DomainError::invalid(
+                "mrd.offer_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub expression: Expr,
+    /// How long a task waits at this step before the search widens to the next; 0 on the last
+    /// step means "wait here".
+    pub timeout_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueConfig {
+    pub name: String,
+    pub mrd: String,
+    pub steps: Vec<Step>,
+    /// A task still waiting this long after it arrived closes with NO_AGENT_AVAILABLE; 0: never.
+    pub task_ttl_ms: Millis,
+}
+
+impl QueueConfig {
+    pub fn built_in_default(mrd: &str) -> Self {
+        Self {
+            name: DEFAULT_QUEUE.into(),
+            mrd: mrd.into(),
+            steps: vec![Step {
+                expression: Expr::always(),
+                timeout_ms: 0,
+            }],
+            task_ttl_ms: 0,
+        }
+    }
+
+    pub fn validate(&self) -> DomainResult<()> {
+        validate_name("queue.name", &self.name)?;
+        validate_name("queue.mrd", &self.mrd)?;
+        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+            return Err(DomainError::invalid(
+                "queue.steps",
+                format!("must have 1 to {MAX_STEPS} steps"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// When a task that reached `step` at `since` widens to the next step, if it ever does.
+    pub fn step_deadline(&self, step: usize, since: Millis) -> Option<Millis> {
+        let has_next = step + 1 < self.steps.len();
+        let timeout = self.steps.get(step)?.timeout_ms;
+        (has_next && timeout > 0).then(|| since.saturating_add(timeout))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReasonCategory {
+    NotReady,
+    Logout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCode {
+    pub code: String,
+    pub label: String,
+    pub category: ReasonCategory,
+}
+
+impl ReasonCode {
+    pub fn validate(&self) -> DomainResult<()> {
+        validate_name("reason_code.code", &self.code)?;
+        if self.label.chars().count() > 256 {
+            return Err(DomainError::invalid(
+                "reason_code.label",
+                "must be at most 256 characters",
+            ));
+        }
+        Ok(())
+    }
+}

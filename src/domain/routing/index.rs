@@ -1,0 +1,172 @@
+//! The indexes that keep every choice cheap: no choice scans all agents or all tasks.
+//!
+//! - `Pools`: per queue step, the agents eligible right now whose attributes match the step,
+//!   ordered by (load, available since, agent id): the first one is the best.
+//! - `Waiting`: per queue and widest step reached, the waiting tasks ordered by (priority
+//!   descending, arrival), plus the waiting tasks each agent is the sticky agent of.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::domain::events::Millis;
+
+/// A queue is named within its MRD.
+pub type QueueKey = (String, String);
+
+/// Orders eligible agents: fewest tasks, then longest available, then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AgentKey {
+    pub load: u32,
+    pub available_since: Millis,
+    pub agent_id: String,
+}
+
+/// Orders waiting tasks: highest priority first, then first in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskKey {
+    /// `u8::MAX - priority`, so that ascending order is priority descending.
+    pub rank: u8,
+    pub seq: u64,
+    pub task_id: String,
+}
+
+impl TaskKey {
+    pub fn new(priority: u8, seq: u64, task_id: &str) -> Self {
+        Self {
+            rank: u8::MAX - priority,
+            seq,
+            task_id: task_id.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Pools {
+    by_step: HashMap<(QueueKey, usize), BTreeSet<AgentKey>>,
+    /// Where each agent stands, so it can be taken out exactly.
+    placed: HashMap<String, Vec<((QueueKey, usize), AgentKey)>>,
+}
+
+impl Pools {
+    /// Takes the agent out of every pool.
+    pub fn remove(&mut self, agent_id: &str) {
+        for (pool, key) in self.placed.remove(agent_id).unwrap_or_default() {
+            if let Some(set) = self.by_step.get_mut(&pool) {
+                set.remove(&key);
+            }
+        }
+    }
+
+    /// Puts the agent into the given pools (after `remove`).
+    pub fn insert(&mut self, key: &AgentKey, pools: Vec<(QueueKey, usize)>) {
+        let placed = self.placed.entry(key.agent_id.clone()).or_default();
+        for pool in pools {
+            self.by_step
+                .entry(pool.clone())
+                .or_default()
+                .insert(key.clone());
+            placed.push((pool, key.clone()));
+        }
+    }
+
+    /// The eligible agents of one step, best first.
+    pub fn step(&self, queue: &QueueKey, step: usize) -> impl Iterator<Item = &AgentKey> {
+        self.by_step
+            .get(&(queue.clone(), step))
+            .into_iter()
+            .flat_map(|set| set.iter())
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Waiting {
+    /// Per queue, one set per step level: the tasks whose widest step is that level.
+    by_level: HashMap<QueueKey, Vec<BTreeSet<TaskKey>>>,
+    sticky: HashMap<String, BTreeSet<TaskKey>>,
+    placed: HashMap<String, Placement>,
+}
+
+#[derive(Debug, Clone)]
+struct Placement {
+    queue: QueueKey,
+    level: usize,
+    key: TaskKey,
+    sticky_agent: Option<String>,
+}
+
+impl Waiting {
+    pub fn insert(
+        &mut self,
+        queue: QueueKey,
+        level: usize,
+        key: TaskKey,
+        sticky_agent: Option<String>,
+    ) {
+        self.remove(&key.task_id);
+        let levels = self.by_level.entry(queue.clone()).or_default();
+        if levels.len() <= level {
+            levels.resize_with(level + 1, BTreeSet::new);
+        }
+        levels[level].insert(key.clone());
+        if let Some(agent) = &sticky_agent {
+            self.sticky
+                .entry(agent.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.placed.insert(
+            key.task_id.clone(),
+            Placement {
+                queue,
+                level,
+                key,
+                sticky_agent,
+            },
+        );
+    }
+
+    pub fn remove(&mut self, task_id: &str) {
+        let Some(p) = self.placed.remove(task_id) else {
+            return;
+        };
+        if let Some(set) = self
+            .by_level
+            .get_mut(&p.queue)
+            .and_then(|levels| levels.get_mut(p.level))
+        {
+            set.remove(&p.key);
+        }
+        if let Some(agent) = p.sticky_agent
+            && let Some(set) = self.sticky.get_mut(&agent)
+        {
+            set.remove(&p.key);
+            if set.is_empty() {
+                self.sticky.remove(&agent);
+            }
+        }
+    }
+
+    /// Waiting tasks of `queue` whose widest step is at least `min_level`, each level best first.
+    pub fn from_level<'a>(
+        &'a self,
+        queue: &QueueKey,
+        min_level: usize,
+    ) -> impl Iterator<Item = &'a BTreeSet<TaskKey>> + 'a {
+        self.by_level
+            .get(queue)
+            .into_iter()
+            .flat_map(move |levels| levels.iter().skip(min_level))
+    }
+
+    /// Waiting tasks that name `agent_id` as their last agent, best first.
+    pub fn sticky_to(&self, agent_id: &str) -> impl Iterator<Item = &TaskKey> {
+        self.sticky.get(agent_id).into_iter().flat_map(|s| s.iter())
+    }
+
+    /// Every waiting task of a queue, in no particular order.
+    pub fn in_queue<'a>(&'a self, queue: &QueueKey) -> impl Iterator<Item = &'a TaskKey> + 'a {
+        self.by_level
+            .get(queue)
+            .into_iter()
+            .flat_map(|levels| levels.iter().flatten())
+    }
+}

@@ -1,0 +1,161 @@
+//! Routing's records: agents per MRD, tasks, and the states the engine derives from them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::events::Millis;
+
+/// Priorities tasks may be given; a task rerouted after RONA, rejection or logout goes back
+/// in at `REQUEUE_PRIORITY`, ahead of all.
+pub const MIN_PRIORITY: u8 = 1;
+pub const MAX_PRIORITY: u8 = 10;
+pub const DEFAULT_PRIORITY: u8 = 5;
+pub const REQUEUE_PRIORITY: u8 = 11;
+
+/// An agent's state on one MRD as everyone sees it. Agents ask for LOGIN, READY, NOT_READY
+/// and LOGOUT; the engine derives the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentState {
+    Logout,
+    NotReady,
+    Ready,
+    /// An offer is pending on the agent.
+    Reserved,
+    /// One or more tasks, below the MRD's max.
+    Active,
+    /// At the MRD's max.
+    Busy,
+    /// Only tasks in wrap-up.
+    WorkReady,
+    /// Asked for NOT_READY while tasks were still active; NOT_READY when they end.
+    PendingNotReady,
+}
+
+/// What an agent asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestedAgentState {
+    Login,
+    Ready,
+    NotReady,
+    Logout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TaskState {
+    Queued,
+    Offered,
+    Active,
+    Paused,
+    WrappingUp,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CloseReason {
+    Done,
+    NoAgentAvailable,
+    Cancelled,
+    AgentLogout,
+    ForceClosed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequeueReason {
+    /// Reroute on no answer: the offer timed out.
+    Rona,
+    Rejected,
+    AgentLogout,
+}
+
+/// Why an agent was chosen, so that a choice can be explained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Selection {
+    /// The task's last agent was eligible.
+    Sticky,
+    /// The agent matched this step of the task's queue (0-based).
+    Step { index: usize },
+}
+
+/// One agent's presence on one MRD.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentMrd {
+    pub ready: bool,
+    pub reason_code: String,
+    pub pending_not_ready: bool,
+    /// When the agent last became available (READY, or a task ended): ties go to the longest.
+    pub available_since: Millis,
+    /// Tasks the agent owns or takes part in on this MRD: its load.
+    pub tasks: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingAgent {
+    pub attributes: BTreeMap<String, u32>,
+    pub max_tasks: BTreeMap<String, u32>,
+    pub extension: String,
+    pub destination: String,
+    pub routable: bool,
+    /// The one pending offer an agent may have.
+    pub offer: Option<String>,
+    pub mrds: BTreeMap<String, AgentMrd>,
+}
+
+impl RoutingAgent {
+    pub fn new(attributes: BTreeMap<String, u32>, max_tasks: BTreeMap<String, u32>) -> Self {
+        Self {
+            attributes,
+            max_tasks,
+            extension: String::new(),
+            destination: String::new(),
+            routable: true,
+            offer: None,
+            mrds: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a channel submits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub task_id: String,
+    pub request_id: String,
+    pub mrd: String,
+    pub queue: String,
+    pub priority: u8,
+    pub conversation_id: String,
+    pub last_agent_id: String,
+    pub labels: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub spec: TaskSpec,
+    pub state: TaskState,
+    pub priority: u8,
+    pub close_reason: Option<CloseReason>,
+    pub created_at: Millis,
+    /// When the task last went into its queue (arrival or requeue).
+    pub queued_at: Millis,
+    /// First-in-first-out order within a priority.
+    pub seq: u64,
+    /// The widest queue step searched so far.
+    pub step: usize,
+    pub step_deadline: Option<Millis>,
+    pub ttl_deadline: Option<Millis>,
+    pub offer: Option<(String, Millis)>,
+    pub owner: Option<String>,
+    pub participants: BTreeSet<String>,
+    pub wrap_deadline: Option<Millis>,
+    /// Agents who let an offer of this task go (rejected or RONA): not offered it again.
+    pub declined_by: BTreeSet<String>,
+    pub updated_at: Millis,
+}
+
+impl Task {
+    /// Agents currently on the task: its owner and conference participants.
+    pub fn agents(&self) -> impl Iterator<Item = &String> {
+        self.owner.iter().chain(self.participants.iter())
+    }
+}

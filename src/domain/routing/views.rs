@@ -1,0 +1,131 @@
+//! Read models for GetAgentState, ListAgentStates and GetQueueStats.
+
+use std::collections::BTreeMap;
+
+use super::Routing;
+use super::config::DEFAULT_QUEUE;
+use super::model::{AgentState, TaskState};
+use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::events::Millis;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentMrdView {
+    pub mrd: String,
+    pub state: AgentState,
+    pub reason_code: String,
+    pub active_tasks: Vec<String>,
+    pub max_tasks: u32,
+    pub available_since: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStatusView {
+    pub agent_id: String,
+    pub routable: bool,
+    pub pending_offer: Option<String>,
+    pub extension: String,
+    pub destination: String,
+    pub mrds: Vec<AgentMrdView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    pub mrd: String,
+    pub queue: String,
+    /// Waiting tasks per priority (11: requeued ahead of all).
+    pub waiting_by_priority: BTreeMap<u8, u32>,
+    pub longest_wait_ms: Millis,
+    pub agents_ready: u32,
+    pub agents_active: u32,
+    pub agents_busy: u32,
+    pub agents_not_ready: u32,
+    pub agents_reserved: u32,
+}
+
+impl Routing {
+    pub fn agent_status(&self, agent_id: &str) -> DomainResult<AgentStatusView> {
+        let agent = self.agent(agent_id)?;
+        Ok(AgentStatusView {
+            agent_id: agent_id.to_owned(),
+            routable: agent.routable,
+            pending_offer: agent.offer.clone(),
+            extension: agent.extension.clone(),
+            destination: agent.destination.clone(),
+            mrds: agent
+                .mrds
+                .iter()
+                .map(|(mrd, am)| AgentMrdView {
+                    mrd: mrd.clone(),
+                    state: self.agent_state(agent_id, mrd),
+                    reason_code: am.reason_code.clone(),
+                    active_tasks: am.tasks.iter().cloned().collect(),
+                    max_tasks: self.max_tasks(agent, mrd),
+                    available_since: am.available_since,
+                })
+                .collect(),
+        })
+    }
+
+    pub fn agent_statuses_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<AgentStatusView>, Option<String>) {
+        let (ids, next) = super::page(
+            &self.agents.keys().map(|k| (k.clone(), k.clone())).collect(),
+            after,
+            limit,
+        );
+        let views = ids
+            .iter()
+            .filter_map(|id| self.agent_status(id).ok())
+            .collect();
+        (views, next)
+    }
+
+    /// Queue statistics: waiting tasks, and the MRD's agents who match any step of the queue.
+    pub fn queue_stats(&self, mrd: &str, queue: &str, now: Millis) -> DomainResult<QueueStats> {
+        let queue = if queue.is_empty() {
+            DEFAULT_QUEUE
+        } else {
+            queue
+        };
+        let key = (mrd.to_owned(), queue.to_owned());
+        let config = self
+            .queues
+            .get(&key)
+            .ok_or_else(|| DomainError::not_found("queue", format!("{mrd}/{queue}")))?;
+        let mut stats = QueueStats {
+            mrd: mrd.to_owned(),
+            queue: queue.to_owned(),
+            ..QueueStats::default()
+        };
+        for task_key in self.waiting.in_queue(&key) {
+            let Some(task) = self.tasks.get(&task_key.task_id) else {
+                continue;
+            };
+            debug_assert_eq!(task.state, TaskState::Queued);
+            *stats.waiting_by_priority.entry(task.priority).or_default() += 1;
+            stats.longest_wait_ms = stats
+                .longest_wait_ms
+                .max(now.saturating_sub(task.queued_at));
+        }
+        for agent_id in self.mrd_agents.get(mrd).into_iter().flatten() {
+            let Some(agent) = self.agents.get(agent_id) else {
+                continue;
+            };
+            if self.first_matching_step(agent, config).is_none() {
+                continue;
+            }
+            match self.agent_state(agent_id, mrd) {
+                AgentState::Ready => stats.agents_ready += 1,
+                AgentState::Active | AgentState::WorkReady => stats.agents_active += 1,
+                AgentState::Busy => stats.agents_busy += 1,
+                AgentState::Reserved => stats.agents_reserved += 1,
+                AgentState::NotReady | AgentState::PendingNotReady => stats.agents_not_ready += 1,
+                AgentState::Logout => {}
+            }
+        }
+        Ok(stats)
+    }
+}
