@@ -12,6 +12,7 @@ fn agent(agent_id: &str, display_name: &str, password: &str) -> pb::UpsertAgentR
             agent_id: agent_id.into(),
             display_name: display_name.into(),
             password: password.into(),
+            ..Default::default()
         }),
     }
 }

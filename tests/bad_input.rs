@@ -342,6 +342,7 @@ async fn admin_calls_validate_agents_and_pages() {
             agent_id: agent_id.into(),
             display_name: "A".into(),
             password: password.into(),
+            ..Default::default()
         }),
     };
     assert_status(

@@ -75,6 +75,7 @@ async fn no_password_in_debug_logs_or_responses() {
                 agent_id: "rajat1".into(),
                 display_name: "Rajat".into(),
                 password: PASSWORD.into(),
+                ..Default::default()
             }),
         })
         .await
@@ -159,6 +160,7 @@ async fn no_password_in_debug_logs_or_responses() {
                 agent_id: "rajat2".into(),
                 display_name: String::new(),
                 password: PASSWORD.into(),
+                ..Default::default()
             }),
         }),
     ];

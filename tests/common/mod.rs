@@ -86,6 +86,7 @@ impl Clients {
                     agent_id: agent_id.into(),
                     display_name: format!("Agent {agent_id}"),
                     password: password.into(),
+                    ..Default::default()
                 }),
             })
             .await
@@ -159,6 +160,7 @@ pub fn prepare_request(
         agent: Some(pb::AgentCredentials {
             id: agent_id.into(),
             password: password.into(),
+            ..Default::default()
         }),
         model: String::new(),
         r#override: take_over,
