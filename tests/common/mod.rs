@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod tools;
+pub mod world;
 
 use std::net::SocketAddr;
 

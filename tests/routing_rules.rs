@@ -1,0 +1,517 @@
+//! Each routing rule, deterministically, on the engine's state with a clock the test moves.
+
+mod common;
+
+use common::world::{World, offer_of, offers, spec};
+use switchboard::domain::routing::config::{LogoutAction, MrdConfig, ReasonCategory, RonaAction};
+use switchboard::domain::routing::model::{
+    AgentState, CloseReason, RequestedAgentState as Req, Selection, TaskState,
+};
+use switchboard::domain::{Command, DomainError, Event};
+
+fn chat(max_tasks: u32) -> MrdConfig {
+    MrdConfig {
+        name: "chat".into(),
+        max_tasks,
+        interruptible: false,
+        offer_timeout_ms: 20_000,
+        wrap_up_timeout_ms: 0,
+        rona_action: RonaAction::NotReady,
+        logout_action: LogoutAction::Close,
+    }
+}
+
+fn selection(events: &[Event], task: &str) -> Selection {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::TaskAgentSelected {
+                task_id, selection, ..
+            } if task_id == task => Some(selection.clone()),
+            _ => None,
+        })
+        .expect("the task was offered")
+}
+
+#[test]
+fn sticky_agent_wins_when_eligible() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.agent("longest", &[]);
+    w.agent("last", &[]);
+    w.login_ready("longest", "chat");
+    w.now += 5_000;
+    w.login_ready("last", "chat");
+    let mut s = spec("t1", "chat", "", 5);
+    s.last_agent_id = "last".into();
+    let events = w.task_spec(s);
+    assert_eq!(offer_of(&events, "t1").as_deref(), Some("last"));
+    assert_eq!(selection(&events, "t1"), Selection::Sticky);
+
+    // Not eligible (busy with an offer): the queue decides instead.
+    let mut s = spec("t2", "chat", "", 5);
+    s.last_agent_id = "last".into();
+    let events = w.task_spec(s);
+    assert_eq!(offer_of(&events, "t2").as_deref(), Some("longest"));
+    assert_eq!(selection(&events, "t2"), Selection::Step { index: 0 });
+}
+
+#[test]
+fn steps_widen_as_their_timeouts_pass() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.queue(
+        "chat",
+        "sales",
+        &[("sales >= 8", 10_000), ("sales >= 3", 10_000), ("TRUE", 0)],
+        0,
+    );
+    w.agent("junior", &[("sales", 4)]);
+    w.agent("novice", &[]);
+    w.login_ready("junior", "chat");
+    w.login_ready("novice", "chat");
+
+    assert!(
+        offers(&w.task("t1", "chat", "sales", 5)).is_empty(),
+        "nobody matches step 0"
+    );
+    assert!(offers(&w.advance(9_999)).is_empty());
+    let events = w.advance(1);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::TaskStepWidened { step: 1, .. }))
+    );
+    assert_eq!(offer_of(&events, "t1").as_deref(), Some("junior"));
+    assert_eq!(selection(&events, "t1"), Selection::Step { index: 1 });
+
+    // A second task reaches step 2 and takes the novice.
+    w.task("t2", "chat", "sales", 5);
+    w.advance(10_000);
+    let events = w.advance(10_000);
+    assert_eq!(offer_of(&events, "t2").as_deref(), Some("novice"));
+    assert_eq!(selection(&events, "t2"), Selection::Step { index: 2 });
+}
+
+#[test]
+fn fewest_tasks_then_longest_available_then_id() {
+    let mut w = World::new();
+    w.mrd("chat", 3);
+    for a in ["b", "a", "c"] {
+        w.agent(a, &[]);
+    }
+    w.login_ready("c", "chat");
+    w.login_ready("b", "chat");
+    w.login_ready("a", "chat"); // all at the same instant: id breaks the tie
+    assert_eq!(
+        offer_of(&w.task("t1", "chat", "", 5), "t1").as_deref(),
+        Some("a")
+    );
+    w.accept("t1", "a");
+    // a has one task now; b and c have none: b first by id.
+    assert_eq!(
+        offer_of(&w.task("t2", "chat", "", 5), "t2").as_deref(),
+        Some("b")
+    );
+    w.accept("t2", "b");
+    assert_eq!(
+        offer_of(&w.task("t3", "chat", "", 5), "t3").as_deref(),
+        Some("c")
+    );
+    w.accept("t3", "c");
+    // Everyone has one: the one available longest (a, since its last change) goes first.
+    w.now += 1_000;
+    w.task_state("t2", TaskState::Closed).unwrap(); // b freed: available later, fewer tasks
+    assert_eq!(
+        offer_of(&w.task("t4", "chat", "", 5), "t4").as_deref(),
+        Some("b")
+    );
+    w.accept("t4", "b");
+    assert_eq!(
+        offer_of(&w.task("t5", "chat", "", 5), "t5").as_deref(),
+        Some("a")
+    );
+}
+
+#[test]
+fn higher_priority_first_then_first_in_first_out() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.agent("a", &[]);
+    w.set_state("a", Req::Login, "chat").unwrap();
+    for (id, priority) in [("t1", 5), ("t2", 9), ("t3", 5), ("t4", 9)] {
+        w.task(id, "chat", "", priority);
+        w.now += 1;
+    }
+    let mut order = Vec::new();
+    let mut events = w.set_state("a", Req::Ready, "chat").unwrap();
+    for _ in 0..4 {
+        let (task, _) = offers(&events).pop().expect("one offer at a time");
+        w.accept(&task, "a");
+        events = w.task_state(&task, TaskState::Closed).unwrap();
+        order.push(task);
+    }
+    assert_eq!(order, ["t2", "t4", "t1", "t3"]);
+}
+
+#[test]
+fn rona_requeues_ahead_of_all_and_sets_the_agent_not_ready() {
+    let mut w = World::new();
+    w.mrd_with(chat(1));
+    w.agent("sleepy", &[]);
+    w.agent("b", &[]);
+    w.login_ready("sleepy", "chat");
+    w.set_state("b", Req::Login, "chat").unwrap();
+    w.task("t1", "chat", "", 5);
+    w.now += 1;
+    w.task("t2", "chat", "", 10);
+    assert_eq!(w.get_task("t1").state, TaskState::Offered);
+
+    let events = w.advance(20_000);
+    assert!(events.iter().any(
+        |e| matches!(e, Event::TaskRequeued { task_id, priority: 11, .. } if task_id == "t1")
+    ));
+    assert_eq!(w.agent_state("sleepy", "chat"), AgentState::NotReady);
+    assert_eq!(w.get_agent("sleepy").mrds[0].reason_code, "RONA");
+    // Requeued ahead of the priority-10 task that waited meanwhile.
+    let events = w.set_state("b", Req::Ready, "chat").unwrap();
+    assert_eq!(offer_of(&events, "t1").as_deref(), Some("b"));
+    // The agent who let it ring is not offered it again.
+    assert!(w.get_task("t1").declined_by.contains("sleepy"));
+}
+
+#[test]
+fn rona_can_make_the_agent_not_routable_instead() {
+    let mut w = World::new();
+    w.mrd_with(MrdConfig {
+        rona_action: RonaAction::NotRoutable,
+        ..chat(1)
+    });
+    w.agent("sleepy", &[]);
+    w.login_ready("sleepy", "chat");
+    w.task("t1", "chat", "", 5);
+    w.advance(20_000);
+    let view = w.get_agent("sleepy");
+    assert!(!view.routable);
+    assert_eq!(view.mrds[0].state, AgentState::Ready);
+    assert!(
+        offers(&w.task("t2", "chat", "", 5)).is_empty(),
+        "not routable: no offers"
+    );
+    // READY again makes it routable; t2 comes first (t1 was declined by this agent).
+    let events = w.set_state("sleepy", Req::Ready, "chat").unwrap();
+    assert_eq!(
+        offers(&events),
+        vec![("t2".to_owned(), "sleepy".to_owned())]
+    );
+}
+
+#[test]
+fn time_to_live_closes_with_no_agent_available_and_says_what_it_tried() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.queue("chat", "vip", &[("vip", 5_000), ("sales >= 5", 0)], 30_000);
+    w.task("t1", "chat", "vip", 5);
+    assert!(
+        w.advance(29_999)
+            .iter()
+            .all(|e| !matches!(e, Event::TaskStateChanged { .. }))
+    );
+    let events = w.advance(1);
+    let detail = events
+        .iter()
+        .find_map(|e| match e {
+            Event::TaskStateChanged {
+                close_reason: Some(CloseReason::NoAgentAvailable),
+                detail,
+                ..
+            } => Some(detail.clone()),
+            _ => None,
+        })
+        .expect("closed for want of an agent");
+    assert!(
+        detail.contains("step 0: vip") && detail.contains("step 1: sales >= 5"),
+        "{detail}"
+    );
+    assert_eq!(w.get_task("t1").state, TaskState::Closed);
+}
+
+#[test]
+fn capacity_counts_active_and_busy() {
+    let mut w = World::new();
+    w.mrd("chat", 2);
+    w.agent("a", &[]);
+    w.login_ready("a", "chat");
+    w.task("t1", "chat", "", 5);
+    assert_eq!(w.agent_state("a", "chat"), AgentState::Reserved);
+    w.accept("t1", "a");
+    assert_eq!(w.agent_state("a", "chat"), AgentState::Active);
+    // The second task is offered at once: the agent is below max.
+    assert_eq!(
+        offer_of(&w.task("t2", "chat", "", 5), "t2").as_deref(),
+        Some("a")
+    );
+    w.accept("t2", "a");
+    assert_eq!(w.agent_state("a", "chat"), AgentState::Busy);
+    assert!(
+        offers(&w.task("t3", "chat", "", 5)).is_empty(),
+        "busy: no third task"
+    );
+    // A per-agent override raises the limit, and backfill follows at once.
+    let events = w.ok(Command::UpsertAgent {
+        agent_id: "a".into(),
+        display_name: "a".into(),
+        password_hash: None,
+        attributes: Default::default(),
+        mrd_max_tasks: [("chat".to_owned(), 3)].into(),
+    });
+    assert_eq!(offer_of(&events, "t3").as_deref(), Some("a"));
+}
+
+#[test]
+fn one_pending_offer_per_agent() {
+    let mut w = World::new();
+    w.mrd("chat", 5);
+    w.agent("a", &[]);
+    w.login_ready("a", "chat");
+    let events = [w.task("t1", "chat", "", 5), w.task("t2", "chat", "", 5)].concat();
+    assert_eq!(offers(&events), vec![("t1".to_owned(), "a".to_owned())]);
+    let events = w.accept("t1", "a");
+    assert_eq!(offers(&events), vec![("t2".to_owned(), "a".to_owned())]);
+}
+
+#[test]
+fn not_ready_with_tasks_is_pending_until_they_end() {
+    let mut w = World::new();
+    w.mrd("chat", 2);
+    w.reason("lunch", ReasonCategory::NotReady);
+    w.agent("a", &[]);
+    w.login_ready("a", "chat");
+    w.task("t1", "chat", "", 5);
+    w.accept("t1", "a");
+    w.set_state_reason("a", Req::NotReady, "chat", "lunch")
+        .unwrap();
+    assert_eq!(w.agent_state("a", "chat"), AgentState::PendingNotReady);
+    assert!(
+        offers(&w.task("t2", "chat", "", 5)).is_empty(),
+        "no new work while pending"
+    );
+    w.task_state("t1", TaskState::Closed).unwrap();
+    assert_eq!(w.agent_state("a", "chat"), AgentState::NotReady);
+    assert_eq!(w.get_agent("a").mrds[0].reason_code, "lunch");
+    // Derived states are never set by clients: only LOGIN/READY/NOT_READY/LOGOUT exist to ask.
+    assert!(matches!(
+        w.set_state_reason("a", Req::NotReady, "chat", "nope"),
+        Err(DomainError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn logout_closes_or_requeues_per_mrd() {
+    for (action, expect_requeue) in [(LogoutAction::Close, false), (LogoutAction::Requeue, true)] {
+        let mut w = World::new();
+        w.mrd_with(MrdConfig {
+            logout_action: action,
+            ..chat(1)
+        });
+        w.agent("a", &[]);
+        w.agent("b", &[]);
+        w.login_ready("a", "chat");
+        w.task("t1", "chat", "", 5);
+        w.accept("t1", "a");
+        w.set_state("b", Req::Login, "chat").unwrap();
+        w.set_state("a", Req::Logout, "chat").unwrap();
+        let task = w.get_task("t1");
+        if expect_requeue {
+            assert_eq!((task.state, task.priority), (TaskState::Queued, 11));
+            let events = w.set_state("b", Req::Ready, "chat").unwrap();
+            assert_eq!(offer_of(&events, "t1").as_deref(), Some("b"));
+        } else {
+            assert_eq!(
+                (task.state, task.close_reason),
+                (TaskState::Closed, Some(CloseReason::AgentLogout))
+            );
+        }
+        assert_eq!(w.agent_state("a", "chat"), AgentState::Logout);
+    }
+}
+
+#[test]
+fn logout_reroutes_a_pending_offer_at_once() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.agent("a", &[]);
+    w.agent("b", &[]);
+    w.login_ready("a", "chat");
+    w.task("t1", "chat", "", 5);
+    w.login_ready("b", "chat");
+    let events = w.set_state("a", Req::Logout, "").unwrap();
+    assert_eq!(offer_of(&events, "t1").as_deref(), Some("b"));
+}
+
+#[test]
+fn wrap_up_holds_the_agent_until_its_timer_ends() {
+    let mut w = World::new();
+    w.mrd_with(MrdConfig {
+        wrap_up_timeout_ms: 15_000,
+        ..chat(1)
+    });
+    w.agent("a", &[]);
+    w.login_ready("a", "chat");
+    w.task("t1", "chat", "", 5);
+    w.accept("t1", "a");
+    w.task("t2", "chat", "", 5);
+    w.task_state("t1", TaskState::WrappingUp).unwrap();
+    assert_eq!(w.agent_state("a", "chat"), AgentState::WorkReady);
+    assert!(offers(&w.advance(14_999)).is_empty());
+    let events = w.advance(1);
+    assert!(events.iter().any(|e| matches!(e, Event::TaskStateChanged { task_id, close_reason: Some(CloseReason::Done), .. } if task_id == "t1")));
+    assert_eq!(
+        offer_of(&events, "t2").as_deref(),
+        Some("a"),
+        "backfill when wrap-up ends"
+    );
+}
+
+#[test]
+fn transfer_and_conference_refusals() {
+    let mut w = World::new();
+    w.mrd("chat", 2);
+    w.mrd("voice", 1);
+    for a in ["owner", "other", "idle", "away"] {
+        w.agent(a, &[]);
+    }
+    w.login_ready("owner", "chat");
+    w.task("t1", "chat", "", 5);
+    let transfer = |task: &str, owner: &str, to: &str| Command::TransferTask {
+        task_id: task.into(),
+        owner_agent_id: owner.into(),
+        recipient_agent_id: to.into(),
+    };
+    let conference = |owner: &str, to: &str, mrd: &str| Command::ConferenceTask {
+        task_id: "t1".into(),
+        owner_agent_id: owner.into(),
+        participant_agent_id: to.into(),
+        mrd: mrd.into(),
+    };
+    let precondition = |r: Result<_, DomainError>, needle: &str| match r {
+        Err(DomainError::FailedPrecondition(m)) => assert!(m.contains(needle), "{m}"),
+        other => panic!("expected FAILED_PRECONDITION ({needle}), got {other:?}"),
+    };
+    // Not active yet (offered).
+    precondition(w.run(transfer("t1", "owner", "other")), "not Active");
+    w.accept("t1", "owner");
+    assert!(matches!(
+        w.run(transfer("ghost", "owner", "other")),
+        Err(DomainError::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.run(transfer("t1", "owner", "nobody")),
+        Err(DomainError::NotFound { .. })
+    ));
+    precondition(w.run(transfer("t1", "other", "idle")), "does not own");
+    assert!(matches!(
+        w.run(transfer("t1", "owner", "owner")),
+        Err(DomainError::InvalidArgument {
+            field: "recipient_agent_id",
+            ..
+        })
+    ));
+    precondition(
+        w.run(transfer("t1", "owner", "away")),
+        "not logged in on mrd 'chat'",
+    );
+    w.set_state("other", Req::Login, "chat").unwrap();
+    precondition(
+        w.run(transfer("t1", "owner", "other")),
+        "cannot take work now (NotReady",
+    );
+    assert!(matches!(
+        w.run(conference("owner", "idle", "voice")),
+        Err(DomainError::InvalidArgument { field: "mrd", .. })
+    ));
+
+    // Conference adds a participant; then neither can be added again.
+    w.login_ready("idle", "chat");
+    w.ok(conference("owner", "idle", "chat"));
+    precondition(
+        w.run(conference("owner", "idle", "chat")),
+        "already on task",
+    );
+    precondition(w.run(transfer("t1", "owner", "idle")), "already on task");
+
+    // Transfer moves ownership and frees the owner.
+    w.set_state("other", Req::Ready, "chat").unwrap();
+    let events = w.ok(transfer("t1", "owner", "other"));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::TaskAgentTransferred { .. }))
+    );
+    let task = w.get_task("t1");
+    assert_eq!(task.owner.as_deref(), Some("other"));
+    assert!(task.participants.contains("idle"));
+    assert_eq!(w.agent_state("owner", "chat"), AgentState::Ready);
+}
+
+#[test]
+fn backfill_is_immediate() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.agent("a", &[]);
+    w.set_state("a", Req::Login, "chat").unwrap();
+    w.task("t1", "chat", "", 5);
+    w.task("t2", "chat", "", 5);
+    // READY: offered in the same command.
+    assert_eq!(
+        offer_of(&w.set_state("a", Req::Ready, "chat").unwrap(), "t1").as_deref(),
+        Some("a")
+    );
+    w.accept("t1", "a");
+    // A task closed: the next one is offered in the same command.
+    assert_eq!(
+        offer_of(&w.task_state("t1", TaskState::Closed).unwrap(), "t2").as_deref(),
+        Some("a")
+    );
+    // A rejection: the task goes back, and nobody else is eligible.
+    let events = w.ok(Command::RejectTask {
+        task_id: "t2".into(),
+        agent_id: "a".into(),
+    });
+    assert!(offers(&events).is_empty());
+    assert_eq!(w.get_task("t2").priority, 11);
+}
+
+#[test]
+fn derived_state_notices_follow_each_change() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.agent("a", &[]);
+    let states = |events: &[Event]| -> Vec<AgentState> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::AgentStateChanged { state, .. } => Some(*state),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        states(&w.set_state("a", Req::Login, "chat").unwrap()),
+        [AgentState::NotReady]
+    );
+    assert_eq!(
+        states(&w.set_state("a", Req::Ready, "chat").unwrap()),
+        [AgentState::Ready]
+    );
+    assert_eq!(states(&w.task("t1", "chat", "", 5)), [AgentState::Reserved]);
+    assert_eq!(states(&w.accept("t1", "a")), [AgentState::Busy]);
+    assert_eq!(
+        states(&w.task_state("t1", TaskState::Closed).unwrap()),
+        [AgentState::Ready]
+    );
+    assert_eq!(
+        states(&w.set_state("a", Req::Logout, "chat").unwrap()),
+        [AgentState::Logout]
+    );
+}
