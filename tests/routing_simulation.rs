@@ -1,0 +1,455 @@
+//! Thousands of random commands and clock jumps against the routing engine, checking after
+//! every step that nothing is over capacity, double-owned, stuck or left waiting beside an
+//! idle eligible agent. Seeded: a failure names its seed and step, and replays exactly.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::world::{World, spec};
+use switchboard::domain::routing::AgentStatusView;
+use switchboard::domain::routing::config::{LogoutAction, MrdConfig, QueueConfig, RonaAction};
+use switchboard::domain::routing::expr::Expr;
+use switchboard::domain::routing::model::{
+    AgentState, RequestedAgentState as Req, Task, TaskState,
+};
+use switchboard::domain::{Command, DomainError, Event, Outcome};
+
+const STEPS: usize = 3_000;
+const AGENTS: usize = 12;
+
+/// A small deterministic generator (64-bit LCG), so a seed fully fixes a run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next()).unwrap() % n
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        (!items.is_empty()).then(|| &items[self.below(items.len())])
+    }
+}
+
+struct Sim {
+    world: World,
+    rng: Lcg,
+    attributes: BTreeMap<String, BTreeMap<String, u32>>,
+    next_task: usize,
+}
+
+impl Sim {
+    fn new(seed: u64) -> Self {
+        let mut world = World::new();
+        world.mrd_with(MrdConfig {
+            name: "chat".into(),
+            max_tasks: 3,
+            interruptible: false,
+            offer_timeout_ms: 8_000,
+            wrap_up_timeout_ms: 5_000,
+            rona_action: RonaAction::NotReady,
+            logout_action: LogoutAction::Requeue,
+        });
+        world.mrd_with(MrdConfig {
+            name: "email".into(),
+            max_tasks: 2,
+            interruptible: false,
+            offer_timeout_ms: 12_000,
+            wrap_up_timeout_ms: 0,
+            rona_action: RonaAction::NotRoutable,
+            logout_action: LogoutAction::Close,
+        });
+        world.queue(
+            "chat",
+            "sales",
+            &[("sales >= 7", 3_000), ("sales >= 3", 3_000), ("TRUE", 0)],
+            60_000,
+        );
+        world.queue(
+            "email",
+            "support",
+            &[("support AND lang_en", 5_000), ("support OR lang_en", 0)],
+            0,
+        );
+        let mut sim = Self {
+            world,
+            rng: Lcg(seed),
+            attributes: BTreeMap::new(),
+            next_task: 0,
+        };
+        for i in 0..AGENTS {
+            let attrs: BTreeMap<String, u32> = [
+                (
+                    "sales".to_owned(),
+                    u32::try_from(sim.rng.below(11)).unwrap(),
+                ),
+                (
+                    "support".to_owned(),
+                    u32::try_from(sim.rng.below(2)).unwrap(),
+                ),
+                (
+                    "lang_en".to_owned(),
+                    u32::try_from(sim.rng.below(2)).unwrap(),
+                ),
+            ]
+            .into();
+            let max: Vec<(&str, u32)> = match i % 4 {
+                0 => vec![("chat", 1)],
+                1 => vec![("email", 0)],
+                _ => vec![],
+            };
+            let id = format!("agent{i:02}");
+            let attr_refs: Vec<(&str, u32)> = attrs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            sim.world.agent_with_max(&id, &attr_refs, &max);
+            sim.attributes.insert(id, attrs);
+        }
+        sim
+    }
+
+    fn agents(&self) -> Vec<String> {
+        self.attributes.keys().cloned().collect()
+    }
+
+    fn tasks(&mut self) -> Vec<Task> {
+        match self.world.run(Command::ListTasks {
+            after: None,
+            limit: 1_000_000,
+        }) {
+            Ok((Outcome::Tasks { tasks, .. }, _)) => tasks,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn tasks_in(&mut self, states: &[TaskState]) -> Vec<Task> {
+        self.tasks()
+            .into_iter()
+            .filter(|t| states.contains(&t.state))
+            .collect()
+    }
+
+    /// One random command; refusals are fine (and must be refusals, not panics).
+    fn step(&mut self) {
+        let agents = self.agents();
+        let mrds = ["chat", "email"];
+        let agent = self.rng.pick(&agents).unwrap().clone();
+        let mrd = *self.rng.pick(&mrds).unwrap();
+        let result: Result<Vec<Event>, DomainError> = match self.rng.below(100) {
+            0..=7 => self.world.set_state(
+                &agent,
+                Req::Login,
+                if self.rng.below(3) == 0 { "" } else { mrd },
+            ),
+            8..=22 => self.world.set_state(&agent, Req::Ready, mrd),
+            23..=27 => self.world.set_state(&agent, Req::NotReady, mrd),
+            28..=30 => self.world.set_state(&agent, Req::Logout, mrd),
+            31..=50 => {
+                self.next_task += 1;
+                let queue = *self.rng.pick(&["sales", "support", "", "nowhere"]).unwrap();
+                let mut s = spec(
+                    &format!("task{:05}", self.next_task),
+                    mrd,
+                    queue,
+                    u8::try_from(1 + self.rng.below(10)).unwrap(),
+                );
+                if self.rng.below(4) == 0 {
+                    s.last_agent_id = agent.clone();
+                }
+                if self.rng.below(3) == 0 {
+                    s.conversation_id = format!("conv{}", self.rng.below(5));
+                }
+                self.world.run(Command::NewTask(s)).map(|(_, e)| e)
+            }
+            51..=65 => match {
+                let offered = self.tasks_in(&[TaskState::Offered]);
+                self.rng.pick(&offered).cloned()
+            } {
+                Some(task) => {
+                    let (offered_to, _) = task.offer.clone().unwrap();
+                    let command = if self.rng.below(5) == 0 {
+                        Command::RejectTask {
+                            task_id: task.spec.task_id,
+                            agent_id: offered_to,
+                        }
+                    } else {
+                        Command::AcceptTask {
+                            task_id: task.spec.task_id,
+                            agent_id: offered_to,
+                        }
+                    };
+                    self.world.run(command).map(|(_, e)| e)
+                }
+                None => Ok(vec![]),
+            },
+            66..=77 => {
+                let open = self.tasks_in(&[
+                    TaskState::Queued,
+                    TaskState::Active,
+                    TaskState::Paused,
+                    TaskState::WrappingUp,
+                ]);
+                match self.rng.pick(&open).cloned() {
+                    Some(task) => {
+                        let state = *self
+                            .rng
+                            .pick(&[
+                                TaskState::Paused,
+                                TaskState::Active,
+                                TaskState::WrappingUp,
+                                TaskState::Closed,
+                            ])
+                            .unwrap();
+                        self.world.task_state(&task.spec.task_id, state)
+                    }
+                    None => Ok(vec![]),
+                }
+            }
+            78..=83 => match {
+                let active = self.tasks_in(&[TaskState::Active]);
+                self.rng.pick(&active).cloned()
+            } {
+                Some(task) => {
+                    let other = self.rng.pick(&agents).unwrap().clone();
+                    let command = if self.rng.below(2) == 0 {
+                        Command::TransferTask {
+                            task_id: task.spec.task_id,
+                            owner_agent_id: task.owner.clone().unwrap(),
+                            recipient_agent_id: other,
+                        }
+                    } else {
+                        Command::ConferenceTask {
+                            task_id: task.spec.task_id,
+                            owner_agent_id: task.owner.clone().unwrap(),
+                            participant_agent_id: other,
+                            mrd: String::new(),
+                        }
+                    };
+                    self.world.run(command).map(|(_, e)| e)
+                }
+                None => Ok(vec![]),
+            },
+            84..=85 => {
+                // Reconfigure a queue while tasks wait in it.
+                let steps = if self.rng.below(2) == 0 { 1 } else { 3 };
+                let q = QueueConfig {
+                    name: "sales".into(),
+                    mrd: "chat".into(),
+                    steps: ["sales >= 7", "sales >= 3", "TRUE"]
+                        .iter()
+                        .take(steps)
+                        .map(|e| switchboard::domain::routing::config::Step {
+                            expression: Expr::parse(e).unwrap(),
+                            timeout_ms: 3_000,
+                        })
+                        .collect(),
+                    task_ttl_ms: 60_000,
+                };
+                self.world.run(Command::UpsertQueue(q)).map(|(_, e)| e)
+            }
+            _ => {
+                let jump = u64::try_from(self.rng.below(10_000)).unwrap();
+                Ok(self.world.advance(jump))
+            }
+        };
+        // Refusals carry a reason; anything else is a bug in the rules.
+        if let Err(DomainError::Internal(e)) = result {
+            panic!("internal error: {e}");
+        }
+    }
+
+    fn agent_views(&mut self) -> BTreeMap<String, AgentStatusView> {
+        self.agents()
+            .into_iter()
+            .map(|a| (a.clone(), self.world.get_agent(&a)))
+            .collect()
+    }
+
+    /// Would `agent` be a legal pick for the waiting `task` right now?
+    fn could_take(
+        &self,
+        view: &AgentStatusView,
+        task: &Task,
+        queues: &BTreeMap<(String, String), QueueConfig>,
+        tasks: &BTreeMap<String, Task>,
+    ) -> bool {
+        let Some(on_mrd) = view.mrds.iter().find(|m| m.mrd == task.spec.mrd) else {
+            return false;
+        };
+        let free = matches!(
+            on_mrd.state,
+            AgentState::Ready | AgentState::Active | AgentState::WorkReady
+        );
+        if !free
+            || !view.routable
+            || view.pending_offer.is_some()
+            || on_mrd.active_tasks.len() >= on_mrd.max_tasks as usize
+        {
+            return false;
+        }
+        if task.declined_by.contains(&view.agent_id) {
+            return false;
+        }
+        let same_conversation = !task.spec.conversation_id.is_empty()
+            && on_mrd
+                .active_tasks
+                .iter()
+                .any(|t| tasks[t].spec.conversation_id == task.spec.conversation_id);
+        if same_conversation {
+            return false;
+        }
+        if task.spec.last_agent_id == view.agent_id {
+            return true;
+        }
+        let queue = &queues[&(task.spec.mrd.clone(), task.spec.queue.clone())];
+        let attributes = &self.attributes[&view.agent_id];
+        queue
+            .steps
+            .iter()
+            .take(task.step + 1)
+            .any(|s| s.expression.matches(attributes))
+    }
+
+    fn check(&mut self, seed: u64, step: usize) {
+        let now = self.world.now;
+        let at = format!("seed {seed}, step {step}");
+        let tasks: BTreeMap<String, Task> = self
+            .tasks()
+            .into_iter()
+            .map(|t| (t.spec.task_id.clone(), t))
+            .collect();
+        let views = self.agent_views();
+        let queues: BTreeMap<(String, String), QueueConfig> =
+            match self.world.run(Command::ListQueues) {
+                Ok((Outcome::Queues(q), _)) => q
+                    .into_iter()
+                    .map(|q| ((q.mrd.clone(), q.name.clone()), q))
+                    .collect(),
+                other => panic!("{other:?}"),
+            };
+
+        // No agent above its MRD's max; every task an agent holds lists the agent.
+        for view in views.values() {
+            for m in &view.mrds {
+                assert!(
+                    m.active_tasks.len() <= m.max_tasks as usize,
+                    "{at}: {} over max on {}",
+                    view.agent_id,
+                    m.mrd
+                );
+                for t in &m.active_tasks {
+                    let task = &tasks[t];
+                    assert!(
+                        task.agents().any(|a| *a == view.agent_id),
+                        "{at}: {} holds {t} but is not on it",
+                        view.agent_id
+                    );
+                    assert!(
+                        matches!(
+                            task.state,
+                            TaskState::Active | TaskState::Paused | TaskState::WrappingUp
+                        ),
+                        "{at}: {t} held while {:?}",
+                        task.state
+                    );
+                }
+            }
+        }
+        for task in tasks.values() {
+            let id = &task.spec.task_id;
+            let holders: Vec<&String> = views
+                .values()
+                .filter(|v| v.mrds.iter().any(|m| m.active_tasks.contains(id)))
+                .map(|v| &v.agent_id)
+                .collect();
+            match task.state {
+                TaskState::Queued => {
+                    assert!(
+                        task.offer.is_none() && task.owner.is_none() && holders.is_empty(),
+                        "{at}: queued {id} has agents"
+                    );
+                }
+                TaskState::Offered => {
+                    let (agent, deadline) =
+                        task.offer.clone().expect("an offered task names its agent");
+                    assert!(deadline > now, "{at}: offer of {id} is past its deadline");
+                    assert_eq!(
+                        views[&agent].pending_offer.as_deref(),
+                        Some(id.as_str()),
+                        "{at}: offer of {id} not on {agent}"
+                    );
+                    assert!(holders.is_empty(), "{at}: offered {id} is held");
+                }
+                TaskState::Active | TaskState::Paused | TaskState::WrappingUp => {
+                    // One owner; a conference participant is not an owner.
+                    let owner = task
+                        .owner
+                        .clone()
+                        .unwrap_or_else(|| panic!("{at}: {id} has no owner"));
+                    assert!(
+                        !task.participants.contains(&owner),
+                        "{at}: {id}'s owner is also a participant"
+                    );
+                    assert_eq!(
+                        holders.len(),
+                        1 + task.participants.len(),
+                        "{at}: {id} held by {holders:?}"
+                    );
+                }
+                TaskState::Closed => {
+                    assert!(
+                        task.close_reason.is_some(),
+                        "{at}: {id} closed without a reason"
+                    );
+                    assert!(holders.is_empty(), "{at}: closed {id} still held");
+                }
+            }
+        }
+        // No task waits while an eligible agent is idle.
+        for task in tasks.values().filter(|t| t.state == TaskState::Queued) {
+            for view in views.values() {
+                assert!(
+                    !self.could_take(view, task, &queues, &tasks),
+                    "{at}: {} waits while {} could take it",
+                    task.spec.task_id,
+                    view.agent_id
+                );
+            }
+        }
+    }
+}
+
+fn run(seed: u64) -> Vec<Event> {
+    let mut sim = Sim::new(seed);
+    for step in 0..STEPS {
+        sim.step();
+        sim.check(seed, step);
+    }
+    let tasks = sim.tasks();
+    let routed = tasks
+        .iter()
+        .filter(|t| t.state != TaskState::Queued)
+        .count();
+    assert!(
+        tasks.len() > 300 && routed > 100,
+        "seed {seed}: the run did too little ({} tasks, {routed} routed)",
+        tasks.len()
+    );
+    sim.world.events
+}
+
+#[test]
+fn random_commands_keep_every_invariant() {
+    for seed in [1, 2, 3] {
+        run(seed);
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_events() {
+    assert_eq!(run(42), run(42));
+}
