@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "switchboard/v1/processor.proto",
     "switchboard/v1/workflow.proto",
     "switchboard/v1/admin.proto",
+    "switchboard/v1/routing.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -28,7 +29,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         // constructor; clients are built with `Client::new(channel)` instead.
         .build_transport(false)
         // Messages that carry a password get a hand-written Debug that redacts it.
-        .skip_debug([".switchboard.v1.AgentCredentials", ".switchboard.v1.Agent"])
+        .skip_debug([
+            ".switchboard.v1.AgentCredentials",
+            ".switchboard.v1.Agent",
+            ".switchboard.v1.ConnectAgentRequest",
+            ".switchboard.v1.LoginAgentRequest",
+        ])
         .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

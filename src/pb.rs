@@ -31,3 +31,24 @@ impl fmt::Debug for Agent {
             .finish()
     }
 }
+
+impl fmt::Debug for ConnectAgentRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectAgentRequest")
+            .field("agent_id", &self.agent_id)
+            .field("password", &"<redacted>")
+            .field("extension", &self.extension)
+            .field("destination", &self.destination)
+            .finish()
+    }
+}
+
+impl fmt::Debug for LoginAgentRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginAgentRequest")
+            .field("agent_id", &self.agent_id)
+            .field("password", &"<redacted>")
+            .field("mrd", &self.mrd)
+            .finish()
+    }
+}

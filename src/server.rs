@@ -21,11 +21,12 @@ use crate::pb;
 use crate::store::{MemoryJournal, StoreError};
 
 /// The gRPC services health reports on, besides the server as a whole ("").
-const SERVICE_NAMES: [&str; 4] = [
+const SERVICE_NAMES: [&str; 5] = [
     "switchboard.v1.CoreService",
     "switchboard.v1.ProcessorService",
     "switchboard.v1.WorkflowService",
     "switchboard.v1.AdminService",
+    "switchboard.v1.RoutingService",
 ];
 
 #[derive(Debug, Error)]
@@ -113,7 +114,10 @@ impl Server {
             .add_service(pb::workflow_service_server::WorkflowServiceServer::new(
                 api.clone(),
             ))
-            .add_service(pb::admin_service_server::AdminServiceServer::new(api));
+            .add_service(pb::admin_service_server::AdminServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(pb::routing_service_server::RoutingServiceServer::new(api));
 
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(router.serve_with_incoming_shutdown(

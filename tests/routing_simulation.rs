@@ -133,6 +133,11 @@ impl Sim {
             .collect()
     }
 
+    fn pick_task(&mut self, states: &[TaskState]) -> Option<Task> {
+        let tasks = self.tasks_in(states);
+        self.rng.pick(&tasks).cloned()
+    }
+
     /// One random command; refusals are fine (and must be refusals, not panics).
     fn step(&mut self) {
         let agents = self.agents();
@@ -165,10 +170,7 @@ impl Sim {
                 }
                 self.world.run(Command::NewTask(s)).map(|(_, e)| e)
             }
-            51..=65 => match {
-                let offered = self.tasks_in(&[TaskState::Offered]);
-                self.rng.pick(&offered).cloned()
-            } {
+            51..=65 => match self.pick_task(&[TaskState::Offered]) {
                 Some(task) => {
                     let (offered_to, _) = task.offer.clone().unwrap();
                     let command = if self.rng.below(5) == 0 {
@@ -209,10 +211,7 @@ impl Sim {
                     None => Ok(vec![]),
                 }
             }
-            78..=83 => match {
-                let active = self.tasks_in(&[TaskState::Active]);
-                self.rng.pick(&active).cloned()
-            } {
+            78..=83 => match self.pick_task(&[TaskState::Active]) {
                 Some(task) => {
                     let other = self.rng.pick(&agents).unwrap().clone();
                     let command = if self.rng.below(2) == 0 {

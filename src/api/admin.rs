@@ -8,9 +8,6 @@ use crate::engine::{Password, unexpected};
 use crate::pb;
 use crate::pb::admin_service_server::AdminService;
 
-const DEFAULT_PAGE_SIZE: usize = 100;
-const MAX_PAGE_SIZE: usize = 1000;
-
 /// The directory's view of an agent; the password field stays empty.
 fn agent_pb(record: AgentRecord) -> pb::Agent {
     pb::Agent {
@@ -81,16 +78,7 @@ impl Api {
         &self,
         req: pb::ListAgentsRequest,
     ) -> DomainResult<pb::ListAgentsResponse> {
-        let limit = match usize::try_from(req.page_size).unwrap_or(usize::MAX) {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n <= MAX_PAGE_SIZE => n,
-            _ => {
-                return Err(DomainError::invalid(
-                    "page_size",
-                    format!("must be at most {MAX_PAGE_SIZE}"),
-                ));
-            }
-        };
+        let limit = super::routing::page_size(req.page_size)?;
         // The token is the last id of the previous page: agent ids are ordered and unique.
         let after = if req.page_token.is_empty() {
             None
@@ -157,5 +145,61 @@ impl AdminService for Api {
         request: Request<pb::DeleteAgentRequest>,
     ) -> ApiResult<Response<pb::DeleteAgentResponse>> {
         reply(Api::delete_agent(self, request.into_inner()).await)
+    }
+
+    async fn upsert_mrd(
+        &self,
+        request: Request<pb::UpsertMrdRequest>,
+    ) -> ApiResult<Response<pb::UpsertMrdResponse>> {
+        reply(Api::upsert_mrd(self, request.into_inner()).await)
+    }
+
+    async fn list_mrds(
+        &self,
+        _: Request<pb::ListMrdsRequest>,
+    ) -> ApiResult<Response<pb::ListMrdsResponse>> {
+        reply(Api::list_mrds(self).await)
+    }
+
+    async fn delete_mrd(
+        &self,
+        request: Request<pb::DeleteMrdRequest>,
+    ) -> ApiResult<Response<pb::DeleteMrdResponse>> {
+        reply(Api::delete_mrd(self, request.into_inner()).await)
+    }
+
+    async fn upsert_queue(
+        &self,
+        request: Request<pb::UpsertQueueRequest>,
+    ) -> ApiResult<Response<pb::UpsertQueueResponse>> {
+        reply(Api::upsert_queue(self, request.into_inner()).await)
+    }
+
+    async fn list_queues(
+        &self,
+        _: Request<pb::ListQueuesRequest>,
+    ) -> ApiResult<Response<pb::ListQueuesResponse>> {
+        reply(Api::list_queues(self).await)
+    }
+
+    async fn delete_queue(
+        &self,
+        request: Request<pb::DeleteQueueRequest>,
+    ) -> ApiResult<Response<pb::DeleteQueueResponse>> {
+        reply(Api::delete_queue(self, request.into_inner()).await)
+    }
+
+    async fn upsert_reason_code(
+        &self,
+        request: Request<pb::UpsertReasonCodeRequest>,
+    ) -> ApiResult<Response<pb::UpsertReasonCodeResponse>> {
+        reply(Api::upsert_reason_code(self, request.into_inner()).await)
+    }
+
+    async fn list_reason_codes(
+        &self,
+        _: Request<pb::ListReasonCodesRequest>,
+    ) -> ApiResult<Response<pb::ListReasonCodesResponse>> {
+        reply(Api::list_reason_codes(self).await)
     }
 }

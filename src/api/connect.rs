@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
 use super::core::client_name;
+use super::routing_convert::routing_event_pb;
 use super::workflow::session_event_pb;
 use super::{Api, ApiResult, stopping_status};
 use crate::domain::ids::require;
@@ -166,6 +167,17 @@ impl Api {
             Req::GetAgent(r) => Frame::GetAgent(self.get_agent(r).await?),
             Req::ListAgents(r) => Frame::ListAgents(self.list_agents(r).await?),
             Req::DeleteAgent(r) => Frame::DeleteAgent(self.delete_agent(r).await?),
+            Req::ConnectAgent(r) => Frame::ConnectAgent(self.connect_agent(r).await?),
+            Req::LoginAgent(r) => Frame::LoginAgent(self.login_agent(r).await?),
+            Req::ChangeAgentState(r) => Frame::ChangeAgentState(self.change_agent_state(r).await?),
+            Req::ConferenceTask(r) => Frame::ConferenceTask(self.conference_task(r).await?),
+            Req::TransferTask(r) => Frame::TransferTask(self.transfer_task(r).await?),
+            Req::ChangeTaskState(r) => Frame::ChangeTaskState(self.change_task_state(r).await?),
+            Req::NewTask(r) => Frame::NewTask(self.new_task(r).await?),
+            Req::AcceptTask(r) => Frame::AcceptTask(self.accept_task(r).await?),
+            Req::RejectTask(r) => Frame::RejectTask(self.reject_task(r).await?),
+            Req::GetAgentState(r) => Frame::GetAgentState(self.get_agent_state(r).await?),
+            Req::GetTaskState(r) => Frame::GetTaskState(self.get_task_state(r).await?),
         })
     }
 }
@@ -179,12 +191,17 @@ fn frame(request_id: String, content: Frame) -> ConnectResponse {
 
 /// Sends an event frame; false when the desktop is gone.
 async fn forward_event(out: &Out, record: &Record) -> bool {
-    let Some(event) = session_event_pb(record) else {
-        return true;
+    use pb::client_event::Event;
+    let event = match session_event_pb(record) {
+        Some(session) => Event::SessionState(session),
+        None => match routing_event_pb(record) {
+            Some(routing) => Event::Routing(routing),
+            None => return true,
+        },
     };
     let content = Frame::Event(ClientEvent {
         revision: record.revision,
-        event: Some(pb::client_event::Event::SessionState(event)),
+        event: Some(event),
     });
     out.send(Ok(frame(String::new(), content))).await.is_ok()
 }

@@ -5,6 +5,8 @@ mod admin;
 mod connect;
 mod core;
 mod processor;
+mod routing;
+mod routing_convert;
 mod status;
 mod workflow;
 

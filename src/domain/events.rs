@@ -170,12 +170,14 @@ pub enum Event {
     },
     TaskAccepted {
         task_id: String,
+        mrd: String,
         agent_id: String,
         at: Millis,
     },
     /// Back into its queue ahead of all: after RONA, a rejection, or its agent's logout.
     TaskRequeued {
         task_id: String,
+        mrd: String,
         agent_id: String,
         reason: RequeueReason,
         priority: u8,
@@ -185,6 +187,7 @@ pub enum Event {
     },
     TaskStepWidened {
         task_id: String,
+        mrd: String,
         step: usize,
         step_deadline: Option<Millis>,
         at: Millis,
@@ -192,6 +195,7 @@ pub enum Event {
     /// Pause, resume, wrap-up and close; `detail` explains a close.
     TaskStateChanged {
         task_id: String,
+        mrd: String,
         state: TaskState,
         close_reason: Option<CloseReason>,
         wrap_deadline: Option<Millis>,
@@ -200,12 +204,14 @@ pub enum Event {
     },
     TaskAgentTransferred {
         task_id: String,
+        mrd: String,
         owner_agent_id: String,
         recipient_agent_id: String,
         at: Millis,
     },
     TaskConferenced {
         task_id: String,
+        mrd: String,
         owner_agent_id: String,
         participant_agent_id: String,
         at: Millis,
@@ -213,6 +219,7 @@ pub enum Event {
     /// A conference participant left the task (it logged out of the MRD).
     TaskParticipantLeft {
         task_id: String,
+        mrd: String,
         agent_id: String,
         at: Millis,
     },

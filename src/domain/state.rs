@@ -90,7 +90,7 @@ impl State {
         let (outcome, mut decided) = match self.execute_routing(command, now, &mut sink) {
             Ok(outcome) => (outcome?, Vec::new()),
             Err(command) => {
-                let (outcome, events) = self.decide(command)?;
+                let (outcome, events) = self.decide(*command)?;
                 let decided = events
                     .into_iter()
                     .map(|event| {
@@ -104,6 +104,7 @@ impl State {
         };
         // Every command ends settled: due timers fired, every possible offer made.
         self.routing.settle(now, &mut sink);
+        let outcome = self.refreshed(outcome);
         decided.extend(sink.into_iter().map(|event| {
             let audience = self.routing_audience(&event);
             Decided { event, audience }
@@ -118,10 +119,18 @@ impl State {
         command: Command,
         now: Millis,
         sink: &mut Sink,
-    ) -> Result<DomainResult<Outcome>, Command> {
+    ) -> Result<DomainResult<Outcome>, Box<Command>> {
         use Command as C;
         let r = &mut self.routing;
         let done = |result: DomainResult<()>| result.map(|()| Outcome::Done);
+        // Task commands answer with the task (refreshed once routing has settled).
+        let task_view = |routing: &Routing, result: DomainResult<()>, task_id: &str| {
+            result.and_then(|()| {
+                routing
+                    .task(task_id)
+                    .map(|t| Outcome::TaskStatus(Box::new(t.clone())))
+            })
+        };
         Ok(match command {
             C::UpsertMrd(mrd) => done(r.upsert_mrd(mrd, sink)),
             C::DeleteMrd { name } => done(r.delete_mrd(&name, sink)),
@@ -154,10 +163,19 @@ impl State {
                     Some(hash) => check_hash(&self.agents, &agent_id, hash),
                     None => Ok(()),
                 };
-                done(checked.and_then(|()| {
-                    self.routing
-                        .change_agent_state(&agent_id, state, &mrd, &reason_code, now, sink)
-                }))
+                checked
+                    .and_then(|()| {
+                        self.routing.change_agent_state(
+                            &agent_id,
+                            state,
+                            &mrd,
+                            &reason_code,
+                            now,
+                            sink,
+                        )
+                    })
+                    .and_then(|()| self.routing.agent_status(&agent_id))
+                    .map(Outcome::AgentStatus)
             }
             C::NewTask(spec) => {
                 let task_id = spec.task_id.clone();
@@ -171,32 +189,42 @@ impl State {
                 })
             }
             C::AcceptTask { task_id, agent_id } => {
-                done(r.accept_task(&task_id, &agent_id, now, sink))
+                let result = r.accept_task(&task_id, &agent_id, now, sink);
+                task_view(r, result, &task_id)
             }
             C::RejectTask { task_id, agent_id } => {
-                done(r.reject_task(&task_id, &agent_id, now, sink))
+                let result = r.reject_task(&task_id, &agent_id, now, sink);
+                task_view(r, result, &task_id)
             }
             C::ChangeTaskState { task_id, state } => {
-                done(r.change_task_state(&task_id, state, now, sink))
+                let result = r.change_task_state(&task_id, state, now, sink);
+                task_view(r, result, &task_id)
             }
             C::TransferTask {
                 task_id,
                 owner_agent_id,
                 recipient_agent_id,
-            } => done(r.transfer_task(&task_id, &owner_agent_id, &recipient_agent_id, now, sink)),
+            } => {
+                let result =
+                    r.transfer_task(&task_id, &owner_agent_id, &recipient_agent_id, now, sink);
+                task_view(r, result, &task_id)
+            }
             C::ConferenceTask {
                 task_id,
                 owner_agent_id,
                 participant_agent_id,
                 mrd,
-            } => done(r.conference_task(
-                &task_id,
-                &owner_agent_id,
-                &participant_agent_id,
-                &mrd,
-                now,
-                sink,
-            )),
+            } => {
+                let result = r.conference_task(
+                    &task_id,
+                    &owner_agent_id,
+                    &participant_agent_id,
+                    &mrd,
+                    now,
+                    sink,
+                );
+                task_view(r, result, &task_id)
+            }
             C::GetAgentState { agent_id } => r.agent_status(&agent_id).map(Outcome::AgentStatus),
             C::GetTaskState { task_id } => r
                 .task(&task_id)
@@ -213,8 +241,24 @@ impl State {
                 r.queue_stats(&mrd, &queue, now).map(Outcome::QueueStats)
             }
             C::Tick => Ok(Outcome::Done),
-            other => return Err(other),
+            other => return Err(Box::new(other)),
         })
+    }
+
+    /// An answer that shows an agent or a task shows it as it stands after settling (a READY
+    /// agent may already hold an offer).
+    fn refreshed(&self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::AgentStatus(view) => match self.routing.agent_status(&view.agent_id) {
+                Ok(now) => Outcome::AgentStatus(now),
+                Err(_) => Outcome::AgentStatus(view),
+            },
+            Outcome::TaskStatus(task) => match self.routing.task(&task.spec.task_id) {
+                Ok(now) => Outcome::TaskStatus(Box::new(now.clone())),
+                Err(_) => Outcome::TaskStatus(task),
+            },
+            other => other,
+        }
     }
 
     /// Desktops hear of routing events about their agent: the clients bound to the agent's

@@ -161,7 +161,6 @@ pub fn prepare_request(
         agent: Some(pb::AgentCredentials {
             id: agent_id.into(),
             password: password.into(),
-            ..Default::default()
         }),
         model: String::new(),
         r#override: take_over,

@@ -204,6 +204,7 @@ impl Routing {
                 task_id,
                 agent_id,
                 at,
+                ..
             } => {
                 let mut mrd = None;
                 if let Some(task) = self.tasks.get_mut(task_id) {
@@ -232,6 +233,7 @@ impl Routing {
                 seq,
                 at,
                 step_deadline,
+                ..
             } => {
                 self.next_seq = self.next_seq.max(seq + 1);
                 let released = self.release_agents(task_id, *at, true);
@@ -263,6 +265,7 @@ impl Routing {
                 step,
                 step_deadline,
                 at,
+                ..
             } => {
                 if let Some(task) = self.tasks.get_mut(task_id) {
                     task.step = *step;
@@ -308,6 +311,7 @@ impl Routing {
                 owner_agent_id,
                 recipient_agent_id,
                 at,
+                ..
             } => {
                 let Some(task) = self.tasks.get_mut(task_id) else {
                     return;
@@ -343,6 +347,7 @@ impl Routing {
                 task_id,
                 agent_id,
                 at,
+                ..
             } => {
                 let Some(task) = self.tasks.get_mut(task_id) else {
                     return;

@@ -11,6 +11,8 @@ use crate::domain::events::Millis;
 
 /// A queue is named within its MRD.
 pub type QueueKey = (String, String);
+/// One step of one queue.
+pub type PoolKey = (QueueKey, usize);
 
 /// Orders eligible agents: fewest tasks, then longest available, then id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,9 +43,9 @@ impl TaskKey {
 
 #[derive(Debug, Default, Clone)]
 pub struct Pools {
-    by_step: HashMap<(QueueKey, usize), BTreeSet<AgentKey>>,
+    by_step: HashMap<PoolKey, BTreeSet<AgentKey>>,
     /// Where each agent stands, so it can be taken out exactly.
-    placed: HashMap<String, Vec<((QueueKey, usize), AgentKey)>>,
+    placed: HashMap<String, Vec<(PoolKey, AgentKey)>>,
 }
 
 impl Pools {
@@ -57,7 +59,7 @@ impl Pools {
     }
 
     /// Puts the agent into the given pools (after `remove`).
-    pub fn insert(&mut self, key: &AgentKey, pools: Vec<(QueueKey, usize)>) {
+    pub fn insert(&mut self, key: &AgentKey, pools: Vec<PoolKey>) {
         let placed = self.placed.entry(key.agent_id.clone()).or_default();
         for pool in pools {
             self.by_step
@@ -146,7 +148,7 @@ impl Waiting {
     }
 
     /// Waiting tasks of `queue` whose widest step is at least `min_level`, each level best first.
-    pub fn from_level<'a>(
+    pub fn levels_from<'a>(
         &'a self,
         queue: &QueueKey,
         min_level: usize,

@@ -264,7 +264,7 @@ impl Routing {
             let Some(step) = self.first_matching_step(agent, queue) else {
                 continue;
             };
-            for level in self.waiting.from_level(queue_key, step) {
+            for level in self.waiting.levels_from(queue_key, step) {
                 if let Some(key) = level.iter().find(|k| acceptable(k))
                     && best.as_ref().is_none_or(|(b, _)| key < b)
                 {
@@ -508,6 +508,7 @@ impl Routing {
                 self.emit(
                     Event::TaskParticipantLeft {
                         task_id,
+                        mrd: mrd.to_owned(),
                         agent_id: agent_id.to_owned(),
                         at: now,
                     },
@@ -586,10 +587,11 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
-        self.offered_task(task_id, agent_id)?;
+        let mrd = self.offered_task(task_id, agent_id)?.spec.mrd.clone();
         self.emit(
             Event::TaskAccepted {
                 task_id: task_id.to_owned(),
+                mrd,
                 agent_id: agent_id.to_owned(),
                 at: now,
             },
@@ -625,8 +627,10 @@ impl Routing {
                 "task '{task_id}' cannot go from {from:?} to {wanted:?}"
             )))
         };
+        let mrd = task.spec.mrd.clone();
         let change = |state, wrap_deadline| Event::TaskStateChanged {
             task_id: task_id.to_owned(),
+            mrd: mrd.clone(),
             state,
             close_reason: None,
             wrap_deadline,
@@ -725,9 +729,11 @@ impl Routing {
         sink: &mut Sink,
     ) -> DomainResult<()> {
         self.check_handover(task_id, owner, recipient, "recipient_agent_id")?;
+        let mrd = self.task(task_id)?.spec.mrd.clone();
         self.emit(
             Event::TaskAgentTransferred {
                 task_id: task_id.to_owned(),
+                mrd,
                 owner_agent_id: owner.to_owned(),
                 recipient_agent_id: recipient.to_owned(),
                 at: now,
@@ -746,7 +752,7 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
-        let task_mrd = &self.task(task_id)?.spec.mrd;
+        let task_mrd = self.task(task_id)?.spec.mrd.clone();
         if !mrd.is_empty() && mrd != task_mrd {
             return Err(DomainError::invalid(
                 "mrd",
@@ -757,6 +763,7 @@ impl Routing {
         self.emit(
             Event::TaskConferenced {
                 task_id: task_id.to_owned(),
+                mrd: task_mrd,
                 owner_agent_id: owner.to_owned(),
                 participant_agent_id: participant.to_owned(),
                 at: now,
@@ -784,9 +791,11 @@ impl Routing {
             .get(&(task.spec.mrd.clone(), task.spec.queue.clone()))
             .and_then(|q| q.step_deadline(task.step, now));
         let seq = self.next_seq;
+        let mrd = task.spec.mrd.clone();
         self.emit(
             Event::TaskRequeued {
                 task_id: task_id.to_owned(),
+                mrd,
                 agent_id: agent_id.to_owned(),
                 reason,
                 priority: REQUEUE_PRIORITY,
@@ -806,9 +815,15 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) {
+        let mrd = self
+            .tasks
+            .get(task_id)
+            .map(|t| t.spec.mrd.clone())
+            .unwrap_or_default();
         self.emit(
             Event::TaskStateChanged {
                 task_id: task_id.to_owned(),
+                mrd,
                 state: TaskState::Closed,
                 close_reason: Some(reason),
                 wrap_deadline: None,
@@ -850,9 +865,11 @@ impl Routing {
                         .queues
                         .get(&(task.spec.mrd.clone(), task.spec.queue.clone()))
                         .and_then(|q| q.step_deadline(step, now));
+                    let mrd = task.spec.mrd.clone();
                     self.emit(
                         Event::TaskStepWidened {
                             task_id,
+                            mrd,
                             step,
                             step_deadline,
                             at: now,

@@ -1,0 +1,630 @@
+//! `RoutingService` and the routing half of `AdminService`.
+
+use std::pin::Pin;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::routing_convert::{
+    agent_status_pb, mrd_from_pb, mrd_pb, queue_from_pb, queue_pb, reason_from_pb, reason_pb,
+    requested_state, requested_task_state, routing_event_pb, subjects, task_pb,
+};
+use super::{Api, ApiResult, end_on_shutdown, reply};
+use crate::domain::agents::validate_password;
+use crate::domain::ids::{require, validate_name};
+use crate::domain::routing::model::{
+    DEFAULT_PRIORITY, MAX_PRIORITY, RequestedAgentState, TaskSpec,
+};
+use crate::domain::{Command, DomainError, DomainResult, Outcome, Revision};
+use crate::engine::{Password, unexpected};
+use crate::pb;
+use crate::pb::routing_service_server::RoutingService;
+
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 1000;
+const MAX_LABELS: usize = 64;
+
+/// A page size from the wire: 0 means the default.
+pub(super) fn page_size(raw: u32) -> DomainResult<usize> {
+    match usize::try_from(raw).unwrap_or(usize::MAX) {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n <= MAX_PAGE_SIZE => Ok(n),
+        _ => Err(DomainError::invalid(
+            "page_size",
+            format!("must be at most {MAX_PAGE_SIZE}"),
+        )),
+    }
+}
+
+fn page_token(raw: String) -> DomainResult<Option<String>> {
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        require("page_token", &raw)?;
+        Ok(Some(raw))
+    }
+}
+
+fn optional_name(field: &'static str, raw: &str) -> DomainResult<()> {
+    if raw.is_empty() {
+        Ok(())
+    } else {
+        validate_name(field, raw)
+    }
+}
+
+fn agent_answer(outcome: Outcome) -> DomainResult<pb::AgentStatus> {
+    match outcome {
+        Outcome::AgentStatus(view) => Ok(agent_status_pb(view)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn task_answer(outcome: Outcome) -> DomainResult<pb::TaskStatus> {
+    match outcome {
+        Outcome::TaskStatus(task) => Ok(task_pb(&task)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+impl Api {
+    async fn run(&self, command: Command) -> DomainResult<(Outcome, Revision)> {
+        let committed = self.engine().execute(command).await?;
+        Ok((committed.outcome, committed.revision))
+    }
+
+    // ----- routing configuration (AdminService) ---------------------------------------------
+
+    pub(super) async fn upsert_mrd(
+        &self,
+        req: pb::UpsertMrdRequest,
+    ) -> DomainResult<pb::UpsertMrdResponse> {
+        let mrd = mrd_from_pb(req.mrd)?;
+        let (_, revision) = self.run(Command::UpsertMrd(mrd.clone())).await?;
+        Ok(pb::UpsertMrdResponse {
+            mrd: Some(mrd_pb(mrd)),
+            revision,
+        })
+    }
+
+    pub(super) async fn list_mrds(&self) -> DomainResult<pb::ListMrdsResponse> {
+        match self.run(Command::ListMrds).await? {
+            (Outcome::Mrds(mrds), revision) => Ok(pb::ListMrdsResponse {
+                mrds: mrds.into_iter().map(mrd_pb).collect(),
+                revision,
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn delete_mrd(
+        &self,
+        req: pb::DeleteMrdRequest,
+    ) -> DomainResult<pb::DeleteMrdResponse> {
+        validate_name("name", &req.name)?;
+        let (_, revision) = self.run(Command::DeleteMrd { name: req.name }).await?;
+        Ok(pb::DeleteMrdResponse { revision })
+    }
+
+    pub(super) async fn upsert_queue(
+        &self,
+        req: pb::UpsertQueueRequest,
+    ) -> DomainResult<pb::UpsertQueueResponse> {
+        let queue = queue_from_pb(req.queue)?;
+        let (_, revision) = self.run(Command::UpsertQueue(queue.clone())).await?;
+        Ok(pb::UpsertQueueResponse {
+            queue: Some(queue_pb(queue)),
+            revision,
+        })
+    }
+
+    pub(super) async fn list_queues(&self) -> DomainResult<pb::ListQueuesResponse> {
+        match self.run(Command::ListQueues).await? {
+            (Outcome::Queues(queues), revision) => Ok(pb::ListQueuesResponse {
+                queues: queues.into_iter().map(queue_pb).collect(),
+                revision,
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    pub(super) async fn delete_queue(
+        &self,
+        req: pb::DeleteQueueRequest,
+    ) -> DomainResult<pb::DeleteQueueResponse> {
+        validate_name("mrd", &req.mrd)?;
+        validate_name("name", &req.name)?;
+        let (_, revision) = self
+            .run(Command::DeleteQueue {
+                mrd: req.mrd,
+                name: req.name,
+            })
+            .await?;
+        Ok(pb::DeleteQueueResponse { revision })
+    }
+
+    pub(super) async fn upsert_reason_code(
+        &self,
+        req: pb::UpsertReasonCodeRequest,
+    ) -> DomainResult<pb::UpsertReasonCodeResponse> {
+        let reason = reason_from_pb(req.reason_code)?;
+        let (_, revision) = self.run(Command::UpsertReasonCode(reason.clone())).await?;
+        Ok(pb::UpsertReasonCodeResponse {
+            reason_code: Some(reason_pb(reason)),
+            revision,
+        })
+    }
+
+    pub(super) async fn list_reason_codes(&self) -> DomainResult<pb::ListReasonCodesResponse> {
+        match self.run(Command::ListReasonCodes).await? {
+            (Outcome::ReasonCodes(codes), revision) => Ok(pb::ListReasonCodesResponse {
+                reason_codes: codes.into_iter().map(reason_pb).collect(),
+                revision,
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    // ----- routing ------------------------------------------------------------------------------
+
+    pub(super) async fn connect_agent(
+        &self,
+        req: pb::ConnectAgentRequest,
+    ) -> DomainResult<pb::ConnectAgentResponse> {
+        validate_name("agent_id", &req.agent_id)?;
+        validate_password("password", &req.password)?;
+        if req.extension.chars().count() > 128 || req.destination.chars().count() > 256 {
+            return Err(DomainError::invalid(
+                "extension",
+                "extension or destination is too long",
+            ));
+        }
+        let verified_hash = self
+            .engine()
+            .verify_agent(&req.agent_id, Password::new(req.password))
+            .await?;
+        let (_, revision) = self
+            .run(Command::ConnectAgent {
+                agent_id: req.agent_id,
+                verified_hash,
+                extension: req.extension,
+                destination: req.destination,
+            })
+            .await?;
+        Ok(pb::ConnectAgentResponse { revision })
+    }
+
+    pub(super) async fn login_agent(
+        &self,
+        req: pb::LoginAgentRequest,
+    ) -> DomainResult<pb::LoginAgentResponse> {
+        validate_name("agent_id", &req.agent_id)?;
+        validate_password("password", &req.password)?;
+        optional_name("mrd", &req.mrd)?;
+        let verified_hash = self
+            .engine()
+            .verify_agent(&req.agent_id, Password::new(req.password))
+            .await?;
+        let (outcome, revision) = self
+            .run(Command::ChangeAgentState {
+                agent_id: req.agent_id,
+                verified_hash: Some(verified_hash),
+                state: RequestedAgentState::Login,
+                mrd: req.mrd,
+                reason_code: String::new(),
+            })
+            .await?;
+        Ok(pb::LoginAgentResponse {
+            agent: Some(agent_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn change_agent_state(
+        &self,
+        req: pb::ChangeAgentStateRequest,
+    ) -> DomainResult<pb::ChangeAgentStateResponse> {
+        validate_name("agent_id", &req.agent_id)?;
+        let state = requested_state(req.state)?;
+        optional_name("mrd", &req.mrd)?;
+        optional_name("reason_code", &req.reason_code)?;
+        let (outcome, revision) = self
+            .run(Command::ChangeAgentState {
+                agent_id: req.agent_id,
+                verified_hash: None,
+                state,
+                mrd: req.mrd,
+                reason_code: req.reason_code,
+            })
+            .await?;
+        Ok(pb::ChangeAgentStateResponse {
+            agent: Some(agent_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn conference_task(
+        &self,
+        req: pb::ConferenceTaskRequest,
+    ) -> DomainResult<pb::ConferenceTaskResponse> {
+        require("task_id", &req.task_id)?;
+        validate_name("conference_owner", &req.conference_owner)?;
+        validate_name("conference_participant", &req.conference_participant)?;
+        optional_name("mrd", &req.mrd)?;
+        let (outcome, revision) = self
+            .run(Command::ConferenceTask {
+                task_id: req.task_id,
+                owner_agent_id: req.conference_owner,
+                participant_agent_id: req.conference_participant,
+                mrd: req.mrd,
+            })
+            .await?;
+        Ok(pb::ConferenceTaskResponse {
+            task: Some(task_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn transfer_task(
+        &self,
+        req: pb::TransferTaskRequest,
+    ) -> DomainResult<pb::TransferTaskResponse> {
+        require("task_id", &req.task_id)?;
+        validate_name("owner_agent_id", &req.owner_agent_id)?;
+        validate_name("recipient_agent_id", &req.recipient_agent_id)?;
+        let (outcome, revision) = self
+            .run(Command::TransferTask {
+                task_id: req.task_id,
+                owner_agent_id: req.owner_agent_id,
+                recipient_agent_id: req.recipient_agent_id,
+            })
+            .await?;
+        Ok(pb::TransferTaskResponse {
+            task: Some(task_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn change_task_state(
+        &self,
+        req: pb::ChangeTaskStateRequest,
+    ) -> DomainResult<pb::ChangeTaskStateResponse> {
+        require("task_id", &req.task_id)?;
+        let state = requested_task_state(req.state)?;
+        let (outcome, revision) = self
+            .run(Command::ChangeTaskState {
+                task_id: req.task_id,
+                state,
+            })
+            .await?;
+        Ok(pb::ChangeTaskStateResponse {
+            task: Some(task_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn new_task(
+        &self,
+        req: pb::NewTaskRequest,
+    ) -> DomainResult<pb::NewTaskResponse> {
+        validate_name("mrd", &req.mrd)?;
+        optional_name("queue", &req.queue)?;
+        optional_name("last_agent_id", &req.last_agent_id)?;
+        let priority = match req.priority {
+            0 => DEFAULT_PRIORITY,
+            p if p <= u32::from(MAX_PRIORITY) => u8::try_from(p).unwrap_or(DEFAULT_PRIORITY),
+            _ => {
+                return Err(DomainError::invalid(
+                    "priority",
+                    "must be 1 to 10 (0 means 5)",
+                ));
+            }
+        };
+        if !req.request_id.is_empty() {
+            require("request_id", &req.request_id)?;
+        }
+        if !req.conversation_id.is_empty() {
+            require("conversation_id", &req.conversation_id)?;
+        }
+        if req.labels.len() > MAX_LABELS || req.attributes.len() > MAX_LABELS {
+            return Err(DomainError::invalid(
+                "labels",
+                format!("at most {MAX_LABELS} labels and {MAX_LABELS} attributes"),
+            ));
+        }
+        let task_id = Uuid::new_v4().to_string();
+        let (outcome, revision) = self
+            .run(Command::NewTask(TaskSpec {
+                task_id: task_id.clone(),
+                request_id: req.request_id,
+                mrd: req.mrd,
+                queue: req.queue,
+                priority,
+                conversation_id: req.conversation_id,
+                last_agent_id: req.last_agent_id,
+                labels: req.labels,
+                attributes: req.attributes.into_iter().collect(),
+            }))
+            .await?;
+        Ok(pb::NewTaskResponse {
+            task_id,
+            task: Some(task_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn accept_task(
+        &self,
+        req: pb::AcceptTaskRequest,
+    ) -> DomainResult<pb::AcceptTaskResponse> {
+        require("task_id", &req.task_id)?;
+        validate_name("agent_id", &req.agent_id)?;
+        let (outcome, revision) = self
+            .run(Command::AcceptTask {
+                task_id: req.task_id,
+                agent_id: req.agent_id,
+            })
+            .await?;
+        Ok(pb::AcceptTaskResponse {
+            task: Some(task_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn reject_task(
+        &self,
+        req: pb::RejectTaskRequest,
+    ) -> DomainResult<pb::RejectTaskResponse> {
+        require("task_id", &req.task_id)?;
+        validate_name("agent_id", &req.agent_id)?;
+        let (outcome, revision) = self
+            .run(Command::RejectTask {
+                task_id: req.task_id,
+                agent_id: req.agent_id,
+            })
+            .await?;
+        Ok(pb::RejectTaskResponse {
+            task: Some(task_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn get_agent_state(
+        &self,
+        req: pb::GetAgentStateRequest,
+    ) -> DomainResult<pb::GetAgentStateResponse> {
+        validate_name("agent_id", &req.agent_id)?;
+        let (outcome, revision) = self
+            .run(Command::GetAgentState {
+                agent_id: req.agent_id,
+            })
+            .await?;
+        Ok(pb::GetAgentStateResponse {
+            agent: Some(agent_answer(outcome)?),
+            revision,
+        })
+    }
+
+    pub(super) async fn get_task_state(
+        &self,
+        req: pb::GetTaskStateRequest,
+    ) -> DomainResult<pb::GetTaskStateResponse> {
+        require("task_id", &req.task_id)?;
+        let (outcome, revision) = self
+            .run(Command::GetTaskState {
+                task_id: req.task_id,
+            })
+            .await?;
+        Ok(pb::GetTaskStateResponse {
+            task: Some(task_answer(outcome)?),
+            revision,
+        })
+    }
+
+    async fn list_agent_states(
+        &self,
+        req: pb::ListAgentStatesRequest,
+    ) -> DomainResult<pb::ListAgentStatesResponse> {
+        let limit = page_size(req.page_size)?;
+        let after = page_token(req.page_token)?;
+        match self.run(Command::ListAgentStates { after, limit }).await? {
+            (Outcome::AgentStatuses { agents, next_after }, revision) => {
+                Ok(pb::ListAgentStatesResponse {
+                    agents: agents.into_iter().map(agent_status_pb).collect(),
+                    next_page_token: next_after.unwrap_or_default(),
+                    revision,
+                })
+            }
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn list_tasks(&self, req: pb::ListTasksRequest) -> DomainResult<pb::ListTasksResponse> {
+        let limit = page_size(req.page_size)?;
+        let after = page_token(req.page_token)?;
+        match self.run(Command::ListTasks { after, limit }).await? {
+            (Outcome::Tasks { tasks, next_after }, revision) => Ok(pb::ListTasksResponse {
+                tasks: tasks.iter().map(task_pb).collect(),
+                next_page_token: next_after.unwrap_or_default(),
+                revision,
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn get_queue_stats(
+        &self,
+        req: pb::GetQueueStatsRequest,
+    ) -> DomainResult<pb::GetQueueStatsResponse> {
+        validate_name("mrd", &req.mrd)?;
+        optional_name("queue", &req.queue)?;
+        match self
+            .run(Command::GetQueueStats {
+                mrd: req.mrd,
+                queue: req.queue,
+            })
+            .await?
+        {
+            (Outcome::QueueStats(stats), revision) => Ok(pb::GetQueueStatsResponse {
+                waiting: stats.waiting_by_priority.values().sum(),
+                waiting_by_priority: stats
+                    .waiting_by_priority
+                    .into_iter()
+                    .map(|(p, n)| (u32::from(p), n))
+                    .collect(),
+                mrd: stats.mrd,
+                queue: stats.queue,
+                longest_wait_ms: stats.longest_wait_ms,
+                agents_ready: stats.agents_ready,
+                agents_active: stats.agents_active,
+                agents_busy: stats.agents_busy,
+                agents_not_ready: stats.agents_not_ready,
+                agents_reserved: stats.agents_reserved,
+                revision,
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+}
+
+type RoutingWatch =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchRoutingEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RoutingService for Api {
+    async fn connect_agent(
+        &self,
+        r: Request<pb::ConnectAgentRequest>,
+    ) -> ApiResult<Response<pb::ConnectAgentResponse>> {
+        reply(Api::connect_agent(self, r.into_inner()).await)
+    }
+    async fn login_agent(
+        &self,
+        r: Request<pb::LoginAgentRequest>,
+    ) -> ApiResult<Response<pb::LoginAgentResponse>> {
+        reply(Api::login_agent(self, r.into_inner()).await)
+    }
+    async fn change_agent_state(
+        &self,
+        r: Request<pb::ChangeAgentStateRequest>,
+    ) -> ApiResult<Response<pb::ChangeAgentStateResponse>> {
+        reply(Api::change_agent_state(self, r.into_inner()).await)
+    }
+    async fn conference_task(
+        &self,
+        r: Request<pb::ConferenceTaskRequest>,
+    ) -> ApiResult<Response<pb::ConferenceTaskResponse>> {
+        reply(Api::conference_task(self, r.into_inner()).await)
+    }
+    async fn transfer_task(
+        &self,
+        r: Request<pb::TransferTaskRequest>,
+    ) -> ApiResult<Response<pb::TransferTaskResponse>> {
+        reply(Api::transfer_task(self, r.into_inner()).await)
+    }
+    async fn change_task_state(
+        &self,
+        r: Request<pb::ChangeTaskStateRequest>,
+    ) -> ApiResult<Response<pb::ChangeTaskStateResponse>> {
+        reply(Api::change_task_state(self, r.into_inner()).await)
+    }
+    async fn new_task(
+        &self,
+        r: Request<pb::NewTaskRequest>,
+    ) -> ApiResult<Response<pb::NewTaskResponse>> {
+        reply(Api::new_task(self, r.into_inner()).await)
+    }
+    async fn accept_task(
+        &self,
+        r: Request<pb::AcceptTaskRequest>,
+    ) -> ApiResult<Response<pb::AcceptTaskResponse>> {
+        reply(Api::accept_task(self, r.into_inner()).await)
+    }
+    async fn reject_task(
+        &self,
+        r: Request<pb::RejectTaskRequest>,
+    ) -> ApiResult<Response<pb::RejectTaskResponse>> {
+        reply(Api::reject_task(self, r.into_inner()).await)
+    }
+    async fn get_agent_state(
+        &self,
+        r: Request<pb::GetAgentStateRequest>,
+    ) -> ApiResult<Response<pb::GetAgentStateResponse>> {
+        reply(Api::get_agent_state(self, r.into_inner()).await)
+    }
+    async fn get_task_state(
+        &self,
+        r: Request<pb::GetTaskStateRequest>,
+    ) -> ApiResult<Response<pb::GetTaskStateResponse>> {
+        reply(Api::get_task_state(self, r.into_inner()).await)
+    }
+    async fn list_agent_states(
+        &self,
+        r: Request<pb::ListAgentStatesRequest>,
+    ) -> ApiResult<Response<pb::ListAgentStatesResponse>> {
+        reply(Api::list_agent_states(self, r.into_inner()).await)
+    }
+    async fn list_tasks(
+        &self,
+        r: Request<pb::ListTasksRequest>,
+    ) -> ApiResult<Response<pb::ListTasksResponse>> {
+        reply(Api::list_tasks(self, r.into_inner()).await)
+    }
+    async fn get_queue_stats(
+        &self,
+        r: Request<pb::GetQueueStatsRequest>,
+    ) -> ApiResult<Response<pb::GetQueueStatsResponse>> {
+        reply(Api::get_queue_stats(self, r.into_inner()).await)
+    }
+
+    type WatchRoutingEventsStream = RoutingWatch;
+
+    async fn watch_routing_events(
+        &self,
+        r: Request<pb::WatchRoutingEventsRequest>,
+    ) -> ApiResult<Response<RoutingWatch>> {
+        let req = r.into_inner();
+        let check = || -> DomainResult<Vec<pb::RoutingEventKind>> {
+            optional_name("agent_id", &req.agent_id)?;
+            optional_name("mrd", &req.mrd)?;
+            if !req.task_id.is_empty() {
+                require("task_id", &req.task_id)?;
+            }
+            req.kinds
+                .iter()
+                .map(|k| match pb::RoutingEventKind::try_from(*k) {
+                    Ok(pb::RoutingEventKind::Unspecified) | Err(_) => Err(DomainError::invalid(
+                        "kinds",
+                        format!("{k} is not an event kind"),
+                    )),
+                    Ok(kind) => Ok(kind),
+                })
+                .collect()
+        };
+        let kinds = check().map_err(Status::from)?;
+        let (agent, task, mrd) = (req.agent_id, req.task_id, req.mrd);
+        let records = self
+            .engine()
+            .watch()
+            .subscribe(req.start_revision, move |record| {
+                let Some(s) = subjects(&record.event) else {
+                    return false;
+                };
+                (kinds.is_empty() || kinds.contains(&s.kind))
+                    && (agent.is_empty() || s.agents.contains(&agent.as_str()))
+                    && (task.is_empty() || s.task == Some(task.as_str()))
+                    && (mrd.is_empty() || s.mrd == mrd)
+            });
+        let stream = ReceiverStream::new(records).filter_map(|item| match item {
+            Ok(record) => routing_event_pb(&record)
+                .map(|event| Ok(pb::WatchRoutingEventsResponse { event: Some(event) })),
+            Err(error) => Some(Err(Status::from(error))),
+        });
+        Ok(Response::new(Box::pin(end_on_shutdown(
+            stream,
+            self.lifecycle().clone(),
+        ))))
+    }
+}
