@@ -9,7 +9,12 @@ use super::commands::{Command, Outcome, PrepareResult, SessionView};
 use super::error::{DomainError, DomainResult};
 use super::events::{Event, Millis};
 use super::ids::ClientId;
+use super::routing::model::RequestedAgentState;
 use super::routing::{Routing, Sink};
+
+/// The workflow actions that also log the session's agent in and out of routing.
+pub const SESSION_LOGIN: &str = "session.login";
+pub const SESSION_LOGOUT: &str = "session.logout";
 use super::services::{ServiceDirectory, ServiceKind};
 use super::workflow::{ModelCatalog, WorkflowModel};
 
@@ -90,6 +95,7 @@ impl State {
         let (outcome, mut decided) = match self.execute_routing(command, now, &mut sink) {
             Ok(outcome) => (outcome?, Vec::new()),
             Err(command) => {
+                let presence = self.routing_presence_of(&command);
                 let (outcome, events) = self.decide(*command)?;
                 let decided = events
                     .into_iter()
@@ -99,6 +105,14 @@ impl State {
                         Decided { event, audience }
                     })
                     .collect();
+                if let Some((agent_id, requested)) = presence {
+                    // A desktop's session login is its agent's routing login on every MRD it
+                    // may work on. A refusal (no MRD to log in on) leaves the view as it is,
+                    // and a refused call emits nothing.
+                    let _ = self
+                        .routing
+                        .change_agent_state(&agent_id, requested, "", "", now, &mut sink);
+                }
                 (outcome, decided)
             }
         };
@@ -243,6 +257,25 @@ impl State {
             C::Tick => Ok(Outcome::Done),
             other => return Err(Box::new(other)),
         })
+    }
+
+    /// The routing presence change a session action stands for: `session.login` logs the
+    /// session's agent in for routing, `session.logout` out.
+    fn routing_presence_of(&self, command: &Command) -> Option<(String, RequestedAgentState)> {
+        let Command::InvokeAction {
+            resource_id,
+            action,
+        } = command
+        else {
+            return None;
+        };
+        let requested = match action.as_str() {
+            SESSION_LOGIN => RequestedAgentState::Login,
+            SESSION_LOGOUT => RequestedAgentState::Logout,
+            _ => return None,
+        };
+        let agent_id = self.sessions.get(resource_id)?.agent_id.clone();
+        Some((agent_id, requested))
     }
 
     /// An answer that shows an agent or a task shows it as it stands after settling (a READY

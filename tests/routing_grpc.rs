@@ -1,0 +1,800 @@
+//! Every media routing message end to end through gRPC against a real server: commands are
+//! answered, and their events are seen on `WatchRoutingEvents` and on the agent's desktop
+//! `Connect` stream. Then the whole desktop story over `Connect`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{DEFAULT_PROCESSOR_ID, TestServer, WORKFLOW, assert_status};
+use switchboard::pb;
+use switchboard::pb::connect_request::Request as Req;
+use switchboard::pb::connect_response::Frame;
+use switchboard::pb::routing_event::Event as Ev;
+use switchboard::pb::routing_service_client::RoutingServiceClient;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
+
+const PASSWORD: &str = "routing-Pw-1";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn routing(server: &TestServer) -> RoutingServiceClient<Channel> {
+    RoutingServiceClient::new(server.channel().await)
+}
+
+/// Configures MRD `chat` (max 2), a `sales` queue, a reason code and agents.
+async fn configure(c: &mut common::Clients, agents: &[&str]) {
+    c.admin
+        .upsert_mrd(pb::UpsertMrdRequest {
+            mrd: Some(pb::Mrd {
+                name: "chat".into(),
+                max_tasks: 2,
+                interruptible: false,
+                offer_timeout_seconds: 30,
+                wrap_up_timeout_seconds: 0,
+                rona_action: pb::RonaAction::NotReady.into(),
+                logout_action: pb::LogoutAction::Close.into(),
+            }),
+        })
+        .await
+        .unwrap();
+    c.admin
+        .upsert_queue(pb::UpsertQueueRequest {
+            queue: Some(pb::Queue {
+                name: "sales".into(),
+                mrd: "chat".into(),
+                steps: vec![pb::QueueStep {
+                    expression: "sales >= 1".into(),
+                    timeout_seconds: 0,
+                }],
+                task_ttl_seconds: 0,
+            }),
+        })
+        .await
+        .unwrap();
+    c.admin
+        .upsert_reason_code(pb::UpsertReasonCodeRequest {
+            reason_code: Some(pb::ReasonCode {
+                code: "lunch".into(),
+                label: "Lunch".into(),
+                category: pb::ReasonCategory::NotReady.into(),
+            }),
+        })
+        .await
+        .unwrap();
+    for agent in agents {
+        c.admin
+            .upsert_agent(pb::UpsertAgentRequest {
+                agent: Some(pb::Agent {
+                    agent_id: (*agent).into(),
+                    display_name: (*agent).into(),
+                    password: PASSWORD.into(),
+                    attributes: [("sales".to_owned(), 5)].into(),
+                    mrd_max_tasks: Default::default(),
+                }),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// Reads a routing watch until an event matches; fails after `WAIT`.
+async fn wait_for(
+    watch: &mut Streaming<pb::WatchRoutingEventsResponse>,
+    what: &str,
+    mut matches: impl FnMut(&Ev) -> bool,
+) -> pb::RoutingEvent {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, watch.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} on the watch"))
+            .expect("the watch is open")
+            .expect("the watch is healthy");
+        let event = frame.event.expect("frames carry an event");
+        if event.event.as_ref().is_some_and(&mut matches) {
+            return event;
+        }
+    }
+}
+
+fn agent_state_is(agent: &'static str, state: pb::AgentState) -> impl FnMut(&Ev) -> bool {
+    move |e| matches!(e, Ev::AgentStateChanged(c) if c.agent_id == agent && c.state() == state)
+}
+
+/// A desktop: one Connect stream bound to its agent's session.
+struct Desktop {
+    tx: mpsc::Sender<pb::ConnectRequest>,
+    rx: Streaming<pb::ConnectResponse>,
+    next_id: u32,
+    /// Routing events that arrived while waiting for answers.
+    routing_events: Vec<pb::RoutingEvent>,
+}
+
+impl Desktop {
+    async fn open(server: &TestServer, agent_id: &str) -> Self {
+        let mut core = server.clients().await.core;
+        let (tx, requests) = mpsc::channel(16);
+        let mut rx = core
+            .connect(ReceiverStream::new(requests))
+            .await
+            .unwrap()
+            .into_inner();
+        let greeting = rx.next().await.unwrap().unwrap();
+        assert!(matches!(greeting.frame, Some(Frame::Connected(_))));
+        let mut desktop = Self {
+            tx,
+            rx,
+            next_id: 0,
+            routing_events: Vec::new(),
+        };
+        for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
+            desktop
+                .ok(Req::BindService(pb::BindServiceRequest {
+                    client_id: String::new(),
+                    service_id: service_id.into(),
+                }))
+                .await;
+        }
+        let prepared = desktop
+            .ok(Req::PrepareSession(common::prepare_request(
+                agent_id, PASSWORD, true,
+            )))
+            .await;
+        let Frame::PrepareSession(prepared) = prepared else {
+            panic!("{prepared:?}")
+        };
+        for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
+            desktop
+                .ok(Req::BindResource(pb::BindResourceRequest {
+                    client_id: String::new(),
+                    service_id: service_id.into(),
+                    resource_id: prepared.resource_id.clone(),
+                }))
+                .await;
+        }
+        desktop
+    }
+
+    /// Sends a request and returns its answer, keeping routing events that came first.
+    async fn call(&mut self, request: Req) -> Frame {
+        self.next_id += 1;
+        let request_id = format!("r{}", self.next_id);
+        self.tx
+            .send(pb::ConnectRequest {
+                request_id: request_id.clone(),
+                request: Some(request),
+            })
+            .await
+            .unwrap();
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.rx.next())
+                .await
+                .expect("an answer")
+                .unwrap()
+                .unwrap();
+            match frame.frame.expect("content") {
+                Frame::Event(pb::ClientEvent {
+                    event: Some(pb::client_event::Event::Routing(e)),
+                    ..
+                }) => {
+                    self.routing_events.push(e);
+                }
+                Frame::Event(_) => {}
+                answer => {
+                    assert_eq!(frame.request_id, request_id);
+                    return answer;
+                }
+            }
+        }
+    }
+
+    async fn ok(&mut self, request: Req) -> Frame {
+        let answer = self.call(request).await;
+        if let Frame::Error(e) = &answer {
+            panic!("request failed: {} {}", e.code, e.message);
+        }
+        answer
+    }
+
+    /// Waits for a routing event on the stream (or finds one that already came).
+    async fn routing_event(
+        &mut self,
+        what: &str,
+        mut matches: impl FnMut(&Ev) -> bool,
+    ) -> pb::RoutingEvent {
+        if let Some(i) = self
+            .routing_events
+            .iter()
+            .position(|e| e.event.as_ref().is_some_and(&mut matches))
+        {
+            return self.routing_events.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.rx.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} on the desktop's stream"))
+                .unwrap()
+                .unwrap();
+            if let Some(Frame::Event(pb::ClientEvent {
+                event: Some(pb::client_event::Event::Routing(e)),
+                ..
+            })) = frame.frame
+                && e.event.as_ref().is_some_and(&mut matches)
+            {
+                return e;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_routing_message_end_to_end() {
+    let server = TestServer::start().await;
+    let mut c = server.clients().await;
+    let mut r = routing(&server).await;
+    configure(&mut c, &["ana", "ben", "cid"]).await;
+    let mut watch = r
+        .watch_routing_events(pb::WatchRoutingEventsRequest {
+            start_revision: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ana = Desktop::open(&server, "ana").await;
+
+    // Connect and Login.
+    r.connect_agent(pb::ConnectAgentRequest {
+        agent_id: "ana".into(),
+        password: PASSWORD.into(),
+        extension: "1001".into(),
+        destination: "sip:ana@example.test".into(),
+    })
+    .await
+    .unwrap();
+    let login = r
+        .login_agent(pb::LoginAgentRequest {
+            agent_id: "ana".into(),
+            password: PASSWORD.into(),
+            mrd: "chat".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = login.agent.unwrap();
+    assert_eq!(
+        (status.extension.as_str(), status.mrds[0].state()),
+        ("1001", pb::AgentState::NotReady)
+    );
+    wait_for(
+        &mut watch,
+        "NOT_READY",
+        agent_state_is("ana", pb::AgentState::NotReady),
+    )
+    .await;
+    ana.routing_event("NOT_READY", agent_state_is("ana", pb::AgentState::NotReady))
+        .await;
+
+    // AgentState command and update.
+    r.change_agent_state(pb::ChangeAgentStateRequest {
+        agent_id: "ana".into(),
+        state: pb::AgentState::Ready.into(),
+        mrd: "chat".into(),
+        reason_code: String::new(),
+    })
+    .await
+    .unwrap();
+    wait_for(
+        &mut watch,
+        "READY",
+        agent_state_is("ana", pb::AgentState::Ready),
+    )
+    .await;
+    ana.routing_event("READY", agent_state_is("ana", pb::AgentState::Ready))
+        .await;
+
+    // Task -> NewTask (TaskQueued) -> TaskAgentSelected.
+    let created = r
+        .new_task(pb::NewTaskRequest {
+            request_id: "chat-1".into(),
+            mrd: "chat".into(),
+            queue: "sales".into(),
+            priority: 7,
+            conversation_id: "conv-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let task_id = created.task_id.clone();
+    assert_eq!(
+        created.task.unwrap().state(),
+        pb::TaskState::Offered,
+        "ana was free: offered at once"
+    );
+    let queued = wait_for(
+        &mut watch,
+        "TaskQueued",
+        |e| matches!(e, Ev::TaskQueued(q) if q.task_id == task_id),
+    )
+    .await;
+    let Some(Ev::TaskQueued(queued)) = queued.event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            queued.queue.as_str(),
+            queued.priority,
+            queued.request_id.as_str()
+        ),
+        ("sales", 7, "chat-1")
+    );
+    let selected = wait_for(&mut watch, "TaskAgentSelected", |e| {
+        matches!(e, Ev::TaskAgentSelected(_))
+    })
+    .await;
+    let Some(Ev::TaskAgentSelected(selected)) = selected.event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            selected.agent_id.as_str(),
+            selected.selection.as_str(),
+            selected.step_index
+        ),
+        ("ana", "step", 0)
+    );
+    assert!(selected.offer_deadline_time.is_some());
+    ana.routing_event(
+        "the offer",
+        |e| matches!(e, Ev::TaskAgentSelected(s) if s.task_id == task_id),
+    )
+    .await;
+
+    // GetAgentState and GetTaskState.
+    let state = r
+        .get_agent_state(pb::GetAgentStateRequest {
+            agent_id: "ana".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let agent = state.agent.unwrap();
+    assert_eq!(
+        (agent.mrds[0].state(), agent.pending_offer_task_id.as_str()),
+        (pb::AgentState::Reserved, task_id.as_str())
+    );
+    let task = r
+        .get_task_state(pb::GetTaskStateRequest {
+            task_id: task_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(task.task.unwrap().offered_agent_id, "ana");
+    assert!(task.revision >= state.revision);
+
+    // Accept: TaskState update ACTIVE.
+    let accepted = r
+        .accept_task(pb::AcceptTaskRequest {
+            task_id: task_id.clone(),
+            agent_id: "ana".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.task.unwrap().state(), pb::TaskState::Active);
+    let active = |e: &Ev| matches!(e, Ev::TaskStateChanged(s) if s.state() == pb::TaskState::Active && s.agent_id == "ana");
+    wait_for(&mut watch, "ACTIVE", active).await;
+    ana.routing_event("ACTIVE", active).await;
+
+    // Conference -> TaskConferenced.
+    for agent in ["ben", "cid"] {
+        r.login_agent(pb::LoginAgentRequest {
+            agent_id: agent.into(),
+            password: PASSWORD.into(),
+            mrd: String::new(),
+        })
+        .await
+        .unwrap();
+        r.change_agent_state(pb::ChangeAgentStateRequest {
+            agent_id: agent.into(),
+            state: pb::AgentState::Ready.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let conferenced = r
+        .conference_task(pb::ConferenceTaskRequest {
+            task_id: task_id.clone(),
+            conference_owner: "ana".into(),
+            conference_participant: "ben".into(),
+            mrd: "chat".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(conferenced.task.unwrap().participant_agent_ids, ["ben"]);
+    let conf = |e: &Ev| matches!(e, Ev::TaskConferenced(t) if t.owner_agent_id == "ana" && t.participant_agent_id == "ben");
+    wait_for(&mut watch, "TaskConferenced", conf).await;
+    ana.routing_event("TaskConferenced", conf).await;
+
+    // Transfer -> TaskAgentTransferred.
+    let transferred = r
+        .transfer_task(pb::TransferTaskRequest {
+            task_id: task_id.clone(),
+            owner_agent_id: "ana".into(),
+            recipient_agent_id: "cid".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(transferred.task.unwrap().owner_agent_id, "cid");
+    let moved = |e: &Ev| matches!(e, Ev::TaskAgentTransferred(t) if t.owner_agent_id == "ana" && t.recipient_agent_id == "cid");
+    wait_for(&mut watch, "TaskAgentTransferred", moved).await;
+    ana.routing_event("TaskAgentTransferred", moved).await;
+
+    // TaskState command -> TaskState update CLOSED.
+    r.change_task_state(pb::ChangeTaskStateRequest {
+        task_id: task_id.clone(),
+        state: pb::TaskState::Closed.into(),
+    })
+    .await
+    .unwrap();
+    wait_for(&mut watch, "CLOSED", |e| {
+        matches!(e, Ev::TaskStateChanged(s) if s.state() == pb::TaskState::Closed && s.close_reason() == pb::CloseReason::Done)
+    })
+    .await;
+
+    // Reject: the task goes back ahead of all and on to the next agent.
+    let second = r
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            queue: "sales".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let offered_to = second.task.unwrap().offered_agent_id;
+    let rejected = r
+        .reject_task(pb::RejectTaskRequest {
+            task_id: second.task_id.clone(),
+            agent_id: offered_to.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(rejected.priority, 11);
+    assert_eq!(rejected.declined_agent_ids, [offered_to]);
+    wait_for(&mut watch, "the requeue", |e| {
+        matches!(e, Ev::TaskStateChanged(s) if s.requeue_reason() == pb::RequeueReason::Rejected)
+    })
+    .await;
+
+    // Listings and statistics.
+    let agents = r
+        .list_agent_states(pb::ListAgentStatesRequest {
+            page_size: 2,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(agents.agents.len(), 2);
+    assert!(!agents.next_page_token.is_empty());
+    let tasks = r
+        .list_tasks(pb::ListTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tasks.tasks.len(), 2);
+    let stats = r
+        .get_queue_stats(pb::GetQueueStatsRequest {
+            mrd: "chat".into(),
+            queue: "sales".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        stats.agents_ready
+            + stats.agents_active
+            + stats.agents_busy
+            + stats.agents_reserved
+            + stats.agents_not_ready,
+        3
+    );
+
+    // A filtered watch: only ana's agent state changes, replayed from the start.
+    let mut filtered = r
+        .watch_routing_events(pb::WatchRoutingEventsRequest {
+            start_revision: 1,
+            agent_id: "ana".into(),
+            kinds: vec![pb::RoutingEventKind::AgentStateChanged.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for state in [
+        pb::AgentState::NotReady,
+        pb::AgentState::Ready,
+        pb::AgentState::Reserved,
+        pb::AgentState::Active,
+    ] {
+        let event = tokio::time::timeout(WAIT, filtered.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap();
+        match event.event {
+            Some(Ev::AgentStateChanged(c)) => {
+                assert_eq!((c.agent_id.as_str(), c.state()), ("ana", state))
+            }
+            other => panic!("the filter let through {other:?}"),
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn routing_refusals_have_the_right_status() {
+    let server = TestServer::start().await;
+    let mut c = server.clients().await;
+    let mut r = routing(&server).await;
+    configure(&mut c, &["ana"]).await;
+
+    let bad_queue = c
+        .admin
+        .upsert_queue(pb::UpsertQueueRequest {
+            queue: Some(pb::Queue {
+                name: "vip".into(),
+                mrd: "chat".into(),
+                steps: vec![pb::QueueStep {
+                    expression: "sales >= 11".into(),
+                    timeout_seconds: 0,
+                }],
+                task_ttl_seconds: 0,
+            }),
+        })
+        .await;
+    assert_status(
+        bad_queue,
+        Code::InvalidArgument,
+        "queue.steps: step 0 expression: column 10: proficiency must be 0 to 10",
+    );
+    let no_mrd = c
+        .admin
+        .upsert_queue(pb::UpsertQueueRequest {
+            queue: Some(pb::Queue {
+                name: "q".into(),
+                mrd: "fax".into(),
+                steps: vec![pb::QueueStep {
+                    expression: "TRUE".into(),
+                    timeout_seconds: 0,
+                }],
+                task_ttl_seconds: 0,
+            }),
+        })
+        .await;
+    assert_status(no_mrd, Code::NotFound, "mrd 'fax' not found");
+    assert_status(
+        r.login_agent(pb::LoginAgentRequest {
+            agent_id: "ana".into(),
+            password: "wrong".into(),
+            mrd: "chat".into(),
+        })
+        .await,
+        Code::Unauthenticated,
+        "password",
+    );
+    assert_status(
+        r.change_agent_state(pb::ChangeAgentStateRequest {
+            agent_id: "ana".into(),
+            state: pb::AgentState::Reserved.into(),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "AGENT_STATE_RESERVED is set by the engine",
+    );
+    assert_status(
+        r.change_agent_state(pb::ChangeAgentStateRequest {
+            agent_id: "ana".into(),
+            state: pb::AgentState::Ready.into(),
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::FailedPrecondition,
+        "not logged in on mrd 'chat'",
+    );
+    assert_status(
+        r.new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            priority: 12,
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "priority",
+    );
+    assert_status(
+        r.new_task(pb::NewTaskRequest {
+            mrd: "fax".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::NotFound,
+        "mrd 'fax'",
+    );
+    assert_status(
+        r.new_task(pb::NewTaskRequest::default()).await,
+        Code::InvalidArgument,
+        "mrd: must not be empty",
+    );
+    let task = r
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        task.task.unwrap().queue,
+        "default",
+        "an empty queue goes to the default queue"
+    );
+    assert_status(
+        r.transfer_task(pb::TransferTaskRequest {
+            task_id: task.task_id.clone(),
+            owner_agent_id: "ana".into(),
+            recipient_agent_id: "ben".into(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "not Active",
+    );
+    assert_status(
+        r.accept_task(pb::AcceptTaskRequest {
+            task_id: task.task_id.clone(),
+            agent_id: "ana".into(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "no pending offer",
+    );
+    assert_status(
+        r.change_task_state(pb::ChangeTaskStateRequest {
+            task_id: task.task_id.clone(),
+            state: pb::TaskState::Offered.into(),
+        })
+        .await,
+        Code::InvalidArgument,
+        "TASK_STATE_OFFERED is not one to set",
+    );
+    assert_status(
+        r.get_task_state(pb::GetTaskStateRequest {
+            task_id: "nope".into(),
+        })
+        .await,
+        Code::NotFound,
+        "task 'nope'",
+    );
+    assert_status(
+        r.watch_routing_events(pb::WatchRoutingEventsRequest {
+            kinds: vec![99],
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+        Code::InvalidArgument,
+        "kinds",
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_desktop_story_over_one_connect_stream() {
+    let server = TestServer::start().await;
+    let mut c = server.clients().await;
+    configure(&mut c, &["ana", "ben"]).await;
+    let mut r = routing(&server).await;
+
+    // Prepare (inside `open`), log in, go ready: all on the desktop's one stream.
+    let mut ana = Desktop::open(&server, "ana").await;
+    let mut ben = Desktop::open(&server, "ben").await;
+    for (desktop, agent) in [(&mut ana, "ana"), (&mut ben, "ben")] {
+        let login = desktop
+            .ok(Req::InvokeAction(pb::InvokeActionRequest {
+                resource_id: format!("Switchboard-{agent}"),
+                action: "session.login".into(),
+            }))
+            .await;
+        let Frame::InvokeAction(view) = login else {
+            panic!("{login:?}")
+        };
+        assert_eq!(view.view_state, "logged_in");
+        desktop
+            .ok(Req::ChangeAgentState(pb::ChangeAgentStateRequest {
+                agent_id: agent.into(),
+                state: pb::AgentState::Ready.into(),
+                ..Default::default()
+            }))
+            .await;
+    }
+
+    // A channel submits a chat; ana (longest available) is offered it on her stream.
+    let task_id = r
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            queue: "sales".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task_id;
+    let offer = ana
+        .routing_event(
+            "the offer",
+            |e| matches!(e, Ev::TaskAgentSelected(s) if s.agent_id == "ana"),
+        )
+        .await;
+    let Some(Ev::TaskAgentSelected(offer)) = offer.event else {
+        unreachable!()
+    };
+    assert_eq!(offer.task_id, task_id);
+
+    // Accept, then transfer to ben, who sees it arrive on his stream.
+    ana.ok(Req::AcceptTask(pb::AcceptTaskRequest {
+        task_id: task_id.clone(),
+        agent_id: "ana".into(),
+    }))
+    .await;
+    let answer = ana
+        .ok(Req::TransferTask(pb::TransferTaskRequest {
+            task_id: task_id.clone(),
+            owner_agent_id: "ana".into(),
+            recipient_agent_id: "ben".into(),
+        }))
+        .await;
+    let Frame::TransferTask(moved) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(moved.task.unwrap().owner_agent_id, "ben");
+    let arrived = ben
+        .routing_event("the transferred task", |e| matches!(e, Ev::TaskAgentTransferred(t) if t.task_id == task_id && t.recipient_agent_id == "ben"))
+        .await;
+    assert!(
+        arrived.revision <= moved.revision,
+        "the answer reflects the event"
+    );
+    ben.routing_event(
+        "ben's new state",
+        agent_state_is("ben", pb::AgentState::Active),
+    )
+    .await;
+    let answer = ben
+        .ok(Req::GetAgentState(pb::GetAgentStateRequest {
+            agent_id: "ben".into(),
+        }))
+        .await;
+    let Frame::GetAgentState(state) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(state.agent.unwrap().mrds[0].active_task_ids, [task_id]);
+    server.stop().await;
+}
