@@ -1,6 +1,9 @@
 //! The routing rules without a server: a `State` driven with explicit commands and a clock the
 //! test moves, so every rule and the simulation are deterministic.
 
+// Shared by the tests and the routing benchmark; each uses only some of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 

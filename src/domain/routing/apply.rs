@@ -15,6 +15,7 @@ impl Routing {
                 mrd_max_tasks,
                 ..
             } => {
+                self.agent_ids.insert(agent_id.clone());
                 let agent = self
                     .agents
                     .entry(agent_id.clone())
@@ -26,6 +27,7 @@ impl Routing {
             Event::AgentDeleted { agent_id } => {
                 self.pools.remove(agent_id);
                 self.agents.remove(agent_id);
+                self.agent_ids.remove(agent_id);
             }
             Event::MrdUpserted { mrd } => {
                 let default_key = (mrd.name.clone(), DEFAULT_QUEUE.to_owned());

@@ -43,7 +43,10 @@ pub struct Routing {
     /// Every queue of every MRD, the built-in defaults included.
     queues: BTreeMap<QueueKey, QueueConfig>,
     reason_codes: BTreeMap<String, ReasonCode>,
-    agents: BTreeMap<String, RoutingAgent>,
+    /// Agents by id: looked up on every decision, so hashed rather than ordered.
+    agents: HashMap<String, RoutingAgent>,
+    /// Agent ids in order, for paging through them.
+    agent_ids: BTreeSet<String>,
     tasks: BTreeMap<String, Task>,
     /// Logged-in agents per MRD.
     mrd_agents: BTreeMap<String, BTreeSet<String>>,
