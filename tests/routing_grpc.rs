@@ -112,6 +112,8 @@ struct Desktop {
     next_id: u32,
     /// Routing events that arrived while waiting for answers.
     routing_events: Vec<pb::RoutingEvent>,
+    /// Session view events that arrived while waiting for answers.
+    session_events: Vec<pb::SessionStateEvent>,
 }
 
 impl Desktop {
@@ -130,6 +132,7 @@ impl Desktop {
             rx,
             next_id: 0,
             routing_events: Vec::new(),
+            session_events: Vec::new(),
         };
         for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
             desktop
@@ -183,6 +186,10 @@ impl Desktop {
                 }) => {
                     self.routing_events.push(e);
                 }
+                Frame::Event(pb::ClientEvent {
+                    event: Some(pb::client_event::Event::SessionState(e)),
+                    ..
+                }) => self.session_events.push(e),
                 Frame::Event(_) => {}
                 answer => {
                     assert_eq!(frame.request_id, request_id);
@@ -232,12 +239,119 @@ impl Desktop {
     }
 }
 
+impl Desktop {
+    /// The latest `state.updated` actions shown once the stream is drained up to an answer.
+    async fn shown_actions(&mut self, agent: &str) -> Vec<(String, bool)> {
+        // A cheap request flushes every event committed before it.
+        self.ok(Req::GetAgentState(pb::GetAgentStateRequest {
+            agent_id: agent.into(),
+        }))
+        .await;
+        let event = self
+            .session_events
+            .iter()
+            .rev()
+            .find(|e| e.name == "state.updated")
+            .expect("a state.updated event");
+        common::action_changes(event)
+    }
+}
+
+fn enabled(actions: &[(String, bool)], name: &str) -> bool {
+    actions.iter().any(|(n, on)| n == name && *on)
+}
+
+#[tokio::test]
+async fn desktop_actions_follow_the_agents_routing_state() {
+    let server = TestServer::start().await;
+    let mut c = server.clients().await;
+    configure(&mut c, &["ana"]).await;
+    let mut r = routing(&server).await;
+    let mut ana = Desktop::open(&server, "ana").await;
+    let resource_id = "Switchboard-ana".to_owned();
+    let invoke = |action: &str| {
+        Req::InvokeAction(pb::InvokeActionRequest {
+            resource_id: resource_id.clone(),
+            action: action.into(),
+        })
+    };
+
+    // Before login nothing of routing applies; routing.ready is refused.
+    let shown = ana.shown_actions("ana").await;
+    assert!(!enabled(&shown, "routing.ready") && !enabled(&shown, "routing.accept"));
+    let refused = ana.call(invoke("routing.ready")).await;
+    assert!(
+        matches!(refused, Frame::Error(ref e) if e.code == Code::FailedPrecondition as i32),
+        "{refused:?}"
+    );
+
+    // session.login logs the agent in for routing: NOT_READY, so routing.ready applies.
+    ana.ok(invoke("session.login")).await;
+    let shown = ana.shown_actions("ana").await;
+    assert!(
+        enabled(&shown, "routing.ready") && !enabled(&shown, "routing.not_ready"),
+        "{shown:?}"
+    );
+
+    // routing.ready through the workflow: ready, so not_ready applies instead.
+    ana.ok(invoke("routing.ready")).await;
+    let shown = ana.shown_actions("ana").await;
+    assert!(
+        !enabled(&shown, "routing.ready") && enabled(&shown, "routing.not_ready"),
+        "{shown:?}"
+    );
+
+    // An offer enables accept and reject; routing.accept takes the task.
+    let task_id = r
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            queue: "sales".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task_id;
+    let shown = ana.shown_actions("ana").await;
+    assert!(
+        enabled(&shown, "routing.accept") && enabled(&shown, "routing.reject"),
+        "{shown:?}"
+    );
+    ana.ok(invoke("routing.accept")).await;
+    let shown = ana.shown_actions("ana").await;
+    assert!(!enabled(&shown, "routing.accept"), "{shown:?}");
+    let task = r
+        .get_task_state(pb::GetTaskStateRequest { task_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    assert_eq!(
+        (task.state(), task.owner_agent_id.as_str()),
+        (pb::TaskState::Active, "ana")
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn every_routing_message_end_to_end() {
     let server = TestServer::start().await;
     let mut c = server.clients().await;
     let mut r = routing(&server).await;
     configure(&mut c, &["ana", "ben", "cid"]).await;
+    let capabilities = c
+        .processor
+        .get_capabilities(pb::GetCapabilitiesRequest {
+            service_id: DEFAULT_PROCESSOR_ID.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .capabilities;
+    assert_eq!(capabilities["single-channels-supported"], "true");
+    assert_eq!(capabilities["single-channels-media-types"], "chat");
+    assert!(capabilities["channel-actions"].contains("transfer"));
     let mut watch = r
         .watch_routing_events(pb::WatchRoutingEventsRequest {
             start_revision: 1,

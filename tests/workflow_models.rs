@@ -48,8 +48,8 @@ async fn a_model_from_the_models_directory_drives_the_session() {
     assert_eq!(enabled, ["session.login"]);
     assert_eq!(
         before.actions.len(),
-        4,
-        "every action of the model is listed"
+        4 + 4,
+        "every action of the model, then the four routing actions"
     );
 
     for (action, view) in [

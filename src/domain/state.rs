@@ -10,11 +10,22 @@ use super::error::{DomainError, DomainResult};
 use super::events::{Event, Millis};
 use super::ids::ClientId;
 use super::routing::model::RequestedAgentState;
-use super::routing::{Routing, Sink};
+use super::routing::{DesktopAction, Routing, Sink};
 
 /// The workflow actions that also log the session's agent in and out of routing.
 pub const SESSION_LOGIN: &str = "session.login";
 pub const SESSION_LOGOUT: &str = "session.logout";
+/// What a desktop can do with a task, as `GetCapabilities` reports it.
+const CHANNEL_ACTIONS: [&str; 8] = [
+    "accept",
+    "reject",
+    "pause",
+    "resume",
+    "wrap-up",
+    "close",
+    "transfer",
+    "conference",
+];
 use super::services::{ServiceDirectory, ServiceKind};
 use super::workflow::{ModelCatalog, WorkflowModel};
 
@@ -31,6 +42,8 @@ struct Session {
     model: String,
     cti: String,
     view_state: String,
+    /// The actions desktops were last shown, so a routing change re-announces only changes.
+    shown: Vec<(String, bool)>,
 }
 
 /// An event together with the clients whose streams must receive it, computed before the
@@ -119,10 +132,13 @@ impl State {
         // Every command ends settled: due timers fired, every possible offer made.
         self.routing.settle(now, &mut sink);
         let outcome = self.refreshed(outcome);
+        let mut follow_ups = Vec::new();
+        self.follow_routing(&sink, &mut follow_ups);
         decided.extend(sink.into_iter().map(|event| {
             let audience = self.routing_audience(&event);
             Decided { event, audience }
         }));
+        decided.extend(follow_ups);
         Ok((outcome, decided))
     }
 
@@ -135,6 +151,14 @@ impl State {
         sink: &mut Sink,
     ) -> Result<DomainResult<Outcome>, Box<Command>> {
         use Command as C;
+        if let C::InvokeAction {
+            resource_id,
+            action,
+        } = &command
+            && let Some(routing_action) = DesktopAction::parse(action)
+        {
+            return Ok(self.invoke_desktop_action(resource_id, routing_action, now, sink));
+        }
         let r = &mut self.routing;
         let done = |result: DomainResult<()>| result.map(|()| Outcome::Done);
         // Task commands answer with the task (refreshed once routing has settled).
@@ -259,6 +283,46 @@ impl State {
         })
     }
 
+    /// A desktop's routing action, on its session's agent. Refused unless enabled now.
+    fn invoke_desktop_action(
+        &mut self,
+        resource_id: &str,
+        action: DesktopAction,
+        now: Millis,
+        sink: &mut Sink,
+    ) -> DomainResult<Outcome> {
+        let view = self.session_view(resource_id)?;
+        let agent_id = self.sessions[resource_id].agent_id.clone();
+        let enabled = view
+            .actions
+            .iter()
+            .any(|(name, on)| name == action.name() && *on);
+        if !enabled {
+            return Err(DomainError::FailedPrecondition(format!(
+                "action '{}' is not enabled for agent '{agent_id}' now",
+                action.name()
+            )));
+        }
+        let r = &mut self.routing;
+        match action {
+            DesktopAction::Ready => {
+                r.change_agent_state(&agent_id, RequestedAgentState::Ready, "", "", now, sink)
+            }
+            DesktopAction::NotReady => {
+                r.change_agent_state(&agent_id, RequestedAgentState::NotReady, "", "", now, sink)
+            }
+            DesktopAction::Accept | DesktopAction::Reject => {
+                let task_id = r.pending_offer(&agent_id).unwrap_or_default();
+                if action == DesktopAction::Accept {
+                    r.accept_task(&task_id, &agent_id, now, sink)
+                } else {
+                    r.reject_task(&task_id, &agent_id, now, sink)
+                }
+            }
+        }?;
+        Ok(Outcome::Session(view))
+    }
+
     /// The routing presence change a session action stands for: `session.login` logs the
     /// session's agent in for routing, `session.logout` out.
     fn routing_presence_of(&self, command: &Command) -> Option<(String, RequestedAgentState)> {
@@ -278,6 +342,24 @@ impl State {
         Some((agent_id, requested))
     }
 
+    /// What this processor supports, in the six keys desktops read: single task channels on
+    /// each configured MRD, with the task actions routing offers; no channel groups.
+    fn capabilities(&self) -> BTreeMap<String, String> {
+        let mrds: Vec<&str> = self.routing.mrds().map(|m| m.name.as_str()).collect();
+        let single = if mrds.is_empty() { "false" } else { "true" };
+        [
+            ("channel-groups-max-per-agent", "0".to_owned()),
+            ("channel-groups-media-types", String::new()),
+            ("channel-groups-supported", "false".to_owned()),
+            ("channel-actions", CHANNEL_ACTIONS.join(",")),
+            ("single-channels-media-types", mrds.join(",")),
+            ("single-channels-supported", single.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// An answer that shows an agent or a task shows it as it stands after settling (a READY
     /// agent may already hold an offer).
     fn refreshed(&self, outcome: Outcome) -> Outcome {
@@ -285,6 +367,10 @@ impl State {
             Outcome::AgentStatus(view) => match self.routing.agent_status(&view.agent_id) {
                 Ok(now) => Outcome::AgentStatus(now),
                 Err(_) => Outcome::AgentStatus(view),
+            },
+            Outcome::Session(view) => match self.session_view(&view.resource_id) {
+                Ok(now) => Outcome::Session(now),
+                Err(_) => Outcome::Session(view),
             },
             Outcome::TaskStatus(task) => match self.routing.task(&task.spec.task_id) {
                 Ok(now) => Outcome::TaskStatus(Box::new(now.clone())),
@@ -336,7 +422,7 @@ impl State {
         let done = |events| Ok((Outcome::Done, events));
         match command {
             C::ServerLoad => Ok((self.load(), vec![])),
-            C::GetCapabilities => Ok((Outcome::Capabilities(capabilities()), vec![])),
+            C::GetCapabilities => Ok((Outcome::Capabilities(self.capabilities()), vec![])),
             C::GetSessionState { resource_id } => {
                 Ok((Outcome::Session(self.session_view(&resource_id)?), vec![]))
             }
@@ -482,12 +568,7 @@ impl State {
                 let session = self.session(&resource_id)?;
                 let model = self.model_of(session)?;
                 let next = model.next_state(&session.view_state, &action)?.to_owned();
-                let view = SessionView {
-                    resource_id: resource_id.clone(),
-                    model: model.name.clone(),
-                    actions: model.actions_in(&next),
-                    view_state: next,
-                };
+                let view = self.view_in(&resource_id, session, &next)?;
                 Ok((
                     Outcome::Session(view.clone()),
                     vec![Event::SessionStateUpdated {
@@ -700,6 +781,7 @@ impl State {
                         model: model.clone(),
                         cti: cti.clone(),
                         view_state: view_state.clone(),
+                        shown: Vec::new(),
                     },
                 );
             }
@@ -723,10 +805,11 @@ impl State {
             Event::SessionStateUpdated {
                 resource_id,
                 view_state,
-                ..
+                actions,
             } => {
                 if let Some(s) = self.sessions.get_mut(resource_id) {
                     s.view_state.clone_from(view_state);
+                    s.shown.clone_from(actions);
                 }
             }
             // The rest are routing's; `self.routing.apply` above took them.
@@ -808,13 +891,60 @@ impl State {
 
     fn session_view(&self, resource_id: &str) -> DomainResult<SessionView> {
         let session = self.session(resource_id)?;
+        self.view_in(resource_id, session, &session.view_state)
+    }
+
+    /// A session's view in `view_state`: the model's actions, then the routing actions of the
+    /// session's agent.
+    fn view_in(
+        &self,
+        resource_id: &str,
+        session: &Session,
+        view_state: &str,
+    ) -> DomainResult<SessionView> {
         let model = self.model_of(session)?;
+        let mut actions = model.actions_in(view_state);
+        actions.extend(
+            self.routing
+                .desktop_actions(&session.agent_id)
+                .into_iter()
+                .map(|(name, enabled)| (name.to_owned(), enabled)),
+        );
         Ok(SessionView {
             resource_id: resource_id.to_owned(),
             model: model.name.clone(),
-            view_state: session.view_state.clone(),
-            actions: model.actions_in(&session.view_state),
+            view_state: view_state.to_owned(),
+            actions,
         })
+    }
+
+    /// After routing moved: a `state.updated` for each session whose agent's routing actions
+    /// changed.
+    fn follow_routing(&mut self, routing_events: &[Event], decided: &mut Vec<Decided>) {
+        let agents: BTreeSet<&str> = routing_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::AgentStateChanged { agent_id, .. } => Some(agent_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        for agent_id in agents {
+            let resource_id = self.directory.session_resource_id(agent_id);
+            let Ok(view) = self.session_view(&resource_id) else {
+                continue;
+            };
+            if self.sessions[&resource_id].shown == view.actions {
+                continue;
+            }
+            let event = Event::SessionStateUpdated {
+                resource_id,
+                view_state: view.view_state,
+                actions: view.actions,
+            };
+            let audience = self.audience(&event);
+            self.apply(&event);
+            decided.push(Decided { event, audience });
+        }
     }
 
     fn not_bound_to_service(&self, client_id: ClientId, service: ServiceKind) -> DomainError {
@@ -845,20 +975,4 @@ fn check_hash(
         Some(agent) if agent.password_hash == *verified_hash => Ok(()),
         _ => Err(DomainError::Unauthenticated),
     }
-}
-
-/// What this processor supports, in the six keys desktops read. Agent sessions only: task
-/// channels (single or grouped) are not offered to desktops yet, so both say so.
-fn capabilities() -> BTreeMap<String, String> {
-    [
-        ("channel-groups-max-per-agent", "0"),
-        ("channel-groups-media-types", ""),
-        ("channel-groups-supported", "false"),
-        ("channel-actions", ""),
-        ("single-channels-media-types", ""),
-        ("single-channels-supported", "false"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
 }

@@ -73,6 +73,11 @@ impl WorkflowModel {
         }
         for (state, def) in &file.states {
             for (action, target) in &def.on {
+                if action.starts_with(crate::domain::routing::DesktopAction::PREFIX) {
+                    return Err(invalid(format!(
+                        "state '{state}': action '{action}' is reserved for routing"
+                    )));
+                }
                 if !file.states.contains_key(target) {
                     return Err(invalid(format!(
                         "state '{state}', action '{action}': target '{target}' is not defined"

@@ -203,16 +203,34 @@ pub fn action_changes(event: &pb::SessionStateEvent) -> Vec<(String, bool)> {
         .collect()
 }
 
+/// The routing actions every session shows after its model's, all off for an agent that is
+/// not logged in for routing.
+pub fn routing_actions_off() -> Vec<(String, bool)> {
+    [
+        "routing.ready",
+        "routing.not_ready",
+        "routing.accept",
+        "routing.reject",
+    ]
+    .into_iter()
+    .map(|a| (a.to_owned(), false))
+    .collect()
+}
+
 pub fn login_enabled() -> Vec<(String, bool)> {
-    vec![
+    let mut actions = vec![
         ("session.login".into(), true),
         ("session.logout".into(), false),
-    ]
+    ];
+    actions.extend(routing_actions_off());
+    actions
 }
 
 pub fn logout_enabled() -> Vec<(String, bool)> {
-    vec![
+    let mut actions = vec![
         ("session.login".into(), false),
         ("session.logout".into(), true),
-    ]
+    ];
+    actions.extend(routing_actions_off());
+    actions
 }

@@ -26,6 +26,35 @@ use self::model::{
 use super::error::{DomainError, DomainResult};
 use super::events::{Event, Millis};
 
+/// What a desktop may do about routing, shown beside its workflow model's actions and
+/// invoked like them (`InvokeAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesktopAction {
+    Ready,
+    NotReady,
+    Accept,
+    Reject,
+}
+
+impl DesktopAction {
+    pub const ALL: [DesktopAction; 4] = [Self::Ready, Self::NotReady, Self::Accept, Self::Reject];
+    /// Workflow models may not name actions with this prefix.
+    pub const PREFIX: &'static str = "routing.";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ready => "routing.ready",
+            Self::NotReady => "routing.not_ready",
+            Self::Accept => "routing.accept",
+            Self::Reject => "routing.reject",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
 /// The reason code given to an agent put NOT_READY for not answering an offer.
 pub const RONA_REASON: &str = "RONA";
 
@@ -100,6 +129,39 @@ impl Routing {
         self.agents
             .get(agent_id)
             .is_some_and(|a| !a.mrds.is_empty())
+    }
+
+    pub fn pending_offer(&self, agent_id: &str) -> Option<String> {
+        self.agents.get(agent_id).and_then(|a| a.offer.clone())
+    }
+
+    /// The routing actions a desktop shows for its agent, with whether each applies now:
+    /// ready while not ready somewhere, not ready while taking work somewhere, accept and
+    /// reject while an offer is pending.
+    pub fn desktop_actions(&self, agent_id: &str) -> [(&'static str, bool); 4] {
+        let agent = self.agents.get(agent_id);
+        let states: Vec<AgentState> = agent
+            .map(|a| {
+                a.mrds
+                    .keys()
+                    .map(|m| self.agent_state(agent_id, m))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let not_ready =
+            |s: &AgentState| matches!(s, AgentState::NotReady | AgentState::PendingNotReady);
+        let can_ready = states.iter().any(not_ready)
+            || (!states.is_empty() && agent.is_some_and(|a| !a.routable));
+        let can_not_ready = states.iter().any(|s| !not_ready(s));
+        let offered = agent.is_some_and(|a| a.offer.is_some());
+        DesktopAction::ALL.map(|action| {
+            let enabled = match action {
+                DesktopAction::Ready => can_ready,
+                DesktopAction::NotReady => can_not_ready,
+                DesktopAction::Accept | DesktopAction::Reject => offered,
+            };
+            (action.name(), enabled)
+        })
     }
 
     /// The earliest timer, for the engine to wake up at.
