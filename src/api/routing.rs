@@ -175,10 +175,16 @@ impl Api {
     ) -> DomainResult<pb::ConnectAgentResponse> {
         validate_name("agent_id", &req.agent_id)?;
         validate_password("password", &req.password)?;
-        if req.extension.chars().count() > 128 || req.destination.chars().count() > 256 {
+        if req.extension.chars().count() > 128 {
             return Err(DomainError::invalid(
                 "extension",
-                "extension or destination is too long",
+                "must be at most 128 characters",
+            ));
+        }
+        if req.destination.chars().count() > 256 {
+            return Err(DomainError::invalid(
+                "destination",
+                "must be at most 256 characters",
             ));
         }
         let verified_hash = self
