@@ -25,6 +25,21 @@ async fn routing(server: &TestServer) -> RoutingServiceClient<Channel> {
     RoutingServiceClient::new(server.channel().await)
 }
 
+/// A one-step queue with no timeouts.
+fn one_step_queue(name: &str, mrd: &str, expression: &str) -> pb::UpsertQueueRequest {
+    pb::UpsertQueueRequest {
+        queue: Some(pb::Queue {
+            name: name.into(),
+            mrd: mrd.into(),
+            steps: vec![pb::QueueStep {
+                expression: expression.into(),
+                timeout_seconds: 0,
+            }],
+            task_ttl_seconds: 0,
+        }),
+    }
+}
+
 /// Configures MRD `chat` (max 2), a `sales` queue, a reason code and agents.
 async fn configure(c: &mut common::Clients, agents: &[&str]) {
     c.admin
@@ -42,17 +57,7 @@ async fn configure(c: &mut common::Clients, agents: &[&str]) {
         .await
         .unwrap();
     c.admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "sales".into(),
-                mrd: "chat".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "sales >= 1".into(),
-                    timeout_seconds: 0,
-                }],
-                task_ttl_seconds: 0,
-            }),
-        })
+        .upsert_queue(one_step_queue("sales", "chat", "sales >= 1"))
         .await
         .unwrap();
     c.admin
@@ -671,17 +676,7 @@ async fn routing_refusals_have_the_right_status() {
 
     let bad_queue = c
         .admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "vip".into(),
-                mrd: "chat".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "sales >= 11".into(),
-                    timeout_seconds: 0,
-                }],
-                task_ttl_seconds: 0,
-            }),
-        })
+        .upsert_queue(one_step_queue("vip", "chat", "sales >= 11"))
         .await;
     assert_status(
         bad_queue,
@@ -690,17 +685,7 @@ async fn routing_refusals_have_the_right_status() {
     );
     let no_mrd = c
         .admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "q".into(),
-                mrd: "fax".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "TRUE".into(),
-                    timeout_seconds: 0,
-                }],
-                task_ttl_seconds: 0,
-            }),
-        })
+        .upsert_queue(one_step_queue("q", "fax", "TRUE"))
         .await;
     assert_status(no_mrd, Code::NotFound, "mrd 'fax' not found");
     assert_status(

@@ -29,9 +29,9 @@ const CHANNEL_ACTIONS: [&str; 8] = [
 use super::services::{ServiceDirectory, ServiceKind};
 use super::workflow::{ModelCatalog, WorkflowModel};
 
+/// A registered client's bindings. Its name stays in the journal, for diagnostics.
 #[derive(Debug, Clone, Default)]
 struct Client {
-    name: String,
     services: BTreeSet<ServiceKind>,
     resources: BTreeSet<(ServiceKind, String)>,
 }
@@ -88,14 +88,6 @@ impl State {
     /// Call once after replaying the journal: what it replayed was already settled.
     pub fn finish_replay(&mut self) {
         self.routing.finish_replay();
-    }
-
-    pub fn directory(&self) -> &ServiceDirectory {
-        &self.directory
-    }
-
-    pub fn has_client(&self, client_id: ClientId) -> bool {
-        self.clients.contains_key(&client_id)
     }
 
     /// Decides and applies one command. On error nothing changed.
@@ -702,17 +694,8 @@ impl State {
     pub fn apply(&mut self, event: &Event) {
         self.routing.apply(event);
         match event {
-            Event::ClientRegistered {
-                client_id,
-                client_name,
-            } => {
-                self.clients.insert(
-                    *client_id,
-                    Client {
-                        name: client_name.clone(),
-                        ..Client::default()
-                    },
-                );
+            Event::ClientRegistered { client_id, .. } => {
+                self.clients.insert(*client_id, Client::default());
             }
             Event::ClientUnregistered { client_id } => {
                 self.clients.remove(client_id);
@@ -952,16 +935,6 @@ impl State {
             "client {client_id} has not bound service '{}'; call BindService first",
             self.directory.id(service)
         ))
-    }
-
-    /// For diagnostics: the name a client registered with.
-    pub fn client_name(&self, client_id: ClientId) -> Option<&str> {
-        self.clients.get(&client_id).map(|c| c.name.as_str())
-    }
-
-    /// The CTI a session was prepared with.
-    pub fn session_cti(&self, resource_id: &str) -> Option<&str> {
-        self.sessions.get(resource_id).map(|s| s.cti.as_str())
     }
 }
 

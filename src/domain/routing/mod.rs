@@ -121,10 +121,6 @@ impl Routing {
         page(&self.tasks, after, limit)
     }
 
-    pub fn has_agent(&self, agent_id: &str) -> bool {
-        self.agents.contains_key(agent_id)
-    }
-
     pub fn is_logged_in_anywhere(&self, agent_id: &str) -> bool {
         self.agents
             .get(agent_id)
