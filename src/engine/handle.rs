@@ -168,5 +168,5 @@ fn engine_stopped() -> DomainError {
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> DomainResult<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| DomainError::Internal(format!("password check failed: {e}")))
+        .map_err(|e| DomainError::Internal(format!("password hashing failed: {e}")))
 }
