@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "switchboard/v1/workflow.proto",
     "switchboard/v1/admin.proto",
     "switchboard/v1/routing.proto",
+    "switchboard/v1/watch.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -28,6 +29,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         // `CoreService.Connect` would clash with the generated `Client::connect(dst)`
         // constructor; clients are built with `Client::new(channel)` instead.
         .build_transport(false)
+        // Ordered maps encode the same way every time, so a request's fingerprint (for
+        // idempotency) does not depend on hash order.
+        .btree_map(".")
         // Messages that carry a password get a hand-written Debug that redacts it.
         .skip_debug([
             ".switchboard.v1.AgentCredentials",

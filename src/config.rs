@@ -9,6 +9,8 @@ use uuid::Uuid;
 use crate::domain::ServiceDirectory;
 use crate::domain::ids::validate_name;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
+use crate::engine::EngineConfig;
+use crate::watch::WatchConfig;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -49,6 +51,53 @@ pub struct ServerConfig {
     /// A directory of workflow models (`*.json`), added to the built-in `default` model.
     #[arg(long, env = "SWITCHBOARD_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
+
+    /// Where the journal (a SQLite file) lives. Created if missing; one server per directory.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "./switchboard-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Keep the journal in memory only: everything is gone when the server stops.
+    #[arg(long, env = "SWITCHBOARD_IN_MEMORY", conflicts_with = "data_dir")]
+    pub in_memory: bool,
+
+    /// Take a snapshot after this many events, which bounds how much start-up replays.
+    #[arg(long, env = "SWITCHBOARD_SNAPSHOT_EVERY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
+
+    /// Events kept in the journal behind the latest snapshot, for watches to resume from;
+    /// an older `start_revision` gets OUT_OF_RANGE.
+    #[arg(long, env = "SWITCHBOARD_RETAIN_EVENTS", default_value_t = 1_000_000)]
+    pub retain_events: u64,
+
+    /// How long a `request_id` is remembered, across restarts too, in seconds.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REQUEST_WINDOW_SECS",
+        default_value_t = 86_400
+    )]
+    pub request_window_secs: u64,
+
+    /// How long a client stays registered after its last stream closed or its last call,
+    /// in milliseconds. Its sessions then log out.
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_GRACE_MS", default_value_t = 30_000)]
+    pub presence_grace_ms: u64,
+
+    /// How often an idle watch gets a progress notice with the current revision, in
+    /// milliseconds.
+    #[arg(long, env = "SWITCHBOARD_WATCH_PROGRESS_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_progress_ms: u64,
+
+    /// Live events buffered for watches; a watch further behind is ended with the revision
+    /// to resume from.
+    #[arg(long, env = "SWITCHBOARD_WATCH_BUFFER", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub watch_buffer: u64,
 }
 
 impl Default for ServerConfig {
@@ -59,11 +108,43 @@ impl Default for ServerConfig {
             processor_name: "Switchboard".into(),
             processor_id: None,
             models_dir: None,
+            data_dir: PathBuf::from("./switchboard-data"),
+            in_memory: false,
+            snapshot_every: 100_000,
+            retain_events: 1_000_000,
+            request_window_secs: 86_400,
+            presence_grace_ms: 30_000,
+            watch_progress_ms: 10_000,
+            watch_buffer: 4096,
         }
     }
 }
 
 impl ServerConfig {
+    /// A throwaway configuration: journal in memory, on a free loopback port.
+    pub fn in_memory() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            in_memory: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            snapshot_every: self.snapshot_every,
+            retain_events: self.retain_events,
+            request_window_ms: self.request_window_secs.saturating_mul(1000),
+        }
+    }
+
+    pub fn watch(&self) -> WatchConfig {
+        WatchConfig {
+            progress_every: std::time::Duration::from_millis(self.watch_progress_ms),
+            live_buffer: usize::try_from(self.watch_buffer).unwrap_or(4096),
+        }
+    }
+
     pub fn directory(&self) -> Result<ServiceDirectory, ConfigError> {
         validate_name("processor_name", &self.processor_name).map_err(|e| {
             ConfigError::Invalid {

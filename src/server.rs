@@ -15,10 +15,10 @@ use tracing::info;
 use crate::api::Api;
 use crate::config::{ConfigError, ServerConfig};
 use crate::domain::State;
-use crate::engine::{Engine, SystemClock};
+use crate::engine::{Engine, EngineHandle, RecoveryError, SystemClock};
 use crate::lifecycle::Lifecycle;
 use crate::pb;
-use crate::store::{MemoryJournal, StoreError};
+use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
 
 /// The gRPC services health reports on, besides the server as a whole ("").
 const SERVICE_NAMES: [&str; 5] = [
@@ -33,8 +33,10 @@ const SERVICE_NAMES: [&str; 5] = [
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("recovering from the journal: {0}")]
+    #[error("opening the journal: {0}")]
     Store(#[from] StoreError),
+    #[error("recovering from the journal: {0}")]
+    Recovery(#[from] RecoveryError),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -53,6 +55,7 @@ pub struct Server {
     addr: SocketAddr,
     lifecycle: Lifecycle,
     health: HealthReporter,
+    engine: EngineHandle,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -64,9 +67,22 @@ impl Server {
         let models = Arc::new(config.load_models()?);
         let lifecycle = Lifecycle::default();
 
-        let journal = Arc::new(MemoryJournal::new());
-        let state = State::new(directory.clone(), models);
-        let engine = Engine::start(state, journal, Arc::new(SystemClock))?;
+        let journal: Arc<dyn Journal> = if config.in_memory {
+            Arc::new(MemoryJournal::new())
+        } else {
+            let journal = SqliteJournal::open(&config.data_dir)?;
+            info!(path = %journal.path().display(), "journal opened");
+            Arc::new(journal)
+        };
+        let state =
+            State::new(directory.clone(), models).with_presence_grace(config.presence_grace_ms);
+        let engine = Engine::start(
+            state,
+            journal,
+            Arc::new(SystemClock),
+            config.engine(),
+            config.watch(),
+        )?;
 
         let listener =
             TcpListener::bind(config.listen)
@@ -98,7 +114,7 @@ impl Server {
         };
 
         let api = Api::new(
-            engine,
+            engine.clone(),
             directory.clone(),
             config.instance_domain.clone(),
             lifecycle.clone(),
@@ -138,6 +154,7 @@ impl Server {
             addr,
             lifecycle,
             health,
+            engine,
             stop,
             task,
         })
@@ -148,7 +165,8 @@ impl Server {
     }
 
     /// Stops taking clients at once (status STOPPING), ends open streams with a status that
-    /// tells desktops to reconnect elsewhere, lets in-flight requests finish, then returns.
+    /// tells desktops to reconnect elsewhere, lets in-flight requests finish, then writes a
+    /// last snapshot and closes the journal.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         info!("switchboard stopping");
         self.lifecycle.begin_stopping();
@@ -158,7 +176,9 @@ impl Server {
                 .await;
         }
         let _ = self.stop.send(());
-        self.task.await??;
+        let served = self.task.await;
+        self.engine.close().await;
+        served??;
         info!("switchboard stopped");
         Ok(())
     }

@@ -14,6 +14,7 @@ fn agent(agent_id: &str, display_name: &str, password: &str) -> pb::UpsertAgentR
             password: password.into(),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -78,12 +79,14 @@ async fn agents_are_created_updated_listed_and_deleted() {
     c.processor
         .end_session(pb::EndSessionRequest {
             resource_id: "Switchboard-ana".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
     c.admin
         .delete_agent(pb::DeleteAgentRequest {
             agent_id: "ana".into(),
+            ..Default::default()
         })
         .await
         .unwrap();

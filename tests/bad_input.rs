@@ -13,6 +13,7 @@ fn bind_service(client_id: &str, service_id: &str) -> pb::BindServiceRequest {
     pb::BindServiceRequest {
         client_id: client_id.into(),
         service_id: service_id.into(),
+        ..Default::default()
     }
 }
 
@@ -21,6 +22,7 @@ fn bind_resource(client_id: &str, service_id: &str, resource_id: &str) -> pb::Bi
         client_id: client_id.into(),
         service_id: service_id.into(),
         resource_id: resource_id.into(),
+        ..Default::default()
     }
 }
 
@@ -62,6 +64,7 @@ async fn malformed_and_unknown_ids_in_core_calls() {
         .unbind_service(pb::UnbindServiceRequest {
             client_id: client_id.clone(),
             service_id: WORKFLOW.into(),
+            ..Default::default()
         })
         .await;
     assert_status(
@@ -73,6 +76,7 @@ async fn malformed_and_unknown_ids_in_core_calls() {
         .core
         .unregister_client(pb::UnregisterClientRequest {
             client_id: "x".into(),
+            ..Default::default()
         })
         .await;
     assert_status(r, Code::InvalidArgument, "client_id");
@@ -114,6 +118,7 @@ async fn resources_need_a_bound_service_and_an_existing_session() {
             client_id: client_id.clone(),
             service_id: WORKFLOW.into(),
             resource_id: resource_id.clone(),
+            ..Default::default()
         })
         .await;
     assert_status(r, Code::FailedPrecondition, "has not bound resource");
@@ -223,6 +228,7 @@ async fn workflow_calls_refuse_unknown_sessions_and_actions() {
     let invoke = |action: &str| pb::InvokeActionRequest {
         resource_id: resource_id.clone(),
         action: action.into(),
+        ..Default::default()
     };
 
     assert_status(
@@ -245,6 +251,7 @@ async fn workflow_calls_refuse_unknown_sessions_and_actions() {
         .invoke_action(pb::InvokeActionRequest {
             resource_id: "Switchboard-ghost".into(),
             action: "session.login".into(),
+            ..Default::default()
         })
         .await;
     assert_status(r, Code::NotFound, "Switchboard-ghost");
@@ -344,10 +351,14 @@ async fn admin_calls_validate_agents_and_pages() {
             password: password.into(),
             ..Default::default()
         }),
+        ..Default::default()
     };
     assert_status(
         c.admin
-            .upsert_agent(pb::UpsertAgentRequest { agent: None })
+            .upsert_agent(pb::UpsertAgentRequest {
+                agent: None,
+                ..Default::default()
+            })
             .await,
         Code::InvalidArgument,
         "agent: must be set",
@@ -390,6 +401,7 @@ async fn admin_calls_validate_agents_and_pages() {
         c.admin
             .delete_agent(pb::DeleteAgentRequest {
                 agent_id: "ghost".into(),
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -403,6 +415,7 @@ async fn admin_calls_validate_agents_and_pages() {
         c.admin
             .delete_agent(pb::DeleteAgentRequest {
                 agent_id: "rajat1".into(),
+                ..Default::default()
             })
             .await,
         Code::FailedPrecondition,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{
     DEFAULT_PROCESSOR_ID, TestServer, WORKFLOW, action_changes, login_enabled, logout_enabled,
 };
+use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
@@ -20,14 +21,20 @@ const PASSWORD: &str = "flow-Secret-42";
 /// Bounds every wait so a broken server fails the test instead of hanging it.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The next event on a session watch, skipping progress notices.
 async fn next_event(watch: &mut Streaming<pb::WatchSessionStateResponse>) -> pb::SessionStateEvent {
-    tokio::time::timeout(WAIT, watch.next())
-        .await
-        .expect("an event arrives")
-        .expect("the watch is open")
-        .expect("the watch is healthy")
-        .event
-        .expect("the frame has an event")
+    use pb::watch_session_state_response::Frame;
+    loop {
+        let frame = tokio::time::timeout(WAIT, watch.next())
+            .await
+            .expect("an event arrives")
+            .expect("the watch is open")
+            .expect("the watch is healthy");
+        match frame.frame.expect("the frame has content") {
+            Frame::Event(event) => return event,
+            Frame::Progress(_) => {}
+        }
+    }
 }
 
 #[tokio::test]
@@ -56,6 +63,7 @@ async fn seed_login_flow_over_unary_calls() {
         .bind_service(pb::BindServiceRequest {
             client_id: client_id.clone(),
             service_id: DEFAULT_PROCESSOR_ID.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -69,6 +77,7 @@ async fn seed_login_flow_over_unary_calls() {
         .bind_service(pb::BindServiceRequest {
             client_id: client_id.clone(),
             service_id: WORKFLOW.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -115,6 +124,7 @@ async fn seed_login_flow_over_unary_calls() {
             client_id: client_id.clone(),
             service_id: DEFAULT_PROCESSOR_ID.into(),
             resource_id: resource_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -145,6 +155,7 @@ async fn seed_login_flow_over_unary_calls() {
             client_id: client_id.clone(),
             service_id: WORKFLOW.into(),
             resource_id: resource_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -165,6 +176,7 @@ async fn seed_login_flow_over_unary_calls() {
         .invoke_action(pb::InvokeActionRequest {
             resource_id: resource_id.clone(),
             action: "session.login".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -182,6 +194,7 @@ async fn seed_login_flow_over_unary_calls() {
         .invoke_action(pb::InvokeActionRequest {
             resource_id: resource_id.clone(),
             action: "session.logout".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -300,6 +313,7 @@ async fn seed_login_flow_over_one_connect_stream() {
             .call(Req::BindService(pb::BindServiceRequest {
                 client_id: String::new(),
                 service_id: service_id.into(),
+                ..Default::default()
             }))
             .await;
         let Frame::BindService(bound) = answer else {
@@ -333,6 +347,7 @@ async fn seed_login_flow_over_one_connect_stream() {
             client_id: desktop.client_id.clone(),
             service_id: DEFAULT_PROCESSOR_ID.into(),
             resource_id: prepared.resource_id.clone(),
+            ..Default::default()
         }))
         .await;
     let Frame::BindResource(bound) = answer else {
@@ -350,6 +365,7 @@ async fn seed_login_flow_over_one_connect_stream() {
             client_id: String::new(),
             service_id: WORKFLOW.into(),
             resource_id: prepared.resource_id.clone(),
+            ..Default::default()
         }))
         .await;
     let Frame::BindResource(bound) = answer else {
@@ -365,6 +381,7 @@ async fn seed_login_flow_over_one_connect_stream() {
         .call(Req::InvokeAction(pb::InvokeActionRequest {
             resource_id: prepared.resource_id.clone(),
             action: "session.login".into(),
+            ..Default::default()
         }))
         .await;
     let Frame::InvokeAction(after) = answer else {
@@ -387,7 +404,7 @@ async fn seed_login_flow_over_one_connect_stream() {
     );
     assert_eq!(admin.client_count().await, 0);
     assert_eq!(admin.service_counts().await, vec![0, 0]);
-    // The session stays.
+    // The session stays, logged out: no desktop is left to take its work.
     let state = admin
         .workflow
         .get_session_state(pb::GetSessionStateRequest {
@@ -396,7 +413,7 @@ async fn seed_login_flow_over_one_connect_stream() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(state.view_state, "logged_in");
+    assert_eq!(state.view_state, "initial");
 
     server.stop().await;
 }
@@ -413,6 +430,7 @@ async fn requests_on_a_stream_are_answered_in_order_with_their_ids() {
             .send(Req::BindService(pb::BindServiceRequest {
                 client_id: String::new(),
                 service_id: "no-such-service".into(),
+                ..Default::default()
             }))
             .await,
         desktop
@@ -450,19 +468,24 @@ async fn client_count_follows_registrations_bindings_and_streams() {
         .call(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
             service_id: WORKFLOW.into(),
+            ..Default::default()
         }))
         .await;
     desktop
         .call(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
             service_id: DEFAULT_PROCESSOR_ID.into(),
+            ..Default::default()
         }))
         .await;
     assert_eq!(c.client_count().await, 2);
     assert_eq!(c.service_counts().await, vec![2, 1]);
 
     c.core
-        .unregister_client(pb::UnregisterClientRequest { client_id: unary })
+        .unregister_client(pb::UnregisterClientRequest {
+            client_id: unary,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(c.client_count().await, 1);
@@ -481,8 +504,12 @@ async fn client_count_follows_registrations_bindings_and_streams() {
 }
 
 #[tokio::test]
-async fn a_vanished_desktop_is_unregistered() {
-    let server = TestServer::start().await;
+async fn a_vanished_desktop_is_unregistered_after_its_grace_period() {
+    let server = TestServer::start_with(ServerConfig {
+        presence_grace_ms: 300,
+        ..ServerConfig::in_memory()
+    })
+    .await;
     let mut c = server.clients().await;
     let desktop = Desktop::connect(&server).await;
     assert_eq!(c.client_count().await, 1);
@@ -508,6 +535,7 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
         .call(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
             service_id: WORKFLOW.into(),
+            ..Default::default()
         }))
         .await;
     let (_, answer) = first
@@ -523,12 +551,14 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
             client_id: String::new(),
             service_id: WORKFLOW.into(),
             resource_id: prepared.resource_id.clone(),
+            ..Default::default()
         }))
         .await;
     first
         .call(Req::InvokeAction(pb::InvokeActionRequest {
             resource_id: prepared.resource_id.clone(),
             action: "session.login".into(),
+            ..Default::default()
         }))
         .await;
 
@@ -555,6 +585,7 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
             client_id: second,
             service_id: WORKFLOW.into(),
             resource_id: prepared.resource_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -567,6 +598,7 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
     c.processor
         .end_session(pb::EndSessionRequest {
             resource_id: prepared.resource_id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

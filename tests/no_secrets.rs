@@ -26,7 +26,7 @@ const WRONG_PASSWORD: &str = "Wr0ng-unlikely-Guess-55c2";
 /// Starts the real binary with debug logs on stderr; returns it, its address and its log lines.
 fn spawn_server() -> (Child, String, std_mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--in-memory"])
         .env("RUST_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -77,6 +77,7 @@ async fn no_password_in_debug_logs_or_responses() {
                 password: PASSWORD.into(),
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -95,6 +96,7 @@ async fn no_password_in_debug_logs_or_responses() {
     let client_id = core
         .register_client(pb::RegisterClientRequest {
             client_name: "media-bar".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -105,6 +107,7 @@ async fn no_password_in_debug_logs_or_responses() {
             .bind_service(pb::BindServiceRequest {
                 client_id: client_id.clone(),
                 service_id: service_id.into(),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -127,6 +130,7 @@ async fn no_password_in_debug_logs_or_responses() {
                 client_id: client_id.clone(),
                 service_id: service_id.into(),
                 resource_id: prepared.resource_id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -136,6 +140,7 @@ async fn no_password_in_debug_logs_or_responses() {
         .invoke_action(pb::InvokeActionRequest {
             resource_id: prepared.resource_id.clone(),
             action: "session.login".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -152,6 +157,7 @@ async fn no_password_in_debug_logs_or_responses() {
         Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
             service_id: DEFAULT_PROCESSOR_ID.into(),
+            ..Default::default()
         }),
         Req::PrepareSession(common::prepare_request("rajat1", WRONG_PASSWORD, true)),
         Req::PrepareSession(common::prepare_request("rajat1", PASSWORD, true)),
@@ -162,6 +168,7 @@ async fn no_password_in_debug_logs_or_responses() {
                 password: PASSWORD.into(),
                 ..Default::default()
             }),
+            ..Default::default()
         }),
     ];
     let sent = frames.len();

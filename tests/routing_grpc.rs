@@ -37,6 +37,7 @@ fn one_step_queue(name: &str, mrd: &str, expression: &str) -> pb::UpsertQueueReq
             }],
             task_ttl_seconds: 0,
         }),
+        ..Default::default()
     }
 }
 
@@ -53,6 +54,7 @@ async fn configure(c: &mut common::Clients, agents: &[&str]) {
                 rona_action: pb::RonaAction::NotReady.into(),
                 logout_action: pb::LogoutAction::Close.into(),
             }),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -67,6 +69,7 @@ async fn configure(c: &mut common::Clients, agents: &[&str]) {
                 label: "Lunch".into(),
                 category: pb::ReasonCategory::NotReady.into(),
             }),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -80,6 +83,7 @@ async fn configure(c: &mut common::Clients, agents: &[&str]) {
                     attributes: [("sales".to_owned(), 5)].into(),
                     mrd_max_tasks: Default::default(),
                 }),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -99,7 +103,9 @@ async fn wait_for(
             .unwrap_or_else(|_| panic!("no {what} on the watch"))
             .expect("the watch is open")
             .expect("the watch is healthy");
-        let event = frame.event.expect("frames carry an event");
+        let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame else {
+            continue;
+        };
         if event.event.as_ref().is_some_and(&mut matches) {
             return event;
         }
@@ -144,6 +150,7 @@ impl Desktop {
                 .ok(Req::BindService(pb::BindServiceRequest {
                     client_id: String::new(),
                     service_id: service_id.into(),
+                    ..Default::default()
                 }))
                 .await;
         }
@@ -161,6 +168,7 @@ impl Desktop {
                     client_id: String::new(),
                     service_id: service_id.into(),
                     resource_id: prepared.resource_id.clone(),
+                    ..Default::default()
                 }))
                 .await;
         }
@@ -278,6 +286,7 @@ async fn desktop_actions_follow_the_agents_routing_state() {
         Req::InvokeAction(pb::InvokeActionRequest {
             resource_id: resource_id.clone(),
             action: action.into(),
+            ..Default::default()
         })
     };
 
@@ -373,6 +382,7 @@ async fn every_routing_message_end_to_end() {
         password: PASSWORD.into(),
         extension: "1001".into(),
         destination: "sip:ana@example.test".into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -381,6 +391,7 @@ async fn every_routing_message_end_to_end() {
             agent_id: "ana".into(),
             password: PASSWORD.into(),
             mrd: "chat".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -405,6 +416,7 @@ async fn every_routing_message_end_to_end() {
         state: pb::AgentState::Ready.into(),
         mrd: "chat".into(),
         reason_code: String::new(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -503,6 +515,7 @@ async fn every_routing_message_end_to_end() {
         .accept_task(pb::AcceptTaskRequest {
             task_id: task_id.clone(),
             agent_id: "ana".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -518,6 +531,7 @@ async fn every_routing_message_end_to_end() {
             agent_id: agent.into(),
             password: PASSWORD.into(),
             mrd: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -535,6 +549,7 @@ async fn every_routing_message_end_to_end() {
             conference_owner: "ana".into(),
             conference_participant: "ben".into(),
             mrd: "chat".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -550,6 +565,7 @@ async fn every_routing_message_end_to_end() {
             task_id: task_id.clone(),
             owner_agent_id: "ana".into(),
             recipient_agent_id: "cid".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -563,6 +579,7 @@ async fn every_routing_message_end_to_end() {
     r.change_task_state(pb::ChangeTaskStateRequest {
         task_id: task_id.clone(),
         state: pb::TaskState::Closed.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -586,6 +603,7 @@ async fn every_routing_message_end_to_end() {
         .reject_task(pb::RejectTaskRequest {
             task_id: second.task_id.clone(),
             agent_id: offered_to.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -650,13 +668,14 @@ async fn every_routing_message_end_to_end() {
         pb::AgentState::Reserved,
         pb::AgentState::Active,
     ] {
-        let event = tokio::time::timeout(WAIT, filtered.next())
+        let frame = tokio::time::timeout(WAIT, filtered.next())
             .await
             .unwrap()
             .unwrap()
-            .unwrap()
-            .event
             .unwrap();
+        let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame else {
+            panic!("the default progress interval is far longer than this test");
+        };
         match event.event {
             Some(Ev::AgentStateChanged(c)) => {
                 assert_eq!((c.agent_id.as_str(), c.state()), ("ana", state))
@@ -693,6 +712,7 @@ async fn routing_refusals_have_the_right_status() {
             agent_id: "ana".into(),
             password: "wrong".into(),
             mrd: "chat".into(),
+            ..Default::default()
         })
         .await,
         Code::Unauthenticated,
@@ -761,6 +781,7 @@ async fn routing_refusals_have_the_right_status() {
             task_id: task.task_id.clone(),
             owner_agent_id: "ana".into(),
             recipient_agent_id: "ben".into(),
+            ..Default::default()
         })
         .await,
         Code::FailedPrecondition,
@@ -770,6 +791,7 @@ async fn routing_refusals_have_the_right_status() {
         r.accept_task(pb::AcceptTaskRequest {
             task_id: task.task_id.clone(),
             agent_id: "ana".into(),
+            ..Default::default()
         })
         .await,
         Code::FailedPrecondition,
@@ -779,6 +801,7 @@ async fn routing_refusals_have_the_right_status() {
         r.change_task_state(pb::ChangeTaskStateRequest {
             task_id: task.task_id.clone(),
             state: pb::TaskState::Offered.into(),
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,
@@ -820,6 +843,7 @@ async fn the_desktop_story_over_one_connect_stream() {
             .ok(Req::InvokeAction(pb::InvokeActionRequest {
                 resource_id: format!("Switchboard-{agent}"),
                 action: "session.login".into(),
+                ..Default::default()
             }))
             .await;
         let Frame::InvokeAction(view) = login else {
@@ -861,6 +885,7 @@ async fn the_desktop_story_over_one_connect_stream() {
     ana.ok(Req::AcceptTask(pb::AcceptTaskRequest {
         task_id: task_id.clone(),
         agent_id: "ana".into(),
+        ..Default::default()
     }))
     .await;
     let answer = ana
@@ -868,6 +893,7 @@ async fn the_desktop_story_over_one_connect_stream() {
             task_id: task_id.clone(),
             owner_agent_id: "ana".into(),
             recipient_agent_id: "ben".into(),
+            ..Default::default()
         }))
         .await;
     let Frame::TransferTask(moved) = answer else {

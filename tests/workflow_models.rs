@@ -15,7 +15,7 @@ fn models_dir() -> std::path::PathBuf {
 async fn a_model_from_the_models_directory_drives_the_session() {
     let server = TestServer::start_with(ServerConfig {
         models_dir: Some(models_dir()),
-        ..ServerConfig::default()
+        ..ServerConfig::in_memory()
     })
     .await;
     let mut c = server.clients().await;
@@ -62,6 +62,7 @@ async fn a_model_from_the_models_directory_drives_the_session() {
             .invoke_action(pb::InvokeActionRequest {
                 resource_id: prepared.resource_id.clone(),
                 action: action.into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -92,7 +93,7 @@ async fn an_invalid_model_file_stops_start_up_with_its_path() {
     let result = Server::start(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         models_dir: Some(dir.path().to_owned()),
-        ..ServerConfig::default()
+        ..ServerConfig::in_memory()
     })
     .await;
     match result {

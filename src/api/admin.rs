@@ -1,6 +1,6 @@
 use tonic::{Request, Response};
 
-use super::{Api, ApiResult, reply};
+use super::{Api, ApiResult, reply, request_key};
 use crate::domain::agents::{AgentRecord, validate_agent_fields, validate_password};
 use crate::domain::ids::validate_name;
 use crate::domain::{Command, DomainError, DomainResult, Outcome};
@@ -24,6 +24,12 @@ impl Api {
         &self,
         req: pb::UpsertAgentRequest,
     ) -> DomainResult<pb::UpsertAgentResponse> {
+        // The password is left out of the request's fingerprint.
+        let mut fingerprinted = req.clone();
+        if let Some(a) = fingerprinted.agent.as_mut() {
+            a.password.clear();
+        }
+        let key = request_key("UpsertAgent", &req.request_id, &fingerprinted)?;
         let agent = req
             .agent
             .ok_or_else(|| DomainError::invalid("agent", "must be set"))?;
@@ -37,11 +43,12 @@ impl Api {
         let committed = self
             .engine()
             .upsert_agent(
+                key,
                 agent.agent_id,
                 agent.display_name,
                 password,
-                agent.attributes.into_iter().collect(),
-                agent.mrd_max_tasks.into_iter().collect(),
+                agent.attributes,
+                agent.mrd_max_tasks,
             )
             .await?;
         match committed.outcome {
@@ -104,12 +111,15 @@ impl Api {
         &self,
         req: pb::DeleteAgentRequest,
     ) -> DomainResult<pb::DeleteAgentResponse> {
+        let key = request_key("DeleteAgent", &req.request_id, &req)?;
         validate_name("agent_id", &req.agent_id)?;
         let committed = self
-            .engine()
-            .execute(Command::DeleteAgent {
-                agent_id: req.agent_id,
-            })
+            .execute_keyed(
+                key,
+                Command::DeleteAgent {
+                    agent_id: req.agent_id,
+                },
+            )
             .await?;
         Ok(pb::DeleteAgentResponse {
             revision: committed.revision,

@@ -1,9 +1,12 @@
-//! `CoreService.Connect`: a desktop's one two-way stream. The stream is its own client: it
-//! registers on open and unregisters when either side ends it. Requests are answered in the
-//! order sent; the events of everything the client has bound are forwarded as they commit,
-//! always ahead of the answer of the request that caused them.
+//! `CoreService.Connect`: a desktop's one two-way stream. The stream is its client's lease:
+//! it registers a client on open (or resumes one named in its metadata), and when it ends the
+//! client is unregistered (the desktop closed its side) or starts its grace period (the
+//! connection broke, or the server is stopping). Requests are answered in the order sent; the
+//! events of everything the client has bound are forwarded as they commit, always ahead of the
+//! answer of the request that caused them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,7 +18,9 @@ use super::routing_convert::routing_event_pb;
 use super::workflow::session_event_pb;
 use super::{Api, ApiResult, stopping_status};
 use crate::domain::ids::require;
-use crate::domain::{ClientId, Command, DomainError, DomainResult, Record};
+use crate::domain::presence::StreamId;
+use crate::domain::{ClientId, Command, DomainError, DomainResult, Outcome, Record};
+use crate::engine::unexpected;
 use crate::pb::connect_request::Request as Req;
 use crate::pb::connect_response::Frame;
 use crate::pb::core_service_server::CoreService;
@@ -27,8 +32,24 @@ const EVENT_BUFFER: usize = 1024;
 const OUT_BUFFER: usize = 64;
 /// Request metadata a desktop may use to name itself in logs.
 const CLIENT_NAME_HEADER: &str = "switchboard-client-name";
+/// Request metadata naming a client to resume after a broken connection.
+const CLIENT_ID_HEADER: &str = "switchboard-client-id";
+
+/// Tells one stream of a client from the next, so a late close of an old stream does not end
+/// the lease of its replacement.
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 
 type Out = mpsc::Sender<Result<ConnectResponse, Status>>;
+
+/// Why a `Connect` stream ended, which decides what happens to its client.
+enum Ending {
+    /// The desktop closed its side: it is done, and its client goes now.
+    Goodbye,
+    /// The connection broke or the desktop stopped reading: the grace period starts.
+    Vanished,
+    /// The server ended the stream with this status.
+    Ended(Status),
+}
 
 impl Api {
     pub(super) async fn open_connect_stream(
@@ -36,42 +57,77 @@ impl Api {
         request: Request<Streaming<pb::ConnectRequest>>,
     ) -> ApiResult<Response<<Api as CoreService>::ConnectStream>> {
         self.ensure_accepting()?;
+        let metadata = request.metadata();
         let fallback = request
             .remote_addr()
             .map_or_else(|| "connect stream".to_owned(), |a| format!("connect {a}"));
-        let name = request
-            .metadata()
+        let name = metadata
             .get(CLIENT_NAME_HEADER)
             .and_then(|v| v.to_str().ok())
             .map_or(fallback.clone(), |v| client_name(v, &fallback));
+        let resume = match metadata.get(CLIENT_ID_HEADER) {
+            None => None,
+            Some(raw) => Some(ClientId::parse(
+                CLIENT_ID_HEADER,
+                raw.to_str().unwrap_or_default(),
+            )?),
+        };
 
-        let client_id = ClientId::new_random();
+        let client_id = match resume {
+            Some(client_id) => client_id,
+            None => {
+                let registered = self
+                    .engine()
+                    .execute(Command::RegisterClient {
+                        client_id: ClientId::new_random(),
+                        client_name: name,
+                    })
+                    .await?;
+                match registered.outcome {
+                    Outcome::Registered { client_id } => client_id,
+                    other => return Err(unexpected(&other).into()),
+                }
+            }
+        };
+        let stream: StreamId = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
         let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
-        let committed = self
+        let attached = self
             .engine()
-            .register_streaming_client(client_id, name, event_tx)
-            .await?;
+            .attach_stream(client_id, stream, event_tx)
+            .await
+            .map_err(|e| match e {
+                DomainError::NotFound { .. } => Status::not_found(format!(
+                    "client {client_id} is not registered (its grace period may have passed); \
+                     connect without {CLIENT_ID_HEADER} to register a new one"
+                )),
+                other => other.into(),
+            })?;
         let (out, out_rx) = mpsc::channel(OUT_BUFFER);
         let greeting = frame(
             String::new(),
             Frame::Connected(pb::Connected {
                 client_id: client_id.to_string(),
-                revision: committed.revision,
+                revision: attached.revision,
+                resumed: resume.is_some(),
             }),
         );
         // The channel is new and empty, so the greeting always fits.
         let _ = out.try_send(Ok(greeting));
-        debug!(%client_id, "connect stream opened");
-        tokio::spawn(
-            self.clone()
-                .serve_connection(client_id, request.into_inner(), event_rx, out),
-        );
+        debug!(%client_id, stream, resumed = resume.is_some(), "connect stream opened");
+        tokio::spawn(self.clone().serve_connection(
+            client_id,
+            stream,
+            request.into_inner(),
+            event_rx,
+            out,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
     async fn serve_connection(
         self,
         client_id: ClientId,
+        stream: StreamId,
         mut inbound: Streaming<pb::ConnectRequest>,
         mut events: mpsc::Receiver<Arc<Record>>,
         out: Out,
@@ -79,20 +135,18 @@ impl Api {
         let lifecycle = self.lifecycle().clone();
         let stopping = lifecycle.stopping();
         tokio::pin!(stopping);
-        let ending: Option<Status> = loop {
+        let ending = loop {
             tokio::select! {
                 biased;
-                () = &mut stopping => {
-                    break Some(stopping_status());
-                }
-                () = out.closed() => break None,
+                () = &mut stopping => break Ending::Ended(stopping_status()),
+                () = out.closed() => break Ending::Vanished,
                 event = events.recv() => match event {
                     Some(record) => {
                         if !forward_event(&out, &record).await {
-                            break None;
+                            break Ending::Vanished;
                         }
                     }
-                    None => break Some(Status::aborted(
+                    None => break Ending::Ended(Status::aborted(
                         "the server disconnected this client: it was unregistered, or read its \
                          events too slowly; reconnect",
                     )),
@@ -107,26 +161,26 @@ impl Api {
                             }
                         }
                         if out.send(Ok(answer)).await.is_err() {
-                            break None;
+                            break Ending::Vanished;
                         }
                     }
-                    // The desktop closed its side, or its connection broke.
-                    Ok(None) | Err(_) => break None,
+                    Ok(None) => break Ending::Goodbye,
+                    Err(_) => break Ending::Vanished,
                 },
             }
         };
-        // The desktop is gone (or going): drop its bindings before the stream ends, so that
-        // the end of the stream means the server no longer counts it.
-        match self
-            .engine()
-            .execute(Command::UnregisterClient { client_id })
-            .await
-        {
+        // A desktop that said goodbye is gone now; one that vanished (or whose server is
+        // stopping) may come back within its grace period.
+        let command = match ending {
+            Ending::Goodbye => Command::UnregisterClient { client_id },
+            Ending::Vanished | Ending::Ended(_) => Command::DetachStream { client_id, stream },
+        };
+        match self.engine().execute(command).await {
             Ok(_) | Err(DomainError::NotFound { .. }) => {}
-            Err(e) => debug!(%client_id, error = %e, "unregistering a closed stream failed"),
+            Err(e) => debug!(%client_id, error = %e, "closing a connect stream failed"),
         }
-        debug!(%client_id, "connect stream closed");
-        if let Some(status) = ending {
+        debug!(%client_id, stream, "connect stream closed");
+        if let Ending::Ended(status) = ending {
             let _ = out.send(Err(status)).await;
         }
     }

@@ -3,7 +3,7 @@ use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Api, ApiResult, acting_client, reply};
+use super::{Api, ApiResult, acting_client, reply, request_key};
 use crate::domain::ids::require;
 use crate::domain::{ClientId, Command, DomainResult, Outcome, ServiceKind};
 use crate::engine::unexpected;
@@ -69,29 +69,31 @@ impl Api {
         &self,
         req: pb::RegisterClientRequest,
     ) -> DomainResult<pb::RegisterClientResponse> {
+        let key = request_key("RegisterClient", &req.request_id, &req)?;
         self.ensure_accepting()?;
-        let client_id = ClientId::new_random();
-        let committed = self
-            .engine()
-            .execute(Command::RegisterClient {
-                client_id,
-                client_name: client_name(&req.client_name, "unnamed client"),
-            })
-            .await?;
-        Ok(pb::RegisterClientResponse {
-            client_id: client_id.to_string(),
-            revision: committed.revision,
-        })
+        let command = Command::RegisterClient {
+            client_id: ClientId::new_random(),
+            client_name: client_name(&req.client_name, "unnamed client"),
+        };
+        let committed = self.execute_keyed(key, command).await?;
+        // A retry gets the client the first call registered.
+        match committed.outcome {
+            Outcome::Registered { client_id } => Ok(pb::RegisterClientResponse {
+                client_id: client_id.to_string(),
+                revision: committed.revision,
+            }),
+            other => Err(unexpected(&other)),
+        }
     }
 
     async fn unregister_client(
         &self,
         req: pb::UnregisterClientRequest,
     ) -> DomainResult<pb::UnregisterClientResponse> {
+        let key = request_key("UnregisterClient", &req.request_id, &req)?;
         let client_id = ClientId::parse("client_id", &req.client_id)?;
         let committed = self
-            .engine()
-            .execute(Command::UnregisterClient { client_id })
+            .execute_keyed(key, Command::UnregisterClient { client_id })
             .await?;
         Ok(pb::UnregisterClientResponse {
             revision: committed.revision,
@@ -103,11 +105,11 @@ impl Api {
         req: pb::BindServiceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindServiceResponse> {
+        let key = request_key("BindService", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
-            .engine()
-            .execute(Command::BindService { client_id, service })
+            .execute_keyed(key, Command::BindService { client_id, service })
             .await?;
         let directory = self.directory();
         Ok(pb::BindServiceResponse {
@@ -123,11 +125,11 @@ impl Api {
         req: pb::UnbindServiceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindServiceResponse> {
+        let key = request_key("UnbindService", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
-            .engine()
-            .execute(Command::UnbindService { client_id, service })
+            .execute_keyed(key, Command::UnbindService { client_id, service })
             .await?;
         Ok(pb::UnbindServiceResponse {
             revision: committed.revision,
@@ -139,16 +141,19 @@ impl Api {
         req: pb::BindResourceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindResourceResponse> {
+        let key = request_key("BindResource", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self
-            .engine()
-            .execute(Command::BindResource {
-                client_id,
-                service,
-                resource_id: resource_id.clone(),
-            })
+            .execute_keyed(
+                key,
+                Command::BindResource {
+                    client_id,
+                    service,
+                    resource_id: resource_id.clone(),
+                },
+            )
             .await?;
         Ok(pb::BindResourceResponse {
             service_id: self.directory().id(service).to_owned(),
@@ -164,16 +169,19 @@ impl Api {
         req: pb::UnbindResourceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindResourceResponse> {
+        let key = request_key("UnbindResource", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self
-            .engine()
-            .execute(Command::UnbindResource {
-                client_id,
-                service,
-                resource_id,
-            })
+            .execute_keyed(
+                key,
+                Command::UnbindResource {
+                    client_id,
+                    service,
+                    resource_id,
+                },
+            )
             .await?;
         Ok(pb::UnbindResourceResponse {
             revision: committed.revision,

@@ -14,9 +14,11 @@ use std::sync::Arc;
 
 use tonic::Status;
 
-use crate::domain::{ClientId, DomainError, DomainResult, ServiceDirectory};
-use crate::engine::EngineHandle;
+use crate::domain::{ClientId, Command, DomainError, DomainResult, Record, ServiceDirectory};
+use crate::engine::{Committed, EngineHandle, RequestKey};
 use crate::lifecycle::Lifecycle;
+use crate::pb;
+use crate::watch::{WatchError, WatchItem};
 
 /// Implements every `switchboard.v1` service. Cheap to clone.
 #[derive(Clone)]
@@ -92,11 +94,87 @@ fn acting_client(caller: Option<ClientId>, raw: &str) -> DomainResult<ClientId> 
     }
 }
 
+/// Longest `request_id` accepted.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The idempotency key of a mutating request: its `request_id` and a fingerprint of the
+/// request as `method` received it. `None` when the caller gave no id. Callers clear any
+/// password in `request` first, so that no digest of a password is ever stored.
+fn request_key<M: prost::Message>(
+    method: &'static str,
+    request_id: &str,
+    request: &M,
+) -> DomainResult<Option<RequestKey>> {
+    use blake2::{Blake2s256, Digest};
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    if request_id.chars().count() > MAX_REQUEST_ID {
+        return Err(DomainError::invalid(
+            "request_id",
+            format!("must be at most {MAX_REQUEST_ID} characters"),
+        ));
+    }
+    if request_id.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "request_id",
+            "must not contain control characters",
+        ));
+    }
+    let mut hasher = Blake2s256::new();
+    hasher.update(method.as_bytes());
+    hasher.update([0]);
+    // Encoding is deterministic here: fields in number order, maps ordered (see build.rs).
+    hasher.update(request.encode_to_vec());
+    let fingerprint = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    Ok(Some(RequestKey {
+        id: request_id.to_owned(),
+        fingerprint,
+    }))
+}
+
+impl Api {
+    /// Runs a mutating command, once per request id when `key` is set (see `request_key`).
+    async fn execute_keyed(
+        &self,
+        key: Option<RequestKey>,
+        command: Command,
+    ) -> DomainResult<Committed> {
+        self.engine().execute_once(command, key).await
+    }
+}
+
 /// A unary handler's result: the domain error becomes its gRPC status.
 type ApiResult<T> = Result<T, Status>;
 
 fn reply<T>(result: DomainResult<T>) -> ApiResult<tonic::Response<T>> {
     result.map(tonic::Response::new).map_err(Status::from)
+}
+
+/// A watch's frames: each record `event` converts (others are skipped), each progress
+/// notice as `progress` builds it, then the watch's end as a status.
+fn watch_frames<T, E, P>(
+    items: tokio::sync::mpsc::Receiver<Result<WatchItem, WatchError>>,
+    event: E,
+    progress: P,
+) -> impl futures_util::Stream<Item = Result<T, Status>> + Send
+where
+    T: Send,
+    E: Fn(&Record) -> Option<T> + Send,
+    P: Fn(pb::WatchProgress) -> T + Send,
+{
+    use futures_util::StreamExt;
+    tokio_stream::wrappers::ReceiverStream::new(items).filter_map(move |item| {
+        std::future::ready(match item {
+            Ok(WatchItem::Record(record)) => event(&record).map(Ok),
+            Ok(WatchItem::Progress(revision)) => Some(Ok(progress(pb::WatchProgress { revision }))),
+            Err(error) => Some(Err(Status::from(error))),
+        })
+    })
 }
 
 /// How every open stream ends when the server drains.

@@ -1,6 +1,6 @@
 use tonic::{Request, Response};
 
-use super::{Api, ApiResult, reply};
+use super::{Api, ApiResult, reply, request_key};
 use crate::domain::agents::validate_password;
 use crate::domain::ids::{require, validate_name};
 use crate::domain::{Command, DomainError, DomainResult, Outcome, PrepareResult};
@@ -36,24 +36,33 @@ impl Api {
             .resolve_processor("service_id", &req.service_id)?;
         let agent = req
             .agent
+            .clone()
             .ok_or_else(|| DomainError::invalid("agent", "must be set"))?;
         validate_name("agent.id", &agent.id)?;
         validate_password("agent.password", &agent.password)?;
         if !req.model.is_empty() {
             validate_name("model", &req.model)?;
         }
+        let (model, take_over) = (req.model.clone(), req.r#override);
         let cti = if req.cti.is_empty() {
             String::new()
         } else {
             require("cti", &req.cti)?.to_owned()
         };
+        // The password is checked on every call, and left out of the request's fingerprint.
+        let mut fingerprinted = req.clone();
+        if let Some(a) = fingerprinted.agent.as_mut() {
+            a.password.clear();
+        }
+        let key = request_key("PrepareSession", &req.request_id, &fingerprinted)?;
         let committed = self
             .engine()
             .prepare_session(
+                key,
                 agent.id,
                 Password::new(agent.password),
-                req.model,
-                req.r#override,
+                model,
+                take_over,
                 cti,
             )
             .await?;
@@ -80,10 +89,10 @@ impl Api {
         &self,
         req: pb::EndSessionRequest,
     ) -> DomainResult<pb::EndSessionResponse> {
+        let key = request_key("EndSession", &req.request_id, &req)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self
-            .engine()
-            .execute(Command::EndSession { resource_id })
+            .execute_keyed(key, Command::EndSession { resource_id })
             .await?;
         Ok(pb::EndSessionResponse {
             revision: committed.revision,

@@ -2,8 +2,7 @@
 
 use std::pin::Pin;
 
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -11,14 +10,14 @@ use super::routing_convert::{
     agent_status_pb, mrd_from_pb, mrd_pb, queue_from_pb, queue_pb, reason_from_pb, reason_pb,
     requested_state, requested_task_state, routing_event_pb, subjects, task_pb,
 };
-use super::{Api, ApiResult, end_on_shutdown, reply};
+use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
 use crate::domain::agents::validate_password;
 use crate::domain::ids::{require, validate_name};
 use crate::domain::routing::model::{
     DEFAULT_PRIORITY, MAX_PRIORITY, RequestedAgentState, TaskSpec,
 };
 use crate::domain::{Command, DomainError, DomainResult, Outcome, Revision};
-use crate::engine::{Password, unexpected};
+use crate::engine::{Password, RequestKey, unexpected};
 use crate::pb;
 use crate::pb::routing_service_server::RoutingService;
 
@@ -70,8 +69,13 @@ fn task_answer(outcome: Outcome) -> DomainResult<pb::TaskStatus> {
 }
 
 impl Api {
-    async fn run(&self, command: Command) -> DomainResult<(Outcome, Revision)> {
-        let committed = self.engine().execute(command).await?;
+    /// Runs a command; with a key, once per request id.
+    async fn run(
+        &self,
+        key: Option<RequestKey>,
+        command: Command,
+    ) -> DomainResult<(Outcome, Revision)> {
+        let committed = self.engine().execute_once(command, key).await?;
         Ok((committed.outcome, committed.revision))
     }
 
@@ -81,8 +85,9 @@ impl Api {
         &self,
         req: pb::UpsertMrdRequest,
     ) -> DomainResult<pb::UpsertMrdResponse> {
+        let key = request_key("UpsertMrd", &req.request_id, &req)?;
         let mrd = mrd_from_pb(req.mrd)?;
-        let (_, revision) = self.run(Command::UpsertMrd(mrd.clone())).await?;
+        let (_, revision) = self.run(key, Command::UpsertMrd(mrd.clone())).await?;
         Ok(pb::UpsertMrdResponse {
             mrd: Some(mrd_pb(mrd)),
             revision,
@@ -90,7 +95,7 @@ impl Api {
     }
 
     pub(super) async fn list_mrds(&self) -> DomainResult<pb::ListMrdsResponse> {
-        match self.run(Command::ListMrds).await? {
+        match self.run(None, Command::ListMrds).await? {
             (Outcome::Mrds(mrds), revision) => Ok(pb::ListMrdsResponse {
                 mrds: mrds.into_iter().map(mrd_pb).collect(),
                 revision,
@@ -103,8 +108,9 @@ impl Api {
         &self,
         req: pb::DeleteMrdRequest,
     ) -> DomainResult<pb::DeleteMrdResponse> {
+        let key = request_key("DeleteMrd", &req.request_id, &req)?;
         validate_name("name", &req.name)?;
-        let (_, revision) = self.run(Command::DeleteMrd { name: req.name }).await?;
+        let (_, revision) = self.run(key, Command::DeleteMrd { name: req.name }).await?;
         Ok(pb::DeleteMrdResponse { revision })
     }
 
@@ -112,8 +118,9 @@ impl Api {
         &self,
         req: pb::UpsertQueueRequest,
     ) -> DomainResult<pb::UpsertQueueResponse> {
+        let key = request_key("UpsertQueue", &req.request_id, &req)?;
         let queue = queue_from_pb(req.queue)?;
-        let (_, revision) = self.run(Command::UpsertQueue(queue.clone())).await?;
+        let (_, revision) = self.run(key, Command::UpsertQueue(queue.clone())).await?;
         Ok(pb::UpsertQueueResponse {
             queue: Some(queue_pb(queue)),
             revision,
@@ -121,7 +128,7 @@ impl Api {
     }
 
     pub(super) async fn list_queues(&self) -> DomainResult<pb::ListQueuesResponse> {
-        match self.run(Command::ListQueues).await? {
+        match self.run(None, Command::ListQueues).await? {
             (Outcome::Queues(queues), revision) => Ok(pb::ListQueuesResponse {
                 queues: queues.into_iter().map(queue_pb).collect(),
                 revision,
@@ -134,13 +141,17 @@ impl Api {
         &self,
         req: pb::DeleteQueueRequest,
     ) -> DomainResult<pb::DeleteQueueResponse> {
+        let key = request_key("DeleteQueue", &req.request_id, &req)?;
         validate_name("mrd", &req.mrd)?;
         validate_name("name", &req.name)?;
         let (_, revision) = self
-            .run(Command::DeleteQueue {
-                mrd: req.mrd,
-                name: req.name,
-            })
+            .run(
+                key,
+                Command::DeleteQueue {
+                    mrd: req.mrd,
+                    name: req.name,
+                },
+            )
             .await?;
         Ok(pb::DeleteQueueResponse { revision })
     }
@@ -149,8 +160,11 @@ impl Api {
         &self,
         req: pb::UpsertReasonCodeRequest,
     ) -> DomainResult<pb::UpsertReasonCodeResponse> {
+        let key = request_key("UpsertReasonCode", &req.request_id, &req)?;
         let reason = reason_from_pb(req.reason_code)?;
-        let (_, revision) = self.run(Command::UpsertReasonCode(reason.clone())).await?;
+        let (_, revision) = self
+            .run(key, Command::UpsertReasonCode(reason.clone()))
+            .await?;
         Ok(pb::UpsertReasonCodeResponse {
             reason_code: Some(reason_pb(reason)),
             revision,
@@ -158,7 +172,7 @@ impl Api {
     }
 
     pub(super) async fn list_reason_codes(&self) -> DomainResult<pb::ListReasonCodesResponse> {
-        match self.run(Command::ListReasonCodes).await? {
+        match self.run(None, Command::ListReasonCodes).await? {
             (Outcome::ReasonCodes(codes), revision) => Ok(pb::ListReasonCodesResponse {
                 reason_codes: codes.into_iter().map(reason_pb).collect(),
                 revision,
@@ -173,6 +187,15 @@ impl Api {
         &self,
         req: pb::ConnectAgentRequest,
     ) -> DomainResult<pb::ConnectAgentResponse> {
+        // The password is checked on every call, and left out of the request's fingerprint.
+        let key = request_key(
+            "ConnectAgent",
+            &req.request_id,
+            &pb::ConnectAgentRequest {
+                password: String::new(),
+                ..req.clone()
+            },
+        )?;
         validate_name("agent_id", &req.agent_id)?;
         validate_password("password", &req.password)?;
         if req.extension.chars().count() > 128 {
@@ -192,12 +215,15 @@ impl Api {
             .verify_agent(&req.agent_id, Password::new(req.password))
             .await?;
         let (_, revision) = self
-            .run(Command::ConnectAgent {
-                agent_id: req.agent_id,
-                verified_hash,
-                extension: req.extension,
-                destination: req.destination,
-            })
+            .run(
+                key,
+                Command::ConnectAgent {
+                    agent_id: req.agent_id,
+                    verified_hash,
+                    extension: req.extension,
+                    destination: req.destination,
+                },
+            )
             .await?;
         Ok(pb::ConnectAgentResponse { revision })
     }
@@ -206,6 +232,15 @@ impl Api {
         &self,
         req: pb::LoginAgentRequest,
     ) -> DomainResult<pb::LoginAgentResponse> {
+        // The password is checked on every call, and left out of the request's fingerprint.
+        let key = request_key(
+            "LoginAgent",
+            &req.request_id,
+            &pb::LoginAgentRequest {
+                password: String::new(),
+                ..req.clone()
+            },
+        )?;
         validate_name("agent_id", &req.agent_id)?;
         validate_password("password", &req.password)?;
         optional_name("mrd", &req.mrd)?;
@@ -214,13 +249,16 @@ impl Api {
             .verify_agent(&req.agent_id, Password::new(req.password))
             .await?;
         let (outcome, revision) = self
-            .run(Command::ChangeAgentState {
-                agent_id: req.agent_id,
-                verified_hash: Some(verified_hash),
-                state: RequestedAgentState::Login,
-                mrd: req.mrd,
-                reason_code: String::new(),
-            })
+            .run(
+                key,
+                Command::ChangeAgentState {
+                    agent_id: req.agent_id,
+                    verified_hash: Some(verified_hash),
+                    state: RequestedAgentState::Login,
+                    mrd: req.mrd,
+                    reason_code: String::new(),
+                },
+            )
             .await?;
         Ok(pb::LoginAgentResponse {
             agent: Some(agent_answer(outcome)?),
@@ -232,18 +270,22 @@ impl Api {
         &self,
         req: pb::ChangeAgentStateRequest,
     ) -> DomainResult<pb::ChangeAgentStateResponse> {
+        let key = request_key("ChangeAgentState", &req.request_id, &req)?;
         validate_name("agent_id", &req.agent_id)?;
         let state = requested_state(req.state)?;
         optional_name("mrd", &req.mrd)?;
         optional_name("reason_code", &req.reason_code)?;
         let (outcome, revision) = self
-            .run(Command::ChangeAgentState {
-                agent_id: req.agent_id,
-                verified_hash: None,
-                state,
-                mrd: req.mrd,
-                reason_code: req.reason_code,
-            })
+            .run(
+                key,
+                Command::ChangeAgentState {
+                    agent_id: req.agent_id,
+                    verified_hash: None,
+                    state,
+                    mrd: req.mrd,
+                    reason_code: req.reason_code,
+                },
+            )
             .await?;
         Ok(pb::ChangeAgentStateResponse {
             agent: Some(agent_answer(outcome)?),
@@ -255,17 +297,21 @@ impl Api {
         &self,
         req: pb::ConferenceTaskRequest,
     ) -> DomainResult<pb::ConferenceTaskResponse> {
+        let key = request_key("ConferenceTask", &req.request_id, &req)?;
         require("task_id", &req.task_id)?;
         validate_name("conference_owner", &req.conference_owner)?;
         validate_name("conference_participant", &req.conference_participant)?;
         optional_name("mrd", &req.mrd)?;
         let (outcome, revision) = self
-            .run(Command::ConferenceTask {
-                task_id: req.task_id,
-                owner_agent_id: req.conference_owner,
-                participant_agent_id: req.conference_participant,
-                mrd: req.mrd,
-            })
+            .run(
+                key,
+                Command::ConferenceTask {
+                    task_id: req.task_id,
+                    owner_agent_id: req.conference_owner,
+                    participant_agent_id: req.conference_participant,
+                    mrd: req.mrd,
+                },
+            )
             .await?;
         Ok(pb::ConferenceTaskResponse {
             task: Some(task_answer(outcome)?),
@@ -277,15 +323,19 @@ impl Api {
         &self,
         req: pb::TransferTaskRequest,
     ) -> DomainResult<pb::TransferTaskResponse> {
+        let key = request_key("TransferTask", &req.request_id, &req)?;
         require("task_id", &req.task_id)?;
         validate_name("owner_agent_id", &req.owner_agent_id)?;
         validate_name("recipient_agent_id", &req.recipient_agent_id)?;
         let (outcome, revision) = self
-            .run(Command::TransferTask {
-                task_id: req.task_id,
-                owner_agent_id: req.owner_agent_id,
-                recipient_agent_id: req.recipient_agent_id,
-            })
+            .run(
+                key,
+                Command::TransferTask {
+                    task_id: req.task_id,
+                    owner_agent_id: req.owner_agent_id,
+                    recipient_agent_id: req.recipient_agent_id,
+                },
+            )
             .await?;
         Ok(pb::TransferTaskResponse {
             task: Some(task_answer(outcome)?),
@@ -297,13 +347,17 @@ impl Api {
         &self,
         req: pb::ChangeTaskStateRequest,
     ) -> DomainResult<pb::ChangeTaskStateResponse> {
+        let key = request_key("ChangeTaskState", &req.request_id, &req)?;
         require("task_id", &req.task_id)?;
         let state = requested_task_state(req.state)?;
         let (outcome, revision) = self
-            .run(Command::ChangeTaskState {
-                task_id: req.task_id,
-                state,
-            })
+            .run(
+                key,
+                Command::ChangeTaskState {
+                    task_id: req.task_id,
+                    state,
+                },
+            )
             .await?;
         Ok(pb::ChangeTaskStateResponse {
             task: Some(task_answer(outcome)?),
@@ -315,6 +369,7 @@ impl Api {
         &self,
         req: pb::NewTaskRequest,
     ) -> DomainResult<pb::NewTaskResponse> {
+        let key = request_key("NewTask", &req.request_id, &req)?;
         validate_name("mrd", &req.mrd)?;
         optional_name("queue", &req.queue)?;
         optional_name("last_agent_id", &req.last_agent_id)?;
@@ -328,9 +383,6 @@ impl Api {
                 ));
             }
         };
-        if !req.request_id.is_empty() {
-            require("request_id", &req.request_id)?;
-        }
         if !req.conversation_id.is_empty() {
             require("conversation_id", &req.conversation_id)?;
         }
@@ -340,23 +392,27 @@ impl Api {
                 format!("at most {MAX_LABELS} labels and {MAX_LABELS} attributes"),
             ));
         }
-        let task_id = Uuid::new_v4().to_string();
         let (outcome, revision) = self
-            .run(Command::NewTask(TaskSpec {
-                task_id: task_id.clone(),
-                request_id: req.request_id,
-                mrd: req.mrd,
-                queue: req.queue,
-                priority,
-                conversation_id: req.conversation_id,
-                last_agent_id: req.last_agent_id,
-                labels: req.labels,
-                attributes: req.attributes.into_iter().collect(),
-            }))
+            .run(
+                key,
+                Command::NewTask(TaskSpec {
+                    task_id: Uuid::new_v4().to_string(),
+                    request_id: req.request_id,
+                    mrd: req.mrd,
+                    queue: req.queue,
+                    priority,
+                    conversation_id: req.conversation_id,
+                    last_agent_id: req.last_agent_id,
+                    labels: req.labels,
+                    attributes: req.attributes.into_iter().collect(),
+                }),
+            )
             .await?;
+        // A retry gets the task the first call queued, so the id comes from the answer.
+        let task = task_answer(outcome)?;
         Ok(pb::NewTaskResponse {
-            task_id,
-            task: Some(task_answer(outcome)?),
+            task_id: task.task_id.clone(),
+            task: Some(task),
             revision,
         })
     }
@@ -365,13 +421,17 @@ impl Api {
         &self,
         req: pb::AcceptTaskRequest,
     ) -> DomainResult<pb::AcceptTaskResponse> {
+        let key = request_key("AcceptTask", &req.request_id, &req)?;
         require("task_id", &req.task_id)?;
         validate_name("agent_id", &req.agent_id)?;
         let (outcome, revision) = self
-            .run(Command::AcceptTask {
-                task_id: req.task_id,
-                agent_id: req.agent_id,
-            })
+            .run(
+                key,
+                Command::AcceptTask {
+                    task_id: req.task_id,
+                    agent_id: req.agent_id,
+                },
+            )
             .await?;
         Ok(pb::AcceptTaskResponse {
             task: Some(task_answer(outcome)?),
@@ -383,13 +443,17 @@ impl Api {
         &self,
         req: pb::RejectTaskRequest,
     ) -> DomainResult<pb::RejectTaskResponse> {
+        let key = request_key("RejectTask", &req.request_id, &req)?;
         require("task_id", &req.task_id)?;
         validate_name("agent_id", &req.agent_id)?;
         let (outcome, revision) = self
-            .run(Command::RejectTask {
-                task_id: req.task_id,
-                agent_id: req.agent_id,
-            })
+            .run(
+                key,
+                Command::RejectTask {
+                    task_id: req.task_id,
+                    agent_id: req.agent_id,
+                },
+            )
             .await?;
         Ok(pb::RejectTaskResponse {
             task: Some(task_answer(outcome)?),
@@ -403,9 +467,12 @@ impl Api {
     ) -> DomainResult<pb::GetAgentStateResponse> {
         validate_name("agent_id", &req.agent_id)?;
         let (outcome, revision) = self
-            .run(Command::GetAgentState {
-                agent_id: req.agent_id,
-            })
+            .run(
+                None,
+                Command::GetAgentState {
+                    agent_id: req.agent_id,
+                },
+            )
             .await?;
         Ok(pb::GetAgentStateResponse {
             agent: Some(agent_answer(outcome)?),
@@ -419,9 +486,12 @@ impl Api {
     ) -> DomainResult<pb::GetTaskStateResponse> {
         require("task_id", &req.task_id)?;
         let (outcome, revision) = self
-            .run(Command::GetTaskState {
-                task_id: req.task_id,
-            })
+            .run(
+                None,
+                Command::GetTaskState {
+                    task_id: req.task_id,
+                },
+            )
             .await?;
         Ok(pb::GetTaskStateResponse {
             task: Some(task_answer(outcome)?),
@@ -435,7 +505,10 @@ impl Api {
     ) -> DomainResult<pb::ListAgentStatesResponse> {
         let limit = page_size(req.page_size)?;
         let after = page_token(req.page_token)?;
-        match self.run(Command::ListAgentStates { after, limit }).await? {
+        match self
+            .run(None, Command::ListAgentStates { after, limit })
+            .await?
+        {
             (Outcome::AgentStatuses { agents, next_after }, revision) => {
                 Ok(pb::ListAgentStatesResponse {
                     agents: agents.into_iter().map(agent_status_pb).collect(),
@@ -450,7 +523,7 @@ impl Api {
     async fn list_tasks(&self, req: pb::ListTasksRequest) -> DomainResult<pb::ListTasksResponse> {
         let limit = page_size(req.page_size)?;
         let after = page_token(req.page_token)?;
-        match self.run(Command::ListTasks { after, limit }).await? {
+        match self.run(None, Command::ListTasks { after, limit }).await? {
             (Outcome::Tasks { tasks, next_after }, revision) => Ok(pb::ListTasksResponse {
                 tasks: tasks.iter().map(task_pb).collect(),
                 next_page_token: next_after.unwrap_or_default(),
@@ -467,10 +540,13 @@ impl Api {
         validate_name("mrd", &req.mrd)?;
         optional_name("queue", &req.queue)?;
         match self
-            .run(Command::GetQueueStats {
-                mrd: req.mrd,
-                queue: req.queue,
-            })
+            .run(
+                None,
+                Command::GetQueueStats {
+                    mrd: req.mrd,
+                    queue: req.queue,
+                },
+            )
             .await?
         {
             (Outcome::QueueStats(stats), revision) => Ok(pb::GetQueueStatsResponse {
@@ -623,11 +699,18 @@ impl RoutingService for Api {
                     && (task.is_empty() || s.task == Some(task.as_str()))
                     && (mrd.is_empty() || s.mrd == mrd)
             });
-        let stream = ReceiverStream::new(records).filter_map(|item| match item {
-            Ok(record) => routing_event_pb(&record)
-                .map(|event| Ok(pb::WatchRoutingEventsResponse { event: Some(event) })),
-            Err(error) => Some(Err(Status::from(error))),
-        });
+        use pb::watch_routing_events_response::Frame;
+        let stream = watch_frames(
+            records,
+            |record| {
+                routing_event_pb(record).map(|event| pb::WatchRoutingEventsResponse {
+                    frame: Some(Frame::Event(event)),
+                })
+            },
+            |progress| pb::WatchRoutingEventsResponse {
+                frame: Some(Frame::Progress(progress)),
+            },
+        );
         Ok(Response::new(Box::pin(end_on_shutdown(
             stream,
             self.lifecycle().clone(),

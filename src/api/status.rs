@@ -12,6 +12,7 @@ impl From<DomainError> for Status {
             DomainError::InvalidArgument { .. } => Status::invalid_argument(message),
             DomainError::NotFound { .. } => Status::not_found(message),
             DomainError::FailedPrecondition(_) => Status::failed_precondition(message),
+            DomainError::AlreadyExists(_) => Status::already_exists(message),
             DomainError::Unauthenticated => Status::unauthenticated(message),
             DomainError::Unavailable(_) => Status::unavailable(message),
             DomainError::Internal(_) => Status::internal(message),
@@ -25,6 +26,8 @@ impl From<WatchError> for Status {
         match error {
             // The watcher resumes from the revision named in the message.
             WatchError::Lagged { .. } => Status::aborted(message),
+            // The watcher relists, then watches from the oldest revision named in the message.
+            WatchError::Compacted { .. } => Status::out_of_range(message),
             WatchError::Journal(_) => Status::unavailable(message),
         }
     }

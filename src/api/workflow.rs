@@ -1,9 +1,9 @@
 use std::pin::Pin;
 
-use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Api, ApiResult, end_on_shutdown, reply};
+use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
 use crate::domain::ids::require;
 use crate::domain::{Command, DomainResult, Event, Outcome, Record, SessionView};
 use crate::engine::unexpected;
@@ -88,14 +88,17 @@ impl Api {
         &self,
         req: pb::InvokeActionRequest,
     ) -> DomainResult<pb::InvokeActionResponse> {
+        let key = request_key("InvokeAction", &req.request_id, &req)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let action = require("action", &req.action)?.to_owned();
         let committed = self
-            .engine()
-            .execute(Command::InvokeAction {
-                resource_id,
-                action,
-            })
+            .execute_keyed(
+                key,
+                Command::InvokeAction {
+                    resource_id,
+                    action,
+                },
+            )
             .await?;
         let view = session_view(committed.outcome)?;
         Ok(pb::InvokeActionResponse {
@@ -140,11 +143,18 @@ impl WorkflowService for Api {
             .subscribe(req.start_revision, move |record| {
                 record.event.session_target() == Some(resource_id.as_str())
             });
-        let stream = ReceiverStream::new(records).filter_map(|item| match item {
-            Ok(record) => session_event_pb(&record)
-                .map(|event| Ok(pb::WatchSessionStateResponse { event: Some(event) })),
-            Err(error) => Some(Err(Status::from(error))),
-        });
+        use pb::watch_session_state_response::Frame;
+        let stream = watch_frames(
+            records,
+            |record| {
+                session_event_pb(record).map(|event| pb::WatchSessionStateResponse {
+                    frame: Some(Frame::Event(event)),
+                })
+            },
+            |progress| pb::WatchSessionStateResponse {
+                frame: Some(Frame::Progress(progress)),
+            },
+        );
         Ok(Response::new(Box::pin(end_on_shutdown(
             stream,
             self.lifecycle().clone(),

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::agents::{AgentRecord, PasswordHashString};
 use super::ids::ClientId;
+use super::presence::StreamId;
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
 use super::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
 use super::routing::{AgentStatusView, QueueStats};
@@ -155,12 +158,40 @@ pub enum Command {
         mrd: String,
         queue: String,
     },
-    /// Fires the timers that are due.
+    /// Fires the timers that are due and lets clients whose lease ran out go.
     Tick,
+
+    // Presence: not journaled.
+    /// A stream of the client opened; it holds the client's lease while open.
+    AttachStream {
+        client_id: ClientId,
+        stream: StreamId,
+    },
+    /// A stream of the client closed or broke; with none left, the grace period starts.
+    DetachStream {
+        client_id: ClientId,
+        stream: StreamId,
+    },
+}
+
+impl Command {
+    /// The client a command names, whose lease the call renews.
+    pub fn acting_client(&self) -> Option<ClientId> {
+        match self {
+            Self::RegisterClient { client_id, .. }
+            | Self::BindService { client_id, .. }
+            | Self::UnbindService { client_id, .. }
+            | Self::BindResource { client_id, .. }
+            | Self::UnbindResource { client_id, .. }
+            | Self::AttachStream { client_id, .. }
+            | Self::DetachStream { client_id, .. } => Some(*client_id),
+            _ => None,
+        }
+    }
 }
 
 /// A session's view as desktops see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
     pub resource_id: String,
     pub model: String,
@@ -168,15 +199,18 @@ pub struct SessionView {
     pub actions: Vec<(String, bool)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PrepareResult {
     Success,
     Confirm,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Done,
+    Registered {
+        client_id: ClientId,
+    },
     Load {
         client_count: usize,
         per_service: BTreeMap<ServiceKind, usize>,

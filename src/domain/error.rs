@@ -13,6 +13,9 @@ pub enum DomainError {
     /// A rule forbids the change in the current state.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The request's id was already used for a different request.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// Credentials did not match. The message never says which part was wrong.
     #[error("agent id or password is wrong")]
     Unauthenticated,

@@ -5,8 +5,10 @@ pub mod commands;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod presence;
 pub mod routing;
 pub mod services;
+pub mod snapshot;
 pub mod state;
 pub mod workflow;
 
@@ -15,5 +17,6 @@ pub use error::{DomainError, DomainResult};
 pub use events::{Event, Millis, Record, Revision};
 pub use ids::ClientId;
 pub use services::{ServiceDirectory, ServiceKind};
+pub use snapshot::Snapshot;
 pub use state::{Decided, State};
 pub use workflow::{ModelCatalog, WorkflowModel};

@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::agents::{AgentRecord, PasswordHashString, validate_routing_profile};
 use super::commands::{Command, Outcome, PrepareResult, SessionView};
 use super::error::{DomainError, DomainResult};
 use super::events::{Event, Millis};
 use super::ids::ClientId;
+use super::presence::Presence;
 use super::routing::model::RequestedAgentState;
 use super::routing::{DesktopAction, Routing, Sink};
 
@@ -30,14 +33,14 @@ use super::services::{ServiceDirectory, ServiceKind};
 use super::workflow::{ModelCatalog, WorkflowModel};
 
 /// A registered client's bindings. Its name stays in the journal, for diagnostics.
-#[derive(Debug, Clone, Default)]
-struct Client {
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct Client {
     services: BTreeSet<ServiceKind>,
     resources: BTreeSet<(ServiceKind, String)>,
 }
 
-#[derive(Debug, Clone)]
-struct Session {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Session {
     agent_id: String,
     model: String,
     cti: String,
@@ -58,11 +61,17 @@ pub struct Decided {
 pub struct State {
     directory: ServiceDirectory,
     models: Arc<ModelCatalog>,
-    clients: BTreeMap<ClientId, Client>,
-    agents: BTreeMap<String, AgentRecord>,
-    sessions: BTreeMap<String, Session>,
-    routing: Routing,
+    pub(super) clients: BTreeMap<ClientId, Client>,
+    pub(super) agents: BTreeMap<String, AgentRecord>,
+    pub(super) sessions: BTreeMap<String, Session>,
+    pub(super) routing: Routing,
+    /// Not journaled: rebuilt at start-up with a fresh grace period for every client.
+    presence: Presence,
 }
+
+/// How long a client without an open stream stays registered after its last call, unless
+/// the server is configured otherwise.
+pub const DEFAULT_PRESENCE_GRACE_MS: Millis = 30_000;
 
 impl State {
     pub fn new(directory: ServiceDirectory, models: Arc<ModelCatalog>) -> Self {
@@ -73,7 +82,18 @@ impl State {
             agents: BTreeMap::new(),
             sessions: BTreeMap::new(),
             routing: Routing::default(),
+            presence: Presence::new(DEFAULT_PRESENCE_GRACE_MS),
         }
+    }
+
+    /// Sets how long a client without a stream stays registered after its last call.
+    pub fn with_presence_grace(mut self, grace_ms: Millis) -> Self {
+        self.presence = Presence::new(grace_ms);
+        self
+    }
+
+    pub fn presence(&self) -> &Presence {
+        &self.presence
     }
 
     pub fn routing(&self) -> &Routing {
@@ -82,16 +102,65 @@ impl State {
 
     /// When the engine must next run `Command::Tick`.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.routing.next_deadline()
+        match (self.routing.next_deadline(), self.presence.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Call once after replaying the journal: what it replayed was already settled.
-    pub fn finish_replay(&mut self) {
+    /// Call once after replaying the journal (at `now`): what it replayed was already
+    /// settled, and every client gets a grace period to reconnect in.
+    pub fn finish_replay(&mut self, now: Millis) {
         self.routing.finish_replay();
+        for client_id in self.clients.keys() {
+            self.presence.arrived(*client_id, now);
+        }
     }
 
     /// Decides and applies one command. On error nothing changed.
     pub fn execute(
+        &mut self,
+        command: Command,
+        now: Millis,
+    ) -> DomainResult<(Outcome, Vec<Decided>)> {
+        use Command as C;
+        match command {
+            C::Tick => {
+                // Clients whose lease ran out go as if they had unregistered.
+                let mut decided = Vec::new();
+                for client_id in self.presence.take_expired(now) {
+                    if let Ok((_, gone)) = self.execute_once(C::UnregisterClient { client_id }, now)
+                    {
+                        decided.extend(gone);
+                    }
+                }
+                let (outcome, due) = self.execute_once(C::Tick, now)?;
+                decided.extend(due);
+                Ok((outcome, decided))
+            }
+            C::AttachStream { client_id, stream } => {
+                self.client(client_id)?;
+                self.presence.attach(client_id, stream);
+                Ok((Outcome::Done, Vec::new()))
+            }
+            C::DetachStream { client_id, stream } => {
+                self.presence.detach(client_id, stream, now);
+                Ok((Outcome::Done, Vec::new()))
+            }
+            command => {
+                let acting = command.acting_client();
+                let result = self.execute_once(command, now)?;
+                if let Some(client_id) = acting
+                    && self.clients.contains_key(&client_id)
+                {
+                    self.presence.seen(client_id, now);
+                }
+                Ok(result)
+            }
+        }
+    }
+
+    fn execute_once(
         &mut self,
         command: Command,
         now: Millis,
@@ -101,8 +170,12 @@ impl State {
             Ok(outcome) => (outcome?, Vec::new()),
             Err(command) => {
                 let presence = self.routing_presence_of(&command);
+                let orphaned = match &*command {
+                    Command::UnregisterClient { client_id } => self.orphaned_by(*client_id),
+                    _ => Vec::new(),
+                };
                 let (outcome, events) = self.decide(*command)?;
-                let decided = events
+                let mut decided: Vec<Decided> = events
                     .into_iter()
                     .map(|event| {
                         let audience = self.audience(&event);
@@ -117,6 +190,9 @@ impl State {
                     let _ = self
                         .routing
                         .change_agent_state(&agent_id, requested, "", "", now, &mut sink);
+                }
+                for resource_id in orphaned {
+                    decided.extend(self.log_out_abandoned(&resource_id, now));
                 }
                 (outcome, decided)
             }
@@ -436,10 +512,13 @@ impl State {
                         "client {client_id} is already registered"
                     )));
                 }
-                done(vec![Event::ClientRegistered {
-                    client_id,
-                    client_name,
-                }])
+                Ok((
+                    Outcome::Registered { client_id },
+                    vec![Event::ClientRegistered {
+                        client_id,
+                        client_name,
+                    }],
+                ))
             }
             C::UnregisterClient { client_id } => {
                 self.client(client_id)?;
@@ -699,6 +778,7 @@ impl State {
             }
             Event::ClientUnregistered { client_id } => {
                 self.clients.remove(client_id);
+                self.presence.forget(*client_id);
             }
             Event::ServiceBound { client_id, service } => {
                 if let Some(c) = self.clients.get_mut(client_id) {
@@ -798,6 +878,54 @@ impl State {
             // The rest are routing's; `self.routing.apply` above took them.
             _ => {}
         }
+    }
+
+    /// The sessions only `client_id` has bound: they lose their last desktop when it goes.
+    fn orphaned_by(&self, client_id: ClientId) -> Vec<String> {
+        let Some(client) = self.clients.get(&client_id) else {
+            return Vec::new();
+        };
+        let mine: BTreeSet<&String> = client.resources.iter().map(|(_, r)| r).collect();
+        mine.into_iter()
+            .filter(|resource_id| {
+                !self.clients.iter().any(|(id, c)| {
+                    *id != client_id && c.resources.iter().any(|(_, r)| r == *resource_id)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// A session whose last desktop is gone logs out, so its agent gets no more work and any
+    /// offer pending on it is rerouted at once: through the model's `session.logout` when
+    /// the view allows it, else straight out of routing.
+    fn log_out_abandoned(&mut self, resource_id: &str, now: Millis) -> Vec<Decided> {
+        let Some(session) = self.sessions.get(resource_id) else {
+            return Vec::new();
+        };
+        let agent_id = session.agent_id.clone();
+        let can_log_out = self
+            .session_view(resource_id)
+            .is_ok_and(|v| v.actions.iter().any(|(a, on)| a == SESSION_LOGOUT && *on));
+        let command = if can_log_out {
+            Command::InvokeAction {
+                resource_id: resource_id.to_owned(),
+                action: SESSION_LOGOUT.to_owned(),
+            }
+        } else if self.routing.is_logged_in_anywhere(&agent_id) {
+            Command::ChangeAgentState {
+                agent_id,
+                verified_hash: None,
+                state: RequestedAgentState::Logout,
+                mrd: String::new(),
+                reason_code: String::new(),
+            }
+        } else {
+            return Vec::new();
+        };
+        self.execute_once(command, now)
+            .map(|(_, decided)| decided)
+            .unwrap_or_default()
     }
 
     fn unbind_everyone_from(&mut self, resource_id: &str) {

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Envelope;
+use super::{Envelope, Message};
 use crate::domain::agents::{PasswordHashString, hash_password, verify_password};
+use crate::domain::presence::StreamId;
 use crate::domain::{ClientId, Command, DomainError, DomainResult, Outcome, Record, Revision};
 use crate::watch::WatchHub;
 
@@ -16,10 +18,18 @@ use crate::watch::WatchHub;
 pub type Outbox = mpsc::Sender<Arc<Record>>;
 
 /// A command's answer and the revision that includes its effects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committed {
     pub outcome: Outcome,
     pub revision: Revision,
+}
+
+/// What makes a request idempotent: the caller's id for it, and a fingerprint of the request
+/// that tells a retry from a different request reusing the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub id: String,
+    pub fingerprint: String,
 }
 
 /// A clear-text password on its way to be hashed or checked. Debug never shows it.
@@ -39,12 +49,12 @@ impl fmt::Debug for Password {
 
 #[derive(Clone)]
 pub struct EngineHandle {
-    tx: mpsc::Sender<Envelope>,
+    tx: mpsc::Sender<Message>,
     watch: WatchHub,
 }
 
 impl EngineHandle {
-    pub(super) fn new(tx: mpsc::Sender<Envelope>, watch: WatchHub) -> Self {
+    pub(super) fn new(tx: mpsc::Sender<Message>, watch: WatchHub) -> Self {
         Self { tx, watch }
     }
 
@@ -53,29 +63,46 @@ impl EngineHandle {
     }
 
     pub async fn execute(&self, command: Command) -> DomainResult<Committed> {
-        self.send(command, None).await
+        self.send(command, None, None).await
     }
 
-    /// Registers a `Connect` stream's client, whose events go to `outbox` from then on.
-    pub async fn register_streaming_client(
+    /// Runs a command once per request id: a retry with the same key gets the first answer.
+    pub async fn execute_once(
+        &self,
+        command: Command,
+        request: Option<RequestKey>,
+    ) -> DomainResult<Committed> {
+        self.send(command, request, None).await
+    }
+
+    /// Attaches a `Connect` stream to its client: the client's events go to `outbox`, and
+    /// the stream holds the client's lease until `DetachStream`.
+    pub async fn attach_stream(
         &self,
         client_id: ClientId,
-        client_name: String,
+        stream: StreamId,
         outbox: Outbox,
     ) -> DomainResult<Committed> {
         self.send(
-            Command::RegisterClient {
-                client_id,
-                client_name,
-            },
+            Command::AttachStream { client_id, stream },
+            None,
             Some(outbox),
         )
         .await
     }
 
+    /// Stops the engine after what was sent before: a last snapshot, the journal closed.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.tx.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+
     /// Creates or updates an agent, hashing a new password first.
     pub async fn upsert_agent(
         &self,
+        request: Option<RequestKey>,
         agent_id: String,
         display_name: String,
         password: Option<Password>,
@@ -86,13 +113,16 @@ impl EngineHandle {
             Some(Password(clear)) => Some(blocking(move || hash_password(&clear)).await??),
             None => None,
         };
-        self.execute(Command::UpsertAgent {
-            agent_id,
-            display_name,
-            password_hash,
-            attributes,
-            mrd_max_tasks,
-        })
+        self.execute_once(
+            Command::UpsertAgent {
+                agent_id,
+                display_name,
+                password_hash,
+                attributes,
+                mrd_max_tasks,
+            },
+            request,
+        )
         .await
     }
 
@@ -125,6 +155,7 @@ impl EngineHandle {
     /// Checks the agent's password, then prepares its session.
     pub async fn prepare_session(
         &self,
+        request: Option<RequestKey>,
         agent_id: String,
         password: Password,
         model: String,
@@ -132,24 +163,33 @@ impl EngineHandle {
         cti: String,
     ) -> DomainResult<Committed> {
         let verified_hash = self.verify_agent(&agent_id, password).await?;
-        self.execute(Command::PrepareSession {
-            agent_id,
-            verified_hash,
-            model,
-            take_over,
-            cti,
-        })
+        self.execute_once(
+            Command::PrepareSession {
+                agent_id,
+                verified_hash,
+                model,
+                take_over,
+                cti,
+            },
+            request,
+        )
         .await
     }
 
-    async fn send(&self, command: Command, outbox: Option<Outbox>) -> DomainResult<Committed> {
+    async fn send(
+        &self,
+        command: Command,
+        request: Option<RequestKey>,
+        outbox: Option<Outbox>,
+    ) -> DomainResult<Committed> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Envelope {
+            .send(Message::Command(Envelope {
                 command,
+                request,
                 outbox,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| engine_stopped())?;
         answer.await.map_err(|_| engine_stopped())?

@@ -1,81 +1,181 @@
-//! The one writer. A single task owns the `State`, takes commands in order, appends their
-//! events to the journal in batches (group commit), and only then publishes the events and
-//! answers. Everything that changes state goes through here.
+//! The one writer. A single task owns the `State`, takes commands in order, and hands each
+//! batch's events, replies and deliveries to the committer, which makes them durable before
+//! anyone sees them. Everything that changes state goes through here.
 
 mod clock;
+mod commit;
 mod handle;
+mod requests;
 
 pub use clock::{Clock, SystemClock};
-pub use handle::{Committed, EngineHandle, Outbox, Password, unexpected};
+pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey, unexpected};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info};
 
-use crate::domain::{ClientId, Command, DomainError, Event, Record, Revision, State};
-use crate::store::{Journal, StoreError};
-use crate::watch::WatchHub;
+use self::commit::{Committer, Pending, Reply};
+use self::requests::RequestLedger;
+use crate::domain::{Command, DomainError, Millis, Record, Revision, Snapshot, State};
+use crate::store::{Journal, Retention, StoreError, StoredSnapshot};
+use crate::watch::{WatchConfig, WatchHub};
 
-/// Commands taken per journal append: large enough to amortise a commit, small enough that one
+/// Commands taken per batch: large enough to amortise a commit, small enough that one
 /// batch's replies are not held back long.
 const MAX_BATCH: usize = 256;
 /// Commands waiting for the engine before callers are slowed down.
 const QUEUE_DEPTH: usize = 4096;
+/// Batches on their way to the journal before the engine waits for the committer.
+const COMMIT_DEPTH: usize = 64;
+/// Records read per page while replaying.
+const REPLAY_PAGE: usize = 4096;
+
+/// How the engine keeps its journal in shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// A snapshot is taken after this many events, so start-up replays at most about that many.
+    pub snapshot_every: u64,
+    /// Events kept behind the latest snapshot, for watches to resume from.
+    pub retain_events: u64,
+    /// How long a request id is remembered.
+    pub request_window_ms: Millis,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 100_000,
+            retain_events: 1_000_000,
+            request_window_ms: 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the snapshot at revision {revision} is unreadable: {reason}")]
+    Snapshot { revision: Revision, reason: String },
+    #[error(
+        "the journal starts at revision {first}, after the snapshot's {snapshot}: events are missing"
+    )]
+    Missing { first: Revision, snapshot: Revision },
+    #[error("starting the committer thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+// Commands are the common case; boxing them to shrink the rare `Close` would cost an
+// allocation per command.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Command(Envelope),
+    /// Finish what was sent before, write a last snapshot, close the journal, then answer.
+    Close(oneshot::Sender<()>),
+}
 
 struct Envelope {
     command: Command,
-    /// A `Connect` stream's event sink, attached when its client registers.
+    /// Set when the caller gave a request id: a retry gets the first answer.
+    request: Option<RequestKey>,
+    /// A `Connect` stream's event sink, attached when its `AttachStream` succeeds.
     outbox: Option<Outbox>,
-    reply: oneshot::Sender<Result<Committed, DomainError>>,
+    reply: Reply,
 }
 
 pub struct Engine {
     state: State,
-    journal: Arc<dyn Journal>,
-    watch: WatchHub,
+    config: EngineConfig,
     clock: Arc<dyn Clock>,
     revision: Revision,
-    outboxes: HashMap<ClientId, Outbox>,
+    /// The revision of the latest snapshot taken.
+    snapshot_revision: Revision,
+    requests: RequestLedger,
     /// Commands the engine gives itself (timers, cleanup), run before the next batch.
     internal: VecDeque<Command>,
+    to_committer: mpsc::Sender<Pending>,
 }
 
 impl Engine {
-    /// Rebuilds state from the journal and starts the engine task.
+    /// Rebuilds state from the latest snapshot and the journal after it, then starts the
+    /// engine task and its committer thread.
     pub fn start(
         mut state: State,
         journal: Arc<dyn Journal>,
         clock: Arc<dyn Clock>,
-    ) -> Result<EngineHandle, StoreError> {
+        config: EngineConfig,
+        watch: WatchConfig,
+    ) -> Result<EngineHandle, RecoveryError> {
+        let started = std::time::Instant::now();
         let mut revision = 0;
+        if let Some(stored) = journal.latest_snapshot()? {
+            let snapshot: Snapshot =
+                serde_json::from_str(&stored.body).map_err(|e| RecoveryError::Snapshot {
+                    revision: stored.revision,
+                    reason: e.to_string(),
+                })?;
+            state.restore(snapshot);
+            revision = stored.revision;
+        }
+        let snapshot_revision = revision;
+        let first = journal.first_revision()?;
+        if first > revision + 1 {
+            return Err(RecoveryError::Missing {
+                first,
+                snapshot: revision,
+            });
+        }
         loop {
-            let page = journal.read_from(revision + 1, 4096)?;
+            let page = journal.read_from(revision + 1, REPLAY_PAGE)?;
             let Some(last) = page.last() else { break };
             revision = last.revision;
             for record in &page {
                 state.apply(&record.event);
             }
         }
-        state.finish_replay();
-        let watch = WatchHub::new(Arc::clone(&journal), revision);
+        let now = clock.now();
+        state.finish_replay(now);
+        let since = now.saturating_sub(config.request_window_ms);
+        let requests = RequestLedger::recover(journal.remembered_requests(since)?);
+        info!(
+            revision,
+            snapshot_revision,
+            replayed = revision - snapshot_revision,
+            remembered_requests = requests.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "state recovered"
+        );
+
+        let watch = WatchHub::new(Arc::clone(&journal), revision, watch);
+        let (to_engine, from_committer) = mpsc::unbounded_channel();
+        let (to_committer, batches) = mpsc::channel(COMMIT_DEPTH);
+        let committer = Committer::spawn(journal, watch.clone(), to_engine, batches)?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let engine = Engine {
             state,
-            journal,
-            watch: watch.clone(),
+            config,
             clock,
             revision,
-            outboxes: HashMap::new(),
+            snapshot_revision,
+            requests,
             internal: VecDeque::new(),
+            to_committer,
         };
-        tokio::spawn(engine.run(rx));
+        tokio::spawn(engine.run(rx, from_committer, committer));
         Ok(EngineHandle::new(tx, watch))
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Message>,
+        mut from_committer: mpsc::UnboundedReceiver<Command>,
+        committer: std::thread::JoinHandle<()>,
+    ) {
+        let mut messages = Vec::with_capacity(MAX_BATCH);
+        let mut closing = None;
         loop {
             // Timers are commands: sleep until the next one is due unless a command comes first.
             let wake = self.state.next_deadline().map(|at| {
@@ -83,129 +183,180 @@ impl Engine {
                 tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
             });
             tokio::select! {
-                received = rx.recv_many(&mut batch, MAX_BATCH) => {
+                received = rx.recv_many(&mut messages, MAX_BATCH) => {
                     if received == 0 {
                         break;
                     }
                 }
+                Some(command) = from_committer.recv() => self.internal.push_back(command),
                 () = sleep_until(wake) => {}
             }
-            let mut result = self.process(&mut batch);
-            // Commands the engine gave itself run now, not when the next caller comes.
-            while result.is_ok() && !self.internal.is_empty() {
-                result = self.process(&mut batch);
+            let mut batch = Vec::with_capacity(messages.len());
+            for message in messages.drain(..) {
+                match message {
+                    Message::Command(envelope) => batch.push(envelope),
+                    // Commands after a close are dropped: their callers hear the engine stopped.
+                    Message::Close(done) => {
+                        closing = Some(done);
+                        break;
+                    }
+                }
             }
-            if let Err(e) = result {
+            let mut pending = self.process(batch);
+            // Commands the engine gave itself run now, not when the next caller comes.
+            while !self.internal.is_empty() {
+                let more = self.process(Vec::new());
+                merge(&mut pending, more);
+            }
+            if closing.is_some() && self.revision > self.snapshot_revision {
+                // A clean stop leaves a snapshot, so the next start replays nothing.
+                pending.snapshot = self.snapshot();
+            }
+            if self.to_committer.send(pending).await.is_err() {
                 // State now holds events the journal lost: stop rather than serve a lie.
-                error!(error = %e, "journal append failed; the engine stops");
+                error!("the committer stopped; the engine stops");
                 return;
             }
+            if closing.is_some() {
+                break;
+            }
         }
-        debug!("engine stopped: no more handles");
+        // Closing the channel lets the committer finish what it holds and close the journal.
+        drop(self.to_committer);
+        let joined = tokio::task::spawn_blocking(move || committer.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            error!("the committer thread ended abnormally");
+        }
+        if let Some(done) = closing {
+            let _ = done.send(());
+        }
+        debug!("engine stopped");
     }
 
-    fn process(&mut self, batch: &mut Vec<Envelope>) -> Result<(), StoreError> {
+    fn process(&mut self, batch: Vec<Envelope>) -> Pending {
         let now = self.clock.now();
+        self.requests
+            .forget_before(now.saturating_sub(self.config.request_window_ms));
         if self.state.next_deadline().is_some_and(|at| at <= now) {
             self.internal.push_front(Command::Tick);
         }
-        let mut records = Vec::new();
-        let mut deliveries: Vec<(usize, Vec<ClientId>)> = Vec::new();
-        let mut replies = Vec::with_capacity(batch.len());
-
-        let internal: Vec<Command> = self.internal.drain(..).collect();
-        let commands = internal
-            .into_iter()
-            .map(|command| (command, None, None))
-            .chain(
-                batch
-                    .drain(..)
-                    .map(|e| (e.command, e.outbox, Some(e.reply))),
-            );
-        for (command, outbox, reply) in commands {
-            let registering = match (&command, outbox) {
-                (Command::RegisterClient { client_id, .. }, Some(outbox)) => {
-                    Some((*client_id, outbox))
-                }
-                _ => None,
-            };
-            let result = self.state.execute(command, now).map(|(outcome, decided)| {
-                for d in decided {
-                    self.revision += 1;
-                    if !d.audience.is_empty() {
-                        deliveries.push((records.len(), d.audience));
-                    }
-                    records.push(Record {
-                        revision: self.revision,
-                        time_ms: now,
-                        event: d.event,
-                    });
-                }
-                Committed {
-                    outcome,
-                    revision: self.revision,
-                }
-            });
-            if let (Ok(_), Some((client_id, outbox))) = (&result, registering) {
-                self.outboxes.insert(client_id, outbox);
+        let mut pending = Pending::default();
+        let internal_commands: Vec<Command> = self.internal.drain(..).collect();
+        for command in internal_commands {
+            if let Command::DetachStream { client_id, stream } = &command {
+                pending.detach.push((*client_id, *stream));
             }
-            if let Some(reply) = reply {
-                replies.push((reply, result));
-            } else if let Err(e) = result {
+            if let Err(e) = self.apply(command, now, &mut pending) {
                 debug!(error = %e, "internal command refused");
             }
         }
-
-        // Durable before visible: nothing below runs unless the append succeeded.
-        if let Err(e) = self.journal.append(&records) {
-            for (reply, _) in replies {
-                let _ = reply.send(Err(DomainError::Unavailable(
-                    "the journal could not be written; retry on another server".into(),
-                )));
+        for envelope in batch {
+            let Envelope {
+                command,
+                request,
+                outbox,
+                reply,
+            } = envelope;
+            if let Some(key) = &request
+                && let Some(answer) = self.requests.answer(key)
+            {
+                pending.replies.push((reply, answer));
+                continue;
             }
-            return Err(e);
-        }
-        for record in &records {
-            debug!(revision = record.revision, event = ?record.event, "committed");
-        }
-        let records: Vec<Arc<Record>> = records.into_iter().map(Arc::new).collect();
-        self.watch.publish(&records);
-        for (index, audience) in deliveries {
-            self.deliver(&records[index], &audience);
-        }
-        for record in &records {
-            if let Event::ClientUnregistered { client_id } = record.event {
-                self.outboxes.remove(&client_id);
+            let attaching = match (&command, outbox) {
+                (Command::AttachStream { client_id, stream }, Some(outbox)) => {
+                    Some((*client_id, *stream, outbox))
+                }
+                _ => None,
+            };
+            if let Command::DetachStream { client_id, stream } = &command {
+                pending.detach.push((*client_id, *stream));
             }
+            let result = self.apply(command, now, &mut pending);
+            if let Ok(committed) = &result {
+                if let Some(attach) = attaching {
+                    pending.attach.push(attach);
+                }
+                if let Some(key) = request {
+                    pending
+                        .requests
+                        .push(self.requests.remember(key, committed, now));
+                }
+            }
+            pending.replies.push((reply, result));
         }
-        for (reply, result) in replies {
-            // The caller may have gone; its change is committed all the same.
-            let _ = reply.send(result);
+        if self.revision - self.snapshot_revision >= self.config.snapshot_every {
+            pending.snapshot = self.snapshot();
         }
-        Ok(())
+        pending
     }
 
-    /// Hands an event to each listening client's stream without ever waiting: a client too
-    /// slow to keep its buffer drained is cut off and unregistered.
-    fn deliver(&mut self, record: &Arc<Record>, audience: &[ClientId]) {
-        for client_id in audience {
-            let Some(outbox) = self.outboxes.get(client_id) else {
-                continue;
-            };
-            match outbox.try_send(Arc::clone(record)) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    warn!(%client_id, "client's event stream is full; disconnecting it");
-                    self.outboxes.remove(client_id);
-                    self.internal.push_back(Command::UnregisterClient {
-                        client_id: *client_id,
-                    });
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.outboxes.remove(client_id);
-                }
+    /// Runs one command on the state and adds its events to the batch.
+    fn apply(
+        &mut self,
+        command: Command,
+        now: Millis,
+        pending: &mut Pending,
+    ) -> Result<Committed, DomainError> {
+        let (outcome, decided) = self.state.execute(command, now)?;
+        for d in decided {
+            self.revision += 1;
+            if !d.audience.is_empty() {
+                pending.deliveries.push((pending.records.len(), d.audience));
             }
+            pending.records.push(Arc::new(Record {
+                revision: self.revision,
+                time_ms: now,
+                event: d.event,
+            }));
         }
+        Ok(Committed {
+            outcome,
+            revision: self.revision,
+        })
+    }
+
+    /// The state as of the last record, and how much of the journal it lets go.
+    fn snapshot(&mut self) -> Option<(StoredSnapshot, Retention)> {
+        let now = self.clock.now();
+        self.snapshot_revision = self.revision;
+        let body = match serde_json::to_string(&self.state.snapshot()) {
+            Ok(body) => body,
+            Err(e) => {
+                // Nothing is lost: the journal keeps every event until a snapshot succeeds.
+                error!(error = %e, "serialising a snapshot failed");
+                return None;
+            }
+        };
+        Some((
+            StoredSnapshot {
+                revision: self.revision,
+                time_ms: now,
+                body,
+            },
+            Retention {
+                events: self.config.retain_events,
+                requests_since: now.saturating_sub(self.config.request_window_ms),
+            },
+        ))
+    }
+}
+
+/// Appends a later batch of the same engine turn to an earlier one.
+fn merge(into: &mut Pending, more: Pending) {
+    let offset = into.records.len();
+    into.records.extend(more.records);
+    into.requests.extend(more.requests);
+    into.attach.extend(more.attach);
+    into.detach.extend(more.detach);
+    into.deliveries.extend(
+        more.deliveries
+            .into_iter()
+            .map(|(index, audience)| (index + offset, audience)),
+    );
+    into.replies.extend(more.replies);
+    if more.snapshot.is_some() {
+        into.snapshot = more.snapshot;
     }
 }
 

@@ -1,30 +1,52 @@
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Journal, StoreError};
-use crate::domain::{Record, Revision};
+use super::{Journal, RememberedRequest, Retention, StoreError, StoredSnapshot};
+use crate::domain::{Millis, Record, Revision};
 
-/// Keeps every record in memory; gone with the process.
+/// Keeps everything in memory; gone with the process.
 #[derive(Debug, Default)]
 pub struct MemoryJournal {
-    records: Mutex<Vec<Record>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: VecDeque<Record>,
+    /// The revision the first record would have if none were dropped: last dropped + 1.
+    first: Revision,
+    snapshot: Option<StoredSnapshot>,
+    requests: BTreeMap<String, RememberedRequest>,
+}
+
+impl Inner {
+    fn last(&self) -> Revision {
+        self.records
+            .back()
+            .map_or(self.first.saturating_sub(1), |r| r.revision)
+    }
 }
 
 impl MemoryJournal {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            inner: Mutex::new(Inner {
+                first: 1,
+                ..Inner::default()
+            }),
+        }
     }
 
-    fn records(&self) -> MutexGuard<'_, Vec<Record>> {
-        // A panic while holding the lock cannot leave the Vec half-written; keep going.
-        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the data half-written; keep going.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Journal for MemoryJournal {
-    fn append(&self, batch: &[Record]) -> Result<(), StoreError> {
-        let mut records = self.records();
-        let first = records.last().map_or(1, |r| r.revision + 1);
-        for (expected, record) in (first..).zip(batch) {
+    fn append(&self, batch: &[&Record], requests: &[&RememberedRequest]) -> Result<(), StoreError> {
+        let mut inner = self.inner();
+        for (expected, record) in (inner.last() + 1..).zip(batch) {
             if record.revision != expected {
                 return Err(StoreError::Gap {
                     expected,
@@ -32,19 +54,69 @@ impl Journal for MemoryJournal {
                 });
             }
         }
-        records.extend_from_slice(batch);
+        inner.records.extend(batch.iter().map(|r| (*r).clone()));
+        for request in requests {
+            inner
+                .requests
+                .insert(request.request_id.clone(), (*request).clone());
+        }
         Ok(())
     }
 
     fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError> {
-        let records = self.records();
-        // Revisions start at 1 and have no gaps, so a revision's index is revision - 1.
-        let start = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX);
-        Ok(records.iter().skip(start).take(limit).cloned().collect())
+        let inner = self.inner();
+        // Revisions have no gaps, so a revision's index is its distance from the first kept.
+        let start = usize::try_from(from.max(inner.first) - inner.first).unwrap_or(usize::MAX);
+        Ok(inner
+            .records
+            .iter()
+            .skip(start)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn last_revision(&self) -> Result<Revision, StoreError> {
-        Ok(self.records().last().map_or(0, |r| r.revision))
+        Ok(self.inner().last())
+    }
+
+    fn first_revision(&self) -> Result<Revision, StoreError> {
+        Ok(self.inner().first)
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        Ok(self.inner().snapshot.clone())
+    }
+
+    fn save_snapshot(
+        &self,
+        snapshot: &StoredSnapshot,
+        retention: Retention,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.inner();
+        inner.snapshot = Some(snapshot.clone());
+        let keep_from = inner
+            .last()
+            .saturating_sub(retention.events)
+            .saturating_add(1)
+            .min(snapshot.revision + 1);
+        while inner.first < keep_from && inner.records.pop_front().is_some() {
+            inner.first += 1;
+        }
+        inner
+            .requests
+            .retain(|_, r| r.time_ms >= retention.requests_since);
+        Ok(())
+    }
+
+    fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError> {
+        Ok(self
+            .inner()
+            .requests
+            .values()
+            .filter(|r| r.time_ms >= since)
+            .cloned()
+            .collect())
     }
 }
 
@@ -63,10 +135,16 @@ mod tests {
         }
     }
 
+    fn append(journal: &MemoryJournal, revisions: std::ops::RangeInclusive<Revision>) {
+        let records: Vec<Record> = revisions.map(record).collect();
+        let refs: Vec<&Record> = records.iter().collect();
+        journal.append(&refs, &[]).unwrap();
+    }
+
     #[test]
     fn appends_in_order_and_reads_from_a_revision() {
         let journal = MemoryJournal::new();
-        journal.append(&[record(1), record(2), record(3)]).unwrap();
+        append(&journal, 1..=3);
         assert_eq!(journal.last_revision().unwrap(), 3);
         let read = journal.read_from(2, 10).unwrap();
         assert_eq!(
@@ -80,13 +158,35 @@ mod tests {
     #[test]
     fn refuses_a_gap() {
         let journal = MemoryJournal::new();
-        journal.append(&[record(1)]).unwrap();
+        append(&journal, 1..=1);
+        let third = record(3);
         assert!(matches!(
-            journal.append(&[record(3)]),
+            journal.append(&[&third], &[]),
             Err(StoreError::Gap {
                 expected: 2,
                 got: 3
             })
         ));
+    }
+
+    #[test]
+    fn a_snapshot_compacts_what_retention_does_not_keep() {
+        let journal = MemoryJournal::new();
+        append(&journal, 1..=10);
+        let snapshot = StoredSnapshot {
+            revision: 8,
+            time_ms: 0,
+            body: "{}".into(),
+        };
+        let retention = Retention {
+            events: 4,
+            requests_since: 0,
+        };
+        journal.save_snapshot(&snapshot, retention).unwrap();
+        assert_eq!(journal.first_revision().unwrap(), 7);
+        assert_eq!(journal.read_from(1, 1).unwrap()[0].revision, 7);
+        assert_eq!(journal.last_revision().unwrap(), 10);
+        append(&journal, 11..=11);
+        assert_eq!(journal.last_revision().unwrap(), 11);
     }
 }

@@ -1,15 +1,19 @@
-//! The journal: where events become durable. The engine appends each batch of events and
-//! replies only after `append` returns; watches replay from it; start-up folds it into state.
-//! Implementations: `MemoryJournal` (throwaway runs and tests). A SQLite file (the durable
-//! default) and PostgreSQL (clusters) implement the same trait.
+//! The journal: where events become durable. The engine's committer appends each group of
+//! batches in one transaction and lets replies and events out only after `append` returns;
+//! watches replay from it; start-up loads the latest snapshot and folds the events after it.
+//! Implementations: `SqliteJournal` (the durable default) and `MemoryJournal` (throwaway runs
+//! and tests). The SQL in `schema.sql` keeps to what SQLite and PostgreSQL share, so a
+//! PostgreSQL journal for clusters can use the same tables.
 
 mod memory;
+mod sqlite;
 
 pub use memory::MemoryJournal;
+pub use sqlite::SqliteJournal;
 
 use thiserror::Error;
 
-use crate::domain::{Record, Revision};
+use crate::domain::{Millis, Record, Revision};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -17,17 +21,74 @@ pub enum StoreError {
     Write(String),
     #[error("journal read failed: {0}")]
     Read(String),
+    #[error("journal at {path} cannot be opened: {reason}")]
+    Open { path: String, reason: String },
     #[error("journal is not contiguous: expected revision {expected}, got {got}")]
     Gap { expected: Revision, got: Revision },
 }
 
+/// A request id the server answered, kept so that a retry gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberedRequest {
+    pub request_id: String,
+    /// Tells the same request from a different one that reuses the id.
+    pub fingerprint: String,
+    /// The first answer, as the engine serialised it.
+    pub answer: String,
+    pub revision: Revision,
+    pub time_ms: Millis,
+}
+
+/// The state at one revision, serialised by the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    pub revision: Revision,
+    pub time_ms: Millis,
+    pub body: String,
+}
+
+/// What a journal keeps, besides the events after the latest snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events kept for watches to resume from, counted back from the last one.
+    pub events: u64,
+    /// Remembered requests younger than this at the time of compaction are kept.
+    pub requests_since: Millis,
+}
+
 pub trait Journal: Send + Sync + 'static {
-    /// Appends records whose revisions follow the last one without a gap. Durable on return.
-    fn append(&self, records: &[Record]) -> Result<(), StoreError>;
+    /// Appends records whose revisions follow the last one without a gap, and remembers
+    /// requests, in one transaction. Durable on return.
+    fn append(
+        &self,
+        records: &[&Record],
+        requests: &[&RememberedRequest],
+    ) -> Result<(), StoreError>;
 
     /// Up to `limit` records with revision >= `from`, in revision order.
     fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError>;
 
     /// The last revision appended, 0 when empty.
     fn last_revision(&self) -> Result<Revision, StoreError>;
+
+    /// The oldest revision still kept; `last_revision() + 1` when none is.
+    fn first_revision(&self) -> Result<Revision, StoreError>;
+
+    fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError>;
+
+    /// Stores a snapshot, then drops what it makes unnecessary: older snapshots, events it
+    /// covers beyond those `retention` keeps, and requests older than `retention` says.
+    fn save_snapshot(
+        &self,
+        snapshot: &StoredSnapshot,
+        retention: Retention,
+    ) -> Result<(), StoreError>;
+
+    /// Requests remembered at or after `since`.
+    fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError>;
+
+    /// Called once, after the last append: leaves the journal tidy for the next start.
+    fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

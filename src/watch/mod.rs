@@ -1,10 +1,13 @@
 //! Revisioned fan-out: every committed record is published once; each watcher replays what it
 //! missed from the journal, then follows live records, in revision order with no gaps or
-//! duplicates. A watcher that falls too far behind is ended with the revision to resume from;
-//! it never slows the engine or other watchers.
+//! duplicates. A start older than the journal keeps is refused with the oldest revision kept.
+//! An idle watcher gets a progress notice with the current revision now and then. A watcher
+//! that falls too far behind is ended with the revision to resume from; it never slows the
+//! engine or other watchers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc};
@@ -12,19 +15,50 @@ use tokio::sync::{broadcast, mpsc};
 use crate::domain::{Record, Revision};
 use crate::store::Journal;
 
-/// Live records kept for slow watchers before they are cut off.
-const LIVE_BUFFER: usize = 4096;
 /// Records read from the journal per page while replaying.
 const REPLAY_PAGE: usize = 512;
 /// Records queued towards one watcher's stream.
 const WATCHER_BUFFER: usize = 256;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// How long a watcher may go without a frame before it gets a progress notice.
+    pub progress_every: Duration,
+    /// Live records kept for slow watchers before they are cut off.
+    pub live_buffer: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            progress_every: Duration::from_secs(10),
+            live_buffer: 4096,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum WatchError {
     #[error("watcher fell behind; resume from revision {resume_from}")]
     Lagged { resume_from: Revision },
+    #[error(
+        "start_revision {requested} is older than the journal keeps; relist, then watch from \
+         revision {oldest} or later"
+    )]
+    Compacted {
+        requested: Revision,
+        oldest: Revision,
+    },
     #[error("journal read failed: {0}")]
     Journal(String),
+}
+
+/// What a watcher receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchItem {
+    Record(Arc<Record>),
+    /// Nothing the watcher asked for happened up to this revision.
+    Progress(Revision),
 }
 
 #[derive(Clone)]
@@ -36,16 +70,20 @@ struct Inner {
     journal: Arc<dyn Journal>,
     committed: AtomicU64,
     live: broadcast::Sender<Arc<Record>>,
+    progress_every: Duration,
 }
 
+type Sink = mpsc::Sender<Result<WatchItem, WatchError>>;
+
 impl WatchHub {
-    pub fn new(journal: Arc<dyn Journal>, committed: Revision) -> Self {
-        let (live, _) = broadcast::channel(LIVE_BUFFER);
+    pub fn new(journal: Arc<dyn Journal>, committed: Revision, config: WatchConfig) -> Self {
+        let (live, _) = broadcast::channel(config.live_buffer.max(1));
         Self {
             inner: Arc::new(Inner {
                 journal,
                 committed: AtomicU64::new(committed),
                 live,
+                progress_every: config.progress_every,
             }),
         }
     }
@@ -55,7 +93,7 @@ impl WatchHub {
         self.inner.committed.load(Ordering::Acquire)
     }
 
-    /// Makes a durable batch visible. Called by the engine only, in revision order.
+    /// Makes a durable batch visible. Called by the committer only, in revision order.
     pub fn publish(&self, records: &[Arc<Record>]) {
         if let Some(last) = records.last() {
             self.inner.committed.store(last.revision, Ordering::Release);
@@ -72,7 +110,7 @@ impl WatchHub {
         &self,
         start: Revision,
         filter: F,
-    ) -> mpsc::Receiver<Result<Arc<Record>, WatchError>>
+    ) -> mpsc::Receiver<Result<WatchItem, WatchError>>
     where
         F: Fn(&Record) -> bool + Send + 'static,
     {
@@ -96,7 +134,7 @@ impl WatchHub {
         start: Revision,
         committed: Revision,
         mut live: broadcast::Receiver<Arc<Record>>,
-        tx: &mpsc::Sender<Result<Arc<Record>, WatchError>>,
+        tx: &Sink,
         filter: F,
     ) -> Result<(), WatchError>
     where
@@ -104,24 +142,40 @@ impl WatchHub {
     {
         // `next` is the first revision not yet considered.
         let mut next = start;
+        if next <= committed {
+            let oldest = self.read(|journal| journal.first_revision()).await?;
+            if next < oldest {
+                return Err(WatchError::Compacted {
+                    requested: start,
+                    oldest,
+                });
+            }
+        }
         while next <= committed {
+            let from = next;
             let page = self
-                .inner
-                .journal
-                .read_from(next, REPLAY_PAGE)
-                .map_err(|e| WatchError::Journal(e.to_string()))?;
+                .read(move |journal| journal.read_from(from, REPLAY_PAGE))
+                .await?;
             let Some(last) = page.last() else { break };
             next = last.revision + 1;
             for record in page.into_iter().filter(|r| r.revision <= committed) {
-                if filter(&record) && tx.send(Ok(Arc::new(record))).await.is_err() {
+                if filter(&record) && !send(tx, WatchItem::Record(Arc::new(record))).await {
                     return Ok(());
                 }
             }
         }
         next = next.max(committed + 1);
+        let mut progress = tokio::time::interval(self.inner.progress_every);
+        progress.reset();
         loop {
             let received = tokio::select! {
                 received = live.recv() => received,
+                _ = progress.tick() => {
+                    if !send(tx, WatchItem::Progress(next - 1)).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 // The watcher went away while nothing was happening.
                 () = tx.closed() => return Ok(()),
             };
@@ -129,8 +183,11 @@ impl WatchHub {
                 Ok(record) if record.revision < next => {}
                 Ok(record) => {
                     next = record.revision + 1;
-                    if filter(&record) && tx.send(Ok(record)).await.is_err() {
-                        return Ok(());
+                    if filter(&record) {
+                        if !send(tx, WatchItem::Record(record)).await {
+                            return Ok(());
+                        }
+                        progress.reset();
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -140,4 +197,21 @@ impl WatchHub {
             }
         }
     }
+
+    /// Runs a journal read off the async workers: a read may touch the disk.
+    async fn read<T, R>(&self, read: R) -> Result<T, WatchError>
+    where
+        T: Send + 'static,
+        R: FnOnce(&dyn Journal) -> Result<T, crate::store::StoreError> + Send + 'static,
+    {
+        let journal = Arc::clone(&self.inner.journal);
+        tokio::task::spawn_blocking(move || read(journal.as_ref()))
+            .await
+            .map_err(|e| WatchError::Journal(e.to_string()))?
+            .map_err(|e| WatchError::Journal(e.to_string()))
+    }
+}
+
+async fn send(tx: &Sink, item: WatchItem) -> bool {
+    tx.send(Ok(item)).await.is_ok()
 }

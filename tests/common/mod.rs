@@ -29,7 +29,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::start_with(ServerConfig::default()).await
+        Self::start_with(ServerConfig::in_memory()).await
     }
 
     /// Starts with `config`, always on a free loopback port.
@@ -89,6 +89,7 @@ impl Clients {
                     password: password.into(),
                     ..Default::default()
                 }),
+                ..Default::default()
             })
             .await
             .expect("the agent is created");
@@ -98,6 +99,7 @@ impl Clients {
         self.core
             .register_client(pb::RegisterClientRequest {
                 client_name: name.into(),
+                ..Default::default()
             })
             .await
             .expect("the client registers")
@@ -110,6 +112,7 @@ impl Clients {
             .bind_service(pb::BindServiceRequest {
                 client_id: client_id.into(),
                 service_id: service_id.into(),
+                ..Default::default()
             })
             .await
             .expect("the service binds");
@@ -165,6 +168,7 @@ pub fn prepare_request(
         model: String::new(),
         r#override: take_over,
         cti: "cti-1".into(),
+        ..Default::default()
     }
 }
 

@@ -399,7 +399,7 @@ impl Routing {
     }
 
     /// Puts a queued task in the waiting index at its widest step and marks it for a search.
-    fn place_waiting(&mut self, task_id: &str) {
+    pub(super) fn place_waiting(&mut self, task_id: &str) {
         let Some(task) = self.tasks.get(task_id) else {
             return;
         };
@@ -476,7 +476,7 @@ impl Routing {
         self.reindex_agent(agent_id);
     }
 
-    fn reindex_agent(&mut self, agent_id: &str) {
+    pub(super) fn reindex_agent(&mut self, agent_id: &str) {
         self.pools.remove(agent_id);
         let Some(agent) = self.agents.get(agent_id) else {
             return;

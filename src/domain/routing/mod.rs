@@ -9,10 +9,12 @@ pub mod config;
 pub mod expr;
 mod index;
 pub mod model;
+mod snapshot;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use snapshot::RoutingSnapshot;
 pub use views::{AgentMrdView, AgentStatusView, QueueStats};
 
 use self::config::{

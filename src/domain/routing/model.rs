@@ -78,7 +78,7 @@ pub enum Selection {
 }
 
 /// One agent's presence on one MRD.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AgentMrd {
     pub ready: bool,
     pub reason_code: String,
@@ -89,7 +89,7 @@ pub struct AgentMrd {
     pub tasks: BTreeSet<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingAgent {
     pub attributes: BTreeMap<String, u32>,
     pub max_tasks: BTreeMap<String, u32>,
@@ -129,7 +129,7 @@ pub struct TaskSpec {
     pub attributes: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub spec: TaskSpec,
     pub state: TaskState,

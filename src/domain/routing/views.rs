@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::Routing;
 use super::config::DEFAULT_QUEUE;
 use super::model::{AgentState, TaskState};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentMrdView {
     pub mrd: String,
     pub state: AgentState,
@@ -18,7 +20,7 @@ pub struct AgentMrdView {
     pub available_since: Millis,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentStatusView {
     pub agent_id: String,
     pub routable: bool,
@@ -28,7 +30,7 @@ pub struct AgentStatusView {
     pub mrds: Vec<AgentMrdView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct QueueStats {
     pub mrd: String,
     pub queue: String,

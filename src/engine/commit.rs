@@ -1,0 +1,167 @@
+//! The committer: a thread of its own that makes the engine's batches durable, then visible.
+//! It takes every batch waiting for it, writes them in one transaction (group commit: the more
+//! arrive while a commit is in flight, the more the next one carries), and only after the
+//! commit publishes their events, delivers them to desktops and sends the replies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, warn};
+
+use super::handle::{Committed, Outbox};
+use crate::domain::presence::StreamId;
+use crate::domain::{ClientId, Command, DomainError, Event, Record};
+use crate::store::{Journal, RememberedRequest, Retention, StoredSnapshot};
+use crate::watch::WatchHub;
+
+/// Batches written in one transaction at most: bounds how long one commit holds replies.
+const MAX_GROUP: usize = 64;
+
+pub(super) type Reply = oneshot::Sender<Result<Committed, DomainError>>;
+
+/// One engine batch on its way to the journal.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub records: Vec<Arc<Record>>,
+    pub requests: Vec<RememberedRequest>,
+    /// Streams that start receiving their client's events, before this batch's deliveries.
+    pub attach: Vec<(ClientId, StreamId, Outbox)>,
+    /// Streams that stop, after this batch's deliveries.
+    pub detach: Vec<(ClientId, StreamId)>,
+    /// Which clients must see which record (by index in `records`).
+    pub deliveries: Vec<(usize, Vec<ClientId>)>,
+    pub replies: Vec<(Reply, Result<Committed, DomainError>)>,
+    /// A snapshot of the state as of this batch's last record, and what to compact after it.
+    pub snapshot: Option<(StoredSnapshot, Retention)>,
+}
+
+pub(super) struct Committer {
+    journal: Arc<dyn Journal>,
+    watch: WatchHub,
+    /// Each streaming client's current stream and where its events go.
+    outboxes: HashMap<ClientId, (StreamId, Outbox)>,
+    /// Commands for the engine: a stream too slow to keep up is detached.
+    to_engine: mpsc::UnboundedSender<Command>,
+}
+
+impl Committer {
+    pub fn spawn(
+        journal: Arc<dyn Journal>,
+        watch: WatchHub,
+        to_engine: mpsc::UnboundedSender<Command>,
+        batches: mpsc::Receiver<Pending>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let committer = Committer {
+            journal,
+            watch,
+            outboxes: HashMap::new(),
+            to_engine,
+        };
+        std::thread::Builder::new()
+            .name("switchboard-committer".into())
+            .spawn(move || committer.run(batches))
+    }
+
+    fn run(mut self, mut batches: mpsc::Receiver<Pending>) {
+        while let Some(first) = batches.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match batches.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let records: Vec<&Record> = group
+                .iter()
+                .flat_map(|p| p.records.iter().map(AsRef::as_ref))
+                .collect();
+            let requests: Vec<&RememberedRequest> =
+                group.iter().flat_map(|p| p.requests.iter()).collect();
+            // Durable before visible: nothing of the group is seen unless this succeeds.
+            if let Err(e) = self.journal.append(&records, &requests) {
+                error!(error = %e, "journal append failed; the engine stops");
+                for pending in group {
+                    for (reply, _) in pending.replies {
+                        let _ = reply.send(Err(DomainError::Unavailable(
+                            "the journal could not be written; retry on another server".into(),
+                        )));
+                    }
+                }
+                // Dropping the receiver stops the engine: its state holds what was not written.
+                return;
+            }
+            for pending in group {
+                self.make_visible(pending);
+            }
+        }
+        match self.journal.close() {
+            Ok(()) => debug!("committer stopped: the journal is closed"),
+            Err(e) => warn!(error = %e, "closing the journal failed"),
+        }
+    }
+
+    fn make_visible(&mut self, pending: Pending) {
+        if let Some((snapshot, retention)) = &pending.snapshot {
+            // A failed snapshot loses nothing: the events it covers stay in the journal.
+            match self.journal.save_snapshot(snapshot, *retention) {
+                Ok(()) => debug!(revision = snapshot.revision, "snapshot saved"),
+                Err(e) => warn!(error = %e, "saving a snapshot failed; the journal keeps growing"),
+            }
+        }
+        for record in &pending.records {
+            debug!(revision = record.revision, event = ?record.event, "committed");
+        }
+        self.watch.publish(&pending.records);
+        for (client_id, stream, outbox) in pending.attach {
+            self.outboxes.insert(client_id, (stream, outbox));
+        }
+        for (index, audience) in &pending.deliveries {
+            self.deliver(&pending.records[*index], audience);
+        }
+        for record in &pending.records {
+            if let Event::ClientUnregistered { client_id } = record.event {
+                self.outboxes.remove(&client_id);
+            }
+        }
+        for (client_id, stream) in pending.detach {
+            if self
+                .outboxes
+                .get(&client_id)
+                .is_some_and(|(s, _)| *s == stream)
+            {
+                self.outboxes.remove(&client_id);
+            }
+        }
+        for (reply, result) in pending.replies {
+            // The caller may have gone; its change is committed all the same.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Hands an event to each listening client's stream without ever waiting: a stream too
+    /// slow to keep its buffer drained is cut off, and its client's grace period starts.
+    fn deliver(&mut self, record: &Arc<Record>, audience: &[ClientId]) {
+        for client_id in audience {
+            let Some((stream, outbox)) = self.outboxes.get(client_id) else {
+                continue;
+            };
+            match outbox.try_send(Arc::clone(record)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    warn!(%client_id, "client's event stream is full; disconnecting it");
+                    let stream = *stream;
+                    self.outboxes.remove(client_id);
+                    let _ = self.to_engine.send(Command::DetachStream {
+                        client_id: *client_id,
+                        stream,
+                    });
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.outboxes.remove(client_id);
+                }
+            }
+        }
+    }
+}

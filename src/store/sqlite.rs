@@ -1,0 +1,424 @@
+//! The durable journal: one SQLite file in the data directory, written in WAL mode with
+//! `synchronous = FULL`, so every commit is fsynced before `append` returns. The engine's
+//! committer calls `append` once per group of batches, which is what keeps that cheap.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{Journal, RememberedRequest, Retention, StoreError, StoredSnapshot};
+use crate::domain::{Event, Millis, Record, Revision};
+
+/// The journal's file name inside the data directory.
+pub const JOURNAL_FILE: &str = "journal.sqlite3";
+/// Held exclusively while a server uses the data directory.
+const LOCK_FILE: &str = "LOCK";
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: &str = "1";
+
+pub struct SqliteJournal {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    /// Dropped last: no other server writes while this one runs.
+    _lock: File,
+}
+
+impl SqliteJournal {
+    /// Opens (or creates) the journal in `data_dir`, refusing a directory another server
+    /// already uses.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            path: data_dir.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| open_error(e.to_string()))?;
+        let lock = File::create(data_dir.join(LOCK_FILE)).map_err(|e| open_error(e.to_string()))?;
+        lock.try_lock()
+            .map_err(|_| open_error("another server is using this data directory".to_owned()))?;
+
+        let path = data_dir.join(JOURNAL_FILE);
+        let writer = Connection::open(&path).map_err(|e| open_error(e.to_string()))?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;",
+            )
+            .map_err(|e| open_error(e.to_string()))?;
+        writer
+            .execute_batch(SCHEMA)
+            .map_err(|e| open_error(e.to_string()))?;
+        let version: Option<String> = writer
+            .query_row(
+                "SELECT value FROM journal_meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| open_error(e.to_string()))?;
+        match version.as_deref() {
+            None => {
+                writer
+                    .execute(
+                        "INSERT INTO journal_meta (key, value) VALUES ('schema_version', ?1)",
+                        [SCHEMA_VERSION],
+                    )
+                    .map_err(|e| open_error(e.to_string()))?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(open_error(format!(
+                    "schema version {other} is not {SCHEMA_VERSION}, the one this server knows"
+                )));
+            }
+        }
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(e.to_string()))?;
+        Ok(Self {
+            path,
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A connection stays usable after a panic elsewhere; SQLite rolls back what was open.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// SQL integers are signed; revisions and times stay far below `i64::MAX`.
+fn sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn from_sql_int(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn write_error(e: impl ToString) -> StoreError {
+    StoreError::Write(e.to_string())
+}
+
+fn read_error(e: impl ToString) -> StoreError {
+    StoreError::Read(e.to_string())
+}
+
+fn last_revision(conn: &Connection) -> rusqlite::Result<Revision> {
+    let last: i64 = conn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(revision) FROM events), 0),
+                    COALESCE((SELECT MAX(revision) FROM snapshots), 0))",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(from_sql_int(last))
+}
+
+impl Journal for SqliteJournal {
+    fn append(
+        &self,
+        records: &[&Record],
+        requests: &[&RememberedRequest],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() && requests.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer();
+        let tx = conn.transaction().map_err(write_error)?;
+        if let Some(first) = records.first() {
+            let expected = last_revision(&tx).map_err(write_error)? + 1;
+            if first.revision != expected {
+                return Err(StoreError::Gap {
+                    expected,
+                    got: first.revision,
+                });
+            }
+            let mut insert = tx
+                .prepare_cached("INSERT INTO events (revision, time_ms, body) VALUES (?1, ?2, ?3)")
+                .map_err(write_error)?;
+            for (expected, record) in (expected..).zip(records) {
+                if record.revision != expected {
+                    return Err(StoreError::Gap {
+                        expected,
+                        got: record.revision,
+                    });
+                }
+                let body = serde_json::to_string(&record.event).map_err(write_error)?;
+                insert
+                    .execute(params![
+                        sql_int(record.revision),
+                        sql_int(record.time_ms),
+                        body
+                    ])
+                    .map_err(write_error)?;
+            }
+        }
+        if !requests.is_empty() {
+            let mut remember = tx
+                .prepare_cached(
+                    "INSERT INTO requests (request_id, fingerprint, answer, revision, time_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (request_id) DO UPDATE SET
+                        fingerprint = excluded.fingerprint, answer = excluded.answer,
+                        revision = excluded.revision, time_ms = excluded.time_ms",
+                )
+                .map_err(write_error)?;
+            for r in requests {
+                remember
+                    .execute(params![
+                        r.request_id,
+                        r.fingerprint,
+                        r.answer,
+                        sql_int(r.revision),
+                        sql_int(r.time_ms)
+                    ])
+                    .map_err(write_error)?;
+            }
+        }
+        tx.commit().map_err(write_error)
+    }
+
+    fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let conn = self.reader();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT revision, time_ms, body FROM events WHERE revision >= ?1
+                 ORDER BY revision LIMIT ?2",
+            )
+            .map_err(read_error)?;
+        let rows = select
+            .query_map(params![sql_int(from), sql_int(limit as u64)], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(read_error)?;
+        let mut records = Vec::with_capacity(limit.min(4096));
+        for row in rows {
+            let (revision, time_ms, body) = row.map_err(read_error)?;
+            let event: Event = serde_json::from_str(&body).map_err(|e| {
+                StoreError::Read(format!("event at revision {revision} is unreadable: {e}"))
+            })?;
+            records.push(Record {
+                revision: from_sql_int(revision),
+                time_ms: from_sql_int(time_ms),
+                event,
+            });
+        }
+        Ok(records)
+    }
+
+    fn last_revision(&self) -> Result<Revision, StoreError> {
+        last_revision(&self.reader()).map_err(read_error)
+    }
+
+    fn first_revision(&self) -> Result<Revision, StoreError> {
+        let conn = self.reader();
+        let first: Option<i64> = conn
+            .query_row("SELECT MIN(revision) FROM events", [], |row| row.get(0))
+            .map_err(read_error)?;
+        match first {
+            Some(first) => Ok(from_sql_int(first)),
+            None => Ok(last_revision(&conn).map_err(read_error)? + 1),
+        }
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        self.reader()
+            .query_row(
+                "SELECT revision, time_ms, body FROM snapshots ORDER BY revision DESC LIMIT 1",
+                [],
+                |row| {
+                    Ok(StoredSnapshot {
+                        revision: from_sql_int(row.get(0)?),
+                        time_ms: from_sql_int(row.get(1)?),
+                        body: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(read_error)
+    }
+
+    fn save_snapshot(
+        &self,
+        snapshot: &StoredSnapshot,
+        retention: Retention,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction().map_err(write_error)?;
+        let last = last_revision(&tx).map_err(write_error)?;
+        let keep_from = last
+            .saturating_sub(retention.events)
+            .saturating_add(1)
+            .min(snapshot.revision + 1);
+        tx.execute(
+            "INSERT INTO snapshots (revision, time_ms, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (revision) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
+            params![
+                sql_int(snapshot.revision),
+                sql_int(snapshot.time_ms),
+                snapshot.body
+            ],
+        )
+        .map_err(write_error)?;
+        tx.execute(
+            "DELETE FROM snapshots WHERE revision < ?1",
+            [sql_int(snapshot.revision)],
+        )
+        .map_err(write_error)?;
+        tx.execute(
+            "DELETE FROM events WHERE revision < ?1",
+            [sql_int(keep_from)],
+        )
+        .map_err(write_error)?;
+        tx.execute(
+            "DELETE FROM requests WHERE time_ms < ?1",
+            [sql_int(retention.requests_since)],
+        )
+        .map_err(write_error)?;
+        tx.commit().map_err(write_error)
+    }
+
+    fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError> {
+        let conn = self.reader();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT request_id, fingerprint, answer, revision, time_ms FROM requests
+                 WHERE time_ms >= ?1 ORDER BY time_ms",
+            )
+            .map_err(read_error)?;
+        let rows = select
+            .query_map([sql_int(since)], |row| {
+                Ok(RememberedRequest {
+                    request_id: row.get(0)?,
+                    fingerprint: row.get(1)?,
+                    answer: row.get(2)?,
+                    revision: from_sql_int(row.get(3)?),
+                    time_ms: from_sql_int(row.get(4)?),
+                })
+            })
+            .map_err(read_error)?;
+        rows.collect::<Result<_, _>>().map_err(read_error)
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        // Folds the WAL back into the main file, so the next start reads one file.
+        self.writer()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(write_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(revision: Revision) -> Record {
+        Record {
+            revision,
+            time_ms: 1_000 + revision,
+            event: Event::AgentDeleted {
+                agent_id: format!("a{revision}"),
+            },
+        }
+    }
+
+    fn append(journal: &SqliteJournal, revisions: std::ops::RangeInclusive<Revision>) {
+        let records: Vec<Record> = revisions.map(record).collect();
+        let refs: Vec<&Record> = records.iter().collect();
+        journal.append(&refs, &[]).unwrap();
+    }
+
+    #[test]
+    fn survives_reopening_and_refuses_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let journal = SqliteJournal::open(dir.path()).unwrap();
+            append(&journal, 1..=3);
+            let request = RememberedRequest {
+                request_id: "r1".into(),
+                fingerprint: "f".into(),
+                answer: "{}".into(),
+                revision: 3,
+                time_ms: 5_000,
+            };
+            journal.append(&[], &[&request]).unwrap();
+            let fifth = record(5);
+            assert!(matches!(
+                journal.append(&[&fifth], &[]),
+                Err(StoreError::Gap {
+                    expected: 4,
+                    got: 5
+                })
+            ));
+        }
+        let journal = SqliteJournal::open(dir.path()).unwrap();
+        assert_eq!(journal.last_revision().unwrap(), 3);
+        assert_eq!(journal.first_revision().unwrap(), 1);
+        assert_eq!(
+            journal.read_from(2, 10).unwrap(),
+            vec![record(2), record(3)]
+        );
+        assert_eq!(journal.remembered_requests(5_000).unwrap().len(), 1);
+        assert!(journal.remembered_requests(5_001).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_second_server_cannot_open_the_same_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SqliteJournal::open(dir.path()).unwrap();
+        let second = SqliteJournal::open(dir.path());
+        assert!(matches!(second, Err(StoreError::Open { .. })));
+    }
+
+    #[test]
+    fn a_snapshot_compacts_events_and_old_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(dir.path()).unwrap();
+        append(&journal, 1..=10);
+        let snapshot = StoredSnapshot {
+            revision: 10,
+            time_ms: 2_000,
+            body: "{}".into(),
+        };
+        let retention = Retention {
+            events: 3,
+            requests_since: 0,
+        };
+        journal.save_snapshot(&snapshot, retention).unwrap();
+        assert_eq!(journal.first_revision().unwrap(), 8);
+        assert_eq!(journal.latest_snapshot().unwrap(), Some(snapshot));
+        let retention = Retention {
+            events: 0,
+            requests_since: 0,
+        };
+        let later = StoredSnapshot {
+            revision: 10,
+            time_ms: 3_000,
+            body: "{}".into(),
+        };
+        journal.save_snapshot(&later, retention).unwrap();
+        // With every event compacted, revisions still continue after the snapshot's.
+        assert_eq!(journal.last_revision().unwrap(), 10);
+        assert_eq!(journal.first_revision().unwrap(), 11);
+        append(&journal, 11..=11);
+        assert_eq!(journal.first_revision().unwrap(), 11);
+    }
+}
