@@ -9,7 +9,6 @@
 //! `cargo bench --bench durability` (add `-- --quick` for a small smoke run).
 
 #[path = "../tests/common/world.rs"]
-#[allow(dead_code)]
 mod world;
 
 use std::sync::Arc;
@@ -259,7 +258,7 @@ fn write_journal(dir: &std::path::Path, target: usize) -> usize {
             w.task_state(&task, TaskState::Closed)
                 .expect("an active task closes");
         }
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             let _ = w.set_state(agent, RequestedAgentState::NotReady, "chat");
             let _ = w.set_state(agent, RequestedAgentState::Ready, "chat");
         }

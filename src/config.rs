@@ -84,7 +84,7 @@ pub struct ServerConfig {
 
     /// How long a client stays registered after its last stream closed or its last call,
     /// in milliseconds. Its sessions then log out.
-    #[arg(long, env = "SWITCHBOARD_PRESENCE_GRACE_MS", default_value_t = 30_000)]
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_GRACE_MS", default_value_t = 60_000)]
     pub presence_grace_ms: u64,
 
     /// How often an idle watch gets a progress notice with the current revision, in
@@ -113,7 +113,7 @@ impl Default for ServerConfig {
             snapshot_every: 100_000,
             retain_events: 1_000_000,
             request_window_secs: 86_400,
-            presence_grace_ms: 30_000,
+            presence_grace_ms: 60_000,
             watch_progress_ms: 10_000,
             watch_buffer: 4096,
         }

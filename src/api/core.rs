@@ -105,8 +105,17 @@ impl Api {
         req: pb::BindServiceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindServiceResponse> {
-        let key = request_key("BindService", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
+        // The fingerprint names the client acted for, so that two desktops' streams that
+        // leave `client_id` empty never share an answer.
+        let key = request_key(
+            "BindService",
+            &req.request_id,
+            &pb::BindServiceRequest {
+                client_id: client_id.to_string(),
+                ..req.clone()
+            },
+        )?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
             .execute_keyed(key, Command::BindService { client_id, service })
@@ -125,8 +134,17 @@ impl Api {
         req: pb::UnbindServiceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindServiceResponse> {
-        let key = request_key("UnbindService", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
+        // The fingerprint names the client acted for, so that two desktops' streams that
+        // leave `client_id` empty never share an answer.
+        let key = request_key(
+            "UnbindService",
+            &req.request_id,
+            &pb::UnbindServiceRequest {
+                client_id: client_id.to_string(),
+                ..req.clone()
+            },
+        )?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
             .execute_keyed(key, Command::UnbindService { client_id, service })
@@ -141,8 +159,17 @@ impl Api {
         req: pb::BindResourceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindResourceResponse> {
-        let key = request_key("BindResource", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
+        // The fingerprint names the client acted for, so that two desktops' streams that
+        // leave `client_id` empty never share an answer.
+        let key = request_key(
+            "BindResource",
+            &req.request_id,
+            &pb::BindResourceRequest {
+                client_id: client_id.to_string(),
+                ..req.clone()
+            },
+        )?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self
@@ -169,8 +196,17 @@ impl Api {
         req: pb::UnbindResourceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindResourceResponse> {
-        let key = request_key("UnbindResource", &req.request_id, &req)?;
         let client_id = acting_client(caller, &req.client_id)?;
+        // The fingerprint names the client acted for, so that two desktops' streams that
+        // leave `client_id` empty never share an answer.
+        let key = request_key(
+            "UnbindResource",
+            &req.request_id,
+            &pb::UnbindResourceRequest {
+                client_id: client_id.to_string(),
+                ..req.clone()
+            },
+        )?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self

@@ -71,7 +71,7 @@ pub struct State {
 
 /// How long a client without an open stream stays registered after its last call, unless
 /// the server is configured otherwise.
-pub const DEFAULT_PRESENCE_GRACE_MS: Millis = 30_000;
+pub const DEFAULT_PRESENCE_GRACE_MS: Millis = 60_000;
 
 impl State {
     pub fn new(directory: ServiceDirectory, models: Arc<ModelCatalog>) -> Self {

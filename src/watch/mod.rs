@@ -156,13 +156,17 @@ impl WatchHub {
             let page = self
                 .read(move |journal| journal.read_from(from, REPLAY_PAGE))
                 .await?;
-            let Some(last) = page.last() else { break };
-            next = last.revision + 1;
-            for record in page.into_iter().filter(|r| r.revision <= committed) {
+            let Some(last) = page.last().map(|r| r.revision) else {
+                break;
+            };
+            // Records past `committed` arrive live too: leave them to the live loop, which
+            // sends what is at or after `next`.
+            for record in page.into_iter().take_while(|r| r.revision <= committed) {
                 if filter(&record) && !send(tx, WatchItem::Record(Arc::new(record))).await {
                     return Ok(());
                 }
             }
+            next = last.min(committed) + 1;
         }
         next = next.max(committed + 1);
         let mut progress = tokio::time::interval(self.inner.progress_every);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod desktop;
+pub mod process;
 pub mod tools;
 pub mod world;
 

@@ -1,0 +1,175 @@
+//! The real `switchboard` binary as a child process, for tests that must stop a server the
+//! way production does: gracefully (SIGTERM) or by crashing it (SIGKILL). A `ServerProcess`
+//! always serves on a free loopback port, keeps every line it logs, and is killed when
+//! dropped, so a failing test never leaves a server behind.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// Bounds every wait for the process (start-up, a graceful stop): a failure guard only.
+const PROCESS_WAIT: Duration = Duration::from_secs(30);
+
+/// A running server process; killed (SIGKILL) and reaped on drop.
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    /// Every line the server wrote to stderr so far, in order.
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Runs `switchboard serve --listen 127.0.0.1:0 <args>` at log level info and waits until
+    /// it logs the address it serves on.
+    pub async fn start(args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        match tokio::task::spawn_blocking(move || Self::start_blocking(&args)).await {
+            Ok(server) => server,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// `start` with a durable journal in `data_dir`, plus `args`.
+    pub async fn start_durable(data_dir: &Path, args: &[&str]) -> Self {
+        let data_dir = data_dir.to_str().expect("a UTF-8 data directory");
+        let mut all = vec!["--data-dir", data_dir];
+        all.extend_from_slice(args);
+        Self::start(&all).await
+    }
+
+    fn start_blocking(args: &[String]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (lines_tx, lines) = std_mpsc::channel();
+        let kept = Arc::clone(&logs);
+        // Reads until the process exits, so the pipe never fills and blocks the server.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lock(&kept).push(line.clone());
+                let _ = lines_tx.send(line);
+            }
+        });
+        // Killed on drop from here on, whatever happens below.
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+        };
+        let deadline = std::time::Instant::now() + PROCESS_WAIT;
+        server.addr = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => panic!(
+                    "the server did not log its address ({e}); its log:\n{}",
+                    server.logs().join("\n")
+                ),
+            };
+            if line.contains("switchboard serving") {
+                let at = line.find("addr=").expect("the line names the address") + "addr=".len();
+                let addr = line[at..].split_whitespace().next().unwrap_or_default();
+                break addr.parse().expect("a socket address");
+            }
+        };
+        server
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new connection to the server.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("a valid endpoint")
+            .connect()
+            .await
+            .expect("the server accepts connections")
+    }
+
+    /// Every line logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        lock(&self.logs).clone()
+    }
+
+    /// The value of `field` (`field=value`) on the first log line containing `message`.
+    pub fn log_field(&self, message: &str, field: &str) -> Option<String> {
+        let logs = lock(&self.logs);
+        let line = logs.iter().find(|l| l.contains(message))?;
+        let prefix = format!("{field}=");
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix(&prefix))
+            .map(str::to_owned)
+    }
+
+    /// The revision the server recovered to at start-up (its `state recovered` line): every
+    /// event up to it came from the journal, every later one was decided by this process.
+    pub fn recovered_revision(&self) -> u64 {
+        self.log_field("state recovered", "revision")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `state recovered` revision in the log:\n{}",
+                    self.logs().join("\n")
+                )
+            })
+    }
+
+    /// A crash: SIGKILL, then reaps the process.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().expect("the killed server is reaped");
+    }
+
+    /// A graceful stop: SIGTERM, then waits for the process to exit; returns its status.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("`kill` runs");
+        assert!(sent.success(), "`kill -TERM` failed: {sent}");
+        let deadline = tokio::time::Instant::now() + PROCESS_WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the server's status") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server did not stop within {PROCESS_WAIT:?} of SIGTERM; its log:\n{}",
+                self.logs().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // A no-op for a process already reaped (std remembers its status).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lock(logs: &Mutex<Vec<String>>) -> std::sync::MutexGuard<'_, Vec<String>> {
+    logs.lock().unwrap_or_else(PoisonError::into_inner)
+}
