@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::ServiceDirectory;
 use crate::domain::ids::validate_name;
+use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
 use crate::engine::EngineConfig;
 use crate::watch::WatchConfig;
@@ -75,16 +76,12 @@ pub struct ServerConfig {
     pub retain_events: u64,
 
     /// How long a `request_id` is remembered, across restarts too, in seconds.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_REQUEST_WINDOW_SECS",
-        default_value_t = 86_400
-    )]
+    #[arg(long, env = "SWITCHBOARD_REQUEST_WINDOW_SECS", default_value_t = 3_600)]
     pub request_window_secs: u64,
 
     /// How long a client stays registered after its last stream closed or its last call,
     /// in milliseconds. Its sessions then log out.
-    #[arg(long, env = "SWITCHBOARD_PRESENCE_GRACE_MS", default_value_t = 60_000)]
+    #[arg(long, env = "SWITCHBOARD_PRESENCE_GRACE_MS", default_value_t = DEFAULT_PRESENCE_GRACE_MS)]
     pub presence_grace_ms: u64,
 
     /// How often an idle watch gets a progress notice with the current revision, in
@@ -112,8 +109,8 @@ impl Default for ServerConfig {
             in_memory: false,
             snapshot_every: 100_000,
             retain_events: 1_000_000,
-            request_window_secs: 86_400,
-            presence_grace_ms: 60_000,
+            request_window_secs: 3_600,
+            presence_grace_ms: DEFAULT_PRESENCE_GRACE_MS,
             watch_progress_ms: 10_000,
             watch_buffer: 4096,
         }

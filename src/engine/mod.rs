@@ -33,7 +33,7 @@ const COMMIT_DEPTH: usize = 64;
 /// Records read per page while replaying.
 const REPLAY_PAGE: usize = 4096;
 
-/// How the engine keeps its journal in shape.
+/// How the engine keeps its journal in shape (defaults: `ServerConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineConfig {
     /// A snapshot is taken after this many events, so start-up replays at most about that many.
@@ -42,16 +42,6 @@ pub struct EngineConfig {
     pub retain_events: u64,
     /// How long a request id is remembered.
     pub request_window_ms: Millis,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            snapshot_every: 100_000,
-            retain_events: 1_000_000,
-            request_window_ms: 24 * 60 * 60 * 1000,
-        }
-    }
 }
 
 #[derive(Debug, Error)]

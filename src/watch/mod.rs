@@ -20,21 +20,13 @@ const REPLAY_PAGE: usize = 512;
 /// Records queued towards one watcher's stream.
 const WATCHER_BUFFER: usize = 256;
 
+/// How watches behave (defaults: `ServerConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchConfig {
     /// How long a watcher may go without a frame before it gets a progress notice.
     pub progress_every: Duration,
     /// Live records kept for slow watchers before they are cut off.
     pub live_buffer: usize,
-}
-
-impl Default for WatchConfig {
-    fn default() -> Self {
-        Self {
-            progress_every: Duration::from_secs(10),
-            live_buffer: 4096,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
