@@ -67,22 +67,27 @@ impl Server {
         let models = Arc::new(config.load_models()?);
         let lifecycle = Lifecycle::default();
 
-        let journal: Arc<dyn Journal> = if config.in_memory {
-            Arc::new(MemoryJournal::new())
-        } else {
-            let journal = SqliteJournal::open(&config.data_dir)?;
-            info!(path = %journal.path().display(), "journal opened");
-            Arc::new(journal)
-        };
         let state =
             State::new(directory.clone(), models).with_presence_grace(config.presence_grace_ms);
-        let engine = Engine::start(
-            state,
-            journal,
-            Arc::new(SystemClock),
-            config.engine(),
-            config.watch(),
-        )?;
+        // Opening the journal and replaying it read the disk: off the async workers.
+        let recovery = config.clone();
+        let engine = tokio::task::spawn_blocking(move || -> Result<EngineHandle, ServerError> {
+            let journal: Arc<dyn Journal> = if recovery.in_memory {
+                Arc::new(MemoryJournal::new())
+            } else {
+                let journal = SqliteJournal::open(&recovery.data_dir)?;
+                info!(path = %journal.path().display(), "journal opened");
+                Arc::new(journal)
+            };
+            Ok(Engine::start(
+                state,
+                journal,
+                Arc::new(SystemClock),
+                recovery.engine(),
+                recovery.watch(),
+            )?)
+        })
+        .await??;
 
         let listener =
             TcpListener::bind(config.listen)

@@ -4,7 +4,7 @@
 //! go. Presence is not journaled: after a restart every client starts a fresh grace period, in
 //! which its desktop reconnects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use super::events::Millis;
 use super::ids::ClientId;
@@ -31,10 +31,6 @@ impl Presence {
             expires_at: HashMap::new(),
             leases: BTreeSet::new(),
         }
-    }
-
-    pub fn grace_ms(&self) -> Millis {
-        self.grace_ms
     }
 
     /// A client registered, or was there when the server started: its grace period begins.
@@ -91,11 +87,6 @@ impl Presence {
 
     pub fn next_deadline(&self) -> Option<Millis> {
         self.leases.first().map(|(at, _)| *at)
-    }
-
-    /// Lease deadlines by client, for diagnostics and tests.
-    pub fn leases(&self) -> BTreeMap<ClientId, Millis> {
-        self.expires_at.iter().map(|(c, at)| (*c, *at)).collect()
     }
 
     fn renew(&mut self, client_id: ClientId, now: Millis) {

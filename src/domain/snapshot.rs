@@ -21,8 +21,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn format(&self) -> u32 {
-        self.format
+    /// Whether this server can read the snapshot as it was written.
+    pub fn is_current_format(&self) -> bool {
+        self.format == SNAPSHOT_FORMAT
     }
 }
 

@@ -92,10 +92,6 @@ impl State {
         self
     }
 
-    pub fn presence(&self) -> &Presence {
-        &self.presence
-    }
-
     pub fn routing(&self) -> &Routing {
         &self.routing
     }

@@ -12,7 +12,7 @@ use tracing::{debug, error, warn};
 
 use super::handle::{Committed, Outbox};
 use crate::domain::presence::StreamId;
-use crate::domain::{ClientId, Command, DomainError, Event, Record};
+use crate::domain::{ClientId, Command, DomainError, Event, Millis, Record, Revision, Snapshot};
 use crate::store::{Journal, RememberedRequest, Retention, StoredSnapshot};
 use crate::watch::WatchHub;
 
@@ -34,7 +34,15 @@ pub(super) struct Pending {
     pub deliveries: Vec<(usize, Vec<ClientId>)>,
     pub replies: Vec<(Reply, Result<Committed, DomainError>)>,
     /// A snapshot of the state as of this batch's last record, and what to compact after it.
-    pub snapshot: Option<(StoredSnapshot, Retention)>,
+    pub snapshot: Option<SnapshotTaken>,
+}
+
+/// The state's records at one revision, to be serialised and saved off the engine task.
+pub(super) struct SnapshotTaken {
+    pub revision: Revision,
+    pub time_ms: Millis,
+    pub state: Snapshot,
+    pub retention: Retention,
 }
 
 pub(super) struct Committer {
@@ -103,12 +111,8 @@ impl Committer {
     }
 
     fn make_visible(&mut self, pending: Pending) {
-        if let Some((snapshot, retention)) = &pending.snapshot {
-            // A failed snapshot loses nothing: the events it covers stay in the journal.
-            match self.journal.save_snapshot(snapshot, *retention) {
-                Ok(()) => debug!(revision = snapshot.revision, "snapshot saved"),
-                Err(e) => warn!(error = %e, "saving a snapshot failed; the journal keeps growing"),
-            }
+        if let Some(taken) = &pending.snapshot {
+            self.save_snapshot(taken);
         }
         for record in &pending.records {
             debug!(revision = record.revision, event = ?record.event, "committed");
@@ -137,6 +141,27 @@ impl Committer {
         for (reply, result) in pending.replies {
             // The caller may have gone; its change is committed all the same.
             let _ = reply.send(result);
+        }
+    }
+
+    /// Serialises and saves a snapshot; a failure loses nothing, as the events it would have
+    /// replaced stay in the journal.
+    fn save_snapshot(&self, taken: &SnapshotTaken) {
+        let body = match serde_json::to_string(&taken.state) {
+            Ok(body) => body,
+            Err(e) => {
+                error!(error = %e, "serialising a snapshot failed; the journal keeps growing");
+                return;
+            }
+        };
+        let stored = StoredSnapshot {
+            revision: taken.revision,
+            time_ms: taken.time_ms,
+            body,
+        };
+        match self.journal.save_snapshot(&stored, taken.retention) {
+            Ok(()) => debug!(revision = taken.revision, "snapshot saved"),
+            Err(e) => warn!(error = %e, "saving a snapshot failed; the journal keeps growing"),
         }
     }
 

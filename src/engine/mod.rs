@@ -17,10 +17,10 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
 
-use self::commit::{Committer, Pending, Reply};
+use self::commit::{Committer, Pending, Reply, SnapshotTaken};
 use self::requests::RequestLedger;
 use crate::domain::{Command, DomainError, Millis, Record, Revision, Snapshot, State};
-use crate::store::{Journal, Retention, StoreError, StoredSnapshot};
+use crate::store::{Journal, Retention, StoreError};
 use crate::watch::{WatchConfig, WatchHub};
 
 /// Commands taken per batch: large enough to amortise a commit, small enough that one
@@ -107,6 +107,12 @@ impl Engine {
                     revision: stored.revision,
                     reason: e.to_string(),
                 })?;
+            if !snapshot.is_current_format() {
+                return Err(RecoveryError::Snapshot {
+                    revision: stored.revision,
+                    reason: "written in a format this server does not know".into(),
+                });
+            }
             state.restore(snapshot);
             revision = stored.revision;
         }
@@ -200,7 +206,7 @@ impl Engine {
             }
             if closing.is_some() && self.revision > self.snapshot_revision {
                 // A clean stop leaves a snapshot, so the next start replays nothing.
-                pending.snapshot = self.snapshot();
+                pending.snapshot = Some(self.snapshot());
             }
             if self.to_committer.send(pending).await.is_err() {
                 // State now holds events the journal lost: stop rather than serve a lie.
@@ -276,7 +282,7 @@ impl Engine {
             pending.replies.push((reply, result));
         }
         if self.revision - self.snapshot_revision >= self.config.snapshot_every {
-            pending.snapshot = self.snapshot();
+            pending.snapshot = Some(self.snapshot());
         }
         pending
     }
@@ -306,29 +312,20 @@ impl Engine {
         })
     }
 
-    /// The state as of the last record, and how much of the journal it lets go.
-    fn snapshot(&mut self) -> Option<(StoredSnapshot, Retention)> {
+    /// The state's records as of the last record, and how much of the journal they let go.
+    /// Only the copy happens here; the committer serialises and writes it.
+    fn snapshot(&mut self) -> SnapshotTaken {
         let now = self.clock.now();
         self.snapshot_revision = self.revision;
-        let body = match serde_json::to_string(&self.state.snapshot()) {
-            Ok(body) => body,
-            Err(e) => {
-                // Nothing is lost: the journal keeps every event until a snapshot succeeds.
-                error!(error = %e, "serialising a snapshot failed");
-                return None;
-            }
-        };
-        Some((
-            StoredSnapshot {
-                revision: self.revision,
-                time_ms: now,
-                body,
-            },
-            Retention {
+        SnapshotTaken {
+            revision: self.revision,
+            time_ms: now,
+            state: self.state.snapshot(),
+            retention: Retention {
                 events: self.config.retain_events,
                 requests_since: now.saturating_sub(self.config.request_window_ms),
             },
-        ))
+        }
     }
 }
 
