@@ -3,7 +3,7 @@ use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Api, ApiResult, acting_client, reply, request_key};
+use super::{Api, ApiResult, acting_client, client_request_key, reply, request_key};
 use crate::domain::ids::require;
 use crate::domain::{ClientId, Command, DomainResult, Outcome, ServiceKind};
 use crate::engine::unexpected;
@@ -106,16 +106,7 @@ impl Api {
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindServiceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
-        // The fingerprint names the client acted for, so that two desktops' streams that
-        // leave `client_id` empty never share an answer.
-        let key = request_key(
-            "BindService",
-            &req.request_id,
-            &pb::BindServiceRequest {
-                client_id: client_id.to_string(),
-                ..req.clone()
-            },
-        )?;
+        let key = client_request_key(client_id, "BindService", &req.request_id, &req)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
             .execute_keyed(key, Command::BindService { client_id, service })
@@ -135,16 +126,7 @@ impl Api {
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindServiceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
-        // The fingerprint names the client acted for, so that two desktops' streams that
-        // leave `client_id` empty never share an answer.
-        let key = request_key(
-            "UnbindService",
-            &req.request_id,
-            &pb::UnbindServiceRequest {
-                client_id: client_id.to_string(),
-                ..req.clone()
-            },
-        )?;
+        let key = client_request_key(client_id, "UnbindService", &req.request_id, &req)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
             .execute_keyed(key, Command::UnbindService { client_id, service })
@@ -160,16 +142,7 @@ impl Api {
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindResourceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
-        // The fingerprint names the client acted for, so that two desktops' streams that
-        // leave `client_id` empty never share an answer.
-        let key = request_key(
-            "BindResource",
-            &req.request_id,
-            &pb::BindResourceRequest {
-                client_id: client_id.to_string(),
-                ..req.clone()
-            },
-        )?;
+        let key = client_request_key(client_id, "BindResource", &req.request_id, &req)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self
@@ -197,16 +170,7 @@ impl Api {
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindResourceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
-        // The fingerprint names the client acted for, so that two desktops' streams that
-        // leave `client_id` empty never share an answer.
-        let key = request_key(
-            "UnbindResource",
-            &req.request_id,
-            &pb::UnbindResourceRequest {
-                client_id: client_id.to_string(),
-                ..req.clone()
-            },
-        )?;
+        let key = client_request_key(client_id, "UnbindResource", &req.request_id, &req)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self

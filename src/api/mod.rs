@@ -105,6 +105,26 @@ fn request_key<M: prost::Message>(
     request_id: &str,
     request: &M,
 ) -> DomainResult<Option<RequestKey>> {
+    fingerprinted(None, method, request_id, request)
+}
+
+/// As `request_key`, for a request that acts for a client: the fingerprint names the client,
+/// so two desktops' streams that leave `client_id` empty never share an answer.
+fn client_request_key<M: prost::Message>(
+    client_id: ClientId,
+    method: &'static str,
+    request_id: &str,
+    request: &M,
+) -> DomainResult<Option<RequestKey>> {
+    fingerprinted(Some(client_id), method, request_id, request)
+}
+
+fn fingerprinted<M: prost::Message>(
+    client_id: Option<ClientId>,
+    method: &'static str,
+    request_id: &str,
+    request: &M,
+) -> DomainResult<Option<RequestKey>> {
     use blake2::{Blake2s256, Digest};
     if request_id.is_empty() {
         return Ok(None);
@@ -124,6 +144,9 @@ fn request_key<M: prost::Message>(
     let mut hasher = Blake2s256::new();
     hasher.update(method.as_bytes());
     hasher.update([0]);
+    if let Some(client_id) = client_id {
+        hasher.update(client_id.0.as_bytes());
+    }
     // Encoding is deterministic here: fields in number order, maps ordered (see build.rs).
     hasher.update(request.encode_to_vec());
     let fingerprint = hasher
