@@ -239,9 +239,6 @@ impl Engine {
         let mut pending = Pending::default();
         let internal_commands: Vec<Command> = self.internal.drain(..).collect();
         for command in internal_commands {
-            if let Command::DetachStream { client_id, stream } = &command {
-                pending.detach.push((*client_id, *stream));
-            }
             if let Err(e) = self.apply(command, now, &mut pending) {
                 debug!(error = %e, "internal command refused");
             }
@@ -265,9 +262,6 @@ impl Engine {
                 }
                 _ => None,
             };
-            if let Command::DetachStream { client_id, stream } = &command {
-                pending.detach.push((*client_id, *stream));
-            }
             let result = self.apply(command, now, &mut pending);
             if let Ok(committed) = &result {
                 if let Some(attach) = attaching {
@@ -294,6 +288,10 @@ impl Engine {
         now: Millis,
         pending: &mut Pending,
     ) -> Result<Committed, DomainError> {
+        // A closed stream stops receiving events whatever the state says of its client.
+        if let Command::DetachStream { client_id, stream } = &command {
+            pending.detach.push((*client_id, *stream));
+        }
         let (outcome, decided) = self.state.execute(command, now)?;
         for d in decided {
             self.revision += 1;
