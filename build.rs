@@ -1,5 +1,7 @@
 //! Compiles `proto/` with protox (no system `protoc` needed) into tonic/prost code, and writes
-//! the descriptor set, with comments, that the reflection service serves.
+//! the descriptor set, with comments, that the reflection service serves. The benchmark
+//! suite's echo baseline (`proto/bench/`) is compiled apart: only the suite includes it, and
+//! reflection does not list it.
 
 use std::{env, error::Error, fs, path::PathBuf};
 
@@ -40,5 +42,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             ".switchboard.v1.LoginAgentRequest",
         ])
         .compile_fds(compiler.file_descriptor_set())?;
+
+    let mut bench = protox::Compiler::new(["proto"])?;
+    bench.open_files(["bench/echo.proto"])?;
+    tonic_prost_build::configure().compile_fds(bench.file_descriptor_set())?;
     Ok(())
 }

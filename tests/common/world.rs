@@ -32,6 +32,8 @@ pub struct World {
     pub now: Millis,
     /// Every event so far, in order.
     pub events: Vec<Event>,
+    /// The hash every agent this world creates gets.
+    pub password_hash: PasswordHashString,
 }
 
 impl Default for World {
@@ -47,6 +49,7 @@ impl World {
             state: State::new(directory, Arc::new(ModelCatalog::default())),
             now: 1_000_000,
             events: Vec::new(),
+            password_hash: test_hash(),
         }
     }
 
@@ -125,7 +128,7 @@ impl World {
         self.ok(Command::UpsertAgent {
             agent_id: agent_id.into(),
             display_name: agent_id.into(),
-            password_hash: Some(test_hash()),
+            password_hash: Some(self.password_hash.clone()),
             attributes: attributes.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
             mrd_max_tasks: max.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
         });
