@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +38,37 @@ pub(super) struct Pending {
     pub snapshot: Option<SnapshotTaken>,
 }
 
+impl Pending {
+    /// Whether the batch only answers: nothing to write, publish, attach or detach.
+    pub fn only_answers(&self) -> bool {
+        self.records.is_empty()
+            && self.requests.is_empty()
+            && self.attach.is_empty()
+            && self.detach.is_empty()
+            && self.snapshot.is_none()
+    }
+}
+
+/// The last revision that is both durable and visible (published, delivered, answered). The
+/// engine may answer a batch that changes nothing itself, without the committer, when its
+/// state is no newer than this: the answers then reveal only what is already durable.
+#[derive(Clone, Debug)]
+pub(super) struct VisibleRevision(Arc<AtomicU64>);
+
+impl VisibleRevision {
+    pub fn new(revision: Revision) -> Self {
+        Self(Arc::new(AtomicU64::new(revision)))
+    }
+
+    pub fn get(&self) -> Revision {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, revision: Revision) {
+        self.0.store(revision, Ordering::Release);
+    }
+}
+
 /// The state's records at one revision, to be serialised and saved off the engine task.
 pub(super) struct SnapshotTaken {
     pub revision: Revision,
@@ -52,6 +84,7 @@ pub(super) struct Committer {
     outboxes: HashMap<ClientId, (StreamId, Outbox)>,
     /// Commands for the engine: a stream too slow to keep up is detached.
     to_engine: mpsc::UnboundedSender<Command>,
+    visible: VisibleRevision,
 }
 
 impl Committer {
@@ -60,12 +93,14 @@ impl Committer {
         watch: WatchHub,
         to_engine: mpsc::UnboundedSender<Command>,
         batches: mpsc::Receiver<Pending>,
+        visible: VisibleRevision,
     ) -> std::io::Result<JoinHandle<()>> {
         let committer = Committer {
             journal,
             watch,
             outboxes: HashMap::new(),
             to_engine,
+            visible,
         };
         std::thread::Builder::new()
             .name("switchboard-committer".into())
@@ -141,6 +176,9 @@ impl Committer {
         for (reply, result) in pending.replies {
             // The caller may have gone; its change is committed all the same.
             let _ = reply.send(result);
+        }
+        if let Some(last) = pending.records.last() {
+            self.visible.set(last.revision);
         }
     }
 

@@ -17,7 +17,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
 
-use self::commit::{Committer, Pending, Reply, SnapshotTaken};
+use self::commit::{Committer, Pending, Reply, SnapshotTaken, VisibleRevision};
 use self::requests::RequestLedger;
 use crate::domain::{Command, DomainError, Millis, Record, Revision, Snapshot, State};
 use crate::store::{Journal, Retention, StoreError};
@@ -87,6 +87,7 @@ pub struct Engine {
     /// Commands the engine gives itself (timers, cleanup), run before the next batch.
     internal: VecDeque<Command>,
     to_committer: mpsc::Sender<Pending>,
+    visible: VisibleRevision,
 }
 
 impl Engine {
@@ -148,7 +149,9 @@ impl Engine {
         let watch = WatchHub::new(Arc::clone(&journal), revision, watch);
         let (to_engine, from_committer) = mpsc::unbounded_channel();
         let (to_committer, batches) = mpsc::channel(COMMIT_DEPTH);
-        let committer = Committer::spawn(journal, watch.clone(), to_engine, batches)?;
+        let visible = VisibleRevision::new(revision);
+        let committer =
+            Committer::spawn(journal, watch.clone(), to_engine, batches, visible.clone())?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let engine = Engine {
             state,
@@ -159,6 +162,7 @@ impl Engine {
             requests,
             internal: VecDeque::new(),
             to_committer,
+            visible,
         };
         tokio::spawn(engine.run(rx, from_committer, committer));
         Ok(EngineHandle::new(tx, watch))
@@ -208,7 +212,13 @@ impl Engine {
                 // A clean stop leaves a snapshot, so the next start replays nothing.
                 pending.snapshot = Some(self.snapshot());
             }
-            if self.to_committer.send(pending).await.is_err() {
+            if pending.only_answers() && self.visible.get() == self.revision {
+                // Reads (and refusals) of a state that is all durable and visible already:
+                // answered here, without a round trip through the committer thread.
+                for (reply, result) in pending.replies {
+                    let _ = reply.send(result);
+                }
+            } else if self.to_committer.send(pending).await.is_err() {
                 // State now holds events the journal lost: stop rather than serve a lie.
                 error!("the committer stopped; the engine stops");
                 return;

@@ -119,12 +119,13 @@ fn read_error(e: impl ToString) -> StoreError {
 }
 
 fn last_revision(conn: &Connection) -> rusqlite::Result<Revision> {
-    let last: i64 = conn.query_row(
-        "SELECT MAX(COALESCE((SELECT MAX(revision) FROM events), 0),
-                    COALESCE((SELECT MAX(revision) FROM snapshots), 0))",
-        [],
-        |row| row.get(0),
-    )?;
+    // Cached: every append asks, and parsing the statement each time cost more than running it.
+    let last: i64 = conn
+        .prepare_cached(
+            "SELECT MAX(COALESCE((SELECT MAX(revision) FROM events), 0),
+                        COALESCE((SELECT MAX(revision) FROM snapshots), 0))",
+        )?
+        .query_row([], |row| row.get(0))?;
     Ok(from_sql_int(last))
 }
 
