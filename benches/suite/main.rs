@@ -10,14 +10,25 @@
 //! Sections: `unary`, `routing`, `fanout`, `memory`, `recovery`. BENCHMARKS.md explains each.
 
 mod echo;
+mod fanout;
+mod memory;
 mod procs;
+mod recovery;
+mod routing;
+mod seed;
 mod stats;
 mod unary;
+#[path = "../../tests/common/world.rs"]
+mod world;
 
 use procs::Cores;
 
 struct Settings {
     unary: unary::Settings,
+    routing: routing::Settings,
+    fanout: fanout::Settings,
+    memory: memory::Settings,
+    recovery: recovery::Settings,
 }
 
 impl Settings {
@@ -30,6 +41,18 @@ impl Settings {
                 streams_per_connection: 32,
                 rounds: 3,
             },
+            routing: routing::Settings {
+                small: (100, 100),
+                large: (10_000, 100_000),
+                tasks: 2_000,
+            },
+            fanout: fanout::Settings {
+                streams: vec![100, 1_000, 5_000],
+                shared: 100,
+                events: 50,
+            },
+            memory: memory::Settings { desktops: 10_000 },
+            recovery: recovery::Settings { events: 1_000_000 },
         }
     }
 
@@ -42,11 +65,23 @@ impl Settings {
                 streams_per_connection: 8,
                 rounds: 1,
             },
+            routing: routing::Settings {
+                small: (100, 100),
+                large: (1_000, 2_000),
+                tasks: 100,
+            },
+            fanout: fanout::Settings {
+                streams: vec![100],
+                shared: 50,
+                events: 10,
+            },
+            memory: memory::Settings { desktops: 200 },
+            recovery: recovery::Settings { events: 50_000 },
         }
     }
 }
 
-const SECTIONS: [&str; 1] = ["unary"];
+const SECTIONS: [&str; 5] = ["unary", "routing", "fanout", "memory", "recovery"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -94,6 +129,18 @@ fn main() {
     runtime.block_on(async {
         if wanted("unary") {
             unary::run(&settings.unary, cores).await;
+        }
+        if wanted("routing") {
+            routing::run(&settings.routing, cores).await;
+        }
+        if wanted("fanout") {
+            fanout::run(&settings.fanout, cores).await;
+        }
+        if wanted("memory") {
+            memory::run(&settings.memory, cores).await;
+        }
+        if wanted("recovery") {
+            recovery::run(&settings.recovery).await;
         }
     });
 }

@@ -152,10 +152,18 @@ impl ServerChild {
     pub fn rss_kib(&self) -> u64 {
         rss_kib(self.pid())
     }
+}
 
-    /// CPU time used so far, user and system, seconds.
-    pub fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(self.pid()).unwrap_or(0.0)
+impl ServerChild {
+    /// A graceful stop: SIGTERM, then waits for the process to exit.
+    pub fn terminate(mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "`kill -TERM` failed");
+        let status = self.child.wait().expect("the server exits");
+        assert!(status.success(), "the server stopped with {status}");
     }
 }
 
