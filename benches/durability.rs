@@ -1,30 +1,20 @@
-//! What durability costs, measured in one run:
-//!
-//! 1. `ChangeAgentState` throughput under a closed loop with many calls in flight, on a server
-//!    whose journal is its SQLite file (group commit, fsync at every commit) against the same
-//!    server run `--in-memory`. The figure is the ratio durable / in-memory.
-//! 2. Start-up time with a journal of one million events: a full replay (no snapshot yet),
-//!    and a start after a clean stop (which leaves a snapshot).
+//! What durability costs: `ChangeAgentState` throughput under a closed loop with many calls
+//! in flight, on a server whose journal is its SQLite file (group commit, fsync at every
+//! commit) against the same server run `--in-memory`. The figure is the ratio durable /
+//! in-memory. (Recovery time is measured by the `suite` benchmark.)
 //!
 //! `cargo bench --bench durability` (add `-- --quick` for a small smoke run).
-
-#[path = "../tests/common/world.rs"]
-mod world;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use switchboard::config::ServerConfig;
-use switchboard::domain::routing::model::{RequestedAgentState, TaskState};
-use switchboard::domain::{Event, Record};
 use switchboard::pb;
 use switchboard::pb::admin_service_client::AdminServiceClient;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use switchboard::server::Server;
-use switchboard::store::{Journal, SqliteJournal};
 use tonic::transport::{Channel, Endpoint};
-use world::{World, spec};
 
 const PASSWORD: &str = "bench-Password-1";
 
@@ -35,7 +25,6 @@ struct Settings {
     warm_up: Duration,
     measure: Duration,
     rounds: usize,
-    journal_events: usize,
 }
 
 fn main() {
@@ -47,7 +36,6 @@ fn main() {
             warm_up: Duration::from_millis(300),
             measure: Duration::from_secs(1),
             rounds: 1,
-            journal_events: 50_000,
         }
     } else {
         Settings {
@@ -56,17 +44,13 @@ fn main() {
             warm_up: Duration::from_secs(1),
             measure: Duration::from_secs(5),
             rounds: 3,
-            journal_events: 1_000_000,
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(async {
-        throughput(&settings).await;
-        recovery(&settings).await;
-    });
+    runtime.block_on(throughput(&settings));
 }
 
 async fn throughput(settings: &Settings) {
@@ -197,110 +181,4 @@ async fn connect(addr: std::net::SocketAddr) -> Channel {
         .connect()
         .await
         .expect("the server accepts connections")
-}
-
-async fn recovery(settings: &Settings) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let written = Instant::now();
-    let events = write_journal(dir.path(), settings.journal_events);
-    println!(
-        "Recovery: a journal of {events} events ({} MiB), written in {:.1?}",
-        journal_size(dir.path()) / (1024 * 1024),
-        written.elapsed()
-    );
-    let config = ServerConfig {
-        in_memory: false,
-        data_dir: dir.path().to_owned(),
-        // No snapshot during the run, so the first start replays every event.
-        snapshot_every: u64::MAX,
-        ..ServerConfig::in_memory()
-    };
-    let started = Instant::now();
-    let server = Server::start(config.clone())
-        .await
-        .expect("the server starts");
-    let replay = started.elapsed();
-    println!(
-        "  start, replaying all {events} events: {replay:.2?} ({:.0} events/s)",
-        events as f64 / replay.as_secs_f64()
-    );
-    // A clean stop leaves a snapshot; the next start loads it and replays nothing.
-    server.shutdown().await.expect("the server stops");
-    let started = Instant::now();
-    let server = Server::start(config).await.expect("the server starts");
-    println!(
-        "  start after a clean stop (snapshot, nothing to replay): {:.2?}",
-        started.elapsed()
-    );
-    server.shutdown().await.expect("the server stops");
-}
-
-/// Writes at least `target` events of a working contact center straight into a journal:
-/// 1,000 agents taking chats (queued, offered, accepted, closed) and changing state. The
-/// events come from the rules themselves, as the engine would have journaled them.
-fn write_journal(dir: &std::path::Path, target: usize) -> usize {
-    let journal = SqliteJournal::open(dir).expect("the journal opens");
-    let mut w = World::new();
-    w.mrd("chat", 1);
-    let agents: Vec<String> = (0..1000).map(|i| format!("agent{i:04}")).collect();
-    for agent in &agents {
-        w.agent(agent, &[]);
-        w.login_ready(agent, "chat");
-    }
-    let mut revision = 0;
-    let mut i = 0usize;
-    while (revision as usize) + w.events.len() < target {
-        let task_id = format!("task{i:08}");
-        let agent = &agents[i % agents.len()];
-        let offered = w.task_spec(spec(&task_id, "chat", "default", 5));
-        if let Some((task, owner)) = world::offers(&offered).into_iter().next() {
-            w.accept(&task, &owner);
-            w.task_state(&task, TaskState::Closed)
-                .expect("an active task closes");
-        }
-        if i.is_multiple_of(7) {
-            let _ = w.set_state(agent, RequestedAgentState::NotReady, "chat");
-            let _ = w.set_state(agent, RequestedAgentState::Ready, "chat");
-        }
-        w.now += 5;
-        i += 1;
-        if w.events.len() >= 10_000 {
-            append(&journal, &mut w, &mut revision);
-        }
-    }
-    append(&journal, &mut w, &mut revision);
-    journal.close().expect("the journal closes");
-    usize::try_from(revision).unwrap_or(usize::MAX)
-}
-
-/// Moves the world's new events into the journal as the next revisions.
-fn append(journal: &SqliteJournal, w: &mut World, revision: &mut u64) {
-    let records: Vec<Record> = w
-        .events
-        .drain(..)
-        .map(|event: Event| {
-            *revision += 1;
-            Record {
-                revision: *revision,
-                time_ms: w.now,
-                event,
-            }
-        })
-        .collect();
-    let refs: Vec<&Record> = records.iter().collect();
-    journal
-        .append(&refs, &[])
-        .expect("the journal takes the batch");
-}
-
-fn journal_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }

@@ -41,30 +41,41 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: ServerConfig) -> Result<(), switchboard::server::ServerError> {
+    // Listening for the stop signals starts before the server announces itself, so a stop
+    // asked for at any moment after that is a graceful one.
+    let stop = stop_signal();
     let server = Server::start(config).await?;
-    stop_signal().await;
+    stop.await;
     server.shutdown().await
 }
 
-async fn stop_signal() {
-    let ctrl_c = async {
+/// Registers SIGTERM and SIGINT (Ctrl-C) handlers now; the future ends when either arrives.
+#[cfg(unix)]
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let wait = |registered: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match registered {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = wait(terminate) => {}
+            () = wait(interrupt) => {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }

@@ -7,7 +7,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::info;
@@ -141,12 +141,12 @@ impl Server {
             .add_service(pb::routing_service_server::RoutingServiceServer::new(api));
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        // No Nagle delay: a small frame (an answer, an event) leaves at once instead of
+        // waiting up to 40 ms for the peer's delayed ACK.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopped.await;
+        }));
         lifecycle.mark_in_service();
         info!(
             %addr,

@@ -6,8 +6,9 @@ use std::pin::Pin;
 
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
-use tokio_stream::wrappers::{BroadcastStream, TcpListenerStream};
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 pub mod pb {
@@ -66,7 +67,8 @@ pub fn serve() {
         eprintln!("echo serving addr={addr}");
         tonic::transport::Server::builder()
             .add_service(EchoServiceServer::new(Echo { subscribers }))
-            .serve_with_incoming(TcpListenerStream::new(listener))
+            // As Switchboard serves: no Nagle delay on small frames.
+            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
             .await
             .expect("the echo server serves");
     });

@@ -48,7 +48,9 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
         settings.shared
     );
     println!();
-    println!("| streams | connections | echo p50 | echo p99 | Switchboard p50 | Switchboard p99 | p50 / echo | delivered (expected) |");
+    println!(
+        "| streams | connections | echo p50 | echo p99 | Switchboard p50 | Switchboard p99 | p50 / echo | delivered (expected) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for &n in &settings.streams {
         for per_connection in [1, settings.shared] {
@@ -57,7 +59,10 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
             let switchboard = switchboard_run(n, per_connection, settings.events, cores).await;
             let expected = (n * settings.events) as u64;
             assert_eq!(echo.delivered, expected, "the echo streams missed events");
-            assert_eq!(switchboard.delivered, expected, "Switchboard's streams missed events");
+            assert_eq!(
+                switchboard.delivered, expected,
+                "Switchboard's streams missed events"
+            );
             println!(
                 "| {n} | {connections} | {} | {} | {} | {} | {:.2} | {} ({expected}) |",
                 ms(echo.until_last.p50),

@@ -43,7 +43,10 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
     println!();
     println!("| server | before (KiB) | with {n} (KiB) | per desktop (KiB) | / echo |");
     println!("|---|---|---|---|---|");
-    for (name, (before, after)) in [("echo, one Subscribe stream each (baseline)", echo), ("Switchboard, signed-in desktop", switchboard)] {
+    for (name, (before, after)) in [
+        ("echo, one Subscribe stream each (baseline)", echo),
+        ("Switchboard, signed-in desktop", switchboard),
+    ] {
         println!(
             "| {name} | {before} | {after} | {:.1} | {:.2} |",
             per(before, after, n),
@@ -78,7 +81,12 @@ async fn echo_per_connection(n: usize, cores: Option<Cores>) -> (u64, u64) {
         .await;
     tokio::time::sleep(SETTLE).await;
     let after = server.rss_kib();
-    println!("echo: {} KiB -> {} KiB with {} streams open", before, after, streams.len());
+    println!(
+        "echo: {} KiB -> {} KiB with {} streams open",
+        before,
+        after,
+        streams.len()
+    );
     (before, after)
 }
 
@@ -191,16 +199,17 @@ impl Desktop {
             .iter()
             .find(|s| s.service_type == PROCESSOR_SERVICE_TYPE)
             .expect("a processor service");
-        let Frame::PrepareSession(prepared) = call(Req::PrepareSession(pb::PrepareSessionRequest {
-            service_id: processor.service_id.clone(),
-            agent: Some(pb::AgentCredentials {
-                id: agent_id.into(),
-                password: PASSWORD.into(),
-            }),
-            cti: "cti-1".into(),
-            ..Default::default()
-        }))
-        .await
+        let Frame::PrepareSession(prepared) =
+            call(Req::PrepareSession(pb::PrepareSessionRequest {
+                service_id: processor.service_id.clone(),
+                agent: Some(pb::AgentCredentials {
+                    id: agent_id.into(),
+                    password: PASSWORD.into(),
+                }),
+                cti: "cti-1".into(),
+                ..Default::default()
+            }))
+            .await
         else {
             panic!("PrepareSession answers with its own frame");
         };

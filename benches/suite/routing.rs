@@ -117,7 +117,9 @@ async fn center((agents, waiting): (usize, usize), tasks: usize, cores: Option<C
         while let Some(Ok(frame)) = watch.next().await {
             if let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame
                 && let Some(pb::routing_event::Event::TaskAgentSelected(s)) = event.event
-                && selected_tx.send((s.task_id, s.agent_id, Instant::now())).is_err()
+                && selected_tx
+                    .send((s.task_id, s.agent_id, Instant::now()))
+                    .is_err()
             {
                 return;
             }

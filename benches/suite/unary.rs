@@ -130,9 +130,15 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
             run.succeeded
         );
         change.push(run);
+        let (e, g, c) = (
+            echo[round].calls_per_sec,
+            get[round].calls_per_sec,
+            change[round].calls_per_sec,
+        );
         println!(
-            "  round {round}: echo {:.0}/s, GetAgentState {:.0}/s, ChangeAgentState {:.0}/s (journal +{grown} events)",
-            echo[round].calls_per_sec, get[round].calls_per_sec, change[round].calls_per_sec
+            "  round {round}: echo {e:.0}/s, GetAgentState {g:.0}/s ({:.2}), ChangeAgentState {c:.0}/s ({:.2}; journal +{grown} events)",
+            g / e,
+            c / e
         );
     }
 

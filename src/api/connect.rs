@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
@@ -39,7 +40,9 @@ const CLIENT_ID_HEADER: &str = "switchboard-client-id";
 /// the lease of its replacement.
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 
-type Out = mpsc::Sender<Result<ConnectResponse, Status>>;
+/// Frames are boxed in the channel: a channel allocates its slots 32 at a time, and an
+/// unboxed frame (the largest answer of any request) made every idle desktop's buffer kilobytes.
+type Out = mpsc::Sender<Box<Result<ConnectResponse, Status>>>;
 
 /// Why a `Connect` stream ended, which decides what happens to its client.
 enum Ending {
@@ -112,7 +115,7 @@ impl Api {
             }),
         );
         // The channel is new and empty, so the greeting always fits.
-        let _ = out.try_send(Ok(greeting));
+        let _ = out.try_send(Box::new(Ok(greeting)));
         debug!(%client_id, stream, resumed = resume.is_some(), "connect stream opened");
         tokio::spawn(self.clone().serve_connection(
             client_id,
@@ -121,7 +124,9 @@ impl Api {
             event_rx,
             out,
         ));
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(out_rx).map(|frame| *frame),
+        )))
     }
 
     async fn serve_connection(
@@ -153,14 +158,16 @@ impl Api {
                 },
                 message = inbound.message() => match message {
                     Ok(Some(request)) => {
-                        let answer = self.answer(client_id, request).await;
+                        // Boxed: answering can await any request's handler, and inline that
+                        // state would size every idle desktop's task for the largest one.
+                        let answer = Box::pin(self.answer(client_id, request)).await;
                         // Events committed with or before this answer go first.
                         while let Ok(record) = events.try_recv() {
                             if !forward_event(&out, &record).await {
                                 break;
                             }
                         }
-                        if out.send(Ok(answer)).await.is_err() {
+                        if out.send(Box::new(Ok(answer))).await.is_err() {
                             break Ending::Vanished;
                         }
                     }
@@ -181,7 +188,7 @@ impl Api {
         }
         debug!(%client_id, stream, "connect stream closed");
         if let Ending::Ended(status) = ending {
-            let _ = out.send(Err(status)).await;
+            let _ = out.send(Box::new(Err(status))).await;
         }
     }
 
@@ -257,5 +264,7 @@ async fn forward_event(out: &Out, record: &Record) -> bool {
         revision: record.revision,
         event: Some(event),
     });
-    out.send(Ok(frame(String::new(), content))).await.is_ok()
+    out.send(Box::new(Ok(frame(String::new(), content))))
+        .await
+        .is_ok()
 }
