@@ -121,15 +121,15 @@ impl ServerChild {
                     seen.join("\n")
                 )
             });
-            if line.contains("serving") {
-                if let Some(at) = line.find("addr=") {
-                    let addr = line[at + "addr=".len()..].split_whitespace().next();
-                    server.addr = addr
-                        .and_then(|a| a.parse().ok())
-                        .expect("a socket address after addr=");
-                    server.start_to_serving = spawned.elapsed();
-                    return server;
-                }
+            if line.contains("serving")
+                && let Some(at) = line.find("addr=")
+            {
+                let addr = line[at + "addr=".len()..].split_whitespace().next();
+                server.addr = addr
+                    .and_then(|a| a.parse().ok())
+                    .expect("a socket address after addr=");
+                server.start_to_serving = spawned.elapsed();
+                return server;
             }
             seen.push(line);
         }
