@@ -45,6 +45,7 @@ pub fn pin_this_process() -> Option<Cores> {
 }
 
 /// Which server a child process runs.
+#[derive(Clone, Copy)]
 pub enum ServerKind<'a> {
     /// The bare tonic baseline.
     Echo,

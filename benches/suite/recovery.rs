@@ -25,16 +25,16 @@ pub async fn run(settings: &Settings) {
         written.elapsed()
     );
     let echo = ServerChild::start(&ServerKind::Echo, None).start_to_serving;
-    let server = Switchboard {
+    let server = ServerKind::Switchboard {
         data_dir: dir.path(),
         // No snapshot while serving, so the first start replays every event.
         flags: &["--snapshot-every", "18446744073709551615"],
     };
-    let replaying = ServerChild::start(&server.kind(), None);
+    let replaying = ServerChild::start(&server, None);
     let full = replaying.start_to_serving;
     // A graceful stop leaves a snapshot; the next start loads it and replays nothing.
     replaying.terminate();
-    let after_stop = ServerChild::start(&server.kind(), None).start_to_serving;
+    let after_stop = ServerChild::start(&server, None).start_to_serving;
 
     println!();
     println!("| start | start to serving | / echo |");
@@ -55,20 +55,6 @@ pub async fn run(settings: &Settings) {
         full.as_secs_f64(),
         events as f64 / full.as_secs_f64()
     );
-}
-
-struct Switchboard<'a> {
-    data_dir: &'a std::path::Path,
-    flags: &'a [&'a str],
-}
-
-impl Switchboard<'_> {
-    fn kind(&self) -> ServerKind<'_> {
-        ServerKind::Switchboard {
-            data_dir: self.data_dir,
-            flags: self.flags,
-        }
-    }
 }
 
 /// Writes at least `target` events of a working contact center: 1,000 agents taking chats
