@@ -134,6 +134,31 @@ fn fewest_tasks_then_longest_available_then_id() {
 }
 
 #[test]
+fn ready_again_while_ready_keeps_the_place_in_line() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.agent("first", &[]);
+    w.agent("second", &[]);
+    w.login_ready("first", "chat");
+    w.now += 1_000;
+    w.login_ready("second", "chat");
+    w.now += 1_000;
+    // Still journaled, but "first" stays the one available longest.
+    let events = w.set_state("first", Req::Ready, "chat").unwrap();
+    assert!(matches!(events.as_slice(), [Event::AgentReady { .. }, ..]));
+    assert_eq!(
+        offer_of(&w.task("t1", "chat", "", 5), "t1").as_deref(),
+        Some("first")
+    );
+    // READY while holding an offer changes nothing either: the next task goes to "second".
+    w.set_state("first", Req::Ready, "chat").unwrap();
+    assert_eq!(
+        offer_of(&w.task("t2", "chat", "", 5), "t2").as_deref(),
+        Some("second")
+    );
+}
+
+#[test]
 fn higher_priority_first_then_first_in_first_out() {
     let mut w = World::new();
     w.mrd("chat", 1);

@@ -92,15 +92,21 @@ impl Routing {
                 self.touch_agent(agent_id);
             }
             Event::AgentReady { agent_id, mrd, at } => {
+                let mut became_ready = true;
                 if let Some(am) = self.agent_mrd(agent_id, mrd) {
-                    if !am.ready || am.pending_not_ready {
+                    became_ready = !am.ready || am.pending_not_ready;
+                    if became_ready {
                         am.available_since = *at;
                     }
                     am.ready = true;
                     am.pending_not_ready = false;
                     am.reason_code.clear();
                 }
-                self.touch_agent(agent_id);
+                // READY again while READY changes neither eligibility nor place in line, so
+                // there is nothing to reindex or route.
+                if became_ready {
+                    self.touch_agent(agent_id);
+                }
             }
             Event::AgentNotReady {
                 agent_id,
