@@ -34,6 +34,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         // Ordered maps encode the same way every time, so a request's fingerprint (for
         // idempotency) does not depend on hash order.
         .btree_map(".")
+        // prost with smaller per-call buffers: an idle desktop's stream holds less.
+        .codec_path("crate::pb::CompactCodec")
         // Messages that carry a password get a hand-written Debug that redacts it.
         .skip_debug([
             ".switchboard.v1.AgentCredentials",

@@ -136,3 +136,42 @@ async fn listing_pages_through_every_agent_once_in_id_order() {
     assert_eq!(seen, ids);
     server.stop().await;
 }
+
+/// Each call's codec buffers start small (1 KiB) and must grow for larger messages: requests
+/// over 1 KiB in, and an answer over tonic's 32 KiB yield threshold out, on one stream.
+#[tokio::test]
+async fn messages_larger_than_the_codec_buffers_cross_a_connect_stream() {
+    use common::desktop::ConnectedDesktop;
+    use pb::connect_request::Request as Req;
+    use pb::connect_response::Frame;
+
+    let server = TestServer::start().await;
+    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let ids: Vec<String> = (0..100)
+        .map(|i| format!("{i:03}{}", "a".repeat(125)))
+        .collect();
+    let display_name = "D".repeat(256);
+    for id in &ids {
+        let request = agent(id, &display_name, &"p".repeat(1024));
+        assert!(prost::Message::encoded_len(&request) > 1024);
+        let Frame::UpsertAgent(answer) = desktop.call(Req::UpsertAgent(request)).await else {
+            panic!("UpsertAgent answers with its own frame");
+        };
+        assert_eq!(answer.agent.unwrap().display_name, display_name);
+    }
+    let Frame::ListAgents(page) = desktop
+        .call(Req::ListAgents(pb::ListAgentsRequest {
+            page_size: 1000,
+            page_token: String::new(),
+        }))
+        .await
+    else {
+        panic!("ListAgents answers with its own frame");
+    };
+    assert!(prost::Message::encoded_len(&page) > 32 * 1024);
+    let listed: Vec<&str> = page.agents.iter().map(|a| a.agent_id.as_str()).collect();
+    assert_eq!(listed, ids);
+    assert!(page.agents.iter().all(|a| a.display_name == display_name));
+    desktop.close().await;
+    server.stop().await;
+}

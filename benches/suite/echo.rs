@@ -53,7 +53,7 @@ impl EchoService for Echo {
     }
 }
 
-/// `suite serve-echo`: serves on a free loopback port until killed; announces its address on
+/// `suite serve-echo`: serves on a free loopback port until SIGTERM; announces its address on
 /// stderr as Switchboard does.
 pub fn serve() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,6 +64,15 @@ pub fn serve() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let addr = listener.local_addr().expect("a bound address");
         let (subscribers, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        // Stops on SIGTERM with a normal exit, as Switchboard does, so that tools watching
+        // the process (a heap profiler, say) see it end cleanly.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM can be watched");
+        tokio::spawn(async move {
+            terminate.recv().await;
+            std::process::exit(0);
+        });
         eprintln!("echo serving addr={addr}");
         tonic::transport::Server::builder()
             .add_service(EchoServiceServer::new(Echo { subscribers }))

@@ -147,7 +147,7 @@ impl Api {
                 () = out.closed() => break Ending::Vanished,
                 event = events.recv() => match event {
                     Some(record) => {
-                        if !forward_event(&out, &record).await {
+                        if !send_event(&out, &record).await {
                             break Ending::Vanished;
                         }
                     }
@@ -156,23 +156,18 @@ impl Api {
                          events too slowly; reconnect",
                     )),
                 },
-                message = inbound.message() => match message {
-                    Ok(Some(request)) => {
+                inbound = next_request(&mut inbound) => match inbound {
+                    Inbound::Request(request) => {
                         // Boxed: answering can await any request's handler, and inline that
                         // state would size every idle desktop's task for the largest one.
-                        let answer = Box::pin(self.answer(client_id, request)).await;
-                        // Events committed with or before this answer go first.
-                        while let Ok(record) = events.try_recv() {
-                            if !forward_event(&out, &record).await {
-                                break;
-                            }
-                        }
-                        if out.send(Box::new(Ok(answer))).await.is_err() {
+                        let answered =
+                            Box::pin(self.answer_in_order(client_id, *request, &mut events, &out));
+                        if !answered.await {
                             break Ending::Vanished;
                         }
                     }
-                    Ok(None) => break Ending::Goodbye,
-                    Err(_) => break Ending::Vanished,
+                    Inbound::Goodbye => break Ending::Goodbye,
+                    Inbound::Broken => break Ending::Vanished,
                 },
             }
         };
@@ -182,7 +177,7 @@ impl Api {
             Ending::Goodbye => Command::UnregisterClient { client_id },
             Ending::Vanished | Ending::Ended(_) => Command::DetachStream { client_id, stream },
         };
-        match self.engine().execute(command).await {
+        match Box::pin(self.engine().execute(command)).await {
             Ok(_) | Err(DomainError::NotFound { .. }) => {}
             Err(e) => debug!(%client_id, error = %e, "closing a connect stream failed"),
         }
@@ -190,6 +185,24 @@ impl Api {
         if let Ending::Ended(status) = ending {
             let _ = out.send(Box::new(Err(status))).await;
         }
+    }
+
+    /// Answers one request after the events committed with or before its answer; false when
+    /// the desktop is gone.
+    async fn answer_in_order(
+        &self,
+        client_id: ClientId,
+        request: pb::ConnectRequest,
+        events: &mut mpsc::Receiver<Arc<Record>>,
+        out: &Out,
+    ) -> bool {
+        let answer = self.answer(client_id, request).await;
+        while let Ok(record) = events.try_recv() {
+            if !send_event(out, &record).await {
+                return false;
+            }
+        }
+        out.send(Box::new(Ok(answer))).await.is_ok()
     }
 
     /// Answers one frame; every failure becomes an error frame with the request's id.
@@ -250,21 +263,41 @@ fn frame(request_id: String, content: Frame) -> ConnectResponse {
     }
 }
 
-/// Sends an event frame; false when the desktop is gone.
-async fn forward_event(out: &Out, record: &Record) -> bool {
+/// What a desktop's side of the stream brought. A request is boxed so that an idle desktop's
+/// task does not hold room for the largest one.
+enum Inbound {
+    Request(Box<pb::ConnectRequest>),
+    Goodbye,
+    Broken,
+}
+
+async fn next_request(inbound: &mut Streaming<pb::ConnectRequest>) -> Inbound {
+    match inbound.message().await {
+        Ok(Some(request)) => Inbound::Request(Box::new(request)),
+        Ok(None) => Inbound::Goodbye,
+        Err(_) => Inbound::Broken,
+    }
+}
+
+/// Sends an event's frame, if desktops see that event; false when the desktop is gone.
+async fn send_event(out: &Out, record: &Record) -> bool {
+    match event_frame(record) {
+        Some(frame) => out.send(frame).await.is_ok(),
+        None => true,
+    }
+}
+
+/// The frame of an event that desktops see, built (and boxed) before any await so that a
+/// task waiting to send holds only the box.
+fn event_frame(record: &Record) -> Option<Box<Result<ConnectResponse, Status>>> {
     use pb::client_event::Event;
     let event = match session_event_pb(record) {
         Some(session) => Event::SessionState(session),
-        None => match routing_event_pb(record) {
-            Some(routing) => Event::Routing(routing),
-            None => return true,
-        },
+        None => Event::Routing(routing_event_pb(record)?),
     };
     let content = Frame::Event(ClientEvent {
         revision: record.revision,
         event: Some(event),
     });
-    out.send(Box::new(Ok(frame(String::new(), content))))
-        .await
-        .is_ok()
+    Some(Box::new(Ok(frame(String::new(), content))))
 }
