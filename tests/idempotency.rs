@@ -21,17 +21,16 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::desktop::ConnectedDesktop;
 use common::{Clients, DEFAULT_PROCESSOR_ID, TestServer, assert_status};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Streaming};
 
 const PASSWORD: &str = "idem-Pw-1";
 const OTHER_PASSWORD: &str = "idem-Pw-2";
@@ -529,81 +528,25 @@ async fn request_ids_are_at_most_128_characters_without_control_characters() {
     server.stop().await;
 }
 
-/// A desktop's side of one `Connect` stream.
-struct Desktop {
-    tx: mpsc::Sender<pb::ConnectRequest>,
-    rx: Streaming<pb::ConnectResponse>,
-    next_frame_id: u32,
+async fn new_task_on(
+    desktop: &mut ConnectedDesktop,
+    request: pb::NewTaskRequest,
+) -> pb::NewTaskResponse {
+    match desktop.call(Req::NewTask(request)).await {
+        Frame::NewTask(answer) => answer,
+        other => panic!("expected a NewTask answer, got {other:?}"),
+    }
 }
 
-impl Desktop {
-    async fn connect(server: &TestServer) -> Self {
-        let mut core = server.clients().await.core;
-        let (tx, requests) = mpsc::channel(16);
-        let mut rx = core
-            .connect(ReceiverStream::new(requests))
-            .await
-            .expect("the stream opens")
-            .into_inner();
-        let greeting = Self::recv(&mut rx).await;
-        assert!(
-            matches!(greeting.frame, Some(Frame::Connected(_))),
-            "{greeting:?}"
-        );
-        Self {
-            tx,
-            rx,
-            next_frame_id: 0,
-        }
-    }
-
-    async fn recv(rx: &mut Streaming<pb::ConnectResponse>) -> pb::ConnectResponse {
-        tokio::time::timeout(WAIT, rx.next())
-            .await
-            .expect("a frame arrives in time")
-            .expect("the stream is open")
-            .expect("the stream is healthy")
-    }
-
-    /// Sends a request in a frame of its own (a new frame id each time) and returns its
-    /// answer, skipping events.
-    async fn call(&mut self, request: Req) -> Frame {
-        self.next_frame_id += 1;
-        let frame_id = format!("frame-{}", self.next_frame_id);
-        self.tx
-            .send(pb::ConnectRequest {
-                request_id: frame_id.clone(),
-                request: Some(request),
-            })
-            .await
-            .expect("the stream takes requests");
-        loop {
-            let response = Self::recv(&mut self.rx).await;
-            match response.frame.expect("frames have content") {
-                Frame::Event(_) => {}
-                answer => {
-                    assert_eq!(response.request_id, frame_id, "answers come in order");
-                    return answer;
-                }
-            }
-        }
-    }
-
-    async fn new_task(&mut self, request: pb::NewTaskRequest) -> pb::NewTaskResponse {
-        match self.call(Req::NewTask(request)).await {
-            Frame::NewTask(answer) => answer,
-            other => panic!("expected a NewTask answer, got {other:?}"),
-        }
-    }
-
-    async fn bind_processor(&mut self, request_id: &str) -> Frame {
-        self.call(Req::BindService(pb::BindServiceRequest {
+/// Binds this stream's client to the processor service; the answer may be an error frame.
+async fn bind_processor(desktop: &mut ConnectedDesktop, request_id: &str) -> Frame {
+    desktop
+        .answer(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
             service_id: DEFAULT_PROCESSOR_ID.into(),
             request_id: request_id.into(),
         }))
         .await
-    }
 }
 
 #[tokio::test]
@@ -612,11 +555,11 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
     let mut c = server.clients().await;
     configure(&mut c).await;
     let mut r = routing(&server).await;
-    let mut desktop = Desktop::connect(&server).await;
+    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
 
-    let first = desktop.new_task(new_task("c-1")).await;
+    let first = new_task_on(&mut desktop, new_task("c-1")).await;
     let committed = current_revision(&mut r).await;
-    let retry = desktop.new_task(new_task("c-1")).await;
+    let retry = new_task_on(&mut desktop, new_task("c-1")).await;
     assert_eq!(
         retry, first,
         "the retry on the stream gets the first answer"
@@ -625,7 +568,7 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
 
     // The same id with another body is refused with the stream's error frame.
     let refused = desktop
-        .call(Req::NewTask(pb::NewTaskRequest {
+        .answer(Req::NewTask(pb::NewTaskRequest {
             priority: 8,
             ..new_task("c-1")
         }))
@@ -638,12 +581,12 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
 
     // A stream-relative request (empty client_id: this stream's client) retried on the
     // stream: the same answer, and the binding is made once.
-    let Frame::BindService(bound) = desktop.bind_processor("c-bind").await else {
+    let Frame::BindService(bound) = bind_processor(&mut desktop, "c-bind").await else {
         panic!("the service binds")
     };
     assert_eq!(c.service_counts().await[0], 1);
     let committed = current_revision(&mut r).await;
-    let Frame::BindService(again) = desktop.bind_processor("c-bind").await else {
+    let Frame::BindService(again) = bind_processor(&mut desktop, "c-bind").await else {
         panic!("the retry is answered")
     };
     assert_eq!(again, bound);
@@ -652,9 +595,9 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
 
     // The reply was lost with the stream: a new stream's retry gets the first answer too,
     // and so does a unary retry.
-    drop(desktop);
-    let mut reconnected = Desktop::connect(&server).await;
-    assert_eq!(reconnected.new_task(new_task("c-1")).await, first);
+    desktop.vanish();
+    let mut reconnected = ConnectedDesktop::open(server.addr, None).await;
+    assert_eq!(new_task_on(&mut reconnected, new_task("c-1")).await, first);
     assert_eq!(
         r.new_task(new_task("c-1")).await.unwrap().into_inner(),
         first
@@ -674,14 +617,14 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
 async fn the_same_id_from_two_desktops_does_not_answer_one_for_the_other() {
     let server = TestServer::start().await;
     let mut c = server.clients().await;
-    let mut ana = Desktop::connect(&server).await;
-    let mut bob = Desktop::connect(&server).await;
+    let mut ana = ConnectedDesktop::open(server.addr, None).await;
+    let mut bob = ConnectedDesktop::open(server.addr, None).await;
 
-    let Frame::BindService(_) = ana.bind_processor("bind-1").await else {
+    let Frame::BindService(_) = bind_processor(&mut ana, "bind-1").await else {
         panic!("ana's desktop binds")
     };
     assert_eq!(c.service_counts().await[0], 1);
-    match bob.bind_processor("bind-1").await {
+    match bind_processor(&mut bob, "bind-1").await {
         Frame::BindService(_) => assert_eq!(
             c.service_counts().await[0],
             2,

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::desktop::ConnectedDesktop;
 use common::{
     DEFAULT_PROCESSOR_ID, TestServer, WORKFLOW, action_changes, login_enabled, logout_enabled,
 };
@@ -12,9 +13,7 @@ use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 const PASSWORD: &str = "flow-Secret-42";
@@ -208,98 +207,16 @@ async fn seed_login_flow_over_unary_calls() {
     server.stop().await;
 }
 
-/// A desktop's side of one `Connect` stream.
-struct Desktop {
-    tx: mpsc::Sender<pb::ConnectRequest>,
-    rx: Streaming<pb::ConnectResponse>,
-    client_id: String,
-    next_id: u32,
-}
-
-impl Desktop {
-    async fn connect(server: &TestServer) -> Self {
-        let mut core = server.clients().await.core;
-        let (tx, requests) = mpsc::channel(16);
-        let mut rx = core
-            .connect(ReceiverStream::new(requests))
-            .await
-            .expect("the stream opens")
-            .into_inner();
-        let Some(Frame::Connected(connected)) = recv(&mut rx).await.frame else {
-            panic!("the first frame is the greeting");
-        };
-        Self {
-            tx,
-            rx,
-            client_id: connected.client_id,
-            next_id: 0,
-        }
-    }
-
-    async fn send(&mut self, request: Req) -> String {
-        self.next_id += 1;
-        let request_id = format!("req-{}", self.next_id);
-        self.tx
-            .send(pb::ConnectRequest {
-                request_id: request_id.clone(),
-                request: Some(request),
-            })
-            .await
-            .expect("the stream takes requests");
-        request_id
-    }
-
-    /// Sends a request and returns the events that came before its answer, and the answer.
-    async fn call(&mut self, request: Req) -> (Vec<pb::SessionStateEvent>, Frame) {
-        let request_id = self.send(request).await;
-        let mut events = Vec::new();
-        loop {
-            let response = recv(&mut self.rx).await;
-            match response.frame.expect("frames have content") {
-                Frame::Event(event) => {
-                    let Some(pb::client_event::Event::SessionState(e)) = event.event else {
-                        panic!("unexpected event {event:?}");
-                    };
-                    events.push(e);
-                }
-                answer => {
-                    assert_eq!(response.request_id, request_id, "answers come in order");
-                    return (events, answer);
-                }
-            }
-        }
-    }
-
-    async fn next_event(&mut self) -> pb::SessionStateEvent {
-        let response = recv(&mut self.rx).await;
-        match response.frame {
-            Some(Frame::Event(pb::ClientEvent {
-                event: Some(pb::client_event::Event::SessionState(e)),
-                ..
-            })) => e,
-            other => panic!("expected an event, got {other:?}"),
-        }
-    }
-}
-
-async fn recv(rx: &mut Streaming<pb::ConnectResponse>) -> pb::ConnectResponse {
-    tokio::time::timeout(WAIT, rx.next())
-        .await
-        .expect("a frame arrives")
-        .expect("the stream is open")
-        .expect("the stream is healthy")
-}
-
 #[tokio::test]
 async fn seed_login_flow_over_one_connect_stream() {
     let server = TestServer::start().await;
     let mut admin = server.clients().await;
     admin.create_agent("rajat1", PASSWORD).await;
 
-    let mut desktop = Desktop::connect(&server).await;
-    uuid::Uuid::parse_str(&desktop.client_id).expect("the greeting names a UUID client id");
+    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    uuid::Uuid::parse_str(desktop.client_id()).expect("the greeting names a UUID client id");
 
-    let (_, answer) = desktop
+    let answer = desktop
         .call(Req::GetServerStatus(pb::GetServerStatusRequest {}))
         .await;
     let Frame::GetServerStatus(status) = answer else {
@@ -309,7 +226,7 @@ async fn seed_login_flow_over_one_connect_stream() {
     assert_eq!(status.client_count, 1, "the stream is a client");
 
     for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
-        let (_, answer) = desktop
+        let answer = desktop
             .call(Req::BindService(pb::BindServiceRequest {
                 client_id: String::new(),
                 service_id: service_id.into(),
@@ -322,7 +239,7 @@ async fn seed_login_flow_over_one_connect_stream() {
         assert_eq!(bound.service_id, service_id);
     }
 
-    let (_, answer) = desktop
+    let answer = desktop
         .call(Req::GetCapabilities(pb::GetCapabilitiesRequest {
             service_id: DEFAULT_PROCESSOR_ID.into(),
         }))
@@ -332,7 +249,7 @@ async fn seed_login_flow_over_one_connect_stream() {
     };
     assert_eq!(capabilities.capabilities.len(), 6);
 
-    let (_, answer) = desktop
+    let answer = desktop
         .call(Req::PrepareSession(common::prepare_request(
             "rajat1", PASSWORD, false,
         )))
@@ -342,14 +259,15 @@ async fn seed_login_flow_over_one_connect_stream() {
     };
     assert_eq!(prepared.resource_id, "Switchboard-rajat1");
 
-    let (events, answer) = desktop
+    let answer = desktop
         .call(Req::BindResource(pb::BindResourceRequest {
-            client_id: desktop.client_id.clone(),
+            client_id: desktop.client_id().to_owned(),
             service_id: DEFAULT_PROCESSOR_ID.into(),
             resource_id: prepared.resource_id.clone(),
             ..Default::default()
         }))
         .await;
+    let events = desktop.take_session_events();
     let Frame::BindResource(bound) = answer else {
         panic!("{answer:?}")
     };
@@ -360,7 +278,7 @@ async fn seed_login_flow_over_one_connect_stream() {
     );
 
     // Binding the workflow session brings its state.updated event, ahead of the answer.
-    let (events, answer) = desktop
+    let answer = desktop
         .call(Req::BindResource(pb::BindResourceRequest {
             client_id: String::new(),
             service_id: WORKFLOW.into(),
@@ -368,6 +286,7 @@ async fn seed_login_flow_over_one_connect_stream() {
             ..Default::default()
         }))
         .await;
+    let events = desktop.take_session_events();
     let Frame::BindResource(bound) = answer else {
         panic!("{answer:?}")
     };
@@ -377,13 +296,14 @@ async fn seed_login_flow_over_one_connect_stream() {
     assert_eq!(events[0].view_state, "initial");
     assert_eq!(action_changes(&events[0]), login_enabled());
 
-    let (events, answer) = desktop
+    let answer = desktop
         .call(Req::InvokeAction(pb::InvokeActionRequest {
             resource_id: prepared.resource_id.clone(),
             action: "session.login".into(),
             ..Default::default()
         }))
         .await;
+    let events = desktop.take_session_events();
     let Frame::InvokeAction(after) = answer else {
         panic!("{answer:?}")
     };
@@ -394,14 +314,7 @@ async fn seed_login_flow_over_one_connect_stream() {
     assert_eq!(events[0].revision, after.revision);
 
     // Ending the stream unregisters the desktop: its end means the server no longer counts it.
-    drop(desktop.tx);
-    assert!(
-        tokio::time::timeout(WAIT, desktop.rx.next())
-            .await
-            .expect("the stream ends")
-            .is_none(),
-        "the stream ends cleanly after the desktop closes its side"
-    );
+    desktop.close().await;
     assert_eq!(admin.client_count().await, 0);
     assert_eq!(admin.service_counts().await, vec![0, 0]);
     // The session stays, logged out: no desktop is left to take its work.
@@ -421,7 +334,7 @@ async fn seed_login_flow_over_one_connect_stream() {
 #[tokio::test]
 async fn requests_on_a_stream_are_answered_in_order_with_their_ids() {
     let server = TestServer::start().await;
-    let mut desktop = Desktop::connect(&server).await;
+    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
     let ids = [
         desktop
             .send(Req::ListServices(pb::ListServicesRequest {}))
@@ -439,7 +352,7 @@ async fn requests_on_a_stream_are_answered_in_order_with_their_ids() {
     ];
     let mut answers = Vec::new();
     for _ in 0..3 {
-        answers.push(recv(&mut desktop.rx).await);
+        answers.push(desktop.next_frame().await);
     }
     let got: Vec<&str> = answers.iter().map(|a| a.request_id.as_str()).collect();
     assert_eq!(got, ids.iter().map(String::as_str).collect::<Vec<_>>());
@@ -463,7 +376,7 @@ async fn client_count_follows_registrations_bindings_and_streams() {
 
     let unary = c.register("unary desktop").await;
     c.bind_service(&unary, DEFAULT_PROCESSOR_ID).await;
-    let mut desktop = Desktop::connect(&server).await;
+    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
     desktop
         .call(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
@@ -491,13 +404,7 @@ async fn client_count_follows_registrations_bindings_and_streams() {
     assert_eq!(c.client_count().await, 1);
     assert_eq!(c.service_counts().await, vec![1, 1]);
 
-    drop(desktop.tx);
-    assert!(
-        tokio::time::timeout(WAIT, desktop.rx.next())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    desktop.close().await;
     assert_eq!(c.client_count().await, 0);
     assert_eq!(c.service_counts().await, vec![0, 0]);
     server.stop().await;
@@ -511,10 +418,10 @@ async fn a_vanished_desktop_is_unregistered_after_its_grace_period() {
     })
     .await;
     let mut c = server.clients().await;
-    let desktop = Desktop::connect(&server).await;
+    let desktop = ConnectedDesktop::open(server.addr, None).await;
     assert_eq!(c.client_count().await, 1);
     // The desktop's connection goes away without closing its side cleanly.
-    drop(desktop);
+    desktop.vanish();
     let mut polls = 0;
     while c.client_count().await != 0 {
         polls += 1;
@@ -530,7 +437,7 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
     let mut c = server.clients().await;
     c.create_agent("vishal", PASSWORD).await;
 
-    let mut first = Desktop::connect(&server).await;
+    let mut first = ConnectedDesktop::open(server.addr, None).await;
     first
         .call(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
@@ -538,7 +445,7 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
             ..Default::default()
         }))
         .await;
-    let (_, answer) = first
+    let answer = first
         .call(Req::PrepareSession(common::prepare_request(
             "vishal", PASSWORD, false,
         )))
@@ -569,9 +476,10 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
     assert!(confirm.message.contains("override"), "{}", confirm.message);
 
     // With override: taken over; the first desktop is told and loses its binding.
+    first.take_session_events(); // the login's own events are not under test here
     let taken = c.prepare("vishal", PASSWORD, true).await;
     assert_eq!(taken.result(), pb::PrepareSessionResult::Success);
-    let event = first.next_event().await;
+    let event = first.next_session_event().await;
     assert_eq!(event.name, "session.taken_over");
     assert_eq!(event.target, prepared.resource_id);
     assert_eq!(event.view_state, "logged_in", "the view stays where it was");
@@ -589,9 +497,10 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
         })
         .await
         .unwrap();
-    let (events, _) = first
+    first
         .call(Req::ListServices(pb::ListServicesRequest {}))
         .await;
+    let events = first.take_session_events();
     assert!(events.is_empty(), "unexpected events {events:?}");
 
     // Ending the session: gone for everyone.
@@ -615,19 +524,17 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
 #[tokio::test]
 async fn shutdown_ends_open_streams_with_unavailable() {
     let server = TestServer::start().await;
-    let mut desktop = Desktop::connect(&server).await;
+    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
     let stop = tokio::spawn(server.stop());
-    let ending = tokio::time::timeout(WAIT, desktop.rx.next())
+    let status = desktop
+        .ending()
         .await
-        .expect("the stream ends")
-        .expect("with a status");
-    let status = ending.expect_err("the stream ends with an error status");
+        .expect("the stream ends with an error status");
     assert_eq!(status.code(), tonic::Code::Unavailable);
     assert!(
         status.message().contains("reconnect"),
         "{}",
         status.message()
     );
-    drop(desktop.tx);
     stop.await.unwrap();
 }

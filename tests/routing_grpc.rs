@@ -6,15 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{DEFAULT_PROCESSOR_ID, TestServer, WORKFLOW, assert_status};
+use common::desktop::ConnectedDesktop;
+use common::{DEFAULT_PROCESSOR_ID, TestServer, assert_status};
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
@@ -116,158 +115,31 @@ fn agent_state_is(agent: &'static str, state: pb::AgentState) -> impl FnMut(&Ev)
     move |e| matches!(e, Ev::AgentStateChanged(c) if c.agent_id == agent && c.state() == state)
 }
 
-/// A desktop: one Connect stream bound to its agent's session.
-struct Desktop {
-    tx: mpsc::Sender<pb::ConnectRequest>,
-    rx: Streaming<pb::ConnectResponse>,
-    next_id: u32,
-    /// Routing events that arrived while waiting for answers.
-    routing_events: Vec<pb::RoutingEvent>,
-    /// Session view events that arrived while waiting for answers.
-    session_events: Vec<pb::SessionStateEvent>,
+/// A desktop on a `Connect` stream of its own, signed in as `agent_id`.
+async fn desktop(server: &TestServer, agent_id: &str) -> ConnectedDesktop {
+    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    desktop.sign_in(agent_id, PASSWORD).await;
+    desktop
 }
 
-impl Desktop {
-    async fn open(server: &TestServer, agent_id: &str) -> Self {
-        let mut core = server.clients().await.core;
-        let (tx, requests) = mpsc::channel(16);
-        let mut rx = core
-            .connect(ReceiverStream::new(requests))
-            .await
-            .unwrap()
-            .into_inner();
-        let greeting = rx.next().await.unwrap().unwrap();
-        assert!(matches!(greeting.frame, Some(Frame::Connected(_))));
-        let mut desktop = Self {
-            tx,
-            rx,
-            next_id: 0,
-            routing_events: Vec::new(),
-            session_events: Vec::new(),
-        };
-        for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
-            desktop
-                .ok(Req::BindService(pb::BindServiceRequest {
-                    client_id: String::new(),
-                    service_id: service_id.into(),
-                    ..Default::default()
-                }))
-                .await;
-        }
-        let prepared = desktop
-            .ok(Req::PrepareSession(common::prepare_request(
-                agent_id, PASSWORD, true,
-            )))
-            .await;
-        let Frame::PrepareSession(prepared) = prepared else {
-            panic!("{prepared:?}")
-        };
-        for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
-            desktop
-                .ok(Req::BindResource(pb::BindResourceRequest {
-                    client_id: String::new(),
-                    service_id: service_id.into(),
-                    resource_id: prepared.resource_id.clone(),
-                    ..Default::default()
-                }))
-                .await;
-        }
-        desktop
-    }
-
-    /// Sends a request and returns its answer, keeping routing events that came first.
-    async fn call(&mut self, request: Req) -> Frame {
-        self.next_id += 1;
-        let request_id = format!("r{}", self.next_id);
-        self.tx
-            .send(pb::ConnectRequest {
-                request_id: request_id.clone(),
-                request: Some(request),
-            })
-            .await
-            .unwrap();
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.rx.next())
-                .await
-                .expect("an answer")
-                .unwrap()
-                .unwrap();
-            match frame.frame.expect("content") {
-                Frame::Event(pb::ClientEvent {
-                    event: Some(pb::client_event::Event::Routing(e)),
-                    ..
-                }) => {
-                    self.routing_events.push(e);
-                }
-                Frame::Event(pb::ClientEvent {
-                    event: Some(pb::client_event::Event::SessionState(e)),
-                    ..
-                }) => self.session_events.push(e),
-                Frame::Event(_) => {}
-                answer => {
-                    assert_eq!(frame.request_id, request_id);
-                    return answer;
-                }
-            }
-        }
-    }
-
-    async fn ok(&mut self, request: Req) -> Frame {
-        let answer = self.call(request).await;
-        if let Frame::Error(e) = &answer {
-            panic!("request failed: {} {}", e.code, e.message);
-        }
-        answer
-    }
-
-    /// Waits for a routing event on the stream (or finds one that already came).
-    async fn routing_event(
-        &mut self,
-        what: &str,
-        mut matches: impl FnMut(&Ev) -> bool,
-    ) -> pb::RoutingEvent {
-        if let Some(i) = self
-            .routing_events
-            .iter()
-            .position(|e| e.event.as_ref().is_some_and(&mut matches))
-        {
-            return self.routing_events.remove(i);
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.rx.next())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} on the desktop's stream"))
-                .unwrap()
-                .unwrap();
-            if let Some(Frame::Event(pb::ClientEvent {
-                event: Some(pb::client_event::Event::Routing(e)),
-                ..
-            })) = frame.frame
-                && e.event.as_ref().is_some_and(&mut matches)
-            {
-                return e;
-            }
-        }
-    }
-}
-
-impl Desktop {
-    /// The latest `state.updated` actions shown once the stream is drained up to an answer.
-    async fn shown_actions(&mut self, agent: &str) -> Vec<(String, bool)> {
-        // A cheap request flushes every event committed before it.
-        self.ok(Req::GetAgentState(pb::GetAgentStateRequest {
+/// The latest `state.updated` actions shown once the stream is drained up to an answer.
+async fn shown_actions(desktop: &mut ConnectedDesktop, agent: &str) -> Vec<(String, bool)> {
+    // A cheap request flushes every event committed before it.
+    desktop
+        .call(Req::GetAgentState(pb::GetAgentStateRequest {
             agent_id: agent.into(),
         }))
         .await;
-        let event = self
-            .session_events
-            .iter()
-            .rev()
-            .find(|e| e.name == "state.updated")
-            .expect("a state.updated event");
-        common::action_changes(event)
-    }
+    let event = desktop
+        .events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.event {
+            Some(pb::client_event::Event::SessionState(s)) if s.name == "state.updated" => Some(s),
+            _ => None,
+        })
+        .expect("a state.updated event");
+    common::action_changes(event)
 }
 
 fn enabled(actions: &[(String, bool)], name: &str) -> bool {
@@ -280,7 +152,7 @@ async fn desktop_actions_follow_the_agents_routing_state() {
     let mut c = server.clients().await;
     configure(&mut c, &["ana"]).await;
     let mut r = routing(&server).await;
-    let mut ana = Desktop::open(&server, "ana").await;
+    let mut ana = desktop(&server, "ana").await;
     let resource_id = "Switchboard-ana".to_owned();
     let invoke = |action: &str| {
         Req::InvokeAction(pb::InvokeActionRequest {
@@ -291,25 +163,25 @@ async fn desktop_actions_follow_the_agents_routing_state() {
     };
 
     // Before login nothing of routing applies; routing.ready is refused.
-    let shown = ana.shown_actions("ana").await;
+    let shown = shown_actions(&mut ana, "ana").await;
     assert!(!enabled(&shown, "routing.ready") && !enabled(&shown, "routing.accept"));
-    let refused = ana.call(invoke("routing.ready")).await;
+    let refused = ana.answer(invoke("routing.ready")).await;
     assert!(
         matches!(refused, Frame::Error(ref e) if e.code == Code::FailedPrecondition as i32),
         "{refused:?}"
     );
 
     // session.login logs the agent in for routing: NOT_READY, so routing.ready applies.
-    ana.ok(invoke("session.login")).await;
-    let shown = ana.shown_actions("ana").await;
+    ana.call(invoke("session.login")).await;
+    let shown = shown_actions(&mut ana, "ana").await;
     assert!(
         enabled(&shown, "routing.ready") && !enabled(&shown, "routing.not_ready"),
         "{shown:?}"
     );
 
     // routing.ready through the workflow: ready, so not_ready applies instead.
-    ana.ok(invoke("routing.ready")).await;
-    let shown = ana.shown_actions("ana").await;
+    ana.call(invoke("routing.ready")).await;
+    let shown = shown_actions(&mut ana, "ana").await;
     assert!(
         !enabled(&shown, "routing.ready") && enabled(&shown, "routing.not_ready"),
         "{shown:?}"
@@ -326,13 +198,13 @@ async fn desktop_actions_follow_the_agents_routing_state() {
         .unwrap()
         .into_inner()
         .task_id;
-    let shown = ana.shown_actions("ana").await;
+    let shown = shown_actions(&mut ana, "ana").await;
     assert!(
         enabled(&shown, "routing.accept") && enabled(&shown, "routing.reject"),
         "{shown:?}"
     );
-    ana.ok(invoke("routing.accept")).await;
-    let shown = ana.shown_actions("ana").await;
+    ana.call(invoke("routing.accept")).await;
+    let shown = shown_actions(&mut ana, "ana").await;
     assert!(!enabled(&shown, "routing.accept"), "{shown:?}");
     let task = r
         .get_task_state(pb::GetTaskStateRequest { task_id })
@@ -374,7 +246,7 @@ async fn every_routing_message_end_to_end() {
         .await
         .unwrap()
         .into_inner();
-    let mut ana = Desktop::open(&server, "ana").await;
+    let mut ana = desktop(&server, "ana").await;
 
     // Connect and Login.
     r.connect_agent(pb::ConnectAgentRequest {
@@ -836,11 +708,11 @@ async fn the_desktop_story_over_one_connect_stream() {
     let mut r = routing(&server).await;
 
     // Prepare (inside `open`), log in, go ready: all on the desktop's one stream.
-    let mut ana = Desktop::open(&server, "ana").await;
-    let mut ben = Desktop::open(&server, "ben").await;
+    let mut ana = desktop(&server, "ana").await;
+    let mut ben = desktop(&server, "ben").await;
     for (desktop, agent) in [(&mut ana, "ana"), (&mut ben, "ben")] {
         let login = desktop
-            .ok(Req::InvokeAction(pb::InvokeActionRequest {
+            .call(Req::InvokeAction(pb::InvokeActionRequest {
                 resource_id: format!("Switchboard-{agent}"),
                 action: "session.login".into(),
                 ..Default::default()
@@ -851,7 +723,7 @@ async fn the_desktop_story_over_one_connect_stream() {
         };
         assert_eq!(view.view_state, "logged_in");
         desktop
-            .ok(Req::ChangeAgentState(pb::ChangeAgentStateRequest {
+            .call(Req::ChangeAgentState(pb::ChangeAgentStateRequest {
                 agent_id: agent.into(),
                 state: pb::AgentState::Ready.into(),
                 ..Default::default()
@@ -882,14 +754,14 @@ async fn the_desktop_story_over_one_connect_stream() {
     assert_eq!(offer.task_id, task_id);
 
     // Accept, then transfer to ben, who sees it arrive on his stream.
-    ana.ok(Req::AcceptTask(pb::AcceptTaskRequest {
+    ana.call(Req::AcceptTask(pb::AcceptTaskRequest {
         task_id: task_id.clone(),
         agent_id: "ana".into(),
         ..Default::default()
     }))
     .await;
     let answer = ana
-        .ok(Req::TransferTask(pb::TransferTaskRequest {
+        .call(Req::TransferTask(pb::TransferTaskRequest {
             task_id: task_id.clone(),
             owner_agent_id: "ana".into(),
             recipient_agent_id: "ben".into(),
@@ -913,7 +785,7 @@ async fn the_desktop_story_over_one_connect_stream() {
     )
     .await;
     let answer = ben
-        .ok(Req::GetAgentState(pb::GetAgentStateRequest {
+        .call(Req::GetAgentState(pb::GetAgentStateRequest {
             agent_id: "ben".into(),
         }))
         .await;

@@ -1,9 +1,11 @@
-//! A desktop on its own `Connect` stream and its own connection, so that a test can make it
-//! vanish (the connection drops without the desktop closing its side) and come back.
+//! The tests' one desktop: a `Connect` stream on a connection of its own (as a real desktop
+//! has), which can sign in, call, keep the events that arrive ahead of answers, vanish (the
+//! connection drops without the desktop closing its side) and come back.
 
 use std::time::Duration;
 
 use switchboard::pb;
+use switchboard::pb::client_event::Event as ClientEvent;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
 use switchboard::pb::core_service_client::CoreServiceClient;
@@ -77,8 +79,8 @@ impl ConnectedDesktop {
         &self.greeting.client_id
     }
 
-    /// Sends a request and returns its answer; events that came first are kept in `events`.
-    pub async fn call(&mut self, request: Req) -> Frame {
+    /// Sends a request without waiting; returns its request id.
+    pub async fn send(&mut self, request: Req) -> String {
         self.next_id += 1;
         let request_id = format!("d{}", self.next_id);
         self.tx
@@ -88,21 +90,112 @@ impl ConnectedDesktop {
             })
             .await
             .expect("the stream takes requests");
+        request_id
+    }
+
+    /// The next frame on the stream, whatever it is.
+    pub async fn next_frame(&mut self) -> pb::ConnectResponse {
+        tokio::time::timeout(WAIT, self.rx.next())
+            .await
+            .expect("a frame arrives")
+            .expect("the stream is open")
+            .expect("the stream is healthy")
+    }
+
+    /// Sends a request and returns its answer, an error frame included; events that came
+    /// first are kept in `events`.
+    pub async fn answer(&mut self, request: Req) -> Frame {
+        let request_id = self.send(request).await;
         loop {
-            let response = tokio::time::timeout(WAIT, self.rx.next())
-                .await
-                .expect("an answer arrives")
-                .expect("the stream is open")
-                .expect("the stream is healthy");
+            let response = self.next_frame().await;
             match response.frame.expect("frames have content") {
                 Frame::Event(event) => self.events.push(event),
-                Frame::Error(error) => panic!("{request_id} failed: {error:?}"),
                 answer => {
                     assert_eq!(response.request_id, request_id, "answers come in order");
                     return answer;
                 }
             }
         }
+    }
+
+    /// Sends a request that must succeed and returns its answer.
+    pub async fn call(&mut self, request: Req) -> Frame {
+        match self.answer(request).await {
+            Frame::Error(error) => panic!("the request failed: {error:?}"),
+            answer => answer,
+        }
+    }
+
+    /// Takes the session view events kept so far, oldest first; other events stay kept.
+    pub fn take_session_events(&mut self) -> Vec<pb::SessionStateEvent> {
+        let (session, other): (Vec<_>, Vec<_>) = std::mem::take(&mut self.events)
+            .into_iter()
+            .partition(|e| matches!(e.event, Some(ClientEvent::SessionState(_))));
+        self.events = other;
+        session
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Some(ClientEvent::SessionState(event)) => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The next session view event: the oldest one kept, or the next to arrive.
+    pub async fn next_session_event(&mut self) -> pb::SessionStateEvent {
+        let kept = self
+            .events
+            .iter()
+            .position(|e| matches!(e.event, Some(ClientEvent::SessionState(_))));
+        let event = match kept {
+            Some(i) => self.events.remove(i).event,
+            None => match self.next_frame().await.frame {
+                Some(Frame::Event(event)) => event.event,
+                other => panic!("expected an event, got {other:?}"),
+            },
+        };
+        match event {
+            Some(ClientEvent::SessionState(event)) => event,
+            other => panic!("expected a session event, got {other:?}"),
+        }
+    }
+
+    /// The first routing event that `matches`: one already kept (taken from `events`), or
+    /// the first such to arrive.
+    pub async fn routing_event(
+        &mut self,
+        what: &str,
+        mut matches: impl FnMut(&pb::routing_event::Event) -> bool,
+    ) -> pb::RoutingEvent {
+        let mut is_wanted = |event: &pb::ClientEvent| match &event.event {
+            Some(ClientEvent::Routing(routing)) => routing.event.as_ref().is_some_and(&mut matches),
+            _ => false,
+        };
+        if let Some(i) = self.events.iter().position(&mut is_wanted) {
+            let Some(ClientEvent::Routing(routing)) = self.events.remove(i).event else {
+                unreachable!("the position found a routing event");
+            };
+            return routing;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let response = tokio::time::timeout_at(deadline, self.rx.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} on the desktop's stream"))
+                .expect("the stream is open")
+                .expect("the stream is healthy");
+            if let Some(Frame::Event(event)) = response.frame
+                && is_wanted(&event)
+                && let Some(ClientEvent::Routing(routing)) = event.event
+            {
+                return routing;
+            }
+        }
+    }
+
+    /// How the stream ends, once the server ends it: `None` for a clean end.
+    pub async fn ending(&mut self) -> Option<tonic::Status> {
+        ending_of(&mut self.rx).await
     }
 
     /// Binds both services, prepares the agent's session (taking it over) and binds it.
@@ -160,10 +253,26 @@ impl ConnectedDesktop {
         });
     }
 
-    /// The desktop closes its side: a deliberate goodbye.
+    /// The desktop closes its side (a deliberate goodbye), and the server ends the stream
+    /// cleanly.
     pub async fn close(self) {
         let Self { tx, mut rx, .. } = self;
         drop(tx);
-        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, rx.next()).await {}
+        if let Some(status) = ending_of(&mut rx).await {
+            panic!("the stream ended with {status:?} after the desktop closed its side");
+        }
+    }
+}
+
+async fn ending_of(rx: &mut Streaming<pb::ConnectResponse>) -> Option<tonic::Status> {
+    loop {
+        match tokio::time::timeout(WAIT, rx.next())
+            .await
+            .expect("the stream ends")
+        {
+            Some(Ok(_)) => {}
+            Some(Err(status)) => return Some(status),
+            None => return None,
+        }
     }
 }
