@@ -177,6 +177,7 @@ impl Api {
             Ending::Goodbye => Command::UnregisterClient { client_id },
             Ending::Vanished | Ending::Ended(_) => Command::DetachStream { client_id, stream },
         };
+        // Boxed like answering: a command's future is large, and is needed only at the end.
         match Box::pin(self.engine().execute(command)).await {
             Ok(_) | Err(DomainError::NotFound { .. }) => {}
             Err(e) => debug!(%client_id, error = %e, "closing a connect stream failed"),
