@@ -10,8 +10,9 @@ mod world;
 
 use std::time::{Duration, Instant};
 
+use switchboard::domain::Event;
+use switchboard::domain::commands as cmd;
 use switchboard::domain::routing::model::{RequestedAgentState, TaskState};
-use switchboard::domain::{Command, Event};
 use world::{World, spec};
 
 struct Size {
@@ -83,7 +84,7 @@ fn measure(size: &Size) -> Duration {
         });
         let (next_task, to) = offered.expect("a waiting task is offered at once");
         assert_eq!(to, agent, "the freed agent gets the best waiting task");
-        w.ok(Command::AcceptTask {
+        w.ok(cmd::AcceptTask {
             task_id: next_task.clone(),
             agent_id: to.clone(),
         });

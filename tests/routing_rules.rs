@@ -3,11 +3,12 @@
 mod common;
 
 use common::world::{World, offer_of, offers, spec};
+use switchboard::domain::commands as cmd;
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, ReasonCategory, RonaAction};
 use switchboard::domain::routing::model::{
     AgentState, CloseReason, RequestedAgentState as Req, Selection, TaskState,
 };
-use switchboard::domain::{Command, DomainError, Event};
+use switchboard::domain::{DomainError, Event};
 
 fn chat(max_tasks: u32) -> MrdConfig {
     MrdConfig {
@@ -283,7 +284,7 @@ fn capacity_counts_active_and_busy() {
         "busy: no third task"
     );
     // A per-agent override raises the limit, and backfill follows at once.
-    let events = w.ok(Command::UpsertAgent {
+    let events = w.ok(cmd::UpsertAgent {
         agent_id: "a".into(),
         display_name: "a".into(),
         password_hash: None,
@@ -408,12 +409,12 @@ fn transfer_and_conference_refusals() {
     }
     w.login_ready("owner", "chat");
     w.task("t1", "chat", "", 5);
-    let transfer = |task: &str, owner: &str, to: &str| Command::TransferTask {
+    let transfer = |task: &str, owner: &str, to: &str| cmd::TransferTask {
         task_id: task.into(),
         owner_agent_id: owner.into(),
         recipient_agent_id: to.into(),
     };
-    let conference = |owner: &str, to: &str, mrd: &str| Command::ConferenceTask {
+    let conference = |owner: &str, to: &str, mrd: &str| cmd::ConferenceTask {
         task_id: "t1".into(),
         owner_agent_id: owner.into(),
         participant_agent_id: to.into(),
@@ -499,7 +500,7 @@ fn backfill_is_immediate() {
         Some("a")
     );
     // A rejection: the task goes back, and nobody else is eligible.
-    let events = w.ok(Command::RejectTask {
+    let events = w.ok(cmd::RejectTask {
         task_id: "t2".into(),
         agent_id: "a".into(),
     });

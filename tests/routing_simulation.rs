@@ -7,13 +7,14 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::world::{World, spec};
+use switchboard::domain::commands as cmd;
 use switchboard::domain::routing::AgentStatusView;
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, QueueConfig, RonaAction};
 use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::model::{
     AgentState, RequestedAgentState as Req, Task, TaskState,
 };
-use switchboard::domain::{Command, DomainError, Event, Outcome};
+use switchboard::domain::{DomainError, Event};
 
 const STEPS: usize = 3_000;
 const AGENTS: usize = 12;
@@ -117,12 +118,12 @@ impl Sim {
     }
 
     fn tasks(&mut self) -> Vec<Task> {
-        match self.world.run(Command::ListTasks {
+        match self.world.run(cmd::ListTasks {
             after: None,
             limit: 1_000_000,
         }) {
-            Ok((Outcome::Tasks { tasks, .. }, _)) => tasks,
-            other => panic!("{other:?}"),
+            Ok((page, _)) => page.items,
+            Err(e) => panic!("{e}"),
         }
     }
 
@@ -168,23 +169,19 @@ impl Sim {
                 if self.rng.below(3) == 0 {
                     s.conversation_id = format!("conv{}", self.rng.below(5));
                 }
-                self.world.run(Command::NewTask(s)).map(|(_, e)| e)
+                self.world.run(cmd::NewTask(s)).map(|(_, e)| e)
             }
             51..=65 => match self.pick_task(&[TaskState::Offered]) {
                 Some(task) => {
                     let (offered_to, _) = task.offer.clone().unwrap();
-                    let command = if self.rng.below(5) == 0 {
-                        Command::RejectTask {
-                            task_id: task.spec.task_id,
-                            agent_id: offered_to,
-                        }
+                    let (task_id, agent_id) = (task.spec.task_id, offered_to);
+                    if self.rng.below(5) == 0 {
+                        let command = cmd::RejectTask { task_id, agent_id };
+                        self.world.run(command).map(|(_, e)| e)
                     } else {
-                        Command::AcceptTask {
-                            task_id: task.spec.task_id,
-                            agent_id: offered_to,
-                        }
-                    };
-                    self.world.run(command).map(|(_, e)| e)
+                        let command = cmd::AcceptTask { task_id, agent_id };
+                        self.world.run(command).map(|(_, e)| e)
+                    }
                 }
                 None => Ok(vec![]),
             },
@@ -214,21 +211,22 @@ impl Sim {
             78..=83 => match self.pick_task(&[TaskState::Active]) {
                 Some(task) => {
                     let other = self.rng.pick(&agents).unwrap().clone();
-                    let command = if self.rng.below(2) == 0 {
-                        Command::TransferTask {
+                    if self.rng.below(2) == 0 {
+                        let command = cmd::TransferTask {
                             task_id: task.spec.task_id,
                             owner_agent_id: task.owner.clone().unwrap(),
                             recipient_agent_id: other,
-                        }
+                        };
+                        self.world.run(command).map(|(_, e)| e)
                     } else {
-                        Command::ConferenceTask {
+                        let command = cmd::ConferenceTask {
                             task_id: task.spec.task_id,
                             owner_agent_id: task.owner.clone().unwrap(),
                             participant_agent_id: other,
                             mrd: String::new(),
-                        }
-                    };
-                    self.world.run(command).map(|(_, e)| e)
+                        };
+                        self.world.run(command).map(|(_, e)| e)
+                    }
                 }
                 None => Ok(vec![]),
             },
@@ -248,7 +246,7 @@ impl Sim {
                         .collect(),
                     task_ttl_ms: 60_000,
                 };
-                self.world.run(Command::UpsertQueue(q)).map(|(_, e)| e)
+                self.world.run(cmd::UpsertQueue(q)).map(|(_, e)| e)
             }
             _ => {
                 let jump = u64::try_from(self.rng.below(10_000)).unwrap();
@@ -322,14 +320,14 @@ impl Sim {
             .map(|t| (t.spec.task_id.clone(), t))
             .collect();
         let views = self.agent_views();
-        let queues: BTreeMap<(String, String), QueueConfig> =
-            match self.world.run(Command::ListQueues) {
-                Ok((Outcome::Queues(q), _)) => q
-                    .into_iter()
-                    .map(|q| ((q.mrd.clone(), q.name.clone()), q))
-                    .collect(),
-                other => panic!("{other:?}"),
-            };
+        let queues: BTreeMap<(String, String), QueueConfig> = match self.world.run(cmd::ListQueues)
+        {
+            Ok((q, _)) => q
+                .into_iter()
+                .map(|q| ((q.mrd.clone(), q.name.clone()), q))
+                .collect(),
+            Err(e) => panic!("{e}"),
+        };
 
         // No agent above its MRD's max; every task an agent holds lists the agent.
         for view in views.values() {

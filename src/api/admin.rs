@@ -1,10 +1,12 @@
 use tonic::{Request, Response};
 
+use super::paging::{PageRequest, next_page_token};
 use super::{Api, ApiResult, reply, request_key};
 use crate::domain::agents::{AgentRecord, validate_agent_fields, validate_password};
+use crate::domain::commands as cmd;
 use crate::domain::ids::validate_name;
-use crate::domain::{Command, DomainError, DomainResult, Outcome};
-use crate::engine::{Password, unexpected};
+use crate::domain::{DomainError, DomainResult};
+use crate::engine::Password;
 use crate::pb;
 use crate::pb::admin_service_server::AdminService;
 
@@ -51,14 +53,12 @@ impl Api {
                 agent.mrd_max_tasks,
             )
             .await?;
-        match committed.outcome {
-            Outcome::AgentWritten { agent, created } => Ok(pb::UpsertAgentResponse {
-                agent: Some(agent_pb(agent)),
-                created,
-                revision: committed.revision,
-            }),
-            other => Err(unexpected(&other)),
-        }
+        let cmd::AgentWritten { agent, created } = committed.answer;
+        Ok(pb::UpsertAgentResponse {
+            agent: Some(agent_pb(agent)),
+            created,
+            revision: committed.revision,
+        })
     }
 
     pub(super) async fn get_agent(
@@ -68,43 +68,31 @@ impl Api {
         validate_name("agent_id", &req.agent_id)?;
         let committed = self
             .engine()
-            .execute(Command::GetAgent {
+            .execute(cmd::GetAgent {
                 agent_id: req.agent_id,
             })
             .await?;
-        match committed.outcome {
-            Outcome::Agent(agent) => Ok(pb::GetAgentResponse {
-                agent: Some(agent_pb(agent)),
-                revision: committed.revision,
-            }),
-            other => Err(unexpected(&other)),
-        }
+        Ok(pb::GetAgentResponse {
+            agent: Some(agent_pb(committed.answer)),
+            revision: committed.revision,
+        })
     }
 
     pub(super) async fn list_agents(
         &self,
         req: pb::ListAgentsRequest,
     ) -> DomainResult<pb::ListAgentsResponse> {
-        let limit = super::routing::page_size(req.page_size)?;
-        // The token is the last id of the previous page: agent ids are ordered and unique.
-        let after = if req.page_token.is_empty() {
-            None
-        } else {
-            validate_name("page_token", &req.page_token)?;
-            Some(req.page_token)
-        };
+        let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
         let committed = self
             .engine()
-            .execute(Command::ListAgents { after, limit })
+            .execute(cmd::ListAgents { after, limit })
             .await?;
-        match committed.outcome {
-            Outcome::Agents { agents, next_after } => Ok(pb::ListAgentsResponse {
-                agents: agents.into_iter().map(agent_pb).collect(),
-                next_page_token: next_after.unwrap_or_default(),
-                revision: committed.revision,
-            }),
-            other => Err(unexpected(&other)),
-        }
+        let page = committed.answer;
+        Ok(pb::ListAgentsResponse {
+            next_page_token: next_page_token(&page),
+            agents: page.items.into_iter().map(agent_pb).collect(),
+            revision: committed.revision,
+        })
     }
 
     pub(super) async fn delete_agent(
@@ -116,7 +104,7 @@ impl Api {
         let committed = self
             .execute_keyed(
                 key,
-                Command::DeleteAgent {
+                cmd::DeleteAgent {
                     agent_id: req.agent_id,
                 },
             )

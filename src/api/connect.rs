@@ -18,10 +18,10 @@ use super::core::client_name;
 use super::routing_convert::routing_event_pb;
 use super::workflow::session_event_pb;
 use super::{Api, ApiResult, stopping_status};
+use crate::domain::commands as cmd;
 use crate::domain::ids::require;
 use crate::domain::presence::StreamId;
-use crate::domain::{ClientId, Command, DomainError, DomainResult, Outcome, Record};
-use crate::engine::unexpected;
+use crate::domain::{ClientId, DomainError, DomainResult, Record};
 use crate::pb::connect_request::Request as Req;
 use crate::pb::connect_response::Frame;
 use crate::pb::core_service_server::CoreService;
@@ -79,17 +79,11 @@ impl Api {
         let client_id = match resume {
             Some(client_id) => client_id,
             None => {
-                let registered = self
-                    .engine()
-                    .execute(Command::RegisterClient {
-                        client_id: ClientId::new_random(),
-                        client_name: name,
-                    })
-                    .await?;
-                match registered.outcome {
-                    Outcome::Registered { client_id } => client_id,
-                    other => return Err(unexpected(&other).into()),
-                }
+                let command = cmd::RegisterClient {
+                    client_id: super::new_client_id(),
+                    client_name: name,
+                };
+                self.engine().execute(command).await?.answer
             }
         };
         let stream: StreamId = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
@@ -173,12 +167,15 @@ impl Api {
         };
         // A desktop that said goodbye is gone now; one that vanished (or whose server is
         // stopping) may come back within its grace period.
-        let command = match ending {
-            Ending::Goodbye => Command::UnregisterClient { client_id },
-            Ending::Vanished | Ending::Ended(_) => Command::DetachStream { client_id, stream },
-        };
+        let engine = self.engine();
         // Boxed like answering: a command's future is large, and is needed only at the end.
-        match Box::pin(self.engine().execute(command)).await {
+        let closed = match ending {
+            Ending::Goodbye => Box::pin(engine.execute(cmd::UnregisterClient { client_id })).await,
+            Ending::Vanished | Ending::Ended(_) => {
+                Box::pin(engine.detach_stream(client_id, stream)).await
+            }
+        };
+        match closed.map(|_| ()) {
             Ok(_) | Err(DomainError::NotFound { .. }) => {}
             Err(e) => debug!(%client_id, error = %e, "closing a connect stream failed"),
         }

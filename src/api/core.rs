@@ -4,9 +4,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{Api, ApiResult, acting_client, client_request_key, reply, request_key};
+use crate::domain::commands as cmd;
 use crate::domain::ids::require;
-use crate::domain::{ClientId, Command, DomainResult, Outcome, ServiceKind};
-use crate::engine::unexpected;
+use crate::domain::{ClientId, DomainResult, ServiceKind};
 use crate::lifecycle::Phase;
 use crate::pb;
 use crate::pb::core_service_server::CoreService;
@@ -30,10 +30,12 @@ pub(super) fn client_name(raw: &str, fallback: &str) -> String {
 
 impl Api {
     pub(super) async fn get_server_status(&self) -> DomainResult<pb::GetServerStatusResponse> {
-        let client_count = match self.engine().execute(Command::ServerLoad).await?.outcome {
-            Outcome::Load { client_count, .. } => client_count,
-            other => return Err(unexpected(&other)),
-        };
+        let client_count = self
+            .engine()
+            .execute(cmd::ServerLoad)
+            .await?
+            .answer
+            .client_count;
         let lifecycle = self.lifecycle();
         Ok(pb::GetServerStatusResponse {
             status: service_status(lifecycle.phase()).into(),
@@ -45,10 +47,12 @@ impl Api {
     }
 
     pub(super) async fn list_services(&self) -> DomainResult<pb::ListServicesResponse> {
-        let per_service = match self.engine().execute(Command::ServerLoad).await?.outcome {
-            Outcome::Load { per_service, .. } => per_service,
-            other => return Err(unexpected(&other)),
-        };
+        let per_service = self
+            .engine()
+            .execute(cmd::ServerLoad)
+            .await?
+            .answer
+            .per_service;
         let lifecycle = self.lifecycle();
         let directory = self.directory();
         let services = ServiceKind::ALL
@@ -71,19 +75,16 @@ impl Api {
     ) -> DomainResult<pb::RegisterClientResponse> {
         let key = request_key("RegisterClient", &req.request_id, &req)?;
         self.ensure_accepting()?;
-        let command = Command::RegisterClient {
-            client_id: ClientId::new_random(),
+        let command = cmd::RegisterClient {
+            client_id: super::new_client_id(),
             client_name: client_name(&req.client_name, "unnamed client"),
         };
         let committed = self.execute_keyed(key, command).await?;
         // A retry gets the client the first call registered.
-        match committed.outcome {
-            Outcome::Registered { client_id } => Ok(pb::RegisterClientResponse {
-                client_id: client_id.to_string(),
-                revision: committed.revision,
-            }),
-            other => Err(unexpected(&other)),
-        }
+        Ok(pb::RegisterClientResponse {
+            client_id: committed.answer.to_string(),
+            revision: committed.revision,
+        })
     }
 
     async fn unregister_client(
@@ -93,7 +94,7 @@ impl Api {
         let key = request_key("UnregisterClient", &req.request_id, &req)?;
         let client_id = ClientId::parse("client_id", &req.client_id)?;
         let committed = self
-            .execute_keyed(key, Command::UnregisterClient { client_id })
+            .execute_keyed(key, cmd::UnregisterClient { client_id })
             .await?;
         Ok(pb::UnregisterClientResponse {
             revision: committed.revision,
@@ -109,7 +110,7 @@ impl Api {
         let key = client_request_key(client_id, "BindService", &req.request_id, &req)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
-            .execute_keyed(key, Command::BindService { client_id, service })
+            .execute_keyed(key, cmd::BindService { client_id, service })
             .await?;
         let directory = self.directory();
         Ok(pb::BindServiceResponse {
@@ -129,7 +130,7 @@ impl Api {
         let key = client_request_key(client_id, "UnbindService", &req.request_id, &req)?;
         let service = self.directory().resolve("service_id", &req.service_id)?;
         let committed = self
-            .execute_keyed(key, Command::UnbindService { client_id, service })
+            .execute_keyed(key, cmd::UnbindService { client_id, service })
             .await?;
         Ok(pb::UnbindServiceResponse {
             revision: committed.revision,
@@ -148,7 +149,7 @@ impl Api {
         let committed = self
             .execute_keyed(
                 key,
-                Command::BindResource {
+                cmd::BindResource {
                     client_id,
                     service,
                     resource_id: resource_id.clone(),
@@ -176,7 +177,7 @@ impl Api {
         let committed = self
             .execute_keyed(
                 key,
-                Command::UnbindResource {
+                cmd::UnbindResource {
                     client_id,
                     service,
                     resource_id,

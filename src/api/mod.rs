@@ -4,6 +4,7 @@
 mod admin;
 mod connect;
 mod core;
+mod paging;
 mod processor;
 mod routing;
 mod routing_convert;
@@ -14,7 +15,8 @@ use std::sync::Arc;
 
 use tonic::Status;
 
-use crate::domain::{ClientId, Command, DomainError, DomainResult, Record, ServiceDirectory};
+use crate::domain::commands::Command;
+use crate::domain::{ClientId, DomainError, DomainResult, Record, ServiceDirectory};
 use crate::engine::{Committed, EngineHandle, RequestKey};
 use crate::lifecycle::Lifecycle;
 use crate::pb;
@@ -94,6 +96,11 @@ fn acting_client(caller: Option<ClientId>, raw: &str) -> DomainResult<ClientId> 
     }
 }
 
+/// A new client's id: random, made here at the edge so the rules stay deterministic.
+fn new_client_id() -> ClientId {
+    ClientId(uuid::Uuid::new_v4())
+}
+
 /// Longest `request_id` accepted.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -162,11 +169,11 @@ fn fingerprinted<M: prost::Message>(
 
 impl Api {
     /// Runs a mutating command, once per request id when `key` is set (see `request_key`).
-    async fn execute_keyed(
+    async fn execute_keyed<C: Command>(
         &self,
         key: Option<RequestKey>,
-        command: Command,
-    ) -> DomainResult<Committed> {
+        command: C,
+    ) -> DomainResult<Committed<C::Answer>> {
         self.engine().execute_once(command, key).await
     }
 }

@@ -2,9 +2,10 @@ use tonic::{Request, Response};
 
 use super::{Api, ApiResult, reply, request_key};
 use crate::domain::agents::validate_password;
+use crate::domain::commands as cmd;
 use crate::domain::ids::{require, validate_name};
-use crate::domain::{Command, DomainError, DomainResult, Outcome, PrepareResult};
-use crate::engine::{Password, unexpected};
+use crate::domain::{DomainError, DomainResult, PrepareResult};
+use crate::engine::Password;
 use crate::pb;
 use crate::pb::processor_service_server::ProcessorService;
 
@@ -15,17 +16,10 @@ impl Api {
     ) -> DomainResult<pb::GetCapabilitiesResponse> {
         self.directory()
             .resolve_processor("service_id", &req.service_id)?;
-        match self
-            .engine()
-            .execute(Command::GetCapabilities)
-            .await?
-            .outcome
-        {
-            Outcome::Capabilities(capabilities) => Ok(pb::GetCapabilitiesResponse {
-                capabilities: capabilities.into_iter().collect(),
-            }),
-            other => Err(unexpected(&other)),
-        }
+        let capabilities = self.engine().execute(cmd::GetCapabilities).await?.answer;
+        Ok(pb::GetCapabilitiesResponse {
+            capabilities: capabilities.into_iter().collect(),
+        })
     }
 
     pub(super) async fn prepare_session(
@@ -66,23 +60,21 @@ impl Api {
                 cti,
             )
             .await?;
-        match committed.outcome {
-            Outcome::Prepared {
-                result,
-                resource_id,
-                message,
-            } => Ok(pb::PrepareSessionResponse {
-                result: match result {
-                    PrepareResult::Success => pb::PrepareSessionResult::Success,
-                    PrepareResult::Confirm => pb::PrepareSessionResult::Confirm,
-                }
-                .into(),
-                resource_id,
-                message,
-                revision: committed.revision,
-            }),
-            other => Err(unexpected(&other)),
-        }
+        let cmd::Prepared {
+            result,
+            resource_id,
+            message,
+        } = committed.answer;
+        Ok(pb::PrepareSessionResponse {
+            result: match result {
+                PrepareResult::Success => pb::PrepareSessionResult::Success,
+                PrepareResult::Confirm => pb::PrepareSessionResult::Confirm,
+            }
+            .into(),
+            resource_id,
+            message,
+            revision: committed.revision,
+        })
     }
 
     pub(super) async fn end_session(
@@ -92,7 +84,7 @@ impl Api {
         let key = request_key("EndSession", &req.request_id, &req)?;
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self
-            .execute_keyed(key, Command::EndSession { resource_id })
+            .execute_keyed(key, cmd::EndSession { resource_id })
             .await?;
         Ok(pb::EndSessionResponse {
             revision: committed.revision,

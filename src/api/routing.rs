@@ -6,45 +6,25 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::paging::{PageRequest, next_page_token};
 use super::routing_convert::{
     agent_status_pb, mrd_from_pb, mrd_pb, queue_from_pb, queue_pb, reason_from_pb, reason_pb,
-    requested_state, requested_task_state, routing_event_pb, subjects, task_pb,
+    requested_state, requested_task_state, routing_event_kind, routing_event_pb, task_pb,
 };
 use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
 use crate::domain::agents::validate_password;
+use crate::domain::commands as cmd;
+use crate::domain::commands::Command;
 use crate::domain::ids::{require, validate_name};
 use crate::domain::routing::model::{
     DEFAULT_PRIORITY, MAX_PRIORITY, RequestedAgentState, TaskSpec,
 };
-use crate::domain::{Command, DomainError, DomainResult, Outcome, Revision};
-use crate::engine::{Password, RequestKey, unexpected};
+use crate::domain::{DomainError, DomainResult, Revision};
+use crate::engine::{Password, RequestKey};
 use crate::pb;
 use crate::pb::routing_service_server::RoutingService;
 
-const DEFAULT_PAGE_SIZE: usize = 100;
-const MAX_PAGE_SIZE: usize = 1000;
 const MAX_LABELS: usize = 64;
-
-/// A page size from the wire: 0 means the default.
-pub(super) fn page_size(raw: u32) -> DomainResult<usize> {
-    match usize::try_from(raw).unwrap_or(usize::MAX) {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n <= MAX_PAGE_SIZE => Ok(n),
-        _ => Err(DomainError::invalid(
-            "page_size",
-            format!("must be at most {MAX_PAGE_SIZE}"),
-        )),
-    }
-}
-
-fn page_token(raw: String) -> DomainResult<Option<String>> {
-    if raw.is_empty() {
-        Ok(None)
-    } else {
-        require("page_token", &raw)?;
-        Ok(Some(raw))
-    }
-}
 
 fn optional_name(field: &'static str, raw: &str) -> DomainResult<()> {
     if raw.is_empty() {
@@ -54,29 +34,15 @@ fn optional_name(field: &'static str, raw: &str) -> DomainResult<()> {
     }
 }
 
-fn agent_answer(outcome: Outcome) -> DomainResult<pb::AgentStatus> {
-    match outcome {
-        Outcome::AgentStatus(view) => Ok(agent_status_pb(view)),
-        other => Err(unexpected(&other)),
-    }
-}
-
-fn task_answer(outcome: Outcome) -> DomainResult<pb::TaskStatus> {
-    match outcome {
-        Outcome::TaskStatus(task) => Ok(task_pb(&task)),
-        other => Err(unexpected(&other)),
-    }
-}
-
 impl Api {
     /// Runs a command; with a key, once per request id.
-    async fn run(
+    async fn run<C: Command>(
         &self,
         key: Option<RequestKey>,
-        command: Command,
-    ) -> DomainResult<(Outcome, Revision)> {
+        command: C,
+    ) -> DomainResult<(C::Answer, Revision)> {
         let committed = self.engine().execute_once(command, key).await?;
-        Ok((committed.outcome, committed.revision))
+        Ok((committed.answer, committed.revision))
     }
 
     // ----- routing configuration (AdminService) ---------------------------------------------
@@ -87,7 +53,7 @@ impl Api {
     ) -> DomainResult<pb::UpsertMrdResponse> {
         let key = request_key("UpsertMrd", &req.request_id, &req)?;
         let mrd = mrd_from_pb(req.mrd)?;
-        let (_, revision) = self.run(key, Command::UpsertMrd(mrd.clone())).await?;
+        let (_, revision) = self.run(key, cmd::UpsertMrd(mrd.clone())).await?;
         Ok(pb::UpsertMrdResponse {
             mrd: Some(mrd_pb(mrd)),
             revision,
@@ -95,13 +61,11 @@ impl Api {
     }
 
     pub(super) async fn list_mrds(&self) -> DomainResult<pb::ListMrdsResponse> {
-        match self.run(None, Command::ListMrds).await? {
-            (Outcome::Mrds(mrds), revision) => Ok(pb::ListMrdsResponse {
-                mrds: mrds.into_iter().map(mrd_pb).collect(),
-                revision,
-            }),
-            (other, _) => Err(unexpected(&other)),
-        }
+        let (mrds, revision) = self.run(None, cmd::ListMrds).await?;
+        Ok(pb::ListMrdsResponse {
+            mrds: mrds.into_iter().map(mrd_pb).collect(),
+            revision,
+        })
     }
 
     pub(super) async fn delete_mrd(
@@ -110,7 +74,7 @@ impl Api {
     ) -> DomainResult<pb::DeleteMrdResponse> {
         let key = request_key("DeleteMrd", &req.request_id, &req)?;
         validate_name("name", &req.name)?;
-        let (_, revision) = self.run(key, Command::DeleteMrd { name: req.name }).await?;
+        let (_, revision) = self.run(key, cmd::DeleteMrd { name: req.name }).await?;
         Ok(pb::DeleteMrdResponse { revision })
     }
 
@@ -120,7 +84,7 @@ impl Api {
     ) -> DomainResult<pb::UpsertQueueResponse> {
         let key = request_key("UpsertQueue", &req.request_id, &req)?;
         let queue = queue_from_pb(req.queue)?;
-        let (_, revision) = self.run(key, Command::UpsertQueue(queue.clone())).await?;
+        let (_, revision) = self.run(key, cmd::UpsertQueue(queue.clone())).await?;
         Ok(pb::UpsertQueueResponse {
             queue: Some(queue_pb(queue)),
             revision,
@@ -128,13 +92,11 @@ impl Api {
     }
 
     pub(super) async fn list_queues(&self) -> DomainResult<pb::ListQueuesResponse> {
-        match self.run(None, Command::ListQueues).await? {
-            (Outcome::Queues(queues), revision) => Ok(pb::ListQueuesResponse {
-                queues: queues.into_iter().map(queue_pb).collect(),
-                revision,
-            }),
-            (other, _) => Err(unexpected(&other)),
-        }
+        let (queues, revision) = self.run(None, cmd::ListQueues).await?;
+        Ok(pb::ListQueuesResponse {
+            queues: queues.into_iter().map(queue_pb).collect(),
+            revision,
+        })
     }
 
     pub(super) async fn delete_queue(
@@ -147,7 +109,7 @@ impl Api {
         let (_, revision) = self
             .run(
                 key,
-                Command::DeleteQueue {
+                cmd::DeleteQueue {
                     mrd: req.mrd,
                     name: req.name,
                 },
@@ -162,9 +124,7 @@ impl Api {
     ) -> DomainResult<pb::UpsertReasonCodeResponse> {
         let key = request_key("UpsertReasonCode", &req.request_id, &req)?;
         let reason = reason_from_pb(req.reason_code)?;
-        let (_, revision) = self
-            .run(key, Command::UpsertReasonCode(reason.clone()))
-            .await?;
+        let (_, revision) = self.run(key, cmd::UpsertReasonCode(reason.clone())).await?;
         Ok(pb::UpsertReasonCodeResponse {
             reason_code: Some(reason_pb(reason)),
             revision,
@@ -172,13 +132,11 @@ impl Api {
     }
 
     pub(super) async fn list_reason_codes(&self) -> DomainResult<pb::ListReasonCodesResponse> {
-        match self.run(None, Command::ListReasonCodes).await? {
-            (Outcome::ReasonCodes(codes), revision) => Ok(pb::ListReasonCodesResponse {
-                reason_codes: codes.into_iter().map(reason_pb).collect(),
-                revision,
-            }),
-            (other, _) => Err(unexpected(&other)),
-        }
+        let (codes, revision) = self.run(None, cmd::ListReasonCodes).await?;
+        Ok(pb::ListReasonCodesResponse {
+            reason_codes: codes.into_iter().map(reason_pb).collect(),
+            revision,
+        })
     }
 
     // ----- routing ------------------------------------------------------------------------------
@@ -217,7 +175,7 @@ impl Api {
         let (_, revision) = self
             .run(
                 key,
-                Command::ConnectAgent {
+                cmd::ConnectAgent {
                     agent_id: req.agent_id,
                     verified_hash,
                     extension: req.extension,
@@ -251,7 +209,7 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::ChangeAgentState {
+                cmd::ChangeAgentState {
                     agent_id: req.agent_id,
                     verified_hash: Some(verified_hash),
                     state: RequestedAgentState::Login,
@@ -261,7 +219,7 @@ impl Api {
             )
             .await?;
         Ok(pb::LoginAgentResponse {
-            agent: Some(agent_answer(outcome)?),
+            agent: Some(agent_status_pb(outcome)),
             revision,
         })
     }
@@ -278,7 +236,7 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::ChangeAgentState {
+                cmd::ChangeAgentState {
                     agent_id: req.agent_id,
                     verified_hash: None,
                     state,
@@ -288,7 +246,7 @@ impl Api {
             )
             .await?;
         Ok(pb::ChangeAgentStateResponse {
-            agent: Some(agent_answer(outcome)?),
+            agent: Some(agent_status_pb(outcome)),
             revision,
         })
     }
@@ -305,7 +263,7 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::ConferenceTask {
+                cmd::ConferenceTask {
                     task_id: req.task_id,
                     owner_agent_id: req.conference_owner,
                     participant_agent_id: req.conference_participant,
@@ -314,7 +272,7 @@ impl Api {
             )
             .await?;
         Ok(pb::ConferenceTaskResponse {
-            task: Some(task_answer(outcome)?),
+            task: Some(task_pb(&outcome)),
             revision,
         })
     }
@@ -330,7 +288,7 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::TransferTask {
+                cmd::TransferTask {
                     task_id: req.task_id,
                     owner_agent_id: req.owner_agent_id,
                     recipient_agent_id: req.recipient_agent_id,
@@ -338,7 +296,7 @@ impl Api {
             )
             .await?;
         Ok(pb::TransferTaskResponse {
-            task: Some(task_answer(outcome)?),
+            task: Some(task_pb(&outcome)),
             revision,
         })
     }
@@ -353,14 +311,14 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::ChangeTaskState {
+                cmd::ChangeTaskState {
                     task_id: req.task_id,
                     state,
                 },
             )
             .await?;
         Ok(pb::ChangeTaskStateResponse {
-            task: Some(task_answer(outcome)?),
+            task: Some(task_pb(&outcome)),
             revision,
         })
     }
@@ -395,7 +353,7 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::NewTask(TaskSpec {
+                cmd::NewTask(TaskSpec {
                     task_id: Uuid::new_v4().to_string(),
                     request_id: req.request_id,
                     mrd: req.mrd,
@@ -409,7 +367,7 @@ impl Api {
             )
             .await?;
         // A retry gets the task the first call queued, so the id comes from the answer.
-        let task = task_answer(outcome)?;
+        let task = task_pb(&outcome);
         Ok(pb::NewTaskResponse {
             task_id: task.task_id.clone(),
             task: Some(task),
@@ -427,14 +385,14 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::AcceptTask {
+                cmd::AcceptTask {
                     task_id: req.task_id,
                     agent_id: req.agent_id,
                 },
             )
             .await?;
         Ok(pb::AcceptTaskResponse {
-            task: Some(task_answer(outcome)?),
+            task: Some(task_pb(&outcome)),
             revision,
         })
     }
@@ -449,14 +407,14 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 key,
-                Command::RejectTask {
+                cmd::RejectTask {
                     task_id: req.task_id,
                     agent_id: req.agent_id,
                 },
             )
             .await?;
         Ok(pb::RejectTaskResponse {
-            task: Some(task_answer(outcome)?),
+            task: Some(task_pb(&outcome)),
             revision,
         })
     }
@@ -469,13 +427,13 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 None,
-                Command::GetAgentState {
+                cmd::GetAgentState {
                     agent_id: req.agent_id,
                 },
             )
             .await?;
         Ok(pb::GetAgentStateResponse {
-            agent: Some(agent_answer(outcome)?),
+            agent: Some(agent_status_pb(outcome)),
             revision,
         })
     }
@@ -488,13 +446,13 @@ impl Api {
         let (outcome, revision) = self
             .run(
                 None,
-                Command::GetTaskState {
+                cmd::GetTaskState {
                     task_id: req.task_id,
                 },
             )
             .await?;
         Ok(pb::GetTaskStateResponse {
-            task: Some(task_answer(outcome)?),
+            task: Some(task_pb(&outcome)),
             revision,
         })
     }
@@ -503,34 +461,25 @@ impl Api {
         &self,
         req: pb::ListAgentStatesRequest,
     ) -> DomainResult<pb::ListAgentStatesResponse> {
-        let limit = page_size(req.page_size)?;
-        let after = page_token(req.page_token)?;
-        match self
-            .run(None, Command::ListAgentStates { after, limit })
-            .await?
-        {
-            (Outcome::AgentStatuses { agents, next_after }, revision) => {
-                Ok(pb::ListAgentStatesResponse {
-                    agents: agents.into_iter().map(agent_status_pb).collect(),
-                    next_page_token: next_after.unwrap_or_default(),
-                    revision,
-                })
-            }
-            (other, _) => Err(unexpected(&other)),
-        }
+        let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
+        let (page, revision) = self
+            .run(None, cmd::ListAgentStates { after, limit })
+            .await?;
+        Ok(pb::ListAgentStatesResponse {
+            next_page_token: next_page_token(&page),
+            agents: page.items.into_iter().map(agent_status_pb).collect(),
+            revision,
+        })
     }
 
     async fn list_tasks(&self, req: pb::ListTasksRequest) -> DomainResult<pb::ListTasksResponse> {
-        let limit = page_size(req.page_size)?;
-        let after = page_token(req.page_token)?;
-        match self.run(None, Command::ListTasks { after, limit }).await? {
-            (Outcome::Tasks { tasks, next_after }, revision) => Ok(pb::ListTasksResponse {
-                tasks: tasks.iter().map(task_pb).collect(),
-                next_page_token: next_after.unwrap_or_default(),
-                revision,
-            }),
-            (other, _) => Err(unexpected(&other)),
-        }
+        let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
+        let (page, revision) = self.run(None, cmd::ListTasks { after, limit }).await?;
+        Ok(pb::ListTasksResponse {
+            next_page_token: next_page_token(&page),
+            tasks: page.items.iter().map(task_pb).collect(),
+            revision,
+        })
     }
 
     async fn get_queue_stats(
@@ -539,35 +488,32 @@ impl Api {
     ) -> DomainResult<pb::GetQueueStatsResponse> {
         validate_name("mrd", &req.mrd)?;
         optional_name("queue", &req.queue)?;
-        match self
+        let (stats, revision) = self
             .run(
                 None,
-                Command::GetQueueStats {
+                cmd::GetQueueStats {
                     mrd: req.mrd,
                     queue: req.queue,
                 },
             )
-            .await?
-        {
-            (Outcome::QueueStats(stats), revision) => Ok(pb::GetQueueStatsResponse {
-                waiting: stats.waiting_by_priority.values().sum(),
-                waiting_by_priority: stats
-                    .waiting_by_priority
-                    .into_iter()
-                    .map(|(p, n)| (u32::from(p), n))
-                    .collect(),
-                mrd: stats.mrd,
-                queue: stats.queue,
-                longest_wait_ms: stats.longest_wait_ms,
-                agents_ready: stats.agents_ready,
-                agents_active: stats.agents_active,
-                agents_busy: stats.agents_busy,
-                agents_not_ready: stats.agents_not_ready,
-                agents_reserved: stats.agents_reserved,
-                revision,
-            }),
-            (other, _) => Err(unexpected(&other)),
-        }
+            .await?;
+        Ok(pb::GetQueueStatsResponse {
+            waiting: stats.waiting_by_priority.values().sum(),
+            waiting_by_priority: stats
+                .waiting_by_priority
+                .into_iter()
+                .map(|(p, n)| (u32::from(p), n))
+                .collect(),
+            mrd: stats.mrd,
+            queue: stats.queue,
+            longest_wait_ms: stats.longest_wait_ms,
+            agents_ready: stats.agents_ready,
+            agents_active: stats.agents_active,
+            agents_busy: stats.agents_busy,
+            agents_not_ready: stats.agents_not_ready,
+            agents_reserved: stats.agents_reserved,
+            revision,
+        })
     }
 }
 
@@ -691,10 +637,12 @@ impl RoutingService for Api {
             .engine()
             .watch()
             .subscribe(req.start_revision, move |record| {
-                let Some(s) = subjects(&record.event) else {
+                let (Some(kind), Some(s)) =
+                    (routing_event_kind(&record.event), record.event.subjects())
+                else {
                     return false;
                 };
-                (kinds.is_empty() || kinds.contains(&s.kind))
+                (kinds.is_empty() || kinds.contains(&kind))
                     && (agent.is_empty() || s.agents.contains(&agent.as_str()))
                     && (task.is_empty() || s.task == Some(task.as_str()))
                     && (mrd.is_empty() || s.mrd == mrd)

@@ -281,83 +281,22 @@ pub(super) fn agent_status_pb(view: AgentStatusView) -> pb::AgentStatus {
     }
 }
 
-/// What a routing watch filters on: the event's kind, agents, task and MRD.
-pub(super) struct Subjects<'a> {
-    pub kind: pb::RoutingEventKind,
-    pub agents: Vec<&'a str>,
-    pub task: Option<&'a str>,
-    pub mrd: &'a str,
-}
-
-pub(super) fn subjects(event: &Event) -> Option<Subjects<'_>> {
+/// The kind a routing watch filters on; `None` for events routing watches do not send.
+pub(super) fn routing_event_kind(event: &Event) -> Option<pb::RoutingEventKind> {
     use pb::RoutingEventKind as K;
-    let s = |kind, agents, task, mrd| {
-        Some(Subjects {
-            kind,
-            agents,
-            task,
-            mrd,
-        })
-    };
-    match event {
-        Event::AgentStateChanged { agent_id, mrd, .. } => {
-            s(K::AgentStateChanged, vec![agent_id], None, mrd)
-        }
-        Event::TaskQueued { spec, .. } => s(K::TaskQueued, vec![], Some(&spec.task_id), &spec.mrd),
-        Event::TaskAgentSelected {
-            task_id,
-            agent_id,
-            mrd,
-            ..
-        } => s(K::TaskAgentSelected, vec![agent_id], Some(task_id), mrd),
-        Event::TaskAccepted {
-            task_id,
-            mrd,
-            agent_id,
-            ..
-        }
-        | Event::TaskRequeued {
-            task_id,
-            mrd,
-            agent_id,
-            ..
-        }
-        | Event::TaskParticipantLeft {
-            task_id,
-            mrd,
-            agent_id,
-            ..
-        } => s(K::TaskStateChanged, vec![agent_id], Some(task_id), mrd),
-        Event::TaskStepWidened { task_id, mrd, .. }
-        | Event::TaskStateChanged { task_id, mrd, .. } => {
-            s(K::TaskStateChanged, vec![], Some(task_id), mrd)
-        }
-        Event::TaskAgentTransferred {
-            task_id,
-            mrd,
-            owner_agent_id,
-            recipient_agent_id,
-            ..
-        } => s(
-            K::TaskAgentTransferred,
-            vec![owner_agent_id, recipient_agent_id],
-            Some(task_id),
-            mrd,
-        ),
-        Event::TaskConferenced {
-            task_id,
-            mrd,
-            owner_agent_id,
-            participant_agent_id,
-            ..
-        } => s(
-            K::TaskConferenced,
-            vec![owner_agent_id, participant_agent_id],
-            Some(task_id),
-            mrd,
-        ),
-        _ => None,
-    }
+    Some(match event {
+        Event::AgentStateChanged { .. } => K::AgentStateChanged,
+        Event::TaskQueued { .. } => K::TaskQueued,
+        Event::TaskAgentSelected { .. } => K::TaskAgentSelected,
+        Event::TaskAccepted { .. }
+        | Event::TaskRequeued { .. }
+        | Event::TaskParticipantLeft { .. }
+        | Event::TaskStepWidened { .. }
+        | Event::TaskStateChanged { .. } => K::TaskStateChanged,
+        Event::TaskAgentTransferred { .. } => K::TaskAgentTransferred,
+        Event::TaskConferenced { .. } => K::TaskConferenced,
+        _ => return None,
+    })
 }
 
 /// The wire form of a routing event; `None` for events that are not routing events.

@@ -4,9 +4,9 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
+use crate::domain::commands as cmd;
 use crate::domain::ids::require;
-use crate::domain::{Command, DomainResult, Event, Outcome, Record, SessionView};
-use crate::engine::unexpected;
+use crate::domain::{DomainResult, Event, Record};
 use crate::pb;
 use crate::pb::workflow_service_server::WorkflowService;
 
@@ -58,13 +58,6 @@ pub(super) fn session_event_pb(record: &Record) -> Option<pb::SessionStateEvent>
     })
 }
 
-fn session_view(committed_outcome: Outcome) -> DomainResult<SessionView> {
-    match committed_outcome {
-        Outcome::Session(view) => Ok(view),
-        other => Err(unexpected(&other)),
-    }
-}
-
 impl Api {
     pub(super) async fn get_session_state(
         &self,
@@ -73,9 +66,9 @@ impl Api {
         let resource_id = require("resource_id", &req.resource_id)?.to_owned();
         let committed = self
             .engine()
-            .execute(Command::GetSessionState { resource_id })
+            .execute(cmd::GetSessionState { resource_id })
             .await?;
-        let view = session_view(committed.outcome)?;
+        let view = committed.answer;
         Ok(pb::GetSessionStateResponse {
             actions: actions_pb(&view.actions),
             view_state: view.view_state,
@@ -94,13 +87,13 @@ impl Api {
         let committed = self
             .execute_keyed(
                 key,
-                Command::InvokeAction {
+                cmd::InvokeAction {
                     resource_id,
                     action,
                 },
             )
             .await?;
-        let view = session_view(committed.outcome)?;
+        let view = committed.answer;
         Ok(pb::InvokeActionResponse {
             actions: actions_pb(&view.actions),
             view_state: view.view_state,
@@ -133,7 +126,7 @@ impl WorkflowService for Api {
             .to_owned();
         // The session must exist now; its past events replay from the journal.
         self.engine()
-            .execute(Command::GetSessionState {
+            .execute(cmd::GetSessionState {
                 resource_id: resource_id.clone(),
             })
             .await?;

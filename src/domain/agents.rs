@@ -1,15 +1,10 @@
-//! The agent directory's records and password handling. Passwords exist only as salted
-//! Argon2id hashes (PHC strings); the clear text is never stored, logged or echoed.
+//! The agent directory's records. Passwords exist only as salted Argon2id hashes (PHC
+//! strings), made and checked at the edge (`crate::credentials`); the clear text is never
+//! stored, logged or echoed.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
-
-use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
-use serde::{Deserialize, Serialize};
 
 use super::error::{DomainError, DomainResult};
 use super::ids::validate_name;
@@ -43,6 +38,17 @@ impl fmt::Debug for AgentRecord {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PasswordHashString(String);
+
+impl PasswordHashString {
+    /// Wraps a PHC string made by `crate::credentials`.
+    pub fn from_phc(phc: String) -> Self {
+        Self(phc)
+    }
+
+    pub fn as_phc(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Debug for PasswordHashString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -99,50 +105,4 @@ pub fn validate_routing_profile(
         }
     }
     Ok(())
-}
-
-/// Hashes a password with a fresh salt. Deliberately slow: call it off the engine task.
-pub fn hash_password(password: &str) -> DomainResult<PasswordHashString> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| PasswordHashString(h.to_string()))
-        .map_err(|e| DomainError::Internal(format!("password hashing failed: {e}")))
-}
-
-/// Checks a password against a stored hash, or against a dummy one when the agent is unknown,
-/// so that the answer takes as long either way. Deliberately slow: call it off the engine task.
-pub fn verify_password(password: &str, stored: Option<&PasswordHashString>) -> bool {
-    static DUMMY: OnceLock<PasswordHashString> = OnceLock::new();
-    let known = stored.is_some();
-    let stored = stored.unwrap_or_else(|| {
-        DUMMY.get_or_init(|| hash_password("not a real password").expect("hashing works"))
-    });
-    let Ok(parsed) = PasswordHash::new(&stored.0) else {
-        return false;
-    };
-    let matches = Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    known && matches
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_verify_and_do_not_contain_the_password() {
-        let hash = hash_password("s3cret-pass").unwrap();
-        assert!(!hash.0.contains("s3cret-pass"));
-        assert!(verify_password("s3cret-pass", Some(&hash)));
-        assert!(!verify_password("wrong", Some(&hash)));
-        assert!(!verify_password("s3cret-pass", None));
-        assert_eq!(format!("{hash:?}"), "PasswordHash(..)");
-    }
-
-    #[test]
-    fn the_same_password_gets_a_different_salt() {
-        assert_ne!(hash_password("p").unwrap(), hash_password("p").unwrap());
-    }
 }

@@ -201,6 +201,11 @@ pub enum Event {
         wrap_deadline: Option<Millis>,
         detail: String,
         at: Millis,
+        /// The agents on the task when it changed (owner, then participants), so that the
+        /// event alone says whose desktops and agent-filtered watches it concerns. Empty in
+        /// events journaled before it was recorded.
+        #[serde(default)]
+        agents: Vec<String>,
     },
     TaskAgentTransferred {
         task_id: String,
@@ -225,7 +230,76 @@ pub enum Event {
     },
 }
 
+/// Who and what a routing event concerns. The one answer to both "which desktops hear of it"
+/// and "which filtered routing watches send it".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects<'a> {
+    pub agents: Vec<&'a str>,
+    pub task: Option<&'a str>,
+    pub mrd: &'a str,
+}
+
 impl Event {
+    /// The agents, task and MRD a routing event concerns; `None` for other events (session
+    /// hub events, routing configuration, and routing's internal bookkeeping).
+    pub fn subjects(&self) -> Option<Subjects<'_>> {
+        let s = |agents, task, mrd| Some(Subjects { agents, task, mrd });
+        match self {
+            Event::AgentStateChanged { agent_id, mrd, .. } => s(vec![agent_id], None, mrd),
+            Event::TaskQueued { spec, .. } => s(vec![], Some(&spec.task_id), &spec.mrd),
+            Event::TaskAgentSelected {
+                task_id,
+                agent_id,
+                mrd,
+                ..
+            }
+            | Event::TaskAccepted {
+                task_id,
+                mrd,
+                agent_id,
+                ..
+            }
+            | Event::TaskRequeued {
+                task_id,
+                mrd,
+                agent_id,
+                ..
+            }
+            | Event::TaskParticipantLeft {
+                task_id,
+                mrd,
+                agent_id,
+                ..
+            } => s(vec![agent_id], Some(task_id), mrd),
+            Event::TaskStepWidened { task_id, mrd, .. } => s(vec![], Some(task_id), mrd),
+            Event::TaskStateChanged {
+                task_id,
+                mrd,
+                agents,
+                ..
+            } => s(
+                agents.iter().map(String::as_str).collect(),
+                Some(task_id),
+                mrd,
+            ),
+            Event::TaskAgentTransferred {
+                task_id,
+                mrd,
+                owner_agent_id: a,
+                recipient_agent_id: b,
+                ..
+            }
+            | Event::TaskConferenced {
+                task_id,
+                mrd,
+                owner_agent_id: a,
+                participant_agent_id: b,
+                ..
+            } => s(vec![a, b], Some(task_id), mrd),
+            _ => None,
+        }
+    }
+
     /// The workflow session this event is about, if any: what session watches filter on.
     pub fn session_target(&self) -> Option<&str> {
         match self {

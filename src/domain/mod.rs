@@ -1,9 +1,12 @@
-//! Pure rules of the session hub: no tokio, no tonic, no I/O. Time is a parameter.
+//! Pure rules of the session hub and of media routing: no tokio, no tonic, no I/O, no clock,
+//! no randomness, no password hashing. Time, ids and hashes come in as data.
 
 pub mod agents;
 pub mod commands;
+mod desktop;
 pub mod error;
 pub mod events;
+mod fold;
 pub mod ids;
 pub mod presence;
 pub mod routing;
@@ -12,9 +15,9 @@ pub mod snapshot;
 pub mod state;
 pub mod workflow;
 
-pub use commands::{Command, Outcome, PrepareResult, SessionView};
+pub use commands::{Command, Page, PrepareResult, SessionView};
 pub use error::{DomainError, DomainResult};
-pub use events::{Event, Millis, Record, Revision};
+pub use events::{Event, Millis, Record, Revision, Subjects};
 pub use ids::ClientId;
 pub use services::{ServiceDirectory, ServiceKind};
 pub use snapshot::Snapshot;

@@ -8,19 +8,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
 
 use super::handle::{Committed, Outbox};
+use super::job::{Held, HeldAnswer, Reply};
+use crate::domain::commands::DetachStream;
 use crate::domain::presence::StreamId;
-use crate::domain::{ClientId, Command, DomainError, Event, Millis, Record, Revision, Snapshot};
+use crate::domain::{
+    ClientId, DomainError, DomainResult, Event, Millis, Record, Revision, Snapshot,
+};
 use crate::store::{Journal, RememberedRequest, Retention, StoredSnapshot};
 use crate::watch::WatchHub;
 
 /// Batches written in one transaction at most: bounds how long one commit holds replies.
 const MAX_GROUP: usize = 64;
-
-pub(super) type Reply = oneshot::Sender<Result<Committed, DomainError>>;
 
 /// One engine batch on its way to the journal.
 #[derive(Default)]
@@ -33,12 +35,22 @@ pub(super) struct Pending {
     pub detach: Vec<(ClientId, StreamId)>,
     /// Which clients must see which record (by index in `records`).
     pub deliveries: Vec<(usize, Vec<ClientId>)>,
-    pub replies: Vec<(Reply, Result<Committed, DomainError>)>,
+    /// Answers sent once the batch is durable and visible.
+    pub replies: Vec<Box<dyn HeldAnswer>>,
     /// A snapshot of the state as of this batch's last record, and what to compact after it.
     pub snapshot: Option<SnapshotTaken>,
 }
 
 impl Pending {
+    /// Holds a command's answer until the batch is durable.
+    pub fn answer<A: Send + 'static>(
+        &mut self,
+        reply: Reply<A>,
+        result: DomainResult<Committed<A>>,
+    ) {
+        self.replies.push(Box::new(Held { reply, result }));
+    }
+
     /// Whether the batch only answers: nothing to write, publish, attach or detach.
     pub fn only_answers(&self) -> bool {
         self.records.is_empty()
@@ -83,7 +95,7 @@ pub(super) struct Committer {
     /// Each streaming client's current stream and where its events go.
     outboxes: HashMap<ClientId, (StreamId, Outbox)>,
     /// Commands for the engine: a stream too slow to keep up is detached.
-    to_engine: mpsc::UnboundedSender<Command>,
+    to_engine: mpsc::UnboundedSender<DetachStream>,
     visible: VisibleRevision,
 }
 
@@ -91,7 +103,7 @@ impl Committer {
     pub fn spawn(
         journal: Arc<dyn Journal>,
         watch: WatchHub,
-        to_engine: mpsc::UnboundedSender<Command>,
+        to_engine: mpsc::UnboundedSender<DetachStream>,
         batches: mpsc::Receiver<Pending>,
         visible: VisibleRevision,
     ) -> std::io::Result<JoinHandle<()>> {
@@ -126,10 +138,10 @@ impl Committer {
             if let Err(e) = self.journal.append(&records, &requests) {
                 error!(error = %e, "journal append failed; the engine stops");
                 for pending in group {
-                    for (reply, _) in pending.replies {
-                        let _ = reply.send(Err(DomainError::Unavailable(
+                    for held in pending.replies {
+                        held.fail(DomainError::Unavailable(
                             "the journal could not be written; retry on another server".into(),
-                        )));
+                        ));
                     }
                 }
                 // Dropping the receiver stops the engine: its state holds what was not written.
@@ -173,9 +185,8 @@ impl Committer {
                 self.outboxes.remove(&client_id);
             }
         }
-        for (reply, result) in pending.replies {
-            // The caller may have gone; its change is committed all the same.
-            let _ = reply.send(result);
+        for held in pending.replies {
+            held.send();
         }
         if let Some(last) = pending.records.last() {
             self.visible.set(last.revision);
@@ -216,7 +227,7 @@ impl Committer {
                     warn!(%client_id, "client's event stream is full; disconnecting it");
                     let stream = *stream;
                     self.outboxes.remove(client_id);
-                    let _ = self.to_engine.send(Command::DetachStream {
+                    let _ = self.to_engine.send(DetachStream {
                         client_id: *client_id,
                         stream,
                     });

@@ -8,10 +8,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Envelope, Message};
-use crate::domain::agents::{PasswordHashString, hash_password, verify_password};
+use super::Message;
+use super::job::{Attach, Call, Detach, Job};
+use crate::credentials::{hash_password, verify_password};
+use crate::domain::agents::PasswordHashString;
+use crate::domain::commands::{
+    AgentCredential, AttachStream, Command, DetachStream, PrepareSession, UpsertAgent,
+};
 use crate::domain::presence::StreamId;
-use crate::domain::{ClientId, Command, DomainError, DomainResult, Outcome, Record, Revision};
+use crate::domain::{ClientId, DomainError, DomainResult, Record, Revision};
 use crate::watch::WatchHub;
 
 /// Where the engine pushes the events a `Connect` stream's client must see.
@@ -19,8 +24,8 @@ pub type Outbox = mpsc::Sender<Arc<Record>>;
 
 /// A command's answer and the revision that includes its effects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Committed {
-    pub outcome: Outcome,
+pub struct Committed<A> {
+    pub answer: A,
     pub revision: Revision,
 }
 
@@ -62,32 +67,59 @@ impl EngineHandle {
         &self.watch
     }
 
-    pub async fn execute(&self, command: Command) -> DomainResult<Committed> {
-        self.send(command, None, None).await
+    pub async fn execute<C: Command>(&self, command: C) -> DomainResult<Committed<C::Answer>> {
+        self.execute_once(command, None).await
     }
 
     /// Runs a command once per request id: a retry with the same key gets the first answer.
-    pub async fn execute_once(
+    pub async fn execute_once<C: Command>(
         &self,
-        command: Command,
+        command: C,
         request: Option<RequestKey>,
-    ) -> DomainResult<Committed> {
-        self.send(command, request, None).await
+    ) -> DomainResult<Committed<C::Answer>> {
+        self.send(|reply| {
+            Box::new(Call {
+                command,
+                request,
+                reply,
+            })
+        })
+        .await
     }
 
     /// Attaches a `Connect` stream to its client: the client's events go to `outbox`, and
-    /// the stream holds the client's lease until `DetachStream`.
+    /// the stream holds the client's lease until `detach_stream`.
     pub async fn attach_stream(
         &self,
         client_id: ClientId,
         stream: StreamId,
         outbox: Outbox,
-    ) -> DomainResult<Committed> {
-        self.send(
-            Command::AttachStream { client_id, stream },
-            None,
-            Some(outbox),
-        )
+    ) -> DomainResult<Committed<()>> {
+        let command = AttachStream { client_id, stream };
+        self.send(|reply| {
+            Box::new(Attach {
+                command,
+                outbox,
+                reply,
+            })
+        })
+        .await
+    }
+
+    /// Detaches a closed `Connect` stream: it gets no more events, and with no stream left
+    /// its client's grace period starts.
+    pub async fn detach_stream(
+        &self,
+        client_id: ClientId,
+        stream: StreamId,
+    ) -> DomainResult<Committed<()>> {
+        let command = DetachStream { client_id, stream };
+        self.send(|reply| {
+            Box::new(Detach {
+                command,
+                reply: Some(reply),
+            })
+        })
         .await
     }
 
@@ -108,13 +140,13 @@ impl EngineHandle {
         password: Option<Password>,
         attributes: BTreeMap<String, u32>,
         mrd_max_tasks: BTreeMap<String, u32>,
-    ) -> DomainResult<Committed> {
+    ) -> DomainResult<Committed<crate::domain::commands::AgentWritten>> {
         let password_hash = match password {
             Some(Password(clear)) => Some(blocking(move || hash_password(&clear)).await??),
             None => None,
         };
         self.execute_once(
-            Command::UpsertAgent {
+            UpsertAgent {
                 agent_id,
                 display_name,
                 password_hash,
@@ -133,16 +165,12 @@ impl EngineHandle {
         agent_id: &str,
         password: Password,
     ) -> DomainResult<PasswordHashString> {
-        let stored = match self
-            .execute(Command::AgentCredential {
+        let stored = self
+            .execute(AgentCredential {
                 agent_id: agent_id.to_owned(),
             })
             .await?
-            .outcome
-        {
-            Outcome::Credential(stored) => stored,
-            other => return Err(unexpected(&other)),
-        };
+            .answer;
         let Password(clear) = password;
         let checked = stored.clone();
         let matches = blocking(move || verify_password(&clear, checked.as_ref())).await?;
@@ -161,10 +189,10 @@ impl EngineHandle {
         model: String,
         take_over: bool,
         cti: String,
-    ) -> DomainResult<Committed> {
+    ) -> DomainResult<Committed<crate::domain::commands::Prepared>> {
         let verified_hash = self.verify_agent(&agent_id, password).await?;
         self.execute_once(
-            Command::PrepareSession {
+            PrepareSession {
                 agent_id,
                 verified_hash,
                 model,
@@ -176,29 +204,18 @@ impl EngineHandle {
         .await
     }
 
-    async fn send(
+    /// Queues a job built around its reply channel and awaits the durable answer.
+    async fn send<A>(
         &self,
-        command: Command,
-        request: Option<RequestKey>,
-        outbox: Option<Outbox>,
-    ) -> DomainResult<Committed> {
+        job: impl FnOnce(oneshot::Sender<DomainResult<Committed<A>>>) -> Box<dyn Job>,
+    ) -> DomainResult<Committed<A>> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Message::Command(Envelope {
-                command,
-                request,
-                outbox,
-                reply,
-            }))
+            .send(Message::Job(job(reply)))
             .await
             .map_err(|_| engine_stopped())?;
         answer.await.map_err(|_| engine_stopped())?
     }
-}
-
-/// An outcome of the wrong kind for its command: a bug, reported rather than panicked on.
-pub fn unexpected(outcome: &Outcome) -> DomainError {
-    DomainError::Internal(format!("unexpected engine answer: {outcome:?}"))
 }
 
 fn engine_stopped() -> DomainError {

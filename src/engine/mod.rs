@@ -5,10 +5,11 @@
 mod clock;
 mod commit;
 mod handle;
+mod job;
 mod requests;
 
 pub use clock::{Clock, SystemClock};
-pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey, unexpected};
+pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,9 +18,11 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
 
-use self::commit::{Committer, Pending, Reply, SnapshotTaken, VisibleRevision};
+use self::commit::{Committer, Pending, SnapshotTaken, VisibleRevision};
+use self::job::{Detach, Job};
 use self::requests::RequestLedger;
-use crate::domain::{Command, DomainError, Millis, Record, Revision, Snapshot, State};
+use crate::domain::commands::{Command, DetachStream};
+use crate::domain::{DomainError, Millis, Record, Revision, Snapshot, State};
 use crate::store::{Journal, Retention, StoreError};
 use crate::watch::{WatchConfig, WatchHub};
 
@@ -58,22 +61,10 @@ pub enum RecoveryError {
     Thread(#[from] std::io::Error),
 }
 
-// Commands are the common case; boxing them to shrink the rare `Close` would cost an
-// allocation per command.
-#[allow(clippy::large_enum_variant)]
 enum Message {
-    Command(Envelope),
+    Job(Box<dyn Job>),
     /// Finish what was sent before, write a last snapshot, close the journal, then answer.
     Close(oneshot::Sender<()>),
-}
-
-struct Envelope {
-    command: Command,
-    /// Set when the caller gave a request id: a retry gets the first answer.
-    request: Option<RequestKey>,
-    /// A `Connect` stream's event sink, attached when its `AttachStream` succeeds.
-    outbox: Option<Outbox>,
-    reply: Reply,
 }
 
 pub struct Engine {
@@ -85,7 +76,7 @@ pub struct Engine {
     snapshot_revision: Revision,
     requests: RequestLedger,
     /// Commands the engine gives itself (timers, cleanup), run before the next batch.
-    internal: VecDeque<Command>,
+    internal: VecDeque<Box<dyn Job>>,
     to_committer: mpsc::Sender<Pending>,
     visible: VisibleRevision,
 }
@@ -171,7 +162,7 @@ impl Engine {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Message>,
-        mut from_committer: mpsc::UnboundedReceiver<Command>,
+        mut from_committer: mpsc::UnboundedReceiver<DetachStream>,
         committer: std::thread::JoinHandle<()>,
     ) {
         let mut messages = Vec::with_capacity(MAX_BATCH);
@@ -188,13 +179,15 @@ impl Engine {
                         break;
                     }
                 }
-                Some(command) = from_committer.recv() => self.internal.push_back(command),
+                Some(command) = from_committer.recv() => {
+                    self.internal.push_back(Box::new(Detach { command, reply: None }));
+                }
                 () = sleep_until(wake) => {}
             }
             let mut batch = Vec::with_capacity(messages.len());
             for message in messages.drain(..) {
                 match message {
-                    Message::Command(envelope) => batch.push(envelope),
+                    Message::Job(job) => batch.push(job),
                     // Commands after a close are dropped: their callers hear the engine stopped.
                     Message::Close(done) => {
                         closing = Some(done);
@@ -215,8 +208,8 @@ impl Engine {
             if pending.only_answers() && self.visible.get() == self.revision {
                 // Reads (and refusals) of a state that is all durable and visible already:
                 // answered here, without a round trip through the committer thread.
-                for (reply, result) in pending.replies {
-                    let _ = reply.send(result);
+                for held in pending.replies {
+                    held.send();
                 }
             } else if self.to_committer.send(pending).await.is_err() {
                 // State now holds events the journal lost: stop rather than serve a lie.
@@ -239,51 +232,17 @@ impl Engine {
         debug!("engine stopped");
     }
 
-    fn process(&mut self, batch: Vec<Envelope>) -> Pending {
+    fn process(&mut self, batch: Vec<Box<dyn Job>>) -> Pending {
         let now = self.clock.now();
         self.requests
             .forget_before(now.saturating_sub(self.config.request_window_ms));
         if self.state.next_deadline().is_some_and(|at| at <= now) {
-            self.internal.push_front(Command::Tick);
+            self.internal.push_front(Box::new(job::Tick));
         }
         let mut pending = Pending::default();
-        let internal_commands: Vec<Command> = self.internal.drain(..).collect();
-        for command in internal_commands {
-            if let Err(e) = self.apply(command, now, &mut pending) {
-                debug!(error = %e, "internal command refused");
-            }
-        }
-        for envelope in batch {
-            let Envelope {
-                command,
-                request,
-                outbox,
-                reply,
-            } = envelope;
-            if let Some(key) = &request
-                && let Some(answer) = self.requests.answer(key)
-            {
-                pending.replies.push((reply, answer));
-                continue;
-            }
-            let attaching = match (&command, outbox) {
-                (Command::AttachStream { client_id, stream }, Some(outbox)) => {
-                    Some((*client_id, *stream, outbox))
-                }
-                _ => None,
-            };
-            let result = self.apply(command, now, &mut pending);
-            if let Ok(committed) = &result {
-                if let Some(attach) = attaching {
-                    pending.attach.push(attach);
-                }
-                if let Some(key) = request {
-                    pending
-                        .requests
-                        .push(self.requests.remember(key, committed, now));
-                }
-            }
-            pending.replies.push((reply, result));
+        let internal: Vec<Box<dyn Job>> = self.internal.drain(..).collect();
+        for job in internal.into_iter().chain(batch) {
+            job.run(self, now, &mut pending);
         }
         if self.revision - self.snapshot_revision >= self.config.snapshot_every {
             pending.snapshot = Some(self.snapshot());
@@ -292,17 +251,13 @@ impl Engine {
     }
 
     /// Runs one command on the state and adds its events to the batch.
-    fn apply(
+    fn apply<C: Command>(
         &mut self,
-        command: Command,
+        command: C,
         now: Millis,
         pending: &mut Pending,
-    ) -> Result<Committed, DomainError> {
-        // A closed stream stops receiving events whatever the state says of its client.
-        if let Command::DetachStream { client_id, stream } = &command {
-            pending.detach.push((*client_id, *stream));
-        }
-        let (outcome, decided) = self.state.execute(command, now)?;
+    ) -> Result<Committed<C::Answer>, DomainError> {
+        let (answer, decided) = self.state.execute(command, now)?;
         for d in decided {
             self.revision += 1;
             if !d.audience.is_empty() {
@@ -315,7 +270,7 @@ impl Engine {
             }));
         }
         Ok(Committed {
-            outcome,
+            answer,
             revision: self.revision,
         })
     }

@@ -4,15 +4,18 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use tracing::warn;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::handle::{Committed, RequestKey};
 use crate::domain::{DomainError, Millis};
 use crate::store::RememberedRequest;
 
+/// A first answer, kept as the journal stores it: a retry reads it back as its command's
+/// answer type (the fingerprint names the method, so only the same command can match it).
 struct Remembered {
     fingerprint: String,
-    answer: Committed,
+    answer: String,
     time_ms: Millis,
 }
 
@@ -24,23 +27,18 @@ pub(super) struct RequestLedger {
 }
 
 impl RequestLedger {
-    /// The ledger as the journal kept it; an answer this server cannot read is skipped.
+    /// The ledger as the journal kept it.
     pub fn recover(stored: Vec<RememberedRequest>) -> Self {
         let mut ledger = Self::default();
         for request in stored {
-            match serde_json::from_str::<Committed>(&request.answer) {
-                Ok(answer) => ledger.insert(
-                    request.request_id,
-                    Remembered {
-                        fingerprint: request.fingerprint,
-                        answer,
-                        time_ms: request.time_ms,
-                    },
-                ),
-                Err(e) => {
-                    warn!(request_id = %request.request_id, error = %e, "unreadable remembered answer");
-                }
-            }
+            ledger.insert(
+                request.request_id,
+                Remembered {
+                    fingerprint: request.fingerprint,
+                    answer: request.answer,
+                    time_ms: request.time_ms,
+                },
+            );
         }
         ledger
     }
@@ -51,10 +49,19 @@ impl RequestLedger {
 
     /// The answer for a request seen before: the first answer if it is the same request,
     /// ALREADY_EXISTS if the id was used for another. `None` for an id not seen.
-    pub fn answer(&self, key: &RequestKey) -> Option<Result<Committed, DomainError>> {
+    pub fn answer<A: DeserializeOwned>(
+        &self,
+        key: &RequestKey,
+    ) -> Option<Result<Committed<A>, DomainError>> {
         let seen = self.by_id.get(&key.id)?;
         Some(if seen.fingerprint == key.fingerprint {
-            Ok(seen.answer.clone())
+            serde_json::from_str(&seen.answer).map_err(|e| {
+                // Only an answer written by a server of another version can fail here.
+                DomainError::Internal(format!(
+                    "the remembered answer to request_id '{}' is unreadable: {e}",
+                    key.id
+                ))
+            })
         } else {
             Err(DomainError::AlreadyExists(format!(
                 "request_id '{}' was already used for a different request",
@@ -64,17 +71,18 @@ impl RequestLedger {
     }
 
     /// Remembers a first answer; returns what the journal must store with the batch.
-    pub fn remember(
+    pub fn remember<A: Serialize>(
         &mut self,
         key: RequestKey,
-        answer: &Committed,
+        answer: &Committed<A>,
         now: Millis,
     ) -> RememberedRequest {
+        // Answers are plain data with string keys: serialising them cannot fail.
+        let serialised = serde_json::to_string(answer).unwrap_or_default();
         let stored = RememberedRequest {
             request_id: key.id.clone(),
             fingerprint: key.fingerprint.clone(),
-            // `Committed` is plain data with string keys: serialising it cannot fail.
-            answer: serde_json::to_string(answer).unwrap_or_default(),
+            answer: serialised.clone(),
             revision: answer.revision,
             time_ms: now,
         };
@@ -82,7 +90,7 @@ impl RequestLedger {
             key.id,
             Remembered {
                 fingerprint: key.fingerprint,
-                answer: answer.clone(),
+                answer: serialised,
                 time_ms: now,
             },
         );

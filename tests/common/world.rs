@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use switchboard::domain::agents::{PasswordHashString, hash_password};
+use switchboard::credentials::hash_password;
+use switchboard::domain::agents::PasswordHashString;
+use switchboard::domain::commands::{self as cmd, Command};
 use switchboard::domain::routing::AgentStatusView;
 use switchboard::domain::routing::config::{
     LogoutAction, MrdConfig, QueueConfig, ReasonCategory, ReasonCode, RonaAction, Step,
@@ -16,9 +18,7 @@ use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::model::{
     AgentState, RequestedAgentState, Task, TaskSpec, TaskState,
 };
-use switchboard::domain::{
-    Command, DomainError, Event, Millis, ModelCatalog, Outcome, ServiceDirectory, State,
-};
+use switchboard::domain::{DomainError, Event, Millis, ModelCatalog, ServiceDirectory, State};
 
 /// One real hash shared by every test agent: hashing is slow on purpose.
 pub fn test_hash() -> PasswordHashString {
@@ -54,15 +54,15 @@ impl World {
     }
 
     /// Runs a command at the current time; returns its answer and the events it produced.
-    pub fn run(&mut self, command: Command) -> Result<(Outcome, Vec<Event>), DomainError> {
-        let (outcome, decided) = self.state.execute(command, self.now)?;
+    pub fn run<C: Command>(&mut self, command: C) -> Result<(C::Answer, Vec<Event>), DomainError> {
+        let (answer, decided) = self.state.execute(command, self.now)?;
         let events: Vec<Event> = decided.into_iter().map(|d| d.event).collect();
         self.events.extend(events.iter().cloned());
-        Ok((outcome, events))
+        Ok((answer, events))
     }
 
     #[track_caller]
-    pub fn ok(&mut self, command: Command) -> Vec<Event> {
+    pub fn ok<C: Command>(&mut self, command: C) -> Vec<Event> {
         match self.run(command) {
             Ok((_, events)) => events,
             Err(e) => panic!("command failed: {e}"),
@@ -72,7 +72,7 @@ impl World {
     /// Moves the clock on and fires what is due.
     pub fn advance(&mut self, ms: Millis) -> Vec<Event> {
         self.now += ms;
-        self.ok(Command::Tick)
+        self.ok(cmd::Tick)
     }
 
     pub fn mrd(&mut self, name: &str, max_tasks: u32) {
@@ -88,12 +88,12 @@ impl World {
     }
 
     pub fn mrd_with(&mut self, mrd: MrdConfig) {
-        self.ok(Command::UpsertMrd(mrd));
+        self.ok(cmd::UpsertMrd(mrd));
     }
 
     /// A queue whose steps are `(expression, timeout ms)`.
     pub fn queue(&mut self, mrd: &str, name: &str, steps: &[(&str, Millis)], ttl_ms: Millis) {
-        self.ok(Command::UpsertQueue(QueueConfig {
+        self.ok(cmd::UpsertQueue(QueueConfig {
             name: name.into(),
             mrd: mrd.into(),
             steps: steps
@@ -108,7 +108,7 @@ impl World {
     }
 
     pub fn reason(&mut self, code: &str, category: ReasonCategory) {
-        self.ok(Command::UpsertReasonCode(ReasonCode {
+        self.ok(cmd::UpsertReasonCode(ReasonCode {
             code: code.into(),
             label: code.into(),
             category,
@@ -125,7 +125,7 @@ impl World {
         attributes: &[(&str, u32)],
         max: &[(&str, u32)],
     ) {
-        self.ok(Command::UpsertAgent {
+        self.ok(cmd::UpsertAgent {
             agent_id: agent_id.into(),
             display_name: agent_id.into(),
             password_hash: Some(self.password_hash.clone()),
@@ -150,7 +150,7 @@ impl World {
         mrd: &str,
         reason_code: &str,
     ) -> Result<Vec<Event>, DomainError> {
-        self.run(Command::ChangeAgentState {
+        self.run(cmd::ChangeAgentState {
             agent_id: agent_id.into(),
             verified_hash: None,
             state,
@@ -172,11 +172,11 @@ impl World {
     }
 
     pub fn task_spec(&mut self, spec: TaskSpec) -> Vec<Event> {
-        self.ok(Command::NewTask(spec))
+        self.ok(cmd::NewTask(spec))
     }
 
     pub fn accept(&mut self, task_id: &str, agent_id: &str) -> Vec<Event> {
-        self.ok(Command::AcceptTask {
+        self.ok(cmd::AcceptTask {
             task_id: task_id.into(),
             agent_id: agent_id.into(),
         })
@@ -187,7 +187,7 @@ impl World {
         task_id: &str,
         state: TaskState,
     ) -> Result<Vec<Event>, DomainError> {
-        self.run(Command::ChangeTaskState {
+        self.run(cmd::ChangeTaskState {
             task_id: task_id.into(),
             state,
         })
@@ -195,20 +195,20 @@ impl World {
     }
 
     pub fn get_task(&mut self, task_id: &str) -> Task {
-        match self.run(Command::GetTaskState {
+        match self.run(cmd::GetTaskState {
             task_id: task_id.into(),
         }) {
-            Ok((Outcome::TaskStatus(task), _)) => *task,
-            other => panic!("no task {task_id}: {other:?}"),
+            Ok((task, _)) => task,
+            Err(e) => panic!("no task {task_id}: {e}"),
         }
     }
 
     pub fn get_agent(&mut self, agent_id: &str) -> AgentStatusView {
-        match self.run(Command::GetAgentState {
+        match self.run(cmd::GetAgentState {
             agent_id: agent_id.into(),
         }) {
-            Ok((Outcome::AgentStatus(view), _)) => view,
-            other => panic!("no agent {agent_id}: {other:?}"),
+            Ok((view, _)) => view,
+            Err(e) => panic!("no agent {agent_id}: {e}"),
         }
     }
 

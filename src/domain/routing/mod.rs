@@ -691,6 +691,7 @@ impl Routing {
             )))
         };
         let mrd = task.spec.mrd.clone();
+        let agents: Vec<String> = task.agents().cloned().collect();
         let change = |state, wrap_deadline| Event::TaskStateChanged {
             task_id: task_id.to_owned(),
             mrd: mrd.clone(),
@@ -699,6 +700,7 @@ impl Routing {
             wrap_deadline,
             detail: String::new(),
             at: now,
+            agents: agents.clone(),
         };
         match (from, wanted) {
             (TaskState::Closed, _) => refuse(),
@@ -878,10 +880,10 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) {
-        let mrd = self
+        let (mrd, agents) = self
             .tasks
             .get(task_id)
-            .map(|t| t.spec.mrd.clone())
+            .map(|t| (t.spec.mrd.clone(), t.agents().cloned().collect()))
             .unwrap_or_default();
         self.emit(
             Event::TaskStateChanged {
@@ -892,6 +894,7 @@ impl Routing {
                 wrap_deadline: None,
                 detail,
                 at: now,
+                agents,
             },
             sink,
         );

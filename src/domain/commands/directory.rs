@@ -1,0 +1,243 @@
+//! The directory's commands (AdminService): agents with their credentials and routing profile,
+//! and the routing configuration: media routing domains, queues and reason codes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Command, Page, Turn};
+use crate::domain::agents::{AgentRecord, PasswordHashString, validate_routing_profile};
+use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::events::Event;
+use crate::domain::routing::config::{MrdConfig, QueueConfig, ReasonCode};
+use crate::domain::state::State;
+
+#[derive(Debug, Clone)]
+pub struct GetAgent {
+    pub agent_id: String,
+}
+
+impl Command for GetAgent {
+    type Answer = AgentRecord;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<AgentRecord> {
+        state.agent(&self.agent_id).cloned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListAgents {
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl Command for ListAgents {
+    type Answer = Page<AgentRecord>;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
+        Ok(Page::of(
+            &state.agents,
+            self.after.as_deref(),
+            self.limit,
+            AgentRecord::clone,
+        ))
+    }
+}
+
+/// The stored hash to check a login against, off the engine task; `None` for an unknown agent.
+#[derive(Debug, Clone)]
+pub struct AgentCredential {
+    pub agent_id: String,
+}
+
+impl Command for AgentCredential {
+    type Answer = Option<PasswordHashString>;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
+        Ok(state
+            .agents
+            .get(&self.agent_id)
+            .map(|a| a.password_hash.clone()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpsertAgent {
+    pub agent_id: String,
+    pub display_name: String,
+    /// `None` keeps the stored password; creating an agent needs one.
+    pub password_hash: Option<PasswordHashString>,
+    pub attributes: BTreeMap<String, u32>,
+    pub mrd_max_tasks: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentWritten {
+    pub agent: AgentRecord,
+    pub created: bool,
+}
+
+impl Command for UpsertAgent {
+    type Answer = AgentWritten;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentWritten> {
+        let Self {
+            agent_id,
+            display_name,
+            password_hash,
+            attributes,
+            mrd_max_tasks,
+        } = self;
+        validate_routing_profile(&attributes, &mrd_max_tasks)?;
+        // An override for an MRD that does not exist is a typo that would silently do nothing.
+        if let Some(unknown) = mrd_max_tasks
+            .keys()
+            .find(|name| !state.routing.mrds().any(|m| &m.name == *name))
+        {
+            return Err(DomainError::invalid(
+                "agent.mrd_max_tasks",
+                format!("MRD '{unknown}' does not exist; create it first (UpsertMrd)"),
+            ));
+        }
+        let existing = state.agents.get(&agent_id);
+        let password_hash = match (password_hash, existing) {
+            (Some(hash), _) => hash,
+            (None, Some(agent)) => agent.password_hash.clone(),
+            (None, None) => {
+                return Err(DomainError::invalid(
+                    "agent.password",
+                    "must not be empty when creating an agent",
+                ));
+            }
+        };
+        let created = existing.is_none();
+        let agent = AgentRecord {
+            agent_id: agent_id.clone(),
+            display_name: display_name.clone(),
+            password_hash: password_hash.clone(),
+            attributes: attributes.clone(),
+            mrd_max_tasks: mrd_max_tasks.clone(),
+        };
+        state.record(
+            turn,
+            Event::AgentUpserted {
+                agent_id,
+                display_name,
+                password_hash,
+                attributes,
+                mrd_max_tasks,
+            },
+        );
+        Ok(AgentWritten { agent, created })
+    }
+}
+
+/// Only an agent that is logged out of routing and has no session can go.
+#[derive(Debug, Clone)]
+pub struct DeleteAgent {
+    pub agent_id: String,
+}
+
+impl Command for DeleteAgent {
+    type Answer = ();
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+        let agent_id = self.agent_id;
+        state.agent(&agent_id)?;
+        if state.routing.is_logged_in_anywhere(&agent_id) {
+            return Err(DomainError::FailedPrecondition(format!(
+                "agent '{agent_id}' is logged in for routing; log it out first"
+            )));
+        }
+        if let Some((resource_id, _)) = state.sessions.iter().find(|(_, s)| s.agent_id == agent_id)
+        {
+            return Err(DomainError::FailedPrecondition(format!(
+                "agent '{agent_id}' has session '{resource_id}'; end it first"
+            )));
+        }
+        state.record(turn, Event::AgentDeleted { agent_id });
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpsertMrd(pub MrdConfig);
+
+impl Command for UpsertMrd {
+    type Answer = ();
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+        state.routing.upsert_mrd(self.0, &mut turn.sink)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeleteMrd {
+    pub name: String,
+}
+
+impl Command for DeleteMrd {
+    type Answer = ();
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+        state.routing.delete_mrd(&self.name, &mut turn.sink)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListMrds;
+
+impl Command for ListMrds {
+    type Answer = Vec<MrdConfig>;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
+        Ok(state.routing.mrds().cloned().collect())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpsertQueue(pub QueueConfig);
+
+impl Command for UpsertQueue {
+    type Answer = ();
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+        state.routing.upsert_queue(self.0, &mut turn.sink)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeleteQueue {
+    pub mrd: String,
+    pub name: String,
+}
+
+impl Command for DeleteQueue {
+    type Answer = ();
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+        state
+            .routing
+            .delete_queue(&self.mrd, &self.name, &mut turn.sink)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQueues;
+
+impl Command for ListQueues {
+    type Answer = Vec<QueueConfig>;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
+        Ok(state.routing.queues().cloned().collect())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpsertReasonCode(pub ReasonCode);
+
+impl Command for UpsertReasonCode {
+    type Answer = ();
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+        state.routing.upsert_reason_code(self.0, &mut turn.sink)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListReasonCodes;
+
+impl Command for ListReasonCodes {
+    type Answer = Vec<ReasonCode>;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
+        Ok(state.routing.reason_codes().cloned().collect())
+    }
+}

@@ -1,0 +1,105 @@
+//! What the engine is asked to do, already validated and resolved from the wire form. Each
+//! command is a type of its own with its own answer type, so a command handled by the wrong
+//! rules, or an answer of the wrong kind, does not compile. They come in four families:
+//!
+//! - `hub`: the session hub (clients, bindings, sessions, workflow actions);
+//! - `directory`: the agent directory and the routing configuration (AdminService);
+//! - `routing`: agents' routing presence and tasks;
+//! - `presence`: streams and timers, which the engine issues itself.
+//!
+//! Secrets arrive here only as hashes; ids and time were fixed before the rules see them.
+
+pub mod directory;
+pub mod hub;
+pub mod presence;
+pub mod routing;
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use directory::*;
+pub use hub::*;
+pub use presence::*;
+pub use routing::*;
+
+use super::error::DomainResult;
+use super::events::Millis;
+use super::ids::ClientId;
+use super::routing::Sink;
+use super::state::{Decided, State};
+
+/// A command the rules can run, and what it answers.
+pub trait Command: fmt::Debug + Send + 'static {
+    /// What the caller gets back, alongside the revision that includes the command's effects.
+    /// Serialisable, so that a retried request can get the first answer after a restart.
+    type Answer: fmt::Debug + Clone + Serialize + DeserializeOwned + Send + 'static;
+
+    /// Decides and applies the command's events through `turn`. On error nothing changed.
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Self::Answer>;
+
+    /// The answer as it stands once routing has settled after the command (a READY agent may
+    /// already hold an offer). Most answers do not change.
+    fn settled(answer: Self::Answer, _state: &State) -> Self::Answer {
+        answer
+    }
+
+    /// The client the command names, whose presence lease the call renews.
+    fn acting_client(&self) -> Option<ClientId> {
+        None
+    }
+}
+
+/// One command's work in progress: the time it runs at, the session hub's events (already
+/// applied, with their audiences) and routing's events (applied as emitted; their audiences
+/// are found when the command ends).
+pub struct Turn {
+    pub now: Millis,
+    pub(in crate::domain) decided: Vec<Decided>,
+    pub(in crate::domain) sink: Sink,
+}
+
+impl Turn {
+    pub(in crate::domain) fn new(now: Millis) -> Self {
+        Self {
+            now,
+            decided: Vec::new(),
+            sink: Sink::new(),
+        }
+    }
+}
+
+/// One page of a listing in key order, and the key to continue after when there is more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<String>,
+}
+
+impl<T: Clone> Page<T> {
+    /// Up to `limit` values of `map` after the key `after`.
+    pub fn of<V>(
+        map: &std::collections::BTreeMap<String, V>,
+        after: Option<&str>,
+        limit: usize,
+        item: impl Fn(&V) -> T,
+    ) -> Self {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
+        let mut rows: Vec<(&String, &V)> = map
+            .range::<String, _>((start, Bound::Unbounded))
+            .take(limit + 1)
+            .collect();
+        let next_after = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(k, _)| (*k).clone())
+        } else {
+            None
+        };
+        Self {
+            items: rows.into_iter().map(|(_, v)| item(v)).collect(),
+            next_after,
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The media routing commands: agents' presence per MRD, and tasks from submission to close.
+//! Commands on a task answer with the task, and agent commands with the agent's status, as
+//! they stand once routing has settled.
+
+use super::{Command, Page, Turn};
+use crate::domain::agents::PasswordHashString;
+use crate::domain::error::DomainResult;
+use crate::domain::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
+use crate::domain::routing::{AgentStatusView, QueueStats};
+use crate::domain::state::State;
+
+/// The task as it stands after routing settled.
+fn settled_task(task: Task, state: &State) -> Task {
+    state
+        .routing
+        .task(&task.spec.task_id)
+        .cloned()
+        .unwrap_or(task)
+}
+
+/// The agent's status as it stands after routing settled.
+fn settled_agent(view: AgentStatusView, state: &State) -> AgentStatusView {
+    state.routing.agent_status(&view.agent_id).unwrap_or(view)
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectAgent {
+    pub agent_id: String,
+    pub verified_hash: PasswordHashString,
+    pub extension: String,
+    pub destination: String,
+}
+
+impl Command for ConnectAgent {
+    type Answer = ();
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+        state.check_hash(&self.agent_id, &self.verified_hash)?;
+        state.routing.connect_agent(
+            &self.agent_id,
+            self.extension,
+            self.destination,
+            &mut turn.sink,
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChangeAgentState {
+    pub agent_id: String,
+    /// Set for `LoginAgent`: the hash its password was verified against.
+    pub verified_hash: Option<PasswordHashString>,
+    pub state: RequestedAgentState,
+    pub mrd: String,
+    pub reason_code: String,
+}
+
+impl Command for ChangeAgentState {
+    type Answer = AgentStatusView;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentStatusView> {
+        if let Some(hash) = &self.verified_hash {
+            state.check_hash(&self.agent_id, hash)?;
+        }
+        state.routing.change_agent_state(
+            &self.agent_id,
+            self.state,
+            &self.mrd,
+            &self.reason_code,
+            turn.now,
+            &mut turn.sink,
+        )?;
+        state.routing.agent_status(&self.agent_id)
+    }
+    fn settled(view: AgentStatusView, state: &State) -> AgentStatusView {
+        settled_agent(view, state)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTask(pub TaskSpec);
+
+impl Command for NewTask {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let task_id = self.0.task_id.clone();
+        state.routing.new_task(self.0, turn.now, &mut turn.sink)?;
+        state.routing.task(&task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AcceptTask {
+    pub task_id: String,
+    pub agent_id: String,
+}
+
+impl Command for AcceptTask {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let r = &mut state.routing;
+        r.accept_task(&self.task_id, &self.agent_id, turn.now, &mut turn.sink)?;
+        r.task(&self.task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RejectTask {
+    pub task_id: String,
+    pub agent_id: String,
+}
+
+impl Command for RejectTask {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let r = &mut state.routing;
+        r.reject_task(&self.task_id, &self.agent_id, turn.now, &mut turn.sink)?;
+        r.task(&self.task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChangeTaskState {
+    pub task_id: String,
+    pub state: TaskState,
+}
+
+impl Command for ChangeTaskState {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let r = &mut state.routing;
+        r.change_task_state(&self.task_id, self.state, turn.now, &mut turn.sink)?;
+        r.task(&self.task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TransferTask {
+    pub task_id: String,
+    pub owner_agent_id: String,
+    pub recipient_agent_id: String,
+}
+
+impl Command for TransferTask {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let r = &mut state.routing;
+        r.transfer_task(
+            &self.task_id,
+            &self.owner_agent_id,
+            &self.recipient_agent_id,
+            turn.now,
+            &mut turn.sink,
+        )?;
+        r.task(&self.task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConferenceTask {
+    pub task_id: String,
+    pub owner_agent_id: String,
+    pub participant_agent_id: String,
+    pub mrd: String,
+}
+
+impl Command for ConferenceTask {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let r = &mut state.routing;
+        r.conference_task(
+            &self.task_id,
+            &self.owner_agent_id,
+            &self.participant_agent_id,
+            &self.mrd,
+            turn.now,
+            &mut turn.sink,
+        )?;
+        r.task(&self.task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GetAgentState {
+    pub agent_id: String,
+}
+
+impl Command for GetAgentState {
+    type Answer = AgentStatusView;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<AgentStatusView> {
+        state.routing.agent_status(&self.agent_id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GetTaskState {
+    pub task_id: String,
+}
+
+impl Command for GetTaskState {
+    type Answer = Task;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Task> {
+        state.routing.task(&self.task_id).cloned()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListAgentStates {
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl Command for ListAgentStates {
+    type Answer = Page<AgentStatusView>;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
+        let (items, next_after) = state
+            .routing
+            .agent_statuses_after(self.after.as_deref(), self.limit);
+        Ok(Page { items, next_after })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListTasks {
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl Command for ListTasks {
+    type Answer = Page<Task>;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
+        let (items, next_after) = state.routing.tasks_after(self.after.as_deref(), self.limit);
+        Ok(Page { items, next_after })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GetQueueStats {
+    pub mrd: String,
+    pub queue: String,
+}
+
+impl Command for GetQueueStats {
+    type Answer = QueueStats;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<QueueStats> {
+        state.routing.queue_stats(&self.mrd, &self.queue, turn.now)
+    }
+}
