@@ -6,10 +6,17 @@
 //! - a `start_revision` older than the journal keeps (small `snapshot_every` and
 //!   `retain_events`) is OUT_OF_RANGE naming the oldest revision kept, and a watch from that
 //!   revision works, before and after a restart;
+//! - a `start_revision` past the next revision (head + 1) is OUT_OF_RANGE naming the head,
+//!   before any frame, on routing and session watches; head + 1 itself waits for the next
+//!   event, and its progress notices name the head, never a revision that does not exist;
 //! - an idle watch, or one whose filter matches nothing that happens, gets progress notices
 //!   whose revision covers what was committed, and resuming from a notice loses nothing;
 //! - a watcher that stops reading is ended with ABORTED naming the revision to resume from,
 //!   without slowing another watcher, and resuming from that revision loses nothing.
+//!
+//! Every such ending carries the revisions in a `google.rpc.ErrorInfo` detail too (domain
+//! `switchboard.v1`, reasons `WATCH_COMPACTED`, `WATCH_BEYOND_HEAD`, `WATCH_LAGGED`), read
+//! here with `tonic_types::StatusExt` and checked against the message.
 //!
 //! Events come from toggling agents between READY and NOT_READY: each toggle commits one
 //! routing event (`AgentStateChanged`, at the revision its response names) and one event a
@@ -20,6 +27,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -31,6 +39,7 @@ use switchboard::pb::watch_routing_events_response::Frame;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
+use tonic_types::StatusExt;
 
 const PASSWORD: &str = "resume-Pw-1";
 /// Bounds every wait so a broken server fails the test instead of hanging it.
@@ -199,7 +208,8 @@ async fn events_through(watch: &mut Watch, last: u64) -> Vec<pb::RoutingEvent> {
 }
 
 /// The status a watch that should fail at once fails with, whether the call itself fails or
-/// its stream ends with the status before any event.
+/// its stream ends with the status before any frame: not even a progress notice, which would
+/// claim a revision.
 async fn refusal(r: &mut Routing, start_revision: u64) -> Status {
     let mut watch = match r
         .watch_routing_events(watch_request(start_revision, ""))
@@ -208,15 +218,86 @@ async fn refusal(r: &mut Routing, start_revision: u64) -> Status {
         Err(status) => return status,
         Ok(watch) => watch.into_inner(),
     };
-    loop {
-        match next_frame(&mut watch).await {
-            Err(status) => return status,
-            Ok(Frame::Progress(_)) => {}
-            Ok(Frame::Event(event)) => {
-                panic!("watch from {start_revision} sent {event:?} instead of failing")
-            }
+    match next_frame(&mut watch).await {
+        Err(status) => status,
+        Ok(frame) => panic!("watch from {start_revision} sent {frame:?} instead of failing"),
+    }
+}
+
+/// The same for a session watch.
+async fn session_refusal(c: &mut Clients, resource_id: &str, start_revision: u64) -> Status {
+    let request = pb::WatchSessionStateRequest {
+        resource_id: resource_id.into(),
+        start_revision,
+    };
+    let mut watch = match c.workflow.watch_session_state(request).await {
+        Err(status) => return status,
+        Ok(watch) => watch.into_inner(),
+    };
+    match tokio::time::timeout(WAIT, watch.next())
+        .await
+        .expect("the watch answers in time")
+        .expect("the watch ends with a status, not silently")
+    {
+        Err(status) => status,
+        Ok(frame) => {
+            panic!("session watch from {start_revision} sent {frame:?} instead of failing")
         }
     }
+}
+
+/// The metadata of a status's `ErrorInfo` detail, which must have `reason` in the
+/// `switchboard.v1` domain, each value parsed as a revision.
+#[track_caller]
+fn error_info(status: &Status, reason: &str) -> HashMap<String, u64> {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo detail in {status:?}"));
+    assert_eq!(info.reason, reason, "{status:?}");
+    assert_eq!(info.domain, "switchboard.v1", "{status:?}");
+    info.metadata
+        .iter()
+        .map(|(key, value)| {
+            let revision = value
+                .parse()
+                .unwrap_or_else(|_| panic!("{key}: {value:?} is not a revision"));
+            (key.clone(), revision)
+        })
+        .collect()
+}
+
+/// The OUT_OF_RANGE refusal of a start past the next revision, and the head it names (in the
+/// message and in the detail alike).
+#[track_caller]
+fn beyond_head(status: &Status, start_revision: u64) -> u64 {
+    assert_eq!(
+        status.code(),
+        Code::OutOfRange,
+        "watch from {start_revision}: {status:?}"
+    );
+    let head = revision_after(status, "is beyond the head revision ");
+    assert!(
+        status
+            .message()
+            .starts_with(&format!("start_revision {start_revision} is beyond")),
+        "{:?}",
+        status.message()
+    );
+    assert!(
+        status
+            .message()
+            .ends_with(&format!("watch from revision {} or earlier", head + 1)),
+        "{:?}",
+        status.message()
+    );
+    assert_eq!(
+        error_info(status, "WATCH_BEYOND_HEAD"),
+        HashMap::from([
+            ("requested_revision".to_owned(), start_revision),
+            ("head_revision".to_owned(), head),
+        ])
+    );
+    head
 }
 
 fn revisions(events: &[pb::RoutingEvent]) -> Vec<u64> {
@@ -254,7 +335,15 @@ fn oldest_kept(status: &Status, start_revision: u64) -> u64 {
         "{:?}",
         status.message()
     );
-    revision_after(status, "watch from revision ")
+    let oldest = revision_after(status, "watch from revision ");
+    assert_eq!(
+        error_info(status, "WATCH_COMPACTED"),
+        HashMap::from([
+            ("requested_revision".to_owned(), start_revision),
+            ("oldest_revision".to_owned(), oldest),
+        ])
+    );
+    oldest
 }
 
 /// Reads a watch the server is stopping until it ends: the events still in flight, then
@@ -568,6 +657,10 @@ async fn a_stalled_watcher_is_cut_off_with_a_resume_point_and_loses_nothing() {
         "{status:?}"
     );
     let resume_from = revision_after(&status, "resume from revision ");
+    assert_eq!(
+        error_info(&status, "WATCH_LAGGED"),
+        HashMap::from([("resume_revision".to_owned(), resume_from)])
+    );
     assert!(!slow_seen.is_empty(), "the slow watcher got events first");
     assert_eq!(
         slow_seen,
@@ -636,6 +729,111 @@ async fn a_watch_catching_up_while_events_commit_misses_none() {
          progress through {latest}"
     );
     assert_eq!(seen, expected);
+
+    drop(watch);
+    server.stop().await;
+}
+
+/// The current head: the first progress notice of an idle watch from now. Nothing commits
+/// by itself in these tests (no clients, offers or timers), so it stays the head until the
+/// test changes something.
+async fn head(r: &mut Routing) -> u64 {
+    let mut idle = open(r, 0, "").await;
+    match next_frame(&mut idle).await.expect("the watch is healthy") {
+        Frame::Progress(notice) => notice.revision,
+        Frame::Event(event) => panic!("nothing happened, yet the watch sent {event:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_start_beyond_the_head_is_out_of_range_naming_the_head() {
+    let server = TestServer::start_with(ServerConfig {
+        watch_progress_ms: 100,
+        ..ServerConfig::in_memory()
+    })
+    .await;
+    let mut c = server.clients().await;
+    let mut r = routing(&server).await;
+    let login = configure(&mut c, &mut r, &["ana"]).await;
+    let head = head(&mut r).await;
+    assert!(head >= login, "{head} < {login}");
+
+    // The largest revision used to be accepted, its notices claiming u64::MAX - 1.
+    for start in [u64::MAX, head + 5, head + 2] {
+        assert_eq!(beyond_head(&refusal(&mut r, start).await, start), head);
+    }
+    // A filtered watch alike.
+    let mut filtered = open(&mut r, u64::MAX, "ana").await;
+    let status = next_frame(&mut filtered)
+        .await
+        .expect_err("the watch is refused");
+    assert_eq!(beyond_head(&status, u64::MAX), head);
+
+    // head + 1 is the next revision: the watch waits for it, claiming only the head meanwhile.
+    let mut next = open(&mut r, head + 1, "").await;
+    let Frame::Progress(notice) = next_frame(&mut next).await.expect("the watch is healthy") else {
+        panic!("nothing happened, so the first frame is a progress notice");
+    };
+    assert_eq!(notice.revision, head);
+    let toggled = Toggler::new("ana").toggle(&mut r, 1).await[0];
+    assert!(toggled > head);
+    assert_eq!(
+        revisions(&events_through(&mut next, toggled).await),
+        [toggled]
+    );
+
+    // A refusal names the head as it is when the watch subscribes.
+    let moved = beyond_head(&refusal(&mut r, u64::MAX).await, u64::MAX);
+    assert!(moved >= toggled, "{moved} < {toggled}");
+    assert_eq!(
+        beyond_head(&refusal(&mut r, moved + 2).await, moved + 2),
+        moved
+    );
+
+    drop(next);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_watch_beyond_the_head_is_out_of_range_naming_the_head() {
+    let server = TestServer::start_with(ServerConfig {
+        watch_progress_ms: 100,
+        ..ServerConfig::in_memory()
+    })
+    .await;
+    let mut c = server.clients().await;
+    let mut r = routing(&server).await;
+    c.create_agent("ana", PASSWORD).await;
+    let resource_id = c.prepare("ana", PASSWORD, false).await.resource_id;
+    let head = head(&mut r).await;
+
+    for start in [u64::MAX, head + 5] {
+        let status = session_refusal(&mut c, &resource_id, start).await;
+        assert_eq!(beyond_head(&status, start), head);
+    }
+
+    // From head + 1 the session watch is accepted and its notices name the head.
+    let mut watch = c
+        .workflow
+        .watch_session_state(pb::WatchSessionStateRequest {
+            resource_id,
+            start_revision: head + 1,
+        })
+        .await
+        .expect("the watch opens")
+        .into_inner();
+    let frame = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .expect("a frame arrives in time")
+        .expect("the watch goes on")
+        .expect("the watch is healthy")
+        .frame
+        .expect("frames have content");
+    use pb::watch_session_state_response::Frame as SessionFrame;
+    let SessionFrame::Progress(notice) = frame else {
+        panic!("nothing happened, so the first frame is a progress notice: {frame:?}");
+    };
+    assert_eq!(notice.revision, head);
 
     drop(watch);
     server.stop().await;

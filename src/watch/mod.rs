@@ -1,6 +1,7 @@
 //! Revisioned fan-out: every committed record is published once; each watcher replays what it
 //! missed from the journal, then follows live records, in revision order with no gaps or
-//! duplicates. A start older than the journal keeps is refused with the oldest revision kept.
+//! duplicates. A start older than the journal keeps is refused with the oldest revision kept;
+//! a start past the next revision (the committed one + 1) is refused with the committed one.
 //! An idle watcher gets a progress notice with the current revision now and then. A watcher
 //! that falls too far behind is ended with the revision to resume from; it never slows the
 //! engine or other watchers.
@@ -41,6 +42,14 @@ pub enum WatchError {
         requested: Revision,
         oldest: Revision,
     },
+    /// A start past the next revision: nothing there exists yet, and a watch from it could
+    /// only claim revisions that do not exist. The next revision (`head + 1`) is fine.
+    #[error(
+        "start_revision {requested} is beyond the head revision {head}; watch from revision \
+         {next} or earlier",
+        next = .head + 1
+    )]
+    BeyondHead { requested: Revision, head: Revision },
     #[error("journal read failed: {0}")]
     Journal(String),
 }
@@ -97,7 +106,8 @@ impl WatchHub {
     }
 
     /// Streams the records with revision >= `start` that `filter` keeps. `start` 0 means
-    /// "from the next revision".
+    /// "from the next revision", as does the committed revision + 1. A later `start` ends the
+    /// stream at once with [`WatchError::BeyondHead`].
     pub fn subscribe<F>(
         &self,
         start: Revision,
@@ -112,6 +122,14 @@ impl WatchHub {
         let committed = self.committed();
         let start = if start == 0 { committed + 1 } else { start };
         let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
+        if start > committed + 1 {
+            // The channel is new and empty: the one error fits.
+            let _ = tx.try_send(Err(WatchError::BeyondHead {
+                requested: start,
+                head: committed,
+            }));
+            return rx;
+        }
         let hub = self.clone();
         tokio::spawn(async move {
             if let Err(error) = hub.pump(start, committed, live, &tx, filter).await {
@@ -132,7 +150,9 @@ impl WatchHub {
     where
         F: Fn(&Record) -> bool,
     {
-        // `next` is the first revision not yet considered.
+        // `next` is the first revision not yet considered; it starts at or before
+        // `committed + 1` (`subscribe` refuses a later start), so every progress notice names
+        // a committed revision.
         let mut next = start;
         if next <= committed {
             let oldest = self.read(|journal| journal.first_revision()).await?;
@@ -167,6 +187,7 @@ impl WatchHub {
             let received = tokio::select! {
                 received = live.recv() => received,
                 _ = progress.tick() => {
+                    debug_assert!(next - 1 <= self.committed(), "progress past the head");
                     if !send(tx, WatchItem::Progress(next - 1)).await {
                         return Ok(());
                     }
