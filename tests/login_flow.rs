@@ -313,7 +313,8 @@ async fn seed_login_flow_over_one_connect_stream() {
     assert_eq!(action_changes(&events[0]), logout_enabled());
     assert_eq!(events[0].revision, after.revision);
 
-    // Ending the stream unregisters the desktop: its end means the server no longer counts it.
+    // Saying goodbye unregisters the desktop: once the stream ends, the server no longer counts
+    // it.
     desktop.close().await;
     assert_eq!(admin.client_count().await, 0);
     assert_eq!(admin.service_counts().await, vec![0, 0]);

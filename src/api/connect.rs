@@ -1,9 +1,13 @@
 //! `CoreService.Connect`: a desktop's one two-way stream. The stream is its client's lease:
 //! it registers a client on open (or resumes one named in its metadata), and when it ends the
-//! client is unregistered (the desktop closed its side) or starts its grace period (the
-//! connection broke, or the server is stopping). Requests are answered in the order sent; the
-//! events of everything the client has bound are forwarded as they commit, always ahead of the
-//! answer of the request that caused them.
+//! client is unregistered (the desktop sent a `Goodbye` frame) or starts its grace period
+//! (every other end: the request side closed without a goodbye, the call was cancelled or
+//! reset, the connection broke, a frame did not decode, or the server is stopping). Only a
+//! goodbye frame unregisters: a half-close and a cancel look alike on the server (tonic reads
+//! an RST_STREAM with CANCEL or NO_ERROR as the end of the requests), so neither can mean a
+//! desktop is done. Requests are answered in the order sent; the events of everything the
+//! client has bound are forwarded as they commit, always ahead of the answer of the request
+//! that caused them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,12 +50,24 @@ type Out = mpsc::Sender<Box<Result<ConnectResponse, Status>>>;
 
 /// Why a `Connect` stream ended, which decides what happens to its client.
 enum Ending {
-    /// The desktop closed its side: it is done, and its client goes now.
+    /// The desktop sent a goodbye frame: it is done, and its client goes now.
     Goodbye,
-    /// The connection broke or the desktop stopped reading: the grace period starts.
+    /// The call was cancelled or reset, the connection broke, or the desktop stopped
+    /// reading: the grace period starts.
     Vanished,
-    /// The server ended the stream with this status.
+    /// The server ends the stream with this status (and the grace period starts): the
+    /// requests ended without a goodbye, a frame did not decode, or the server is stopping.
     Ended(Status),
+}
+
+impl Ending {
+    /// What became of the client, for the log.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Ending::Goodbye => "unregistered",
+            Ending::Vanished | Ending::Ended(_) => "grace period",
+        }
+    }
 }
 
 impl Api {
@@ -161,6 +177,17 @@ impl Api {
                         }
                     }
                     Inbound::Goodbye => break Ending::Goodbye,
+                    Inbound::Ended => break Ending::Ended(Status::cancelled(format!(
+                        "the request side ended without a Goodbye frame: client {client_id} \
+                         stays registered for its grace period; resume it with \
+                         {CLIENT_ID_HEADER}, or end with Goodbye to unregister it"
+                    ))),
+                    Inbound::Malformed(detail) => {
+                        break Ending::Ended(Status::invalid_argument(format!(
+                            "a frame could not be decoded as a ConnectRequest ({detail}); \
+                             client {client_id} stays registered for its grace period"
+                        )));
+                    }
                     Inbound::Broken => break Ending::Vanished,
                 },
             }
@@ -175,12 +202,21 @@ impl Api {
                 Box::pin(engine.detach_stream(client_id, stream)).await
             }
         };
-        match closed.map(|_| ()) {
-            Ok(_) | Err(DomainError::NotFound { .. }) => {}
-            Err(e) => debug!(%client_id, error = %e, "closing a connect stream failed"),
-        }
-        debug!(%client_id, stream, "connect stream closed");
-        if let Ending::Ended(status) = ending {
+        let failed = match closed {
+            Ok(_) | Err(DomainError::NotFound { .. }) => None,
+            Err(e) => {
+                debug!(%client_id, error = %e, "closing a connect stream failed");
+                Some(e)
+            }
+        };
+        debug!(%client_id, stream, client = ending.outcome(), "connect stream closed");
+        let status = match ending {
+            Ending::Ended(status) => Some(status),
+            // The stream ends OK only once the goodbye took: a failed one must not look done.
+            Ending::Goodbye => failed.map(Status::from),
+            Ending::Vanished => None,
+        };
+        if let Some(status) = status {
             let _ = out.send(Box::new(Err(status))).await;
         }
     }
@@ -224,6 +260,10 @@ impl Api {
         let me = Some(client_id);
         let request = request.ok_or_else(|| DomainError::invalid("request", "must be set"))?;
         Ok(match request {
+            // Taken by `next_request`, which ends the stream; never answered.
+            Req::Goodbye(_) => {
+                return Err(DomainError::invalid("request", "goodbye ends the stream"));
+            }
             Req::GetServerStatus(_) => Frame::GetServerStatus(self.get_server_status().await?),
             Req::ListServices(_) => Frame::ListServices(self.list_services().await?),
             Req::BindService(r) => Frame::BindService(self.bind_service(r, me).await?),
@@ -265,15 +305,32 @@ fn frame(request_id: String, content: Frame) -> ConnectResponse {
 /// task does not hold room for the largest one.
 enum Inbound {
     Request(Box<pb::ConnectRequest>),
+    /// A goodbye frame: the desktop is done.
     Goodbye,
+    /// The requests ended without a goodbye: a half-close, or the call cancelled (tonic and
+    /// hyper read an RST_STREAM with CANCEL or NO_ERROR as the end of the requests, so the two
+    /// cannot be told apart).
+    Ended,
+    /// Bytes that are not a `ConnectRequest` frame; what the decoder said.
+    Malformed(String),
+    /// The transport failed: a reset with any other code, or the connection broke.
     Broken,
 }
 
 async fn next_request(inbound: &mut Streaming<pb::ConnectRequest>) -> Inbound {
     match inbound.message().await {
+        Ok(Some(pb::ConnectRequest {
+            request: Some(Req::Goodbye(_)),
+            ..
+        })) => Inbound::Goodbye,
         Ok(Some(request)) => Inbound::Request(Box::new(request)),
-        Ok(None) => Inbound::Goodbye,
-        Err(_) => Inbound::Broken,
+        Ok(None) => Inbound::Ended,
+        // tonic reports both with a Status (a prost decode error is INTERNAL, like most
+        // transport errors); a transport error carries the hyper or h2 error as its source,
+        // while the decoder's own errors (undecodable bytes, a bad compression flag, a frame
+        // too large or cut off by the end of the stream) have none.
+        Err(status) if std::error::Error::source(&status).is_some() => Inbound::Broken,
+        Err(status) => Inbound::Malformed(status.message().to_owned()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The tests' one desktop: a `Connect` stream on a connection of its own (as a real desktop
-//! has), which can sign in, call, keep the events that arrive ahead of answers, vanish (the
-//! connection drops without the desktop closing its side) and come back.
+//! has), which can sign in, call, keep the events that arrive ahead of answers, say goodbye,
+//! vanish (the call is cancelled without a goodbye) and come back.
 
 use std::time::Duration;
 
@@ -241,25 +241,36 @@ impl ConnectedDesktop {
         }
     }
 
-    /// The connection drops as a crashed desktop's or a lost network's would: the stream is
-    /// cancelled without the desktop closing its side first.
+    /// The desktop goes as a crashed desktop, a lost network or a reloaded page would: the
+    /// call is cancelled (RST_STREAM with CANCEL) without a goodbye. Its client keeps its grace
+    /// period.
     pub fn vanish(self) {
         let Self { tx, rx, .. } = self;
         drop(rx);
-        // The request side is dropped only after the cancellation went out.
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            drop(tx);
-        });
+        drop(tx);
     }
 
-    /// The desktop closes its side (a deliberate goodbye), and the server ends the stream
-    /// cleanly.
-    pub async fn close(self) {
+    /// The desktop closes its side without a goodbye frame; returns how the server ended the
+    /// stream (CANCELLED: the client keeps its grace period).
+    pub async fn end_requests(self) -> Option<tonic::Status> {
         let Self { tx, mut rx, .. } = self;
         drop(tx);
+        ending_of(&mut rx).await
+    }
+
+    /// The desktop says goodbye (a deliberate end): its client is unregistered, and only then
+    /// the server ends the stream with OK.
+    pub async fn close(self) {
+        let Self { tx, mut rx, .. } = self;
+        tx.send(pb::ConnectRequest {
+            request_id: String::new(),
+            request: Some(Req::Goodbye(pb::Goodbye {})),
+        })
+        .await
+        .expect("the stream takes the goodbye");
+        drop(tx);
         if let Some(status) = ending_of(&mut rx).await {
-            panic!("the stream ended with {status:?} after the desktop closed its side");
+            panic!("the stream ended with {status:?} after the desktop said goodbye");
         }
     }
 }

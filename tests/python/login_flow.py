@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Runs the seed's media-bar login flow against a Switchboard server with stubs generated
-from proto/ (see scripts/test-tools.sh), asserting every answer on the way.
+from proto/ (see scripts/test-tools.sh), asserting every answer on the way; then ends
+`Connect` streams the two ways a desktop does: a cancelled call keeps its client (resumable),
+a `Goodbye` frame unregisters it.
 
 Exits 0 and prints `login flow: OK` last on success; exits 1 with `login flow: FAILED ...`
 otherwise. Every call and every wait is bounded, so it cannot hang.
@@ -121,6 +123,45 @@ class SessionWatch:
     def close(self):
         self._call.cancel()
         self._thread.join(timeout=RPC_TIMEOUT)
+
+
+class ConnectStream:
+    """A `Connect` call whose frames come from a queue: `send` queues one, `end` closes the
+    request side. Reads are bounded by the call's deadline."""
+
+    _END = object()
+
+    def __init__(self, stub, metadata=()):
+        self._requests = queue.Queue()
+        self._call = stub.Connect(self._frames(), metadata=metadata, timeout=WATCH_DEADLINE)
+
+    def _frames(self):
+        while True:
+            frame = self._requests.get()
+            if frame is self._END:
+                return
+            yield frame
+
+    def send(self, frame):
+        self._requests.put(frame)
+
+    def end(self):
+        self._requests.put(self._END)
+
+    def next(self):
+        return next(self._call)
+
+    def rest(self):
+        """Every frame until the server ends the stream; raises if it ends with an error."""
+        return list(self._call)
+
+    def code(self):
+        return self._call.code()
+
+    def cancel(self):
+        """Cancels the call (RST_STREAM with CANCEL), as a deadline or a page reload does."""
+        self._call.cancel()
+        self.end()
 
 
 def describe_error(error):
@@ -301,9 +342,60 @@ class Flow:
         )
         try:
             self.bind_and_login(processor, manager, client_id, resource_id, before.revision, watch)
+            self.connect_endings()
         finally:
             watch.close()
             self.channel.close()
+
+    def greeting(self, stream, what):
+        frame = stream.next()
+        self.check_no_password(frame)
+        expect(frame.WhichOneof("frame") == "connected", f"{what}: first frame is {frame}")
+        return frame.connected
+
+    def client_count(self):
+        return self.call(self.core.GetServerStatus, self.pb["core"].GetServerStatusRequest()).client_count
+
+    def connect_endings(self):
+        """A cancelled `Connect` keeps its client for the grace period; a `Goodbye` frame ends
+        it for good, and only then does the stream end OK."""
+        core, grpc = self.pb["core"], self.pb["grpc"]
+        clients_before = self.client_count()
+
+        self.step = "9 Connect"
+        first = ConnectStream(self.core)
+        client_id = self.greeting(first, "Connect").client_id
+        expect(client_id != "", "Connect gave no client_id")
+        expect(self.client_count() == clients_before + 1, "the Connect client is not counted")
+
+        self.step = "9 Connect cancelled, then resumed"
+        first.cancel()
+        resume = (("switchboard-client-id", client_id),)
+        back = ConnectStream(self.core, metadata=resume)
+        greeting = self.greeting(back, "resumed Connect")
+        expect(greeting.resumed, "a cancelled Connect's client was not resumed")
+        expect(greeting.client_id == client_id, f"resumed {greeting.client_id!r}, not {client_id!r}")
+
+        self.step = "9 Connect Goodbye"
+        back.send(core.ConnectRequest(goodbye=core.Goodbye()))
+        back.end()
+        for frame in back.rest():
+            self.check_no_password(frame)
+            expect(frame.WhichOneof("frame") == "event", f"after the goodbye: {frame}")
+        expect(back.code() == grpc.StatusCode.OK, f"the goodbye ended with {back.code()}")
+        expect(self.client_count() == clients_before, "the client is still counted after its goodbye")
+
+        self.step = "9 Connect resuming after the goodbye"
+        gone = ConnectStream(self.core, metadata=resume)
+        gone.end()
+        try:
+            frame = gone.next()
+            raise FlowError(f"a client that said goodbye was resumed: {frame}")
+        except grpc.RpcError as error:
+            expect(
+                error.code() == grpc.StatusCode.NOT_FOUND,
+                f"resuming after the goodbye: {describe_error(error)}",
+            )
 
     def bind_and_login(self, processor, manager, client_id, resource_id, revision, watch):
         core, wf = self.pb["core"], self.pb["workflow"]
