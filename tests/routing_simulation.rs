@@ -1,11 +1,14 @@
 //! Thousands of random commands and clock jumps against the routing engine, checking after
 //! every step that nothing is over capacity, double-owned, stuck or left waiting beside an
-//! idle eligible agent. Seeded: a failure names its seed and step, and replays exactly.
+//! idle eligible agent, and every few hundred steps that the fold of its events (from the
+//! start, and from the latest snapshot) rebuilds the live state. Seeded: a failure names its
+//! seed and step, and replays exactly.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use common::replay::ReplayCheck;
 use common::world::{World, spec};
 use switchboard::domain::commands as cmd;
 use switchboard::domain::routing::AgentStatusView;
@@ -18,6 +21,9 @@ use switchboard::domain::{DomainError, Event};
 
 const STEPS: usize = 3_000;
 const AGENTS: usize = 12;
+/// Steps between checks that replaying the events, and restoring the latest snapshot then
+/// replaying the rest, both rebuild the live state.
+const REPLAY_EVERY: usize = 250;
 
 /// A small deterministic generator (64-bit LCG), so a seed fully fixes a run.
 struct Lcg(u64);
@@ -422,9 +428,13 @@ impl Sim {
 
 fn run(seed: u64) -> Vec<Event> {
     let mut sim = Sim::new(seed);
+    let mut replay = ReplayCheck::default();
     for step in 0..STEPS {
         sim.step();
         sim.check(seed, step);
+        if step % REPLAY_EVERY == REPLAY_EVERY - 1 {
+            replay.check(&sim.world, &format!("seed {seed}, step {step}"));
+        }
     }
     let tasks = sim.tasks();
     let routed = tasks

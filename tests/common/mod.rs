@@ -5,6 +5,7 @@
 
 pub mod desktop;
 pub mod process;
+pub mod replay;
 pub mod tools;
 pub mod world;
 

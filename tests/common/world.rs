@@ -44,13 +44,18 @@ impl Default for World {
 
 impl World {
     pub fn new() -> Self {
-        let directory = ServiceDirectory::new(uuid::Uuid::nil(), "Switchboard");
         Self {
-            state: State::new(directory, Arc::new(ModelCatalog::default())),
+            state: Self::empty_state(),
             now: 1_000_000,
             events: Vec::new(),
             password_hash: test_hash(),
         }
+    }
+
+    /// A state configured as every world's, before any event.
+    pub fn empty_state() -> State {
+        let directory = ServiceDirectory::new(uuid::Uuid::nil(), "Switchboard");
+        State::new(directory, Arc::new(ModelCatalog::default()))
     }
 
     /// Runs a command at the current time; returns its answer and the events it produced.
