@@ -30,9 +30,8 @@ impl Routing {
                 self.agent_ids.remove(agent_id);
             }
             Event::MrdUpserted { mrd } => {
-                let default_key = (mrd.name.clone(), DEFAULT_QUEUE.to_owned());
                 self.queues
-                    .entry(default_key)
+                    .entry(QueueKey::new(&mrd.name, DEFAULT_QUEUE))
                     .or_insert_with(|| QueueConfig::built_in_default(&mrd.name));
                 self.mrds.insert(mrd.name.clone(), mrd.clone());
                 self.reindex_mrd(&mrd.name);
@@ -45,13 +44,13 @@ impl Routing {
                 }
             }
             Event::QueueUpserted { queue } => {
-                let key = (queue.mrd.clone(), queue.name.clone());
+                let key = queue.key();
                 self.queues.insert(key.clone(), queue.clone());
                 self.requeue_waiting_in(&key);
                 self.reindex_mrd(&queue.mrd);
             }
             Event::QueueDeleted { mrd, name } => {
-                let key = (mrd.clone(), name.clone());
+                let key = QueueKey::new(mrd, name);
                 if name == DEFAULT_QUEUE {
                     self.queues
                         .insert(key.clone(), QueueConfig::built_in_default(mrd));
@@ -416,8 +415,8 @@ impl Routing {
         }
         let key = TaskKey::new(task.priority, task.seq, task_id);
         let sticky = (!task.spec.last_agent_id.is_empty()).then(|| task.spec.last_agent_id.clone());
-        let queue = (task.spec.mrd.clone(), task.spec.queue.clone());
-        self.waiting.insert(queue, task.step, key.clone(), sticky);
+        self.waiting
+            .insert(task.spec.queue_key(), task.step, key.clone(), sticky);
         self.dirty_tasks.insert(key);
         self.rearm(task_id);
     }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
+use super::index::QueueKey;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
 use crate::domain::ids::validate_name;
@@ -102,6 +103,10 @@ impl QueueConfig {
             ));
         }
         Ok(())
+    }
+
+    pub(in crate::domain::routing) fn key(&self) -> QueueKey {
+        QueueKey::new(&self.mrd, &self.name)
     }
 
     /// When a task that reached `step` at `since` widens to the next step, if it ever does.

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::index::QueueKey;
 use crate::domain::events::Millis;
 
 /// Priorities tasks may be given; a task rerouted after RONA, rejection or logout goes back
@@ -127,6 +128,13 @@ pub struct TaskSpec {
     pub last_agent_id: String,
     pub labels: Vec<String>,
     pub attributes: BTreeMap<String, String>,
+}
+
+impl TaskSpec {
+    /// The queue the task waits in.
+    pub(in crate::domain::routing) fn queue_key(&self) -> QueueKey {
+        QueueKey::new(&self.mrd, &self.queue)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
