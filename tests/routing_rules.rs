@@ -424,7 +424,10 @@ fn transfer_and_conference_refusals() {
         other => panic!("expected FAILED_PRECONDITION ({needle}), got {other:?}"),
     };
     // Not active yet (offered).
-    precondition(w.run(transfer("t1", "owner", "other")), "not Active");
+    precondition(
+        w.run(transfer("t1", "owner", "other")),
+        "is TASK_STATE_OFFERED, not TASK_STATE_ACTIVE",
+    );
     w.accept("t1", "owner");
     assert!(matches!(
         w.run(transfer("ghost", "owner", "other")),
@@ -449,7 +452,7 @@ fn transfer_and_conference_refusals() {
     w.set_state("other", Req::Login, "chat").unwrap();
     precondition(
         w.run(transfer("t1", "owner", "other")),
-        "cannot take work now (NotReady",
+        "cannot take work now (AGENT_STATE_NOT_READY on mrd 'chat')",
     );
     assert!(matches!(
         w.run(conference("owner", "idle", "voice")),
@@ -538,5 +541,129 @@ fn derived_state_notices_follow_each_change() {
     assert_eq!(
         states(&w.set_state("a", Req::Logout, "chat").unwrap()),
         [AgentState::Logout]
+    );
+}
+
+#[test]
+fn wire_names_match_the_contract() {
+    use switchboard::domain::routing::config::{LogoutAction, ReasonCategory, RonaAction};
+    use switchboard::domain::routing::model::RequeueReason;
+    use switchboard::pb;
+
+    // Exhaustive matches: a new variant without a contract counterpart does not compile.
+    fn check<T: Copy + std::fmt::Display>(
+        all: &[T],
+        wire: fn(T) -> &'static str,
+        pb: fn(T) -> &'static str,
+    ) {
+        let mut seen = std::collections::BTreeSet::new();
+        for &value in all {
+            assert_eq!(wire(value), pb(value));
+            assert_eq!(value.to_string(), pb(value));
+            assert!(seen.insert(pb(value)), "{} listed twice", pb(value));
+        }
+    }
+    check(&AgentState::ALL, AgentState::wire_name, |s| {
+        match s {
+            AgentState::Logout => pb::AgentState::Logout,
+            AgentState::NotReady => pb::AgentState::NotReady,
+            AgentState::Ready => pb::AgentState::Ready,
+            AgentState::Reserved => pb::AgentState::Reserved,
+            AgentState::Active => pb::AgentState::Active,
+            AgentState::Busy => pb::AgentState::Busy,
+            AgentState::WorkReady => pb::AgentState::WorkReady,
+            AgentState::PendingNotReady => pb::AgentState::PendingNotReady,
+        }
+        .as_str_name()
+    });
+    check(&Req::ALL, Req::wire_name, |s| {
+        match s {
+            Req::Login => pb::AgentState::Login,
+            Req::Ready => pb::AgentState::Ready,
+            Req::NotReady => pb::AgentState::NotReady,
+            Req::Logout => pb::AgentState::Logout,
+        }
+        .as_str_name()
+    });
+    check(&TaskState::ALL, TaskState::wire_name, |s| {
+        match s {
+            TaskState::Queued => pb::TaskState::Queued,
+            TaskState::Offered => pb::TaskState::Offered,
+            TaskState::Active => pb::TaskState::Active,
+            TaskState::Paused => pb::TaskState::Paused,
+            TaskState::WrappingUp => pb::TaskState::WrappingUp,
+            TaskState::Closed => pb::TaskState::Closed,
+        }
+        .as_str_name()
+    });
+    check(&CloseReason::ALL, CloseReason::wire_name, |s| {
+        match s {
+            CloseReason::Done => pb::CloseReason::Done,
+            CloseReason::NoAgentAvailable => pb::CloseReason::NoAgentAvailable,
+            CloseReason::Cancelled => pb::CloseReason::Cancelled,
+            CloseReason::AgentLogout => pb::CloseReason::AgentLogout,
+            CloseReason::ForceClosed => pb::CloseReason::ForceClosed,
+        }
+        .as_str_name()
+    });
+    check(&RequeueReason::ALL, RequeueReason::wire_name, |s| {
+        match s {
+            RequeueReason::Rona => pb::RequeueReason::Rona,
+            RequeueReason::Rejected => pb::RequeueReason::Rejected,
+            RequeueReason::AgentLogout => pb::RequeueReason::AgentLogout,
+        }
+        .as_str_name()
+    });
+    check(&ReasonCategory::ALL, ReasonCategory::wire_name, |s| {
+        match s {
+            ReasonCategory::NotReady => pb::ReasonCategory::NotReady,
+            ReasonCategory::Logout => pb::ReasonCategory::Logout,
+        }
+        .as_str_name()
+    });
+    check(&RonaAction::ALL, RonaAction::wire_name, |s| {
+        match s {
+            RonaAction::NotReady => pb::RonaAction::NotReady,
+            RonaAction::NotRoutable => pb::RonaAction::NotRoutable,
+        }
+        .as_str_name()
+    });
+    check(&LogoutAction::ALL, LogoutAction::wire_name, |s| {
+        match s {
+            LogoutAction::Close => pb::LogoutAction::Close,
+            LogoutAction::Requeue => pb::LogoutAction::Requeue,
+        }
+        .as_str_name()
+    });
+}
+
+#[test]
+fn refusals_name_wire_values() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    w.reason("lunch", ReasonCategory::NotReady);
+    w.reason("home", ReasonCategory::Logout);
+    w.agent("a", &[]);
+    w.login_ready("a", "chat");
+    w.task("t1", "chat", "", 5);
+    w.accept("t1", "a");
+    w.task_state("t1", TaskState::Closed).unwrap();
+    let message = |r: Result<Vec<Event>, DomainError>| match r {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("expected a refusal"),
+    };
+    assert_eq!(
+        message(w.task_state("t1", TaskState::Paused)),
+        "task 't1' cannot go from TASK_STATE_CLOSED to TASK_STATE_PAUSED"
+    );
+    assert_eq!(
+        message(w.set_state_reason("a", Req::NotReady, "chat", "home")),
+        "reason_code: 'home' is a REASON_CATEGORY_LOGOUT reason code; \
+         AGENT_STATE_NOT_READY takes a REASON_CATEGORY_NOT_READY one"
+    );
+    assert_eq!(
+        message(w.set_state_reason("a", Req::Ready, "chat", "lunch")),
+        "reason_code: only AGENT_STATE_NOT_READY and AGENT_STATE_LOGOUT take a reason code, \
+         not AGENT_STATE_READY"
     );
 }

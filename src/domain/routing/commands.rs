@@ -117,13 +117,20 @@ impl Routing {
                 (Some(rc), Some(category)) if rc.category != category => {
                     return Err(DomainError::invalid(
                         "reason_code",
-                        format!("'{reason_code}' is not a {category:?} reason code"),
+                        format!(
+                            "'{reason_code}' is a {} reason code; {requested} takes a {category} one",
+                            rc.category
+                        ),
                     ));
                 }
                 (Some(_), None) => {
                     return Err(DomainError::invalid(
                         "reason_code",
-                        "only NOT_READY and LOGOUT take a reason code",
+                        format!(
+                            "only {} and {} take a reason code, not {requested}",
+                            RequestedAgentState::NotReady,
+                            RequestedAgentState::Logout
+                        ),
                     ));
                 }
                 _ => {}
@@ -354,7 +361,7 @@ impl Routing {
         let from = task.state;
         let refuse = || {
             Err(DomainError::FailedPrecondition(format!(
-                "task '{task_id}' cannot go from {from:?} to {wanted:?}"
+                "task '{task_id}' cannot go from {from} to {wanted}"
             )))
         };
         let mrd = task.spec.mrd.clone();
@@ -412,8 +419,9 @@ impl Routing {
         let task = self.task(task_id)?;
         if task.state != TaskState::Active {
             return Err(DomainError::FailedPrecondition(format!(
-                "task '{task_id}' is {:?}, not Active",
-                task.state
+                "task '{task_id}' is {}, not {}",
+                task.state,
+                TaskState::Active
             )));
         }
         self.agent(owner)?;
@@ -442,7 +450,7 @@ impl Routing {
         }
         if self.eligible(other, &task.spec.mrd).is_none() {
             return Err(DomainError::FailedPrecondition(format!(
-                "agent '{other}' cannot take work now ({:?} on mrd '{}')",
+                "agent '{other}' cannot take work now ({} on mrd '{}')",
                 self.agent_state(other, &task.spec.mrd),
                 task.spec.mrd
             )));

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
 use super::index::QueueKey;
+use super::model::display_wire_name;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
 use crate::domain::ids::validate_name;
@@ -25,12 +26,36 @@ pub enum RonaAction {
     NotRoutable,
 }
 
+impl RonaAction {
+    pub const ALL: [RonaAction; 2] = [Self::NotReady, Self::NotRoutable];
+
+    /// The name of the contract's `RonaAction` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::NotReady => "RONA_ACTION_NOT_READY",
+            Self::NotRoutable => "RONA_ACTION_NOT_ROUTABLE",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogoutAction {
     /// The agent's tasks close with AGENT_LOGOUT.
     Close,
     /// The agent's tasks go back to their queues, ahead of all.
     Requeue,
+}
+
+impl LogoutAction {
+    pub const ALL: [LogoutAction; 2] = [Self::Close, Self::Requeue];
+
+    /// The name of the contract's `LogoutAction` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Close => "LOGOUT_ACTION_CLOSE",
+            Self::Requeue => "LOGOUT_ACTION_REQUEUE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +147,20 @@ pub enum ReasonCategory {
     NotReady,
     Logout,
 }
+
+impl ReasonCategory {
+    pub const ALL: [ReasonCategory; 2] = [Self::NotReady, Self::Logout];
+
+    /// The name of the contract's `ReasonCategory` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::NotReady => "REASON_CATEGORY_NOT_READY",
+            Self::Logout => "REASON_CATEGORY_LOGOUT",
+        }
+    }
+}
+
+display_wire_name!(RonaAction, LogoutAction, ReasonCategory);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReasonCode {

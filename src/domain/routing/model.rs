@@ -33,6 +33,33 @@ pub enum AgentState {
     PendingNotReady,
 }
 
+impl AgentState {
+    pub const ALL: [AgentState; 8] = [
+        Self::Logout,
+        Self::NotReady,
+        Self::Ready,
+        Self::Reserved,
+        Self::Active,
+        Self::Busy,
+        Self::WorkReady,
+        Self::PendingNotReady,
+    ];
+
+    /// The name of the contract's `AgentState` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Logout => "AGENT_STATE_LOGOUT",
+            Self::NotReady => "AGENT_STATE_NOT_READY",
+            Self::Ready => "AGENT_STATE_READY",
+            Self::Reserved => "AGENT_STATE_RESERVED",
+            Self::Active => "AGENT_STATE_ACTIVE",
+            Self::Busy => "AGENT_STATE_BUSY",
+            Self::WorkReady => "AGENT_STATE_WORK_READY",
+            Self::PendingNotReady => "AGENT_STATE_PENDING_NOT_READY",
+        }
+    }
+}
+
 /// What an agent asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestedAgentState {
@@ -40,6 +67,21 @@ pub enum RequestedAgentState {
     Ready,
     NotReady,
     Logout,
+}
+
+impl RequestedAgentState {
+    pub const ALL: [RequestedAgentState; 4] =
+        [Self::Login, Self::Ready, Self::NotReady, Self::Logout];
+
+    /// The name of the contract's `AgentState` value asked for, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Login => "AGENT_STATE_LOGIN",
+            Self::Ready => "AGENT_STATE_READY",
+            Self::NotReady => "AGENT_STATE_NOT_READY",
+            Self::Logout => "AGENT_STATE_LOGOUT",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,6 +94,29 @@ pub enum TaskState {
     Closed,
 }
 
+impl TaskState {
+    pub const ALL: [TaskState; 6] = [
+        Self::Queued,
+        Self::Offered,
+        Self::Active,
+        Self::Paused,
+        Self::WrappingUp,
+        Self::Closed,
+    ];
+
+    /// The name of the contract's `TaskState` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Queued => "TASK_STATE_QUEUED",
+            Self::Offered => "TASK_STATE_OFFERED",
+            Self::Active => "TASK_STATE_ACTIVE",
+            Self::Paused => "TASK_STATE_PAUSED",
+            Self::WrappingUp => "TASK_STATE_WRAPPING_UP",
+            Self::Closed => "TASK_STATE_CLOSED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CloseReason {
     Done,
@@ -61,6 +126,27 @@ pub enum CloseReason {
     ForceClosed,
 }
 
+impl CloseReason {
+    pub const ALL: [CloseReason; 5] = [
+        Self::Done,
+        Self::NoAgentAvailable,
+        Self::Cancelled,
+        Self::AgentLogout,
+        Self::ForceClosed,
+    ];
+
+    /// The name of the contract's `CloseReason` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Done => "CLOSE_REASON_DONE",
+            Self::NoAgentAvailable => "CLOSE_REASON_NO_AGENT_AVAILABLE",
+            Self::Cancelled => "CLOSE_REASON_CANCELLED",
+            Self::AgentLogout => "CLOSE_REASON_AGENT_LOGOUT",
+            Self::ForceClosed => "CLOSE_REASON_FORCE_CLOSED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequeueReason {
     /// Reroute on no answer: the offer timed out.
@@ -68,6 +154,40 @@ pub enum RequeueReason {
     Rejected,
     AgentLogout,
 }
+
+impl RequeueReason {
+    pub const ALL: [RequeueReason; 3] = [Self::Rona, Self::Rejected, Self::AgentLogout];
+
+    /// The name of the contract's `RequeueReason` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Rona => "REQUEUE_REASON_RONA",
+            Self::Rejected => "REQUEUE_REASON_REJECTED",
+            Self::AgentLogout => "REQUEUE_REASON_AGENT_LOGOUT",
+        }
+    }
+}
+
+/// Shows the contract's name of each value (`TASK_STATE_WRAPPING_UP`, not `WrappingUp`), so
+/// that a message names what a client sends and receives.
+macro_rules! display_wire_name {
+    ($($ty:ty),*) => {$(
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.wire_name())
+            }
+        }
+    )*};
+}
+pub(crate) use display_wire_name;
+
+display_wire_name!(
+    AgentState,
+    RequestedAgentState,
+    TaskState,
+    CloseReason,
+    RequeueReason
+);
 
 /// Why an agent was chosen, so that a choice can be explained.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
