@@ -3,9 +3,12 @@
 mod common;
 
 use common::world::{World, offer_of, offers, spec};
-use switchboard::domain::routing::config::{LogoutAction, MrdConfig, ReasonCategory, RonaAction};
+use switchboard::domain::routing::config::{
+    LogoutAction, MrdConfig, QueueConfig, ReasonCategory, ReasonCode, RonaAction, Step,
+};
+use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::model::{
-    AgentState, CloseReason, RequestedAgentState as Req, Selection, TaskState,
+    AgentState, CloseReason, RequestedAgentState as Req, Selection, TaskSpec, TaskState,
 };
 use switchboard::domain::{Command, DomainError, Event};
 
@@ -546,7 +549,6 @@ fn derived_state_notices_follow_each_change() {
 
 #[test]
 fn wire_names_match_the_contract() {
-    use switchboard::domain::routing::config::{LogoutAction, ReasonCategory, RonaAction};
     use switchboard::domain::routing::model::RequeueReason;
     use switchboard::pb;
 
@@ -666,4 +668,258 @@ fn refusals_name_wire_values() {
         "reason_code: only AGENT_STATE_NOT_READY and AGENT_STATE_LOGOUT take a reason code, \
          not AGENT_STATE_READY"
     );
+}
+
+/// The field and reason of an INVALID_ARGUMENT refusal.
+#[track_caller]
+fn invalid<T: std::fmt::Debug>(result: Result<T, DomainError>) -> (&'static str, String) {
+    match result {
+        Err(DomainError::InvalidArgument { field, reason }) => (field, reason),
+        other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+    }
+}
+
+fn upsert_agent(attributes: &[(&str, u32)], max: &[(&str, u32)]) -> Command {
+    Command::UpsertAgent {
+        agent_id: "a".into(),
+        display_name: "A".into(),
+        password_hash: Some(common::world::test_hash()),
+        attributes: attributes.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+        mrd_max_tasks: max.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+    }
+}
+
+#[test]
+fn agent_attributes_hold_proficiencies_one_to_ten() {
+    let mut w = World::new();
+    w.ok(upsert_agent(
+        &[("sales", 1), ("billing", 10)],
+        &[("chat", 0)],
+    ));
+    let (field, reason) = invalid(w.run(upsert_agent(&[("sales", 0)], &[])));
+    assert_eq!(field, "agent.attributes");
+    assert!(
+        reason.starts_with("'sales' is 0; a proficiency is 1 to 10"),
+        "{reason}"
+    );
+    let (_, reason) = invalid(w.run(upsert_agent(&[("sales", 11)], &[])));
+    assert!(reason.starts_with("'sales' is 11;"), "{reason}");
+    let (field, reason) = invalid(w.run(upsert_agent(&[], &[("chat", 101)])));
+    assert_eq!(
+        (field, reason.as_str()),
+        ("agent.mrd_max_tasks", "'chat' is 101; must be 0 to 100")
+    );
+}
+
+#[test]
+fn agent_maps_are_bounded() {
+    let mut w = World::new();
+    let names: Vec<String> = (0..100_000).map(|i| format!("skill{i}")).collect();
+    let attributes =
+        |n: usize| -> Vec<(&str, u32)> { names[..n].iter().map(|s| (s.as_str(), 1)).collect() };
+    w.ok(upsert_agent(&attributes(256), &[]));
+    assert_eq!(
+        invalid(w.run(upsert_agent(&attributes(257), &[]))),
+        (
+            "agent.attributes",
+            "must have at most 256 attributes, not 257".to_owned()
+        )
+    );
+    assert_eq!(
+        invalid(w.run(upsert_agent(&attributes(100_000), &[]))).1,
+        "must have at most 256 attributes, not 100000"
+    );
+    let overrides: Vec<(&str, u32)> = names[..65].iter().map(|s| (s.as_str(), 1)).collect();
+    assert_eq!(
+        invalid(w.run(upsert_agent(&[], &overrides))),
+        (
+            "agent.mrd_max_tasks",
+            "must have at most 64 entries, not 65".to_owned()
+        )
+    );
+}
+
+#[test]
+fn timeouts_have_upper_bounds() {
+    let mut w = World::new();
+    let mrd = |offer_timeout_ms, wrap_up_timeout_ms| {
+        Command::UpsertMrd(MrdConfig {
+            offer_timeout_ms,
+            wrap_up_timeout_ms,
+            ..chat(1)
+        })
+    };
+    w.ok(mrd(3_600_000, 86_400_000));
+    assert_eq!(
+        invalid(w.run(mrd(3_601_000, 0))),
+        (
+            "mrd.offer_timeout_seconds",
+            "must be 1 to 3600 seconds (1 hour), not 3601".to_owned()
+        )
+    );
+    // The largest uint32 of seconds: an offer deadline in 2163.
+    assert_eq!(
+        invalid(w.run(mrd(4_294_967_295_000, 0))).1,
+        "must be 1 to 3600 seconds (1 hour), not 4294967295"
+    );
+    assert_eq!(invalid(w.run(mrd(0, 0))).0, "mrd.offer_timeout_seconds");
+    assert_eq!(
+        invalid(w.run(mrd(20_000, 86_401_000))),
+        (
+            "mrd.wrap_up_timeout_seconds",
+            "must be 0 to 86400 seconds (1 day), not 86401".to_owned()
+        )
+    );
+
+    let queue = |step_timeout_ms, task_ttl_ms| {
+        Command::UpsertQueue(QueueConfig {
+            name: "sales".into(),
+            mrd: "chat".into(),
+            steps: vec![
+                Step {
+                    expression: Expr::always(),
+                    timeout_ms: 10_000,
+                },
+                Step {
+                    expression: Expr::always(),
+                    timeout_ms: step_timeout_ms,
+                },
+            ],
+            task_ttl_ms,
+        })
+    };
+    w.ok(queue(86_400_000, 604_800_000));
+    assert_eq!(
+        invalid(w.run(queue(86_401_000, 0))),
+        (
+            "queue.steps.timeout_seconds",
+            "step 1: must be 0 to 86400 seconds (1 day), not 86401".to_owned()
+        )
+    );
+    assert_eq!(
+        invalid(w.run(queue(0, 604_801_000))),
+        (
+            "queue.task_ttl_seconds",
+            "must be 0 to 604800 seconds (7 days), not 604801".to_owned()
+        )
+    );
+}
+
+#[test]
+fn control_characters_are_refused_in_ids_and_names() {
+    let mut w = World::new();
+    let (field, reason) = invalid(w.run(Command::UpsertMrd(MrdConfig {
+        name: "chat\u{1b}[2J".into(),
+        ..chat(1)
+    })));
+    assert_eq!(
+        (field, reason.as_str()),
+        ("mrd.name", "must not contain control character U+001B")
+    );
+    w.mrd_with(chat(1));
+    let (field, reason) = invalid(w.run(Command::UpsertQueue(QueueConfig {
+        name: "vip\u{202e}".into(),
+        ..QueueConfig::built_in_default("chat")
+    })));
+    assert_eq!(
+        (field, reason.as_str()),
+        (
+            "queue.name",
+            "must not contain bidirectional control U+202E"
+        )
+    );
+    let reason_code = |code: &str, label: &str| {
+        Command::UpsertReasonCode(ReasonCode {
+            code: code.into(),
+            label: label.into(),
+            category: ReasonCategory::NotReady,
+        })
+    };
+    w.ok(reason_code("lunch", "Lunch — 30 min"));
+    assert_eq!(
+        invalid(w.run(reason_code("lunch\0", "Lunch"))).0,
+        "reason_code.code"
+    );
+    assert_eq!(
+        invalid(w.run(reason_code("lunch", "Lunch\r\nFORGED LOG LINE"))),
+        (
+            "reason_code.label",
+            "must not contain control character U+000D".to_owned()
+        )
+    );
+    assert_eq!(
+        invalid(w.run(reason_code("lunch", &"x".repeat(257)))).1,
+        "must be at most 256 characters"
+    );
+    let (field, reason) = invalid(w.run(upsert_agent(&[("sales\u{2066}", 5)], &[])));
+    assert_eq!(field, "agent.attributes");
+    assert!(reason.contains("U+2066"), "{reason}");
+}
+
+#[test]
+fn task_specs_are_bounded() {
+    let mut w = World::new();
+    w.mrd("chat", 1);
+    let submit = |w: &mut World, change: &dyn Fn(&mut TaskSpec)| {
+        let mut s = spec("t", "chat", "", 5);
+        change(&mut s);
+        w.run(Command::NewTask(s))
+    };
+    for priority in [0, 11] {
+        assert_eq!(
+            invalid(submit(&mut w, &|s| s.priority = priority)),
+            ("priority", format!("must be 1 to 10, not {priority}"))
+        );
+    }
+    assert_eq!(
+        invalid(submit(&mut w, &|s| s.labels = vec!["l".into(); 65])),
+        ("labels", "must have at most 64 labels, not 65".to_owned())
+    );
+    assert_eq!(
+        invalid(submit(&mut w, &|s| s.labels = vec!["ok".into(), "x".repeat(257)])),
+        (
+            "labels",
+            "label 1: must be at most 256 characters".to_owned()
+        )
+    );
+    assert_eq!(
+        invalid(submit(&mut w, &|s| {
+            s.attributes = (0..65).map(|i| (format!("k{i}"), "v".into())).collect()
+        })),
+        (
+            "attributes",
+            "must have at most 64 attributes, not 65".to_owned()
+        )
+    );
+    assert_eq!(
+        invalid(submit(&mut w, &|s| {
+            s.attributes = [("subject".into(), "x".repeat(1025))].into()
+        })),
+        (
+            "attributes",
+            "attribute \"subject\": must be at most 1024 characters".to_owned()
+        )
+    );
+    assert_eq!(
+        invalid(submit(&mut w, &|s| s.conversation_id =
+            "c\u{1b}]0;pwned\u{7}".into())),
+        (
+            "conversation_id",
+            "must not contain control character U+001B".to_owned()
+        )
+    );
+    assert_eq!(
+        invalid(submit(&mut w, &|s| s.last_agent_id = "\u{202d}ana".into())).0,
+        "last_agent_id"
+    );
+    // Free text may span lines; at the limits everything is accepted.
+    let events = submit(&mut w, &|s| {
+        s.labels = vec!["x".repeat(256); 64];
+        s.attributes = (0..64)
+            .map(|i| (format!("k{i}"), "line one\nline\ttwo".into()))
+            .collect();
+    })
+    .unwrap()
+    .1;
+    assert!(events.iter().any(|e| matches!(e, Event::TaskQueued { .. })));
 }

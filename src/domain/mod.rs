@@ -1,6 +1,7 @@
 //! Pure rules of the session hub: no tokio, no tonic, no I/O. Time is a parameter.
 
 pub mod agents;
+pub mod bounds;
 pub mod commands;
 pub mod error;
 pub mod events;

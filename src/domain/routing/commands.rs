@@ -277,6 +277,7 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
+        spec.validate()?;
         self.mrd("mrd", &spec.mrd)?;
         if self.tasks.contains_key(&spec.task_id) {
             return Err(DomainError::FailedPrecondition(format!(

@@ -5,14 +5,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::index::QueueKey;
+use crate::domain::bounds::{
+    MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS, MAX_TASK_ATTRIBUTES,
+    MAX_TASK_LABEL_CHARS, MAX_TASK_LABELS, check_count, check_id, check_multiline_text,
+    check_optional_id, check_priority, check_text, in_entry,
+};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
+use crate::domain::ids::shorten;
 
-/// Priorities tasks may be given; a task rerouted after RONA, rejection or logout goes back
-/// in at `REQUEUE_PRIORITY`, ahead of all.
-pub const MIN_PRIORITY: u8 = 1;
-pub const MAX_PRIORITY: u8 = 10;
-pub const DEFAULT_PRIORITY: u8 = 5;
-pub const REQUEUE_PRIORITY: u8 = 11;
+/// Priorities tasks may be given (see `bounds`); a task rerouted after RONA, rejection or
+/// logout goes back in at `REQUEUE_PRIORITY`, ahead of all.
+pub use crate::domain::bounds::{DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY};
+pub const REQUEUE_PRIORITY: u8 = MAX_PRIORITY + 1;
 
 /// An agent's state on one MRD as everyone sees it. Agents ask for LOGIN, READY, NOT_READY
 /// and LOGOUT; the engine derives the rest.
@@ -251,6 +256,50 @@ pub struct TaskSpec {
 }
 
 impl TaskSpec {
+    /// Checks what a channel submitted against `bounds`: ids, priority, and the size of its
+    /// labels and attributes. Whether the MRD and queue exist is routing's to say.
+    pub fn validate(&self) -> DomainResult<()> {
+        check_id("task_id", &self.task_id)?;
+        check_text("request_id", &self.request_id, MAX_EXTERNAL_ID_CHARS)?;
+        check_id("mrd", &self.mrd)?;
+        check_optional_id("queue", &self.queue)?;
+        check_priority("priority", self.priority)?;
+        check_text(
+            "conversation_id",
+            &self.conversation_id,
+            MAX_EXTERNAL_ID_CHARS,
+        )?;
+        check_optional_id("last_agent_id", &self.last_agent_id)?;
+        check_count("labels", self.labels.len(), MAX_TASK_LABELS, "labels")?;
+        for (index, label) in self.labels.iter().enumerate() {
+            in_entry(
+                format_args!("label {index}"),
+                check_text("labels", label, MAX_TASK_LABEL_CHARS),
+            )?;
+        }
+        check_count(
+            "attributes",
+            self.attributes.len(),
+            MAX_TASK_ATTRIBUTES,
+            "attributes",
+        )?;
+        for (name, value) in &self.attributes {
+            if name.is_empty() {
+                return Err(DomainError::invalid(
+                    "attributes",
+                    "an attribute name must not be empty",
+                ));
+            }
+            in_entry(
+                format_args!("attribute {:?}", shorten(name)),
+                check_text("attributes", name, MAX_ID_CHARS).and_then(|()| {
+                    check_multiline_text("attributes", value, MAX_TASK_ATTRIBUTE_VALUE_CHARS)
+                }),
+            )?;
+        }
+        Ok(())
+    }
+
     /// The queue the task waits in.
     pub(in crate::domain::routing) fn queue_key(&self) -> QueueKey {
         QueueKey::new(&self.mrd, &self.queue)

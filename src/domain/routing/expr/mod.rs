@@ -27,15 +27,6 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Longest accepted source, in chars.
-const MAX_CHARS: usize = 1024;
-/// Deepest accepted nesting of parentheses; bounds the parser's recursion.
-const MAX_DEPTH: usize = 32;
-/// Most attribute tests and TRUE/FALSE literals in one expression.
-const MAX_TERMS: usize = 64;
-/// Highest proficiency an attribute can hold.
-const MAX_PROFICIENCY: u32 = 10;
-
 /// A parsed step expression; parse once, evaluate many times.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expr {

@@ -1,17 +1,24 @@
 //! The parser of step expressions: recursive descent over the lexer's tokens.
 
 use super::lexer::{Lexer, Op, Tok, Token};
-use super::{ExprError, MAX_CHARS, MAX_DEPTH, MAX_PROFICIENCY, MAX_TERMS, Node, Test};
+use super::{ExprError, Node, Test};
+use crate::domain::bounds::{
+    MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_TERMS, MAX_PROFICIENCY,
+};
 
 pub(super) const EXPECTED_PRIMARY: &str = "expected an attribute, TRUE, FALSE or '('";
-pub(super) const EXPECTED_VALUE: &str = "expected a number 0-10, TRUE or FALSE";
+
+/// What may follow an operator; an expression compares with 0 (the attribute is absent) too.
+pub(super) fn expected_value() -> String {
+    format!("expected a number 0-{MAX_PROFICIENCY}, TRUE or FALSE")
+}
 
 /// Parses a whole expression; every failure points at a column.
 pub(super) fn parse(source: &str) -> Result<Node, ExprError> {
-    if source.chars().nth(MAX_CHARS).is_some() {
+    if source.chars().nth(MAX_EXPRESSION_CHARS).is_some() {
         return Err(ExprError::new(
-            MAX_CHARS + 1,
-            format!("expression is longer than {MAX_CHARS} characters"),
+            MAX_EXPRESSION_CHARS + 1,
+            format!("expression is longer than {MAX_EXPRESSION_CHARS} characters"),
         ));
     }
     // Pointing past trailing blanks would say nothing useful.
@@ -28,7 +35,7 @@ pub(super) fn parse(source: &str) -> Result<Node, ExprError> {
     }
 }
 
-/// Recursive descent; recursion happens only at '(' and is capped by `MAX_DEPTH`.
+/// Recursive descent; recursion happens only at '(' and is capped by `MAX_EXPRESSION_DEPTH`.
 struct Parser<'a> {
     lexer: Lexer<'a>,
     peeked: Option<Token<'a>>,
@@ -82,10 +89,10 @@ impl<'a> Parser<'a> {
         let token = self.peek()?;
         match token.tok {
             Tok::LParen => {
-                if self.depth == MAX_DEPTH {
+                if self.depth == MAX_EXPRESSION_DEPTH {
                     return Err(ExprError::new(
                         token.column,
-                        format!("parentheses nest deeper than {MAX_DEPTH}"),
+                        format!("parentheses nest deeper than {MAX_EXPRESSION_DEPTH}"),
                     ));
                 }
                 self.bump();
@@ -160,17 +167,17 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            _ => return Err(ExprError::new(value.column, EXPECTED_VALUE)),
+            _ => return Err(ExprError::new(value.column, expected_value())),
         };
         self.bump();
         Ok(test)
     }
 
     fn count_term(&mut self, column: usize) -> Result<(), ExprError> {
-        if self.terms == MAX_TERMS {
+        if self.terms == MAX_EXPRESSION_TERMS {
             return Err(ExprError::new(
                 column,
-                format!("expression has more than {MAX_TERMS} terms"),
+                format!("expression has more than {MAX_EXPRESSION_TERMS} terms"),
             ));
         }
         self.terms += 1;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::parser::{EXPECTED_PRIMARY, EXPECTED_VALUE};
+use super::parser::{EXPECTED_PRIMARY, expected_value};
 use super::*;
 
 fn attrs(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
@@ -45,9 +45,9 @@ fn proficiency_out_of_range() {
 
 #[test]
 fn missing_value_points_past_the_end() {
-    assert_err("sales >=", 9, EXPECTED_VALUE);
-    assert_err("sales >=   ", 12, EXPECTED_VALUE);
-    assert_err("sales >= chat", 10, EXPECTED_VALUE);
+    assert_err("sales >=", 9, &expected_value());
+    assert_err("sales >=   ", 12, &expected_value());
+    assert_err("sales >= chat", 10, &expected_value());
 }
 
 #[test]
