@@ -923,3 +923,71 @@ fn task_specs_are_bounded() {
     .1;
     assert!(events.iter().any(|e| matches!(e, Event::TaskQueued { .. })));
 }
+
+#[test]
+fn every_attribute_an_agent_may_have_can_be_named_in_a_step() {
+    let longest = format!("_{}", "x".repeat(63));
+    for name in ["sales", "lang.fr-CA_2", "_x", "Vip", "a-", longest.as_str()] {
+        let mut w = World::new();
+        w.mrd("chat", 1);
+        w.queue("chat", "q", &[(&format!("{name} >= 3"), 0)], 0);
+        w.agent("a", &[(name, 3)]);
+        w.login_ready("a", "chat");
+        assert_eq!(
+            offer_of(&w.task("t1", "chat", "q", 5), "t1").as_deref(),
+            Some("a"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_attribute_name_steps_cannot_read_is_refused_for_agents_too() {
+    let too_long = "a".repeat(65);
+    let cases = [
+        ("salés", "character 'é' is not allowed in an attribute name"),
+        ("навык", "character 'н' is not allowed in an attribute name"),
+        ("3d", "character '3' is not allowed in an attribute name"),
+        (".net", "character '.' is not allowed in an attribute name"),
+        (
+            "team@x",
+            "character '@' is not allowed in an attribute name",
+        ),
+        (
+            "sales\u{1b}",
+            "character U+001B is not allowed in an attribute name",
+        ),
+        ("true", "'true' is a keyword of step expressions"),
+        ("Or", "'Or' is a keyword of step expressions"),
+        (
+            too_long.as_str(),
+            "attribute name is longer than 64 characters",
+        ),
+    ];
+    let mut w = World::new();
+    for (name, why) in cases {
+        let (field, reason) = invalid(w.run(upsert_agent(&[(name, 3)], &[])));
+        assert_eq!(field, "agent.attributes");
+        assert!(reason.contains(why), "{name:?}: {reason}");
+        // The alphabet is spelled out whenever a character is the problem.
+        if why.starts_with("character") {
+            assert!(
+                reason.ends_with(
+                    "(ASCII letters, digits, '_', '.' and '-', starting with a letter or '_')"
+                ),
+                "{reason}"
+            );
+        }
+        let refused = Expr::parse(&format!("{name} >= 3"));
+        assert!(refused.is_err(), "{name:?} parsed as an expression");
+    }
+    // The same names, refused by the expression reader with the reason that applies there.
+    let message = |source: &str| Expr::parse(source).unwrap_err().to_string();
+    assert!(message("salés >= 3").contains("unexpected character 'é' (attribute names are ASCII"));
+    assert!(message("3d >= 3").contains("an attribute name starts with a letter or '_'"));
+    assert!(message("true >= 3").contains("keywords, not attribute names"));
+    assert_eq!(
+        message(&format!("{too_long} >= 3")),
+        "column 1: attribute name is longer than 64 characters"
+    );
+}

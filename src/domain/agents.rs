@@ -12,8 +12,8 @@ use argon2::password_hash::{
 use serde::{Deserialize, Serialize};
 
 use super::bounds::{
-    MAX_AGENT_ATTRIBUTES, MAX_AGENT_MRD_OVERRIDES, MAX_TASKS_PER_MRD, check_count, check_id,
-    check_proficiency,
+    MAX_AGENT_ATTRIBUTES, MAX_AGENT_MRD_OVERRIDES, MAX_TASKS_PER_MRD, check_attribute_name,
+    check_count, check_id, check_proficiency,
 };
 use super::error::{DomainError, DomainResult};
 use super::ids::validate_name;
@@ -94,7 +94,7 @@ pub fn validate_routing_profile(
         "attributes",
     )?;
     for (name, value) in attributes {
-        check_id("agent.attributes", name)?;
+        check_attribute_name("agent.attributes", name)?;
         check_proficiency("agent.attributes", name, *value)?;
     }
     check_count(

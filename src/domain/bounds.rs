@@ -15,6 +15,7 @@
 
 use super::error::{DomainError, DomainResult};
 use super::events::Millis;
+use super::ids::shorten;
 
 // ----- ids and names ---------------------------------------------------------------------------
 
@@ -35,7 +36,7 @@ pub const MIN_PROFICIENCY: u32 = 1;
 pub const MAX_PROFICIENCY: u32 = 10;
 /// Most attributes (skills and flags) one agent may have.
 pub const MAX_AGENT_ATTRIBUTES: usize = 256;
-/// Longest attribute name, in characters; see [`check_attribute_name`] for the grammar.
+/// Longest attribute name, in characters; see [`attribute_name_error`] for the grammar.
 pub const MAX_ATTRIBUTE_NAME_CHARS: usize = 64;
 /// Most per-MRD max-task overrides one agent may have.
 pub const MAX_AGENT_MRD_OVERRIDES: usize = 64;
@@ -246,6 +247,83 @@ pub fn in_entry(entry: impl std::fmt::Display, result: DomainResult<()>) -> Doma
         }
         other => other,
     })
+}
+
+// ----- attribute names -------------------------------------------------------------------------
+//
+// One grammar for the names of agent attributes, used both where an agent's attributes are
+// checked and where a step expression is read, so that every attribute an agent may have can be
+// named in an expression and no expression names one an agent may not have:
+//
+//     name := [A-Za-z_] [A-Za-z0-9_.-]*      at most MAX_ATTRIBUTE_NAME_CHARS, not a keyword
+//
+// ASCII only: a skill written with a look-alike letter (Cyrillic `а` for Latin `a`) or in
+// another Unicode normal form would never match what the operator typed.
+
+/// What an attribute name may be made of, for messages.
+pub const ATTRIBUTE_NAME_ALPHABET: &str =
+    "ASCII letters, digits, '_', '.' and '-', starting with a letter or '_'";
+/// The words of step expressions, in any case; no attribute may be named one of them.
+pub const EXPRESSION_KEYWORDS: [&str; 4] = ["AND", "OR", "TRUE", "FALSE"];
+
+/// Whether an attribute name may start with `c`.
+pub fn is_attribute_name_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_'
+}
+
+/// Whether an attribute name may go on with `c`.
+pub fn is_attribute_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// Whether `word` is a keyword of step expressions.
+pub fn is_expression_keyword(word: &str) -> bool {
+    EXPRESSION_KEYWORDS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(word))
+}
+
+/// Why `name` is not an attribute name, if it is not.
+pub fn attribute_name_error(name: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return Some("an attribute name must not be empty".to_owned());
+    };
+    if name.chars().nth(MAX_ATTRIBUTE_NAME_CHARS).is_some() {
+        return Some(format!(
+            "attribute name is longer than {MAX_ATTRIBUTE_NAME_CHARS} characters"
+        ));
+    }
+    let bad = if is_attribute_name_start(first) {
+        chars.find(|c| !is_attribute_name_char(*c))
+    } else {
+        Some(first)
+    };
+    if let Some(c) = bad {
+        let shown = forbidden(c, false)
+            .map_or_else(|| format!("{c:?}"), |_| format!("U+{:04X}", u32::from(c)));
+        return Some(format!(
+            "character {shown} is not allowed in an attribute name ({ATTRIBUTE_NAME_ALPHABET})"
+        ));
+    }
+    if is_expression_keyword(name) {
+        return Some(format!(
+            "'{name}' is a keyword of step expressions, not an attribute name"
+        ));
+    }
+    None
+}
+
+/// An agent attribute's name, by the grammar step expressions read (see above).
+pub fn check_attribute_name(field: &'static str, name: &str) -> DomainResult<()> {
+    match attribute_name_error(name) {
+        Some(reason) if name.is_empty() => Err(DomainError::invalid(field, reason)),
+        Some(reason) => Err(DomainError::invalid(
+            field,
+            format!("{:?}: {reason}", shorten(name)),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A proficiency an agent attribute holds: [`MIN_PROFICIENCY`] to [`MAX_PROFICIENCY`].

@@ -1,6 +1,9 @@
 //! The lexer of step expressions: text to tokens, each with the column it starts at.
 
 use super::ExprError;
+use crate::domain::bounds::{
+    ATTRIBUTE_NAME_ALPHABET, attribute_name_error, is_attribute_name_char, is_attribute_name_start,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
@@ -103,11 +106,12 @@ impl<'a> Lexer<'a> {
                 let len = self.rest.bytes().take_while(u8::is_ascii_digit).count();
                 Tok::Number(self.take_ascii(len))
             }
-            'A'..='Z' | 'a'..='z' | '_' => {
+            c if is_attribute_name_start(c) => {
+                // Attribute names are ASCII, so chars and bytes count alike.
                 let len = self
                     .rest
-                    .bytes()
-                    .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                    .chars()
+                    .take_while(|c| is_attribute_name_char(*c))
                     .count();
                 let word = self.take_ascii(len);
                 if word.eq_ignore_ascii_case("and") {
@@ -118,9 +122,19 @@ impl<'a> Lexer<'a> {
                     Tok::True
                 } else if word.eq_ignore_ascii_case("false") {
                     Tok::False
+                } else if let Some(reason) = attribute_name_error(word) {
+                    return Err(ExprError::new(column, reason));
                 } else {
                     Tok::Ident(word)
                 }
+            }
+            other if other.is_alphanumeric() => {
+                return Err(ExprError::new(
+                    column,
+                    format!(
+                        "unexpected character {other:?} (attribute names are {ATTRIBUTE_NAME_ALPHABET})"
+                    ),
+                ));
             }
             other => {
                 return Err(ExprError::new(

@@ -9,9 +9,11 @@
 //! primary    := '(' expr ')' | TRUE | FALSE | ident [ op value ]
 //! op         := '=' | '!=' | '>=' | '<=' | '>' | '<'
 //! value      := integer 0..=10 | TRUE | FALSE
-//! ident      := [A-Za-z_][A-Za-z0-9_.-]*   (not a keyword)
+//! ident      := [A-Za-z_][A-Za-z0-9_.-]*   (at most 64 characters, not a keyword)
 //! ```
 //!
+//! `ident` is the grammar of attribute names, the same one agents' attributes are checked
+//! against (`bounds::attribute_name_error`), so any attribute an agent may have can be named.
 //! Keywords are case-insensitive; attribute names are not. The text comes
 //! from the network, so its length, nesting and number of terms are bounded
 //! and every failure is an [`ExprError`] pointing at a column.

@@ -7,6 +7,12 @@ use crate::domain::bounds::{
 };
 
 pub(super) const EXPECTED_PRIMARY: &str = "expected an attribute, TRUE, FALSE or '('";
+/// A number where an attribute belongs: most likely a name that starts with a digit.
+pub(super) const NUMBER_AS_PRIMARY: &str =
+    "expected an attribute, TRUE, FALSE or '(' (an attribute name starts with a letter or '_')";
+/// `TRUE >= 3`: most likely an attribute named like a keyword.
+pub(super) const KEYWORD_COMPARED: &str =
+    "TRUE and FALSE are keywords, not attribute names; only an attribute compares";
 
 /// What may follow an operator; an expression compares with 0 (the attribute is absent) too.
 pub(super) fn expected_value() -> String {
@@ -112,6 +118,9 @@ impl<'a> Parser<'a> {
             Tok::True | Tok::False => {
                 self.count_term(token.column)?;
                 self.bump();
+                if let Tok::Op(_) = self.peek()?.tok {
+                    return Err(ExprError::new(token.column, KEYWORD_COMPARED));
+                }
                 Ok(Node::Const(token.tok == Tok::True))
             }
             Tok::Ident(name) => {
@@ -123,6 +132,7 @@ impl<'a> Parser<'a> {
                     test,
                 })
             }
+            Tok::Number(_) => Err(ExprError::new(token.column, NUMBER_AS_PRIMARY)),
             _ => Err(ExprError::new(token.column, EXPECTED_PRIMARY)),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::parser::{EXPECTED_PRIMARY, expected_value};
+use super::parser::{EXPECTED_PRIMARY, KEYWORD_COMPARED, NUMBER_AS_PRIMARY, expected_value};
 use super::*;
 
 fn attrs(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
@@ -66,7 +66,10 @@ fn misplaced_keywords_and_terms() {
     assert_err("OR sales", 1, EXPECTED_PRIMARY);
     assert_err("sales chat", 7, "expected AND, OR or the end");
     assert_err("sales > 3 4", 11, "expected AND, OR or the end");
-    assert_err("3 > sales", 1, EXPECTED_PRIMARY);
+    assert_err("3 > sales", 1, NUMBER_AS_PRIMARY);
+    assert_err("3d >= 1", 1, NUMBER_AS_PRIMARY);
+    assert_err("x OR true >= 1", 6, KEYWORD_COMPARED);
+    assert_err("False = TRUE", 1, KEYWORD_COMPARED);
 }
 
 #[test]
@@ -79,7 +82,12 @@ fn bad_characters() {
     );
     assert_err("sales >= -1", 10, "unexpected character '-'");
     // Columns count chars, not bytes: the no-break space is whitespace.
-    assert_err("\u{a0}é", 2, "unexpected character 'é'");
+    assert_err(
+        "\u{a0}é",
+        2,
+        "unexpected character 'é' (attribute names are ASCII letters, digits, '_', '.' and '-', \
+         starting with a letter or '_')",
+    );
     assert_err("a\u{3000}\u{3000}#", 4, "unexpected character '#'");
 }
 
@@ -219,8 +227,11 @@ fn depth_limit() {
 
 #[test]
 fn length_limit() {
-    let longest = "a".repeat(1024);
-    assert!(ok(&longest).matches(&attrs(&[(&longest, 1)])));
+    // 64 terms of 12 characters joined by " OR ", padded to exactly 1024.
+    let terms: Vec<String> = (0..64).map(|i| format!("skill_{i:06}")).collect();
+    let longest = format!("{:<1024}", terms.join(" OR "));
+    assert_eq!(longest.chars().count(), 1024);
+    assert!(ok(&longest).matches(&attrs(&[("skill_000063", 1)])));
     assert_err(
         &"a".repeat(1025),
         1025,
@@ -229,6 +240,26 @@ fn length_limit() {
     // Counted in chars: 1024 two-byte chars still fit the limit check.
     assert_eq!(err(&"é".repeat(1024)).column, 1);
     assert_eq!(err(&"é".repeat(1025)).column, 1025);
+}
+
+#[test]
+fn attribute_names_follow_the_shared_grammar() {
+    let longest = "a".repeat(64);
+    assert!(ok(&longest).matches(&attrs(&[(&longest, 1)])));
+    assert_err(
+        &format!("x OR {}", "a".repeat(65)),
+        6,
+        "attribute name is longer than 64 characters",
+    );
+    // A keyword is a keyword in any case, never an attribute name.
+    for keyword in crate::domain::bounds::EXPRESSION_KEYWORDS {
+        for word in [keyword.to_owned(), keyword.to_lowercase()] {
+            let refused = crate::domain::bounds::attribute_name_error(&word);
+            assert!(refused.is_some_and(|r| r.contains("keyword")), "{word}");
+            // As a name, `word >= 1` would parse.
+            assert!(Expr::parse(&format!("{word} >= 1")).is_err(), "{word}");
+        }
+    }
 }
 
 #[test]
