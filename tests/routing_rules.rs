@@ -8,7 +8,8 @@ use switchboard::domain::routing::config::{
 };
 use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::model::{
-    AgentState, CloseReason, RequestedAgentState as Req, Selection, TaskSpec, TaskState,
+    AgentState, CloseReason, RequestedAgentState as Req, RequeueReason, Selection, TaskSpec,
+    TaskState,
 };
 use switchboard::domain::{Command, DomainError, Event};
 
@@ -549,7 +550,6 @@ fn derived_state_notices_follow_each_change() {
 
 #[test]
 fn wire_names_match_the_contract() {
-    use switchboard::domain::routing::model::RequeueReason;
     use switchboard::pb;
 
     // Exhaustive matches: a new variant without a contract counterpart does not compile.
@@ -990,4 +990,156 @@ fn an_attribute_name_steps_cannot_read_is_refused_for_agents_too() {
         message(&format!("{too_long} >= 3")),
         "column 1: attribute name is longer than 64 characters"
     );
+}
+
+/// The world as a restart would rebuild it, once from the journal and once from a snapshot.
+fn rebuilt(w: &World) -> [World; 2] {
+    let mut replayed = World::new();
+    for event in &w.events {
+        replayed.state.apply(event);
+    }
+    let mut restored = World::new();
+    restored.state.restore(w.state.snapshot());
+    [replayed, restored].map(|mut copy| {
+        copy.now = w.now;
+        copy.events = w.events.clone();
+        copy.state.finish_replay(w.now);
+        copy
+    })
+}
+
+/// Agent `a` READY on `chat` (max 2) with `t1` ringing, then NOT_READY (reason `lunch`); and
+/// the same world rebuilt from its journal and from its snapshot.
+fn not_ready_while_ringing() -> Vec<World> {
+    let mut w = World::new();
+    w.mrd_with(chat(2));
+    w.reason("lunch", ReasonCategory::NotReady);
+    w.agent("a", &[]);
+    w.agent("b", &[]);
+    w.login_ready("a", "chat");
+    w.set_state("b", Req::Login, "chat").unwrap();
+    assert_eq!(
+        offer_of(&w.task("t1", "chat", "", 5), "t1").as_deref(),
+        Some("a")
+    );
+    let events = w
+        .set_state_reason("a", Req::NotReady, "chat", "lunch")
+        .unwrap();
+    // Still ringing: the agent stays RESERVED, and the notice carries the reason it gave.
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::AgentStateChanged { agent_id, state: AgentState::Reserved, reason_code, .. }
+            if agent_id == "a" && reason_code == "lunch"
+    )));
+    assert_eq!(w.agent_state("a", "chat"), AgentState::Reserved);
+    // Below its max, but asked for a break: no second offer.
+    assert!(offers(&w.task("t2", "chat", "", 5)).is_empty());
+    let [replayed, restored] = rebuilt(&w);
+    vec![w, replayed, restored]
+}
+
+#[test]
+fn not_ready_while_an_offer_rings_applies_after_the_accepted_task() {
+    for (i, mut w) in not_ready_while_ringing().into_iter().enumerate() {
+        let events = w.accept("t1", "a");
+        assert!(offers(&events).is_empty(), "world {i}");
+        assert_eq!(
+            w.agent_state("a", "chat"),
+            AgentState::PendingNotReady,
+            "world {i}"
+        );
+        let events = w.task_state("t1", TaskState::Closed).unwrap();
+        assert!(offers(&events).is_empty(), "world {i}");
+        assert_eq!(
+            w.agent_state("a", "chat"),
+            AgentState::NotReady,
+            "world {i}"
+        );
+        assert_eq!(w.get_agent("a").mrds[0].reason_code, "lunch", "world {i}");
+        // READY again: back to work, t2 first.
+        let events = w.set_state("a", Req::Ready, "chat").unwrap();
+        assert_eq!(offer_of(&events, "t2").as_deref(), Some("a"), "world {i}");
+    }
+}
+
+#[test]
+fn not_ready_while_an_offer_rings_applies_on_rona() {
+    for (i, mut w) in not_ready_while_ringing().into_iter().enumerate() {
+        let events = w.advance(20_000);
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::TaskRequeued { task_id, reason: RequeueReason::Rona, .. } if task_id == "t1"
+            )),
+            "world {i}"
+        );
+        assert!(offers(&events).is_empty(), "world {i}");
+        assert_eq!(
+            w.agent_state("a", "chat"),
+            AgentState::NotReady,
+            "world {i}"
+        );
+        // The agent had asked for its break before the offer timed out: its reason stands.
+        assert_eq!(w.get_agent("a").mrds[0].reason_code, "lunch", "world {i}");
+        assert_eq!(w.get_task("t1").state, TaskState::Queued, "world {i}");
+        // Another agent takes it.
+        let events = w.set_state("b", Req::Ready, "chat").unwrap();
+        assert_eq!(offer_of(&events, "t1").as_deref(), Some("b"), "world {i}");
+    }
+}
+
+#[test]
+fn not_ready_while_an_offer_rings_applies_on_reject() {
+    for (i, mut w) in not_ready_while_ringing().into_iter().enumerate() {
+        let events = w.ok(Command::RejectTask {
+            task_id: "t1".into(),
+            agent_id: "a".into(),
+        });
+        assert!(offers(&events).is_empty(), "world {i}: no new offer");
+        assert_eq!(
+            w.agent_state("a", "chat"),
+            AgentState::NotReady,
+            "world {i}"
+        );
+        assert_eq!(w.get_agent("a").mrds[0].reason_code, "lunch", "world {i}");
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::AgentStateChanged { agent_id, state: AgentState::NotReady, .. } if agent_id == "a"
+        )));
+    }
+}
+
+#[test]
+fn ready_while_an_offer_rings_withdraws_the_pending_not_ready() {
+    for mut w in not_ready_while_ringing() {
+        w.set_state("a", Req::Ready, "chat").unwrap();
+        assert_eq!(w.agent_state("a", "chat"), AgentState::Reserved);
+        // Taking work again: below its max, it is offered t2 as soon as it accepts t1.
+        let events = w.accept("t1", "a");
+        assert_eq!(offer_of(&events, "t2").as_deref(), Some("a"));
+        w.accept("t2", "a");
+        assert_eq!(w.agent_state("a", "chat"), AgentState::Busy);
+    }
+}
+
+#[test]
+fn a_pending_not_ready_waits_for_the_ringing_offer_when_the_last_task_ends() {
+    let mut w = World::new();
+    w.mrd_with(chat(2));
+    w.agent("a", &[]);
+    w.login_ready("a", "chat");
+    w.task("t1", "chat", "", 5);
+    w.accept("t1", "a");
+    assert_eq!(
+        offer_of(&w.task("t2", "chat", "", 5), "t2").as_deref(),
+        Some("a")
+    );
+    w.set_state("a", Req::NotReady, "chat").unwrap();
+    // t1 ends while t2 rings: the break waits for t2.
+    w.task_state("t1", TaskState::Closed).unwrap();
+    assert_eq!(w.agent_state("a", "chat"), AgentState::Reserved);
+    w.accept("t2", "a");
+    assert_eq!(w.agent_state("a", "chat"), AgentState::PendingNotReady);
+    w.task_state("t2", TaskState::Closed).unwrap();
+    assert_eq!(w.agent_state("a", "chat"), AgentState::NotReady);
 }

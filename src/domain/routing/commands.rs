@@ -96,6 +96,16 @@ impl Routing {
 
     /// Applies what an agent asks for; an empty `mrd` means every MRD it is on (for LOGIN:
     /// every MRD it may work on).
+    ///
+    /// NOT_READY is never dropped. An agent with nothing on the MRD goes NOT_READY at once. One
+    /// with tasks, or with an offer ringing there, is offered nothing more and goes NOT_READY,
+    /// with the reason code it gave, as soon as it has neither: when its last task ends, or
+    /// when the ringing offer is rejected, times out (RONA) or is withdrawn; an accepted offer
+    /// is one more task to finish first (PENDING_NOT_READY). While the offer rings the agent
+    /// shows RESERVED, with the reason code it gave. RONA does not overwrite that reason: the
+    /// agent asked for its break before the offer timed out. READY before then withdraws the
+    /// request. The rule lives in the fold (`apply`), on the journaled `AgentNotReady`, so a
+    /// replay or a snapshot restores it as it was.
     pub fn change_agent_state(
         &mut self,
         agent_id: &str,

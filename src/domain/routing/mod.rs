@@ -215,12 +215,7 @@ impl Routing {
         let Some(am) = agent.mrds.get(mrd) else {
             return AgentState::Logout;
         };
-        let offered_here = agent
-            .offer
-            .as_ref()
-            .and_then(|t| self.tasks.get(t))
-            .is_some_and(|t| t.spec.mrd == mrd);
-        if offered_here {
+        if self.offer_pending_on(agent, mrd) {
             return AgentState::Reserved;
         }
         if !am.tasks.is_empty() {
@@ -246,6 +241,15 @@ impl Routing {
         } else {
             AgentState::NotReady
         }
+    }
+
+    /// Whether the agent's pending offer, if any, is of a task on `mrd`.
+    fn offer_pending_on(&self, agent: &RoutingAgent, mrd: &str) -> bool {
+        agent
+            .offer
+            .as_ref()
+            .and_then(|t| self.tasks.get(t))
+            .is_some_and(|t| t.spec.mrd == mrd)
     }
 
     fn emit(&mut self, event: Event, sink: &mut Sink) {

@@ -34,7 +34,8 @@ pub enum AgentState {
     Busy,
     /// Only tasks in wrap-up.
     WorkReady,
-    /// Asked for NOT_READY while tasks were still active; NOT_READY when they end.
+    /// Asked for NOT_READY while tasks were still active or an offer was ringing; NOT_READY
+    /// when the tasks end and the offer is answered (while the offer rings, RESERVED shows).
     PendingNotReady,
 }
 
@@ -208,6 +209,8 @@ pub enum Selection {
 pub struct AgentMrd {
     pub ready: bool,
     pub reason_code: String,
+    /// NOT_READY was asked while the agent had tasks or a ringing offer on this MRD: it takes
+    /// effect once it has neither (see `Routing::change_agent_state`).
     pub pending_not_ready: bool,
     /// When the agent last became available (READY, or a task ended): ties go to the longest.
     pub available_since: Millis,

@@ -136,8 +136,11 @@ impl Routing {
         let Some(agent) = self.agents.get(agent_id) else {
             return;
         };
+        // An agent who asked for NOT_READY while the offer rang is NOT_READY already, for the
+        // reason it gave: that stands.
+        let still_ready = agent.mrds.get(mrd).is_some_and(|am| am.ready);
         match action {
-            RonaAction::NotReady if agent.mrds.contains_key(mrd) => self.emit(
+            RonaAction::NotReady if still_ready => self.emit(
                 Event::AgentNotReady {
                     agent_id: agent_id.to_owned(),
                     mrd: mrd.to_owned(),
