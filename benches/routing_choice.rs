@@ -34,8 +34,10 @@ fn build(size: &Size) -> (World, Vec<(String, String)>) {
     let mut held = Vec::with_capacity(size.agents);
     for i in 0..size.agents {
         let id = format!("agent{i:06}");
+        // Skills 0-10; an agent at 0 lacks the attribute (attributes hold 1-10).
         let skill = u32::try_from(i % 11).unwrap();
-        w.agent(&id, &[("sales", skill)]);
+        let attributes: &[(&str, u32)] = if skill == 0 { &[] } else { &[("sales", skill)] };
+        w.agent(&id, attributes);
         w.set_state(&id, RequestedAgentState::Login, "chat")
             .unwrap();
         w.set_state(&id, RequestedAgentState::Ready, "chat")

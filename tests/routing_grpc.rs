@@ -657,7 +657,7 @@ async fn routing_refusals_have_the_right_status() {
         })
         .await,
         Code::FailedPrecondition,
-        "not Active",
+        "not TASK_STATE_ACTIVE",
     );
     assert_status(
         r.accept_task(pb::AcceptTaskRequest {

@@ -91,7 +91,7 @@ impl Sim {
             next_task: 0,
         };
         for i in 0..AGENTS {
-            let attrs: BTreeMap<String, u32> = [
+            let mut attrs: BTreeMap<String, u32> = [
                 (
                     "sales".to_owned(),
                     u32::try_from(sim.rng.below(11)).unwrap(),
@@ -106,6 +106,9 @@ impl Sim {
                 ),
             ]
             .into();
+            // An agent lacks what it has at 0: attributes hold 1-10, and expressions read an
+            // absent attribute as 0.
+            attrs.retain(|_, level| *level > 0);
             let max: Vec<(&str, u32)> = match i % 4 {
                 0 => vec![("chat", 1)],
                 1 => vec![("email", 0)],

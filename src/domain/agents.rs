@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::bounds::{
+    MAX_AGENT_ATTRIBUTES, MAX_AGENT_MRD_OVERRIDES, MAX_TASKS_PER_MRD, check_attribute_name,
+    check_count, check_id, check_proficiency,
+};
 use super::error::{DomainError, DomainResult};
 use super::ids::validate_name;
 
@@ -81,26 +85,36 @@ pub fn validate_agent_fields(agent_id: &str, display_name: &str) -> DomainResult
     Ok(())
 }
 
-/// Attribute values are proficiencies 0-10 (a flag is 1); per-MRD max tasks at most 100.
+/// Checks an agent's routing profile against `bounds`: at most `MAX_AGENT_ATTRIBUTES`
+/// attributes, each a valid attribute name holding a proficiency 1-10 (a flag is 1; an
+/// attribute the agent lacks is left out, not set to 0), and at most `MAX_AGENT_MRD_OVERRIDES`
+/// per-MRD max tasks, each 0 (off that MRD) to `MAX_TASKS_PER_MRD`.
 pub fn validate_routing_profile(
     attributes: &BTreeMap<String, u32>,
     mrd_max_tasks: &BTreeMap<String, u32>,
 ) -> DomainResult<()> {
+    check_count(
+        "agent.attributes",
+        attributes.len(),
+        MAX_AGENT_ATTRIBUTES,
+        "attributes",
+    )?;
     for (name, value) in attributes {
-        validate_name("agent.attributes", name)?;
-        if *value > 10 {
-            return Err(DomainError::invalid(
-                "agent.attributes",
-                format!("'{name}' is {value}; proficiency must be 0 to 10"),
-            ));
-        }
+        check_attribute_name("agent.attributes", name)?;
+        check_proficiency("agent.attributes", name, *value)?;
     }
+    check_count(
+        "agent.mrd_max_tasks",
+        mrd_max_tasks.len(),
+        MAX_AGENT_MRD_OVERRIDES,
+        "entries",
+    )?;
     for (mrd, max) in mrd_max_tasks {
-        validate_name("agent.mrd_max_tasks", mrd)?;
-        if *max > crate::domain::routing::config::MAX_TASKS_LIMIT {
+        check_id("agent.mrd_max_tasks", mrd)?;
+        if *max > MAX_TASKS_PER_MRD {
             return Err(DomainError::invalid(
                 "agent.mrd_max_tasks",
-                format!("'{mrd}' is {max}; must be at most 100"),
+                format!("'{mrd}' is {max}; must be 0 to {MAX_TASKS_PER_MRD}"),
             ));
         }
     }

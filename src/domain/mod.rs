@@ -2,6 +2,7 @@
 //! no randomness, no password hashing. Time, ids and hashes come in as data.
 
 pub mod agents;
+pub mod bounds;
 pub mod commands;
 mod desktop;
 pub mod error;

@@ -30,9 +30,8 @@ impl Routing {
                 self.agent_ids.remove(agent_id);
             }
             Event::MrdUpserted { mrd } => {
-                let default_key = (mrd.name.clone(), DEFAULT_QUEUE.to_owned());
                 self.queues
-                    .entry(default_key)
+                    .entry(QueueKey::new(&mrd.name, DEFAULT_QUEUE))
                     .or_insert_with(|| QueueConfig::built_in_default(&mrd.name));
                 self.mrds.insert(mrd.name.clone(), mrd.clone());
                 self.reindex_mrd(&mrd.name);
@@ -45,13 +44,13 @@ impl Routing {
                 }
             }
             Event::QueueUpserted { queue } => {
-                let key = (queue.mrd.clone(), queue.name.clone());
+                let key = queue.key();
                 self.queues.insert(key.clone(), queue.clone());
                 self.requeue_waiting_in(&key);
                 self.reindex_mrd(&queue.mrd);
             }
             Event::QueueDeleted { mrd, name } => {
-                let key = (mrd.clone(), name.clone());
+                let key = QueueKey::new(mrd, name);
                 if name == DEFAULT_QUEUE {
                     self.queues
                         .insert(key.clone(), QueueConfig::built_in_default(mrd));
@@ -116,13 +115,9 @@ impl Routing {
             } => {
                 if let Some(am) = self.agent_mrd(agent_id, mrd) {
                     am.reason_code.clone_from(reason_code);
-                    if am.tasks.is_empty() {
-                        am.ready = false;
-                        am.pending_not_ready = false;
-                    } else {
-                        am.pending_not_ready = true;
-                    }
+                    am.pending_not_ready = true;
                 }
+                self.apply_pending_not_ready(agent_id, mrd);
                 self.touch_agent(agent_id);
             }
             Event::AgentLoggedOut { agent_id, mrd, .. } => {
@@ -245,12 +240,14 @@ impl Routing {
             } => {
                 self.next_seq = self.next_seq.max(seq + 1);
                 let released = self.release_agents(task_id, *at, true);
+                let mut unoffered = None;
                 if let Some(task) = self.tasks.get_mut(task_id) {
                     if let Some((offered_to, _)) = task.offer.take()
                         && let Some(agent) = self.agents.get_mut(&offered_to)
                         && agent.offer.as_deref() == Some(task_id)
                     {
                         agent.offer = None;
+                        unoffered = Some((offered_to, task.spec.mrd.clone()));
                     }
                     if *reason != super::model::RequeueReason::AgentLogout {
                         task.declined_by.insert(agent_id.clone());
@@ -261,6 +258,9 @@ impl Routing {
                     task.queued_at = *at;
                     task.step_deadline = *step_deadline;
                     task.updated_at = *at;
+                }
+                if let Some((offered_to, mrd)) = unoffered {
+                    self.apply_pending_not_ready(&offered_to, &mrd);
                 }
                 self.place_waiting(task_id);
                 self.touch_agent(agent_id);
@@ -299,6 +299,8 @@ impl Routing {
                         && let Some(agent) = self.agents.get_mut(&offered_to)
                     {
                         agent.offer = None;
+                        let mrd = task.spec.mrd.clone();
+                        self.apply_pending_not_ready(&offered_to, &mrd);
                         released.push(offered_to);
                     }
                 }
@@ -373,16 +375,30 @@ impl Routing {
         self.agents.get_mut(agent_id)?.mrds.get_mut(mrd)
     }
 
-    /// Takes a task off an agent's load; a pending NOT_READY takes effect once it has none.
+    /// Takes a task off an agent's load; a pending NOT_READY may take effect.
     fn leave(&mut self, agent_id: &str, mrd: &str, task_id: &str, at: u64) {
         if let Some(am) = self.agent_mrd(agent_id, mrd)
             && am.tasks.remove(task_id)
         {
             am.available_since = at;
-            if am.pending_not_ready && am.tasks.is_empty() {
-                am.ready = false;
-                am.pending_not_ready = false;
-            }
+            self.apply_pending_not_ready(agent_id, mrd);
+        }
+    }
+
+    /// A pending NOT_READY takes effect once the agent has neither a task nor a ringing offer
+    /// on the MRD.
+    fn apply_pending_not_ready(&mut self, agent_id: &str, mrd: &str) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let free = agent
+            .mrds
+            .get(mrd)
+            .is_some_and(|am| am.pending_not_ready && am.tasks.is_empty())
+            && !self.offer_pending_on(agent, mrd);
+        if free && let Some(am) = self.agent_mrd(agent_id, mrd) {
+            am.ready = false;
+            am.pending_not_ready = false;
         }
     }
 
@@ -416,8 +432,8 @@ impl Routing {
         }
         let key = TaskKey::new(task.priority, task.seq, task_id);
         let sticky = (!task.spec.last_agent_id.is_empty()).then(|| task.spec.last_agent_id.clone());
-        let queue = (task.spec.mrd.clone(), task.spec.queue.clone());
-        self.waiting.insert(queue, task.step, key.clone(), sticky);
+        self.waiting
+            .insert(task.spec.queue_key(), task.step, key.clone(), sticky);
         self.dirty_tasks.insert(key);
         self.rearm(task_id);
     }

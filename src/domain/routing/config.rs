@@ -4,17 +4,22 @@
 use serde::{Deserialize, Serialize};
 
 use super::expr::Expr;
+use super::index::QueueKey;
+use super::model::display_wire_name;
+use crate::domain::bounds::{
+    MAX_OFFER_TIMEOUT_MS, MAX_QUEUE_STEPS, MAX_STEP_TIMEOUT_MS, MAX_TASK_TTL_MS, MAX_TASKS_PER_MRD,
+    MAX_WRAP_UP_TIMEOUT_MS, MIN_OFFER_TIMEOUT_MS, check_duration, check_id, check_name, in_entry,
+};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
-use crate::domain::ids::validate_name;
 
 /// The queue every MRD has: tasks with an unknown or empty queue go to it. Until configured it
 /// has one step that matches every agent and no time to live.
 pub const DEFAULT_QUEUE: &str = "default";
-/// Most steps a queue may have.
-pub const MAX_STEPS: usize = 10;
-/// Most tasks an agent may hold on one MRD.
-pub const MAX_TASKS_LIMIT: u32 = 100;
+/// Most steps a queue may have (see `bounds`).
+pub const MAX_STEPS: usize = MAX_QUEUE_STEPS;
+/// Most tasks an agent may hold on one MRD (see `bounds`).
+pub const MAX_TASKS_LIMIT: u32 = MAX_TASKS_PER_MRD;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RonaAction {
@@ -24,12 +29,36 @@ pub enum RonaAction {
     NotRoutable,
 }
 
+impl RonaAction {
+    pub const ALL: [RonaAction; 2] = [Self::NotReady, Self::NotRoutable];
+
+    /// The name of the contract's `RonaAction` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::NotReady => "RONA_ACTION_NOT_READY",
+            Self::NotRoutable => "RONA_ACTION_NOT_ROUTABLE",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogoutAction {
     /// The agent's tasks close with AGENT_LOGOUT.
     Close,
     /// The agent's tasks go back to their queues, ahead of all.
     Requeue,
+}
+
+impl LogoutAction {
+    pub const ALL: [LogoutAction; 2] = [Self::Close, Self::Requeue];
+
+    /// The name of the contract's `LogoutAction` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Close => "LOGOUT_ACTION_CLOSE",
+            Self::Requeue => "LOGOUT_ACTION_REQUEUE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,21 +73,27 @@ pub struct MrdConfig {
 }
 
 impl MrdConfig {
+    /// Checks the MRD against `bounds`: its name, max tasks, and both timeouts.
     pub fn validate(&self) -> DomainResult<()> {
-        validate_name("mrd.name", &self.name)?;
-        if !(1..=MAX_TASKS_LIMIT).contains(&self.max_tasks) {
+        check_id("mrd.name", &self.name)?;
+        if !(1..=MAX_TASKS_PER_MRD).contains(&self.max_tasks) {
             return Err(DomainError::invalid(
                 "mrd.max_tasks",
-                format!("must be 1 to {MAX_TASKS_LIMIT}"),
+                format!("must be 1 to {MAX_TASKS_PER_MRD}, not {}", self.max_tasks),
             ));
         }
-        if self.offer_timeout_ms == 0 {
-            return Err(DomainError::invalid(
-                "mrd.offer_timeout_seconds",
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        check_duration(
+            "mrd.offer_timeout_seconds",
+            self.offer_timeout_ms,
+            MIN_OFFER_TIMEOUT_MS,
+            MAX_OFFER_TIMEOUT_MS,
+        )?;
+        check_duration(
+            "mrd.wrap_up_timeout_seconds",
+            self.wrap_up_timeout_ms,
+            0,
+            MAX_WRAP_UP_TIMEOUT_MS,
+        )
     }
 }
 
@@ -92,16 +127,41 @@ impl QueueConfig {
         }
     }
 
+    /// Checks the queue against `bounds`: its names, its number of steps, each step's timeout
+    /// and the time to live. (Step expressions are checked when parsed.)
     pub fn validate(&self) -> DomainResult<()> {
-        validate_name("queue.name", &self.name)?;
-        validate_name("queue.mrd", &self.mrd)?;
-        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+        check_id("queue.name", &self.name)?;
+        check_id("queue.mrd", &self.mrd)?;
+        if self.steps.is_empty() || self.steps.len() > MAX_QUEUE_STEPS {
             return Err(DomainError::invalid(
                 "queue.steps",
-                format!("must have 1 to {MAX_STEPS} steps"),
+                format!(
+                    "must have 1 to {MAX_QUEUE_STEPS} steps, not {}",
+                    self.steps.len()
+                ),
             ));
         }
-        Ok(())
+        for (index, step) in self.steps.iter().enumerate() {
+            in_entry(
+                format_args!("step {index}"),
+                check_duration(
+                    "queue.steps.timeout_seconds",
+                    step.timeout_ms,
+                    0,
+                    MAX_STEP_TIMEOUT_MS,
+                ),
+            )?;
+        }
+        check_duration(
+            "queue.task_ttl_seconds",
+            self.task_ttl_ms,
+            0,
+            MAX_TASK_TTL_MS,
+        )
+    }
+
+    pub(in crate::domain::routing) fn key(&self) -> QueueKey {
+        QueueKey::new(&self.mrd, &self.name)
     }
 
     /// When a task that reached `step` at `since` widens to the next step, if it ever does.
@@ -118,6 +178,20 @@ pub enum ReasonCategory {
     Logout,
 }
 
+impl ReasonCategory {
+    pub const ALL: [ReasonCategory; 2] = [Self::NotReady, Self::Logout];
+
+    /// The name of the contract's `ReasonCategory` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::NotReady => "REASON_CATEGORY_NOT_READY",
+            Self::Logout => "REASON_CATEGORY_LOGOUT",
+        }
+    }
+}
+
+display_wire_name!(RonaAction, LogoutAction, ReasonCategory);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReasonCode {
     pub code: String,
@@ -127,13 +201,7 @@ pub struct ReasonCode {
 
 impl ReasonCode {
     pub fn validate(&self) -> DomainResult<()> {
-        validate_name("reason_code.code", &self.code)?;
-        if self.label.chars().count() > 256 {
-            return Err(DomainError::invalid(
-                "reason_code.label",
-                "must be at most 256 characters",
-            ));
-        }
-        Ok(())
+        check_id("reason_code.code", &self.code)?;
+        check_name("reason_code.label", &self.label)
     }
 }

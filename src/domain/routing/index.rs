@@ -9,8 +9,26 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::domain::events::Millis;
 
-/// A queue is named within its MRD.
-pub type QueueKey = (String, String);
+/// A queue is named within its MRD: the key of a queue, of its pools and of its waiting tasks.
+/// Ordered by MRD first, so that one MRD's queues are one range.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueueKey {
+    mrd: String,
+    name: String,
+}
+
+impl QueueKey {
+    pub fn new(mrd: &str, name: &str) -> Self {
+        Self {
+            mrd: mrd.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn mrd(&self) -> &str {
+        &self.mrd
+    }
+}
 /// One step of one queue.
 pub type PoolKey = (QueueKey, usize);
 

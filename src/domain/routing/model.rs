@@ -4,14 +4,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::index::QueueKey;
+use crate::domain::bounds::{
+    MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS, MAX_TASK_ATTRIBUTES,
+    MAX_TASK_LABEL_CHARS, MAX_TASK_LABELS, check_count, check_id, check_multiline_text,
+    check_optional_id, check_priority, check_text, in_entry,
+};
+use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
+use crate::domain::ids::shorten;
 
-/// Priorities tasks may be given; a task rerouted after RONA, rejection or logout goes back
-/// in at `REQUEUE_PRIORITY`, ahead of all.
-pub const MIN_PRIORITY: u8 = 1;
-pub const MAX_PRIORITY: u8 = 10;
-pub const DEFAULT_PRIORITY: u8 = 5;
-pub const REQUEUE_PRIORITY: u8 = 11;
+/// Priorities tasks may be given (see `bounds`); a task rerouted after RONA, rejection or
+/// logout goes back in at `REQUEUE_PRIORITY`, ahead of all.
+pub use crate::domain::bounds::{DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY};
+pub const REQUEUE_PRIORITY: u8 = MAX_PRIORITY + 1;
 
 /// An agent's state on one MRD as everyone sees it. Agents ask for LOGIN, READY, NOT_READY
 /// and LOGOUT; the engine derives the rest.
@@ -28,8 +34,36 @@ pub enum AgentState {
     Busy,
     /// Only tasks in wrap-up.
     WorkReady,
-    /// Asked for NOT_READY while tasks were still active; NOT_READY when they end.
+    /// Asked for NOT_READY while tasks were still active or an offer was ringing; NOT_READY
+    /// when the tasks end and the offer is answered (while the offer rings, RESERVED shows).
     PendingNotReady,
+}
+
+impl AgentState {
+    pub const ALL: [AgentState; 8] = [
+        Self::Logout,
+        Self::NotReady,
+        Self::Ready,
+        Self::Reserved,
+        Self::Active,
+        Self::Busy,
+        Self::WorkReady,
+        Self::PendingNotReady,
+    ];
+
+    /// The name of the contract's `AgentState` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Logout => "AGENT_STATE_LOGOUT",
+            Self::NotReady => "AGENT_STATE_NOT_READY",
+            Self::Ready => "AGENT_STATE_READY",
+            Self::Reserved => "AGENT_STATE_RESERVED",
+            Self::Active => "AGENT_STATE_ACTIVE",
+            Self::Busy => "AGENT_STATE_BUSY",
+            Self::WorkReady => "AGENT_STATE_WORK_READY",
+            Self::PendingNotReady => "AGENT_STATE_PENDING_NOT_READY",
+        }
+    }
 }
 
 /// What an agent asks for.
@@ -39,6 +73,21 @@ pub enum RequestedAgentState {
     Ready,
     NotReady,
     Logout,
+}
+
+impl RequestedAgentState {
+    pub const ALL: [RequestedAgentState; 4] =
+        [Self::Login, Self::Ready, Self::NotReady, Self::Logout];
+
+    /// The name of the contract's `AgentState` value asked for, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Login => "AGENT_STATE_LOGIN",
+            Self::Ready => "AGENT_STATE_READY",
+            Self::NotReady => "AGENT_STATE_NOT_READY",
+            Self::Logout => "AGENT_STATE_LOGOUT",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,6 +100,29 @@ pub enum TaskState {
     Closed,
 }
 
+impl TaskState {
+    pub const ALL: [TaskState; 6] = [
+        Self::Queued,
+        Self::Offered,
+        Self::Active,
+        Self::Paused,
+        Self::WrappingUp,
+        Self::Closed,
+    ];
+
+    /// The name of the contract's `TaskState` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Queued => "TASK_STATE_QUEUED",
+            Self::Offered => "TASK_STATE_OFFERED",
+            Self::Active => "TASK_STATE_ACTIVE",
+            Self::Paused => "TASK_STATE_PAUSED",
+            Self::WrappingUp => "TASK_STATE_WRAPPING_UP",
+            Self::Closed => "TASK_STATE_CLOSED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CloseReason {
     Done,
@@ -60,6 +132,27 @@ pub enum CloseReason {
     ForceClosed,
 }
 
+impl CloseReason {
+    pub const ALL: [CloseReason; 5] = [
+        Self::Done,
+        Self::NoAgentAvailable,
+        Self::Cancelled,
+        Self::AgentLogout,
+        Self::ForceClosed,
+    ];
+
+    /// The name of the contract's `CloseReason` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Done => "CLOSE_REASON_DONE",
+            Self::NoAgentAvailable => "CLOSE_REASON_NO_AGENT_AVAILABLE",
+            Self::Cancelled => "CLOSE_REASON_CANCELLED",
+            Self::AgentLogout => "CLOSE_REASON_AGENT_LOGOUT",
+            Self::ForceClosed => "CLOSE_REASON_FORCE_CLOSED",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequeueReason {
     /// Reroute on no answer: the offer timed out.
@@ -67,6 +160,40 @@ pub enum RequeueReason {
     Rejected,
     AgentLogout,
 }
+
+impl RequeueReason {
+    pub const ALL: [RequeueReason; 3] = [Self::Rona, Self::Rejected, Self::AgentLogout];
+
+    /// The name of the contract's `RequeueReason` value, as messages show it.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Self::Rona => "REQUEUE_REASON_RONA",
+            Self::Rejected => "REQUEUE_REASON_REJECTED",
+            Self::AgentLogout => "REQUEUE_REASON_AGENT_LOGOUT",
+        }
+    }
+}
+
+/// Shows the contract's name of each value (`TASK_STATE_WRAPPING_UP`, not `WrappingUp`), so
+/// that a message names what a client sends and receives.
+macro_rules! display_wire_name {
+    ($($ty:ty),*) => {$(
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.wire_name())
+            }
+        }
+    )*};
+}
+pub(crate) use display_wire_name;
+
+display_wire_name!(
+    AgentState,
+    RequestedAgentState,
+    TaskState,
+    CloseReason,
+    RequeueReason
+);
 
 /// Why an agent was chosen, so that a choice can be explained.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +209,8 @@ pub enum Selection {
 pub struct AgentMrd {
     pub ready: bool,
     pub reason_code: String,
+    /// NOT_READY was asked while the agent had tasks or a ringing offer on this MRD: it takes
+    /// effect once it has neither (see `Routing::change_agent_state`).
     pub pending_not_ready: bool,
     /// When the agent last became available (READY, or a task ended): ties go to the longest.
     pub available_since: Millis,
@@ -127,6 +256,57 @@ pub struct TaskSpec {
     pub last_agent_id: String,
     pub labels: Vec<String>,
     pub attributes: BTreeMap<String, String>,
+}
+
+impl TaskSpec {
+    /// Checks what a channel submitted against `bounds`: ids, priority, and the size of its
+    /// labels and attributes. Whether the MRD and queue exist is routing's to say.
+    pub fn validate(&self) -> DomainResult<()> {
+        check_id("task_id", &self.task_id)?;
+        check_text("request_id", &self.request_id, MAX_EXTERNAL_ID_CHARS)?;
+        check_id("mrd", &self.mrd)?;
+        check_optional_id("queue", &self.queue)?;
+        check_priority("priority", self.priority)?;
+        check_text(
+            "conversation_id",
+            &self.conversation_id,
+            MAX_EXTERNAL_ID_CHARS,
+        )?;
+        check_optional_id("last_agent_id", &self.last_agent_id)?;
+        check_count("labels", self.labels.len(), MAX_TASK_LABELS, "labels")?;
+        for (index, label) in self.labels.iter().enumerate() {
+            in_entry(
+                format_args!("label {index}"),
+                check_text("labels", label, MAX_TASK_LABEL_CHARS),
+            )?;
+        }
+        check_count(
+            "attributes",
+            self.attributes.len(),
+            MAX_TASK_ATTRIBUTES,
+            "attributes",
+        )?;
+        for (name, value) in &self.attributes {
+            if name.is_empty() {
+                return Err(DomainError::invalid(
+                    "attributes",
+                    "an attribute name must not be empty",
+                ));
+            }
+            in_entry(
+                format_args!("attribute {:?}", shorten(name)),
+                check_text("attributes", name, MAX_ID_CHARS).and_then(|()| {
+                    check_multiline_text("attributes", value, MAX_TASK_ATTRIBUTE_VALUE_CHARS)
+                }),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The queue the task waits in.
+    pub(in crate::domain::routing) fn queue_key(&self) -> QueueKey {
+        QueueKey::new(&self.mrd, &self.queue)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

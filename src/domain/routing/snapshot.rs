@@ -70,11 +70,7 @@ impl Routing {
                 .into_iter()
                 .map(|m| (m.name.clone(), m))
                 .collect(),
-            queues: snapshot
-                .queues
-                .into_iter()
-                .map(|q| ((q.mrd.clone(), q.name.clone()), q))
-                .collect(),
+            queues: snapshot.queues.into_iter().map(|q| (q.key(), q)).collect(),
             reason_codes: snapshot
                 .reason_codes
                 .into_iter()

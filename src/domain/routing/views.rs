@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Routing;
 use super::config::DEFAULT_QUEUE;
+use super::index::QueueKey;
 use super::model::{AgentState, TaskState};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
@@ -92,7 +93,7 @@ impl Routing {
         } else {
             queue
         };
-        let key = (mrd.to_owned(), queue.to_owned());
+        let key = QueueKey::new(mrd, queue);
         let config = self
             .queues
             .get(&key)

@@ -1,0 +1,111 @@
+//! Selection: whether an agent can take work now, and the best agent for a task or the best
+//! task for an agent. Every choice reads the indexes (`index.rs`); none scans all agents or
+//! all tasks.
+
+use super::config::QueueConfig;
+use super::index::{AgentKey, TaskKey};
+use super::model::{RoutingAgent, Selection, Task};
+use super::{Routing, load};
+
+impl Routing {
+    /// The agent's key in the pools of `mrd` if it can be offered a task there now.
+    pub(super) fn eligible(&self, agent_id: &str, mrd: &str) -> Option<AgentKey> {
+        let agent = self.agents.get(agent_id)?;
+        let am = agent.mrds.get(mrd)?;
+        let can_take = am.ready
+            && !am.pending_not_ready
+            && agent.routable
+            && agent.offer.is_none()
+            && load(am) < self.max_tasks(agent, mrd);
+        can_take.then(|| AgentKey {
+            load: load(am),
+            available_since: am.available_since,
+            agent_id: agent_id.to_owned(),
+        })
+    }
+
+    /// The lowest step of `queue` whose expression the agent's attributes match.
+    pub(super) fn first_matching_step(
+        &self,
+        agent: &RoutingAgent,
+        queue: &QueueConfig,
+    ) -> Option<usize> {
+        queue
+            .steps
+            .iter()
+            .position(|s| s.expression.matches(&agent.attributes))
+    }
+
+    fn on_conversation(&self, agent_id: &str, task: &Task) -> bool {
+        if task.spec.conversation_id.is_empty() {
+            return false;
+        }
+        self.agents
+            .get(agent_id)
+            .and_then(|a| a.mrds.get(&task.spec.mrd))
+            .is_some_and(|am| {
+                am.tasks.iter().any(|t| {
+                    self.tasks
+                        .get(t)
+                        .is_some_and(|t| t.spec.conversation_id == task.spec.conversation_id)
+                })
+            })
+    }
+
+    fn may_offer(&self, agent_id: &str, task: &Task) -> bool {
+        !task.declined_by.contains(agent_id) && !self.on_conversation(agent_id, task)
+    }
+
+    /// The best eligible agent for a waiting task, and why.
+    pub(super) fn best_agent_for(&self, task: &Task) -> Option<(AgentKey, Selection)> {
+        let sticky = &task.spec.last_agent_id;
+        if !sticky.is_empty()
+            && let Some(key) = self.eligible(sticky, &task.spec.mrd)
+            && self.may_offer(sticky, task)
+        {
+            return Some((key, Selection::Sticky));
+        }
+        let queue = task.spec.queue_key();
+        let mut best: Option<(AgentKey, Selection)> = None;
+        for step in 0..=task.step {
+            let first = self
+                .pools
+                .step(&queue, step)
+                .find(|key| self.may_offer(&key.agent_id, task));
+            if let Some(key) = first
+                && best.as_ref().is_none_or(|(b, _)| key < b)
+            {
+                best = Some((key.clone(), Selection::Step { index: step }));
+            }
+        }
+        best
+    }
+
+    /// The best waiting task an agent that just became able to take work can be offered.
+    pub(super) fn best_task_for(&self, agent_id: &str, mrd: &str) -> Option<(TaskKey, Selection)> {
+        let agent = self.agents.get(agent_id)?;
+        let acceptable = |key: &TaskKey| {
+            self.tasks
+                .get(&key.task_id)
+                .is_some_and(|t| t.spec.mrd == mrd && self.may_offer(agent_id, t))
+        };
+        let mut best = self
+            .waiting
+            .sticky_to(agent_id)
+            .find(|k| acceptable(k))
+            .map(|k| (k.clone(), Selection::Sticky));
+        for (queue_key, queue) in self.queues_of(mrd) {
+            let Some(step) = self.first_matching_step(agent, queue) else {
+                continue;
+            };
+            for level in self.waiting.levels_from(queue_key, step) {
+                if let Some(key) = level.iter().find(|k| acceptable(k))
+                    && best.as_ref().is_none_or(|(b, _)| key < b)
+                {
+                    best = Some((key.clone(), Selection::Step { index: step }));
+                }
+            }
+        }
+        best
+    }
+}
