@@ -39,7 +39,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use common::Clients;
 use common::process::ServerProcess;
+use common::routing_setup::RoutingSetup;
 use switchboard::pb;
 use switchboard::pb::admin_service_client::AdminServiceClient;
 use switchboard::pb::routing_event::Event as Ev;
@@ -604,40 +606,14 @@ async fn retry_new_tasks(
     (cut_off, committed)
 }
 
-/// MRD `chat` and logged-in agents (NOT_READY).
-async fn configure(channel: &Channel, mrd: pb::Mrd, agents: &[&str]) {
-    let mut admin = AdminServiceClient::new(channel.clone());
-    let mut routing = RoutingServiceClient::new(channel.clone());
-    admin
-        .upsert_mrd(pb::UpsertMrdRequest {
-            mrd: Some(mrd),
-            request_id: "setup-mrd".into(),
-        })
-        .await
-        .expect("the MRD is configured");
-    for agent in agents {
-        admin
-            .upsert_agent(pb::UpsertAgentRequest {
-                agent: Some(pb::Agent {
-                    agent_id: (*agent).into(),
-                    display_name: format!("Agent {agent}"),
-                    password: PASSWORD.into(),
-                    ..Default::default()
-                }),
-                request_id: format!("setup-agent-{agent}"),
-            })
-            .await
-            .expect("the agent is created");
-        routing
-            .login_agent(pb::LoginAgentRequest {
-                agent_id: (*agent).into(),
-                password: PASSWORD.into(),
-                mrd: MRD.into(),
-                request_id: format!("setup-login-{agent}"),
-            })
-            .await
-            .expect("the agent logs in");
-    }
+/// MRD `chat` as `setup` has it and logged-in agents (NOT_READY), every write idempotent.
+async fn configure(channel: &Channel, setup: RoutingSetup, agents: &[&str]) {
+    setup
+        .agents(agents, PASSWORD)
+        .log_in(&RoutingServiceClient::new(channel.clone()))
+        .request_ids("setup")
+        .apply(&mut Clients::new(channel.clone()))
+        .await;
 }
 
 async fn make_ready(routing: &mut Routing, agent: &str) {
@@ -659,16 +635,11 @@ async fn make_ready(routing: &mut Routing, agent: &str) {
     );
 }
 
-fn chat(offer_timeout_seconds: u32, max_tasks: u32, wrap_up_timeout_seconds: u32) -> pb::Mrd {
-    pb::Mrd {
-        name: MRD.into(),
-        max_tasks,
-        interruptible: false,
-        offer_timeout_seconds,
-        wrap_up_timeout_seconds,
-        rona_action: pb::RonaAction::NotReady.into(),
-        logout_action: pb::LogoutAction::Close.into(),
-    }
+fn chat(offer_timeout_seconds: u32, max_tasks: u32, wrap_up_timeout_seconds: u32) -> RoutingSetup {
+    RoutingSetup::chat()
+        .offer_timeout(offer_timeout_seconds)
+        .max_tasks(max_tasks)
+        .wrap_up_timeout(wrap_up_timeout_seconds)
 }
 
 /// Re-raises a worker's panic, or fails if it does not stop.

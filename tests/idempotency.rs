@@ -22,6 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::desktop::ConnectedDesktop;
+use common::routing_setup::RoutingSetup;
 use common::{Clients, DEFAULT_PROCESSOR_ID, TestServer, assert_status};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
@@ -53,36 +54,10 @@ async fn routing(server: &TestServer) -> Routing {
 
 /// MRD `chat` and its queue `sales`, with no agent: new tasks stay queued.
 async fn configure(c: &mut Clients) {
-    c.admin
-        .upsert_mrd(pb::UpsertMrdRequest {
-            mrd: Some(pb::Mrd {
-                name: "chat".into(),
-                max_tasks: 2,
-                interruptible: false,
-                offer_timeout_seconds: 30,
-                wrap_up_timeout_seconds: 0,
-                rona_action: pb::RonaAction::NotReady.into(),
-                logout_action: pb::LogoutAction::Close.into(),
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("the MRD is written");
-    c.admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "sales".into(),
-                mrd: "chat".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "sales >= 1".into(),
-                    timeout_seconds: 0,
-                }],
-                task_ttl_seconds: 0,
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("the queue is written");
+    RoutingSetup::chat()
+        .queue("sales", "sales >= 1")
+        .apply(c)
+        .await;
 }
 
 fn new_task(request_id: &str) -> pb::NewTaskRequest {

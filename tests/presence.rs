@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::TestServer;
 use common::desktop::ConnectedDesktop;
+use common::routing_setup::RoutingSetup;
 use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::routing_event::Event as Ev;
@@ -23,22 +24,12 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// MRD `chat` whose offers wait a long time, so only presence can move a task on quickly.
 async fn configure(c: &mut common::Clients, agents: &[&str]) {
-    c.admin
-        .upsert_mrd(pb::UpsertMrdRequest {
-            mrd: Some(pb::Mrd {
-                name: "chat".into(),
-                max_tasks: 2,
-                offer_timeout_seconds: 3600,
-                logout_action: pb::LogoutAction::Requeue.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("the MRD is configured");
-    for agent in agents {
-        c.create_agent(agent, PASSWORD).await;
-    }
+    RoutingSetup::chat()
+        .offer_timeout(3600)
+        .logout_action(pb::LogoutAction::Requeue)
+        .agents(agents, PASSWORD)
+        .apply(c)
+        .await;
 }
 
 async fn routing(server: &TestServer) -> RoutingServiceClient<tonic::transport::Channel> {

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::desktop::ConnectedDesktop;
+use common::routing_setup::RoutingSetup;
 use common::{DEFAULT_PROCESSOR_ID, TestServer, assert_status};
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
@@ -42,51 +43,14 @@ fn one_step_queue(name: &str, mrd: &str, expression: &str) -> pb::UpsertQueueReq
 
 /// Configures MRD `chat` (max 2), a `sales` queue, a reason code and agents.
 async fn configure(c: &mut common::Clients, agents: &[&str]) {
-    c.admin
-        .upsert_mrd(pb::UpsertMrdRequest {
-            mrd: Some(pb::Mrd {
-                name: "chat".into(),
-                max_tasks: 2,
-                interruptible: false,
-                offer_timeout_seconds: 30,
-                wrap_up_timeout_seconds: 0,
-                rona_action: pb::RonaAction::NotReady.into(),
-                logout_action: pb::LogoutAction::Close.into(),
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    c.admin
-        .upsert_queue(one_step_queue("sales", "chat", "sales >= 1"))
-        .await
-        .unwrap();
-    c.admin
-        .upsert_reason_code(pb::UpsertReasonCodeRequest {
-            reason_code: Some(pb::ReasonCode {
-                code: "lunch".into(),
-                label: "Lunch".into(),
-                category: pb::ReasonCategory::NotReady.into(),
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    for agent in agents {
-        c.admin
-            .upsert_agent(pb::UpsertAgentRequest {
-                agent: Some(pb::Agent {
-                    agent_id: (*agent).into(),
-                    display_name: (*agent).into(),
-                    password: PASSWORD.into(),
-                    attributes: [("sales".to_owned(), 5)].into(),
-                    mrd_max_tasks: Default::default(),
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    }
+    RoutingSetup::chat()
+        .queue("sales", "sales >= 1")
+        .reason_code("lunch", "Lunch", pb::ReasonCategory::NotReady)
+        .agents(agents, PASSWORD)
+        .attribute("sales", 5)
+        .display_names(str::to_owned)
+        .apply(c)
+        .await;
 }
 
 /// Reads a routing watch until an event matches; fails after `WAIT`.

@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::routing_setup::RoutingSetup;
 use common::{Clients, TestServer};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
@@ -80,48 +81,12 @@ async fn routing_with_small_window(server: &TestServer) -> Routing {
 /// MRD `chat` and one agent per id, each logged in on `chat` (NOT_READY). Returns the revision
 /// of the last login.
 async fn configure(c: &mut Clients, r: &mut Routing, agents: &[&str]) -> u64 {
-    c.admin
-        .upsert_mrd(pb::UpsertMrdRequest {
-            mrd: Some(pb::Mrd {
-                name: "chat".into(),
-                max_tasks: 2,
-                interruptible: false,
-                offer_timeout_seconds: 30,
-                wrap_up_timeout_seconds: 0,
-                rona_action: pb::RonaAction::NotReady.into(),
-                logout_action: pb::LogoutAction::Close.into(),
-            }),
-            ..Default::default()
-        })
+    RoutingSetup::chat()
+        .agents(agents, PASSWORD)
+        .display_names(str::to_owned)
+        .log_in(r)
+        .apply(c)
         .await
-        .expect("the MRD is written");
-    let mut revision = 0;
-    for agent in agents {
-        c.admin
-            .upsert_agent(pb::UpsertAgentRequest {
-                agent: Some(pb::Agent {
-                    agent_id: (*agent).into(),
-                    display_name: (*agent).into(),
-                    password: PASSWORD.into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .expect("the agent is written");
-        let login = r
-            .login_agent(pb::LoginAgentRequest {
-                agent_id: (*agent).into(),
-                password: PASSWORD.into(),
-                mrd: "chat".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("the agent logs in")
-            .into_inner();
-        revision = login.revision;
-    }
-    revision
 }
 
 /// Flips one agent between READY and NOT_READY; it starts NOT_READY, as after login.

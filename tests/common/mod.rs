@@ -6,6 +6,7 @@
 pub mod desktop;
 pub mod process;
 pub mod replay;
+pub mod routing_setup;
 pub mod tools;
 pub mod world;
 
@@ -57,13 +58,7 @@ impl TestServer {
     }
 
     pub async fn clients(&self) -> Clients {
-        let channel = self.channel().await;
-        Clients {
-            core: CoreServiceClient::new(channel.clone()),
-            processor: ProcessorServiceClient::new(channel.clone()),
-            workflow: WorkflowServiceClient::new(channel.clone()),
-            admin: AdminServiceClient::new(channel),
-        }
+        Clients::new(self.channel().await)
     }
 
     /// Stops the server gracefully and waits for it.
@@ -83,6 +78,16 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// Every client on `channel`'s connection.
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            core: CoreServiceClient::new(channel.clone()),
+            processor: ProcessorServiceClient::new(channel.clone()),
+            workflow: WorkflowServiceClient::new(channel.clone()),
+            admin: AdminServiceClient::new(channel),
+        }
+    }
+
     pub async fn create_agent(&mut self, agent_id: &str, password: &str) {
         self.admin
             .upsert_agent(pb::UpsertAgentRequest {
