@@ -759,3 +759,116 @@ async fn the_desktop_story_over_one_connect_stream() {
     assert_eq!(state.agent.unwrap().mrds[0].active_task_ids, [task_id]);
     server.stop().await;
 }
+
+/// A watch filtered by agent sees every change of that agent's task: pause, resume, wrap-up
+/// and close name the agents on the task, so the filter matches them. Another agent's
+/// filtered watch sees none of them.
+#[tokio::test]
+async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
+    let server = TestServer::start().await;
+    let mut c = server.clients().await;
+    let mut r = routing(&server).await;
+    // Wrap-up lasts until the agent closes the task.
+    RoutingSetup::chat()
+        .wrap_up_timeout(3600)
+        .queue("sales", "sales >= 1")
+        .agents(&["ana", "ben"], PASSWORD)
+        .attribute("sales", 5)
+        .apply(&mut c)
+        .await;
+    let filtered = |agent: &str| pb::WatchRoutingEventsRequest {
+        agent_id: agent.into(),
+        ..Default::default()
+    };
+    let mut ana_watch = r
+        .watch_routing_events(filtered("ana"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ben_watch = r
+        .watch_routing_events(filtered("ben"))
+        .await
+        .unwrap()
+        .into_inner();
+    for agent in ["ana", "ben"] {
+        r.login_agent(pb::LoginAgentRequest {
+            agent_id: agent.into(),
+            password: PASSWORD.into(),
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    r.change_agent_state(pb::ChangeAgentStateRequest {
+        agent_id: "ana".into(),
+        state: pb::AgentState::Ready.into(),
+        mrd: "chat".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let task_id = r
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            queue: "sales".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task_id;
+    r.accept_task(pb::AcceptTaskRequest {
+        task_id: task_id.clone(),
+        agent_id: "ana".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let steps = [
+        pb::TaskState::Paused,
+        pb::TaskState::Active,
+        pb::TaskState::WrappingUp,
+        pb::TaskState::Closed,
+    ];
+    for state in steps {
+        r.change_task_state(pb::ChangeTaskStateRequest {
+            task_id: task_id.clone(),
+            state: state.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    for state in steps {
+        let what = format!("{} for ana", state.as_str_name());
+        wait_for(
+            &mut ana_watch,
+            &what,
+            |e| matches!(e, Ev::TaskStateChanged(t) if t.task_id == task_id && t.state() == state),
+        )
+        .await;
+    }
+
+    // Ben's watch reaches his own later change without passing any of ana's task's changes.
+    r.change_agent_state(pb::ChangeAgentStateRequest {
+        agent_id: "ben".into(),
+        state: pb::AgentState::Ready.into(),
+        mrd: "chat".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut seen_by_ben = Vec::new();
+    wait_for(&mut ben_watch, "ben READY", |e| {
+        seen_by_ben.push(e.clone());
+        agent_state_is("ben", pb::AgentState::Ready)(e)
+    })
+    .await;
+    assert!(
+        !seen_by_ben
+            .iter()
+            .any(|e| matches!(e, Ev::TaskStateChanged(t) if t.task_id == task_id)),
+        "ben's watch saw ana's task: {seen_by_ben:?}"
+    );
+}
