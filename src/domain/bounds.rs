@@ -19,10 +19,10 @@ use super::ids::shorten;
 
 // ----- ids and names ---------------------------------------------------------------------------
 
-/// Longest id or name (agent, MRD, queue, reason code, task, attribute of a task), in characters.
-/// An id is 1 to this many letters, digits, `.`, `_`, `@` and `-`.
+/// Longest id or name (agent, MRD, queue, reason code, task, workflow model, service, attribute
+/// of a task), in characters. An id is 1 to this many letters, digits, `.`, `_`, `@` and `-`.
 pub const MAX_ID_CHARS: usize = 128;
-/// Longest free-text name: a reason code's label, an agent's display name.
+/// Longest free-text name: a reason code's label, an agent's display name, a client's name.
 pub const MAX_NAME_CHARS: usize = 256;
 /// Longest id or name minted elsewhere that the domain only keeps or looks up: a task's
 /// conversation id, a session's resource id, a workflow model's action, a desktop's CTI.
