@@ -7,7 +7,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::domain::ServiceDirectory;
-use crate::domain::ids::validate_name;
+use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
 use crate::engine::EngineConfig;
@@ -143,17 +143,13 @@ impl ServerConfig {
     }
 
     pub fn directory(&self) -> Result<ServiceDirectory, ConfigError> {
-        validate_name("processor_name", &self.processor_name).map_err(|e| {
-            ConfigError::Invalid {
-                flag: "processor-name",
-                reason: e.to_string(),
-            }
+        check_id("processor_name", &self.processor_name).map_err(|e| ConfigError::Invalid {
+            flag: "processor-name",
+            reason: e.to_string(),
         })?;
-        validate_name("instance_domain", &self.instance_domain).map_err(|e| {
-            ConfigError::Invalid {
-                flag: "instance-domain",
-                reason: e.to_string(),
-            }
+        check_id("instance_domain", &self.instance_domain).map_err(|e| ConfigError::Invalid {
+            flag: "instance-domain",
+            reason: e.to_string(),
         })?;
         let id = self.processor_id.unwrap_or_else(|| {
             ServiceDirectory::derived_processor_id(&self.instance_domain, &self.processor_name)

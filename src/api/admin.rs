@@ -1,25 +1,14 @@
+//! `AdminService`: the agent directory here, the routing configuration in `routing_admin`.
+
 use tonic::{Request, Response};
 
+use super::convert::agents::AgentWrite;
 use super::paging::{PageRequest, next_page_token};
 use super::{Api, ApiResult, reply, request_key};
-use crate::domain::agents::{AgentRecord, validate_agent_fields, validate_password};
+use crate::domain::DomainResult;
 use crate::domain::commands as cmd;
-use crate::domain::ids::validate_name;
-use crate::domain::{DomainError, DomainResult};
-use crate::engine::Password;
 use crate::pb;
 use crate::pb::admin_service_server::AdminService;
-
-/// The directory's view of an agent; the password field stays empty.
-fn agent_pb(record: AgentRecord) -> pb::Agent {
-    pb::Agent {
-        agent_id: record.agent_id,
-        display_name: record.display_name,
-        password: String::new(),
-        attributes: record.attributes.into_iter().collect(),
-        mrd_max_tasks: record.mrd_max_tasks.into_iter().collect(),
-    }
-}
 
 impl Api {
     pub(super) async fn upsert_agent(
@@ -32,30 +21,21 @@ impl Api {
             a.password.clear();
         }
         let key = request_key("UpsertAgent", &req.request_id, &fingerprinted)?;
-        let agent = req
-            .agent
-            .ok_or_else(|| DomainError::invalid("agent", "must be set"))?;
-        validate_agent_fields(&agent.agent_id, &agent.display_name)?;
-        let password = if agent.password.is_empty() {
-            None
-        } else {
-            validate_password("agent.password", &agent.password)?;
-            Some(Password::new(agent.password))
-        };
+        let agent = AgentWrite::try_from(req)?;
         let committed = self
             .engine()
             .upsert_agent(
                 key,
                 agent.agent_id,
                 agent.display_name,
-                password,
+                agent.password,
                 agent.attributes,
                 agent.mrd_max_tasks,
             )
             .await?;
         let cmd::AgentWritten { agent, created } = committed.answer;
         Ok(pb::UpsertAgentResponse {
-            agent: Some(agent_pb(agent)),
+            agent: Some(agent.into()),
             created,
             revision: committed.revision,
         })
@@ -65,16 +45,10 @@ impl Api {
         &self,
         req: pb::GetAgentRequest,
     ) -> DomainResult<pb::GetAgentResponse> {
-        validate_name("agent_id", &req.agent_id)?;
-        let committed = self
-            .engine()
-            .execute(cmd::GetAgent {
-                agent_id: req.agent_id,
-            })
-            .await?;
+        let (agent, revision) = self.run(None, cmd::GetAgent::try_from(req)?).await?;
         Ok(pb::GetAgentResponse {
-            agent: Some(agent_pb(committed.answer)),
-            revision: committed.revision,
+            agent: Some(agent.into()),
+            revision,
         })
     }
 
@@ -83,15 +57,11 @@ impl Api {
         req: pb::ListAgentsRequest,
     ) -> DomainResult<pb::ListAgentsResponse> {
         let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
-        let committed = self
-            .engine()
-            .execute(cmd::ListAgents { after, limit })
-            .await?;
-        let page = committed.answer;
+        let (page, revision) = self.run(None, cmd::ListAgents { after, limit }).await?;
         Ok(pb::ListAgentsResponse {
             next_page_token: next_page_token(&page),
-            agents: page.items.into_iter().map(agent_pb).collect(),
-            revision: committed.revision,
+            agents: page.items.into_iter().map(pb::Agent::from).collect(),
+            revision,
         })
     }
 
@@ -100,18 +70,8 @@ impl Api {
         req: pb::DeleteAgentRequest,
     ) -> DomainResult<pb::DeleteAgentResponse> {
         let key = request_key("DeleteAgent", &req.request_id, &req)?;
-        validate_name("agent_id", &req.agent_id)?;
-        let committed = self
-            .execute_keyed(
-                key,
-                cmd::DeleteAgent {
-                    agent_id: req.agent_id,
-                },
-            )
-            .await?;
-        Ok(pb::DeleteAgentResponse {
-            revision: committed.revision,
-        })
+        let (_, revision) = self.run(key, cmd::DeleteAgent::try_from(req)?).await?;
+        Ok(pb::DeleteAgentResponse { revision })
     }
 }
 

@@ -18,12 +18,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
-use super::core::client_name;
-use super::routing_convert::routing_event_pb;
-use super::workflow::session_event_pb;
+use super::convert::clients::{client_name_header, new_client_id};
 use super::{Api, ApiResult, stopping_status};
+use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_required_text};
 use crate::domain::commands as cmd;
-use crate::domain::ids::require;
 use crate::domain::presence::StreamId;
 use crate::domain::{ClientId, DomainError, DomainResult, Record};
 use crate::pb::connect_request::Request as Req;
@@ -80,10 +78,11 @@ impl Api {
         let fallback = request
             .remote_addr()
             .map_or_else(|| "connect stream".to_owned(), |a| format!("connect {a}"));
-        let name = metadata
-            .get(CLIENT_NAME_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map_or(fallback.clone(), |v| client_name(v, &fallback));
+        let name = client_name_header(
+            CLIENT_NAME_HEADER,
+            metadata.get(CLIENT_NAME_HEADER),
+            &fallback,
+        )?;
         let resume = match metadata.get(CLIENT_ID_HEADER) {
             None => None,
             Some(raw) => Some(ClientId::parse(
@@ -96,7 +95,7 @@ impl Api {
             Some(client_id) => client_id,
             None => {
                 let command = cmd::RegisterClient {
-                    client_id: super::new_client_id(),
+                    client_id: new_client_id(),
                     client_name: name,
                 };
                 self.engine().execute(command).await?.answer
@@ -242,7 +241,7 @@ impl Api {
     /// Answers one frame; every failure becomes an error frame with the request's id.
     async fn answer(&self, client_id: ClientId, request: pb::ConnectRequest) -> ConnectResponse {
         let request_id = request.request_id;
-        let result = match require("request_id", &request_id) {
+        let result = match check_required_text("request_id", &request_id, MAX_REQUEST_ID_CHARS) {
             Ok(_) => self.dispatch(client_id, request.request).await,
             Err(e) => Err(e),
         };
@@ -346,9 +345,9 @@ async fn send_event(out: &Out, record: &Record) -> bool {
 /// task waiting to send holds only the box.
 fn event_frame(record: &Record) -> Option<Box<Result<ConnectResponse, Status>>> {
     use pb::client_event::Event;
-    let event = match session_event_pb(record) {
+    let event = match pb::SessionStateEvent::from_record(record) {
         Some(session) => Event::SessionState(session),
-        None => Event::Routing(routing_event_pb(record)?),
+        None => Event::Routing(pb::RoutingEvent::from_record(record)?),
     };
     let content = Frame::Event(ClientEvent {
         revision: record.revision,

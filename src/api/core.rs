@@ -3,32 +3,22 @@ use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::convert::saturating_u32;
+use super::convert::sessions::resource_id;
 use super::{Api, ApiResult, acting_client, client_request_key, reply, request_key};
+use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
-use crate::domain::ids::require;
 use crate::domain::{ClientId, DomainResult, ServiceKind};
-use crate::lifecycle::Phase;
 use crate::pb;
 use crate::pb::core_service_server::CoreService;
 
-/// Longest client name kept.
-const MAX_CLIENT_NAME: usize = 256;
-
-pub(super) fn service_status(phase: Phase) -> pb::ServiceStatus {
-    match phase {
-        Phase::Starting => pb::ServiceStatus::Starting,
-        Phase::InService => pb::ServiceStatus::InService,
-        Phase::Stopping => pb::ServiceStatus::Stopping,
-    }
-}
-
-/// A client name as given, or a stand-in when empty, cut to a sane length.
-pub(super) fn client_name(raw: &str, fallback: &str) -> String {
-    let name = if raw.is_empty() { fallback } else { raw };
-    name.chars().take(MAX_CLIENT_NAME).collect()
-}
-
 impl Api {
+    /// The service a request names in `service_id`: an id this server hosts.
+    fn service(&self, raw: &str) -> DomainResult<ServiceKind> {
+        check_id("service_id", raw)?;
+        self.directory().resolve("service_id", raw)
+    }
+
     pub(super) async fn get_server_status(&self) -> DomainResult<pb::GetServerStatusResponse> {
         let client_count = self
             .engine()
@@ -38,7 +28,7 @@ impl Api {
             .client_count;
         let lifecycle = self.lifecycle();
         Ok(pb::GetServerStatusResponse {
-            status: service_status(lifecycle.phase()).into(),
+            status: pb::ServiceStatus::from(lifecycle.phase()).into(),
             accepting_clients: lifecycle.accepting_clients(),
             client_count: saturating_u32(client_count),
             instance_domain: self.inner.instance_domain.clone(),
@@ -61,7 +51,7 @@ impl Api {
                 service_id: directory.id(kind).to_owned(),
                 service_name: directory.name(kind).to_owned(),
                 service_type: kind.service_type().to_owned(),
-                status: service_status(lifecycle.phase()).into(),
+                status: pb::ServiceStatus::from(lifecycle.phase()).into(),
                 accepting_clients: lifecycle.accepting_clients(),
                 client_count: saturating_u32(per_service.get(&kind).copied().unwrap_or(0)),
             })
@@ -75,10 +65,7 @@ impl Api {
     ) -> DomainResult<pb::RegisterClientResponse> {
         let key = request_key("RegisterClient", &req.request_id, &req)?;
         self.ensure_accepting()?;
-        let command = cmd::RegisterClient {
-            client_id: super::new_client_id(),
-            client_name: client_name(&req.client_name, "unnamed client"),
-        };
+        let command = cmd::RegisterClient::try_from(req)?;
         let committed = self.execute_keyed(key, command).await?;
         // A retry gets the client the first call registered.
         Ok(pb::RegisterClientResponse {
@@ -108,7 +95,7 @@ impl Api {
     ) -> DomainResult<pb::BindServiceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
         let key = client_request_key(client_id, "BindService", &req.request_id, &req)?;
-        let service = self.directory().resolve("service_id", &req.service_id)?;
+        let service = self.service(&req.service_id)?;
         let committed = self
             .execute_keyed(key, cmd::BindService { client_id, service })
             .await?;
@@ -128,7 +115,7 @@ impl Api {
     ) -> DomainResult<pb::UnbindServiceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
         let key = client_request_key(client_id, "UnbindService", &req.request_id, &req)?;
-        let service = self.directory().resolve("service_id", &req.service_id)?;
+        let service = self.service(&req.service_id)?;
         let committed = self
             .execute_keyed(key, cmd::UnbindService { client_id, service })
             .await?;
@@ -144,8 +131,8 @@ impl Api {
     ) -> DomainResult<pb::BindResourceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
         let key = client_request_key(client_id, "BindResource", &req.request_id, &req)?;
-        let service = self.directory().resolve("service_id", &req.service_id)?;
-        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
+        let service = self.service(&req.service_id)?;
+        let resource_id = resource_id("resource_id", req.resource_id)?;
         let committed = self
             .execute_keyed(
                 key,
@@ -172,8 +159,8 @@ impl Api {
     ) -> DomainResult<pb::UnbindResourceResponse> {
         let client_id = acting_client(caller, &req.client_id)?;
         let key = client_request_key(client_id, "UnbindResource", &req.request_id, &req)?;
-        let service = self.directory().resolve("service_id", &req.service_id)?;
-        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
+        let service = self.service(&req.service_id)?;
+        let resource_id = resource_id("resource_id", req.resource_id)?;
         let committed = self
             .execute_keyed(
                 key,
@@ -188,10 +175,6 @@ impl Api {
             revision: committed.revision,
         })
     }
-}
-
-fn saturating_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[tonic::async_trait]

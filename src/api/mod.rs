@@ -3,11 +3,12 @@
 
 mod admin;
 mod connect;
+mod convert;
 mod core;
 mod paging;
 mod processor;
 mod routing;
-mod routing_convert;
+mod routing_admin;
 mod status;
 mod workflow;
 
@@ -15,8 +16,10 @@ use std::sync::Arc;
 
 use tonic::Status;
 
+use self::convert::agents::WithPassword;
+use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_text};
 use crate::domain::commands::Command;
-use crate::domain::{ClientId, DomainError, DomainResult, Record, ServiceDirectory};
+use crate::domain::{ClientId, DomainError, DomainResult, Record, Revision, ServiceDirectory};
 use crate::engine::{Committed, EngineHandle, RequestKey};
 use crate::lifecycle::Lifecycle;
 use crate::pb;
@@ -96,14 +99,6 @@ fn acting_client(caller: Option<ClientId>, raw: &str) -> DomainResult<ClientId> 
     }
 }
 
-/// A new client's id: random, made here at the edge so the rules stay deterministic.
-fn new_client_id() -> ClientId {
-    ClientId(uuid::Uuid::new_v4())
-}
-
-/// Longest `request_id` accepted.
-const MAX_REQUEST_ID: usize = 128;
-
 /// The idempotency key of a mutating request: its `request_id` and a fingerprint of the
 /// request as `method` received it. `None` when the caller gave no id. Callers clear any
 /// password in `request` first, so that no digest of a password is ever stored.
@@ -136,18 +131,7 @@ fn fingerprinted<M: prost::Message>(
     if request_id.is_empty() {
         return Ok(None);
     }
-    if request_id.chars().count() > MAX_REQUEST_ID {
-        return Err(DomainError::invalid(
-            "request_id",
-            format!("must be at most {MAX_REQUEST_ID} characters"),
-        ));
-    }
-    if request_id.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            "request_id",
-            "must not contain control characters",
-        ));
-    }
+    check_text("request_id", request_id, MAX_REQUEST_ID_CHARS)?;
     let mut hasher = Blake2s256::new();
     hasher.update(method.as_bytes());
     hasher.update([0]);
@@ -175,6 +159,26 @@ impl Api {
         command: C,
     ) -> DomainResult<Committed<C::Answer>> {
         self.engine().execute_once(command, key).await
+    }
+
+    /// Runs a command, once per request id when `key` is set; its answer and revision.
+    async fn run<C: Command>(
+        &self,
+        key: Option<RequestKey>,
+        command: C,
+    ) -> DomainResult<(C::Answer, Revision)> {
+        let committed = self.execute_keyed(key, command).await?;
+        Ok((committed.answer, committed.revision))
+    }
+
+    /// Checks an agent's password (off the engine task), then builds its command with the
+    /// hash the password matched.
+    async fn verified<C>(&self, request: WithPassword<C>) -> DomainResult<C> {
+        let hash = self
+            .engine()
+            .verify_agent(&request.agent_id, request.password)
+            .await?;
+        Ok((request.command)(hash))
     }
 }
 

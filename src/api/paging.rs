@@ -2,12 +2,8 @@
 //! tokens. A token encodes the last key of the page before (keys are unique and ordered), so
 //! a listing resumes exactly where it stopped; a token this server did not make is refused.
 
+use crate::domain::bounds::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_PAGE_TOKEN_CHARS};
 use crate::domain::{DomainError, DomainResult, Page};
-
-/// Items on a page when the request leaves `page_size` at 0.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// The largest page a request may ask for.
-pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// Marks the token format, so that it can change without misreading old tokens.
 const TOKEN_PREFIX: &str = "p1.";
@@ -33,6 +29,14 @@ impl PageRequest {
         };
         let after = if page_token.is_empty() {
             None
+        } else if page_token.len() > MAX_PAGE_TOKEN_CHARS {
+            return Err(DomainError::invalid(
+                "page_token",
+                format!(
+                    "must be at most {MAX_PAGE_TOKEN_CHARS} characters; pass the \
+                     next_page_token of the previous page, or leave it empty for the first page"
+                ),
+            ));
         } else {
             Some(decode(page_token).ok_or_else(|| {
                 DomainError::invalid(
@@ -100,5 +104,21 @@ mod tests {
             );
         }
         assert!(PageRequest::parse(u32::MAX, "").is_err());
+    }
+
+    #[test]
+    fn the_longest_key_fits_in_a_token() {
+        let key = "\u{10FFFF}".repeat(crate::domain::bounds::MAX_ID_CHARS);
+        let token = next_page_token(&Page::<()> {
+            items: vec![],
+            next_after: Some(key.clone()),
+        });
+        assert!(token.len() <= MAX_PAGE_TOKEN_CHARS, "{}", token.len());
+        assert_eq!(PageRequest::parse(0, &token).unwrap().after, Some(key));
+        let err = PageRequest::parse(0, &"p1.00".repeat(MAX_PAGE_TOKEN_CHARS)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("page_token: must be at most"),
+            "{err}"
+        );
     }
 }

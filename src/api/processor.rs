@@ -1,22 +1,29 @@
+//! `ProcessorService`: capabilities, and preparing and ending agent sessions.
+
 use tonic::{Request, Response};
 
+use super::convert::agents::WithPassword;
 use super::{Api, ApiResult, reply, request_key};
-use crate::domain::agents::validate_password;
+use crate::domain::DomainResult;
+use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
-use crate::domain::ids::{require, validate_name};
-use crate::domain::{DomainError, DomainResult, PrepareResult};
-use crate::engine::Password;
 use crate::pb;
 use crate::pb::processor_service_server::ProcessorService;
 
 impl Api {
+    /// Checks that a request's `service_id` names this server's processor.
+    fn processor_service(&self, raw: &str) -> DomainResult<()> {
+        check_id("service_id", raw)?;
+        self.directory().resolve_processor("service_id", raw)?;
+        Ok(())
+    }
+
     pub(super) async fn get_capabilities(
         &self,
         req: pb::GetCapabilitiesRequest,
     ) -> DomainResult<pb::GetCapabilitiesResponse> {
-        self.directory()
-            .resolve_processor("service_id", &req.service_id)?;
-        let capabilities = self.engine().execute(cmd::GetCapabilities).await?.answer;
+        self.processor_service(&req.service_id)?;
+        let (capabilities, _) = self.run(None, cmd::GetCapabilities).await?;
         Ok(pb::GetCapabilitiesResponse {
             capabilities: capabilities.into_iter().collect(),
         })
@@ -26,54 +33,22 @@ impl Api {
         &self,
         req: pb::PrepareSessionRequest,
     ) -> DomainResult<pb::PrepareSessionResponse> {
-        self.directory()
-            .resolve_processor("service_id", &req.service_id)?;
-        let agent = req
-            .agent
-            .clone()
-            .ok_or_else(|| DomainError::invalid("agent", "must be set"))?;
-        validate_name("agent.id", &agent.id)?;
-        validate_password("agent.password", &agent.password)?;
-        if !req.model.is_empty() {
-            validate_name("model", &req.model)?;
-        }
-        let (model, take_over) = (req.model.clone(), req.r#override);
-        let cti = if req.cti.is_empty() {
-            String::new()
-        } else {
-            require("cti", &req.cti)?.to_owned()
-        };
+        self.processor_service(&req.service_id)?;
         // The password is checked on every call, and left out of the request's fingerprint.
         let mut fingerprinted = req.clone();
         if let Some(a) = fingerprinted.agent.as_mut() {
             a.password.clear();
         }
-        let key = request_key("PrepareSession", &req.request_id, &fingerprinted)?;
-        let committed = self
-            .engine()
-            .prepare_session(
-                key,
-                agent.id,
-                Password::new(agent.password),
-                model,
-                take_over,
-                cti,
-            )
-            .await?;
-        let cmd::Prepared {
-            result,
-            resource_id,
-            message,
-        } = committed.answer;
+        let request_id = req.request_id.clone();
+        let unverified = WithPassword::<cmd::PrepareSession>::try_from(req)?;
+        let key = request_key("PrepareSession", &request_id, &fingerprinted)?;
+        let command = self.verified(unverified).await?;
+        let (prepared, revision) = self.run(key, command).await?;
         Ok(pb::PrepareSessionResponse {
-            result: match result {
-                PrepareResult::Success => pb::PrepareSessionResult::Success,
-                PrepareResult::Confirm => pb::PrepareSessionResult::Confirm,
-            }
-            .into(),
-            resource_id,
-            message,
-            revision: committed.revision,
+            result: pb::PrepareSessionResult::from(prepared.result).into(),
+            resource_id: prepared.resource_id,
+            message: prepared.message,
+            revision,
         })
     }
 
@@ -82,13 +57,8 @@ impl Api {
         req: pb::EndSessionRequest,
     ) -> DomainResult<pb::EndSessionResponse> {
         let key = request_key("EndSession", &req.request_id, &req)?;
-        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
-        let committed = self
-            .execute_keyed(key, cmd::EndSession { resource_id })
-            .await?;
-        Ok(pb::EndSessionResponse {
-            revision: committed.revision,
-        })
+        let (_, revision) = self.run(key, cmd::EndSession::try_from(req)?).await?;
+        Ok(pb::EndSessionResponse { revision })
     }
 }
 

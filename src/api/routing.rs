@@ -1,146 +1,21 @@
-//! `RoutingService` and the routing half of `AdminService`.
+//! `RoutingService`: agents' presence per MRD, tasks, and the routing watch. (The routing
+//! configuration, on `AdminService`, is in `routing_admin`.)
 
 use std::pin::Pin;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
+use super::convert::agents::WithPassword;
+use super::convert::events::RoutingFilter;
 use super::paging::{PageRequest, next_page_token};
-use super::routing_convert::{
-    agent_status_pb, mrd_from_pb, mrd_pb, queue_from_pb, queue_pb, reason_from_pb, reason_pb,
-    requested_state, requested_task_state, routing_event_kind, routing_event_pb, task_pb,
-};
 use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
-use crate::domain::agents::validate_password;
+use crate::domain::DomainResult;
 use crate::domain::commands as cmd;
-use crate::domain::commands::Command;
-use crate::domain::ids::{require, validate_name};
-use crate::domain::routing::model::{
-    DEFAULT_PRIORITY, MAX_PRIORITY, RequestedAgentState, TaskSpec,
-};
-use crate::domain::{DomainError, DomainResult, Revision};
-use crate::engine::{Password, RequestKey};
 use crate::pb;
 use crate::pb::routing_service_server::RoutingService;
 
-const MAX_LABELS: usize = 64;
-
-fn optional_name(field: &'static str, raw: &str) -> DomainResult<()> {
-    if raw.is_empty() {
-        Ok(())
-    } else {
-        validate_name(field, raw)
-    }
-}
-
 impl Api {
-    /// Runs a command; with a key, once per request id.
-    async fn run<C: Command>(
-        &self,
-        key: Option<RequestKey>,
-        command: C,
-    ) -> DomainResult<(C::Answer, Revision)> {
-        let committed = self.engine().execute_once(command, key).await?;
-        Ok((committed.answer, committed.revision))
-    }
-
-    // ----- routing configuration (AdminService) ---------------------------------------------
-
-    pub(super) async fn upsert_mrd(
-        &self,
-        req: pb::UpsertMrdRequest,
-    ) -> DomainResult<pb::UpsertMrdResponse> {
-        let key = request_key("UpsertMrd", &req.request_id, &req)?;
-        let mrd = mrd_from_pb(req.mrd)?;
-        let (_, revision) = self.run(key, cmd::UpsertMrd(mrd.clone())).await?;
-        Ok(pb::UpsertMrdResponse {
-            mrd: Some(mrd_pb(mrd)),
-            revision,
-        })
-    }
-
-    pub(super) async fn list_mrds(&self) -> DomainResult<pb::ListMrdsResponse> {
-        let (mrds, revision) = self.run(None, cmd::ListMrds).await?;
-        Ok(pb::ListMrdsResponse {
-            mrds: mrds.into_iter().map(mrd_pb).collect(),
-            revision,
-        })
-    }
-
-    pub(super) async fn delete_mrd(
-        &self,
-        req: pb::DeleteMrdRequest,
-    ) -> DomainResult<pb::DeleteMrdResponse> {
-        let key = request_key("DeleteMrd", &req.request_id, &req)?;
-        validate_name("name", &req.name)?;
-        let (_, revision) = self.run(key, cmd::DeleteMrd { name: req.name }).await?;
-        Ok(pb::DeleteMrdResponse { revision })
-    }
-
-    pub(super) async fn upsert_queue(
-        &self,
-        req: pb::UpsertQueueRequest,
-    ) -> DomainResult<pb::UpsertQueueResponse> {
-        let key = request_key("UpsertQueue", &req.request_id, &req)?;
-        let queue = queue_from_pb(req.queue)?;
-        let (_, revision) = self.run(key, cmd::UpsertQueue(queue.clone())).await?;
-        Ok(pb::UpsertQueueResponse {
-            queue: Some(queue_pb(queue)),
-            revision,
-        })
-    }
-
-    pub(super) async fn list_queues(&self) -> DomainResult<pb::ListQueuesResponse> {
-        let (queues, revision) = self.run(None, cmd::ListQueues).await?;
-        Ok(pb::ListQueuesResponse {
-            queues: queues.into_iter().map(queue_pb).collect(),
-            revision,
-        })
-    }
-
-    pub(super) async fn delete_queue(
-        &self,
-        req: pb::DeleteQueueRequest,
-    ) -> DomainResult<pb::DeleteQueueResponse> {
-        let key = request_key("DeleteQueue", &req.request_id, &req)?;
-        validate_name("mrd", &req.mrd)?;
-        validate_name("name", &req.name)?;
-        let (_, revision) = self
-            .run(
-                key,
-                cmd::DeleteQueue {
-                    mrd: req.mrd,
-                    name: req.name,
-                },
-            )
-            .await?;
-        Ok(pb::DeleteQueueResponse { revision })
-    }
-
-    pub(super) async fn upsert_reason_code(
-        &self,
-        req: pb::UpsertReasonCodeRequest,
-    ) -> DomainResult<pb::UpsertReasonCodeResponse> {
-        let key = request_key("UpsertReasonCode", &req.request_id, &req)?;
-        let reason = reason_from_pb(req.reason_code)?;
-        let (_, revision) = self.run(key, cmd::UpsertReasonCode(reason.clone())).await?;
-        Ok(pb::UpsertReasonCodeResponse {
-            reason_code: Some(reason_pb(reason)),
-            revision,
-        })
-    }
-
-    pub(super) async fn list_reason_codes(&self) -> DomainResult<pb::ListReasonCodesResponse> {
-        let (codes, revision) = self.run(None, cmd::ListReasonCodes).await?;
-        Ok(pb::ListReasonCodesResponse {
-            reason_codes: codes.into_iter().map(reason_pb).collect(),
-            revision,
-        })
-    }
-
-    // ----- routing ------------------------------------------------------------------------------
-
     pub(super) async fn connect_agent(
         &self,
         req: pb::ConnectAgentRequest,
@@ -154,35 +29,10 @@ impl Api {
                 ..req.clone()
             },
         )?;
-        validate_name("agent_id", &req.agent_id)?;
-        validate_password("password", &req.password)?;
-        if req.extension.chars().count() > 128 {
-            return Err(DomainError::invalid(
-                "extension",
-                "must be at most 128 characters",
-            ));
-        }
-        if req.destination.chars().count() > 256 {
-            return Err(DomainError::invalid(
-                "destination",
-                "must be at most 256 characters",
-            ));
-        }
-        let verified_hash = self
-            .engine()
-            .verify_agent(&req.agent_id, Password::new(req.password))
+        let command = self
+            .verified(WithPassword::<cmd::ConnectAgent>::try_from(req)?)
             .await?;
-        let (_, revision) = self
-            .run(
-                key,
-                cmd::ConnectAgent {
-                    agent_id: req.agent_id,
-                    verified_hash,
-                    extension: req.extension,
-                    destination: req.destination,
-                },
-            )
-            .await?;
+        let (_, revision) = self.run(key, command).await?;
         Ok(pb::ConnectAgentResponse { revision })
     }
 
@@ -199,27 +49,12 @@ impl Api {
                 ..req.clone()
             },
         )?;
-        validate_name("agent_id", &req.agent_id)?;
-        validate_password("password", &req.password)?;
-        optional_name("mrd", &req.mrd)?;
-        let verified_hash = self
-            .engine()
-            .verify_agent(&req.agent_id, Password::new(req.password))
+        let command = self
+            .verified(WithPassword::<cmd::ChangeAgentState>::try_from(req)?)
             .await?;
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::ChangeAgentState {
-                    agent_id: req.agent_id,
-                    verified_hash: Some(verified_hash),
-                    state: RequestedAgentState::Login,
-                    mrd: req.mrd,
-                    reason_code: String::new(),
-                },
-            )
-            .await?;
+        let (agent, revision) = self.run(key, command).await?;
         Ok(pb::LoginAgentResponse {
-            agent: Some(agent_status_pb(outcome)),
+            agent: Some(agent.into()),
             revision,
         })
     }
@@ -229,24 +64,9 @@ impl Api {
         req: pb::ChangeAgentStateRequest,
     ) -> DomainResult<pb::ChangeAgentStateResponse> {
         let key = request_key("ChangeAgentState", &req.request_id, &req)?;
-        validate_name("agent_id", &req.agent_id)?;
-        let state = requested_state(req.state)?;
-        optional_name("mrd", &req.mrd)?;
-        optional_name("reason_code", &req.reason_code)?;
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::ChangeAgentState {
-                    agent_id: req.agent_id,
-                    verified_hash: None,
-                    state,
-                    mrd: req.mrd,
-                    reason_code: req.reason_code,
-                },
-            )
-            .await?;
+        let (agent, revision) = self.run(key, cmd::ChangeAgentState::try_from(req)?).await?;
         Ok(pb::ChangeAgentStateResponse {
-            agent: Some(agent_status_pb(outcome)),
+            agent: Some(agent.into()),
             revision,
         })
     }
@@ -256,23 +76,9 @@ impl Api {
         req: pb::ConferenceTaskRequest,
     ) -> DomainResult<pb::ConferenceTaskResponse> {
         let key = request_key("ConferenceTask", &req.request_id, &req)?;
-        require("task_id", &req.task_id)?;
-        validate_name("conference_owner", &req.conference_owner)?;
-        validate_name("conference_participant", &req.conference_participant)?;
-        optional_name("mrd", &req.mrd)?;
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::ConferenceTask {
-                    task_id: req.task_id,
-                    owner_agent_id: req.conference_owner,
-                    participant_agent_id: req.conference_participant,
-                    mrd: req.mrd,
-                },
-            )
-            .await?;
+        let (task, revision) = self.run(key, cmd::ConferenceTask::try_from(req)?).await?;
         Ok(pb::ConferenceTaskResponse {
-            task: Some(task_pb(&outcome)),
+            task: Some(task.into()),
             revision,
         })
     }
@@ -282,21 +88,9 @@ impl Api {
         req: pb::TransferTaskRequest,
     ) -> DomainResult<pb::TransferTaskResponse> {
         let key = request_key("TransferTask", &req.request_id, &req)?;
-        require("task_id", &req.task_id)?;
-        validate_name("owner_agent_id", &req.owner_agent_id)?;
-        validate_name("recipient_agent_id", &req.recipient_agent_id)?;
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::TransferTask {
-                    task_id: req.task_id,
-                    owner_agent_id: req.owner_agent_id,
-                    recipient_agent_id: req.recipient_agent_id,
-                },
-            )
-            .await?;
+        let (task, revision) = self.run(key, cmd::TransferTask::try_from(req)?).await?;
         Ok(pb::TransferTaskResponse {
-            task: Some(task_pb(&outcome)),
+            task: Some(task.into()),
             revision,
         })
     }
@@ -306,19 +100,9 @@ impl Api {
         req: pb::ChangeTaskStateRequest,
     ) -> DomainResult<pb::ChangeTaskStateResponse> {
         let key = request_key("ChangeTaskState", &req.request_id, &req)?;
-        require("task_id", &req.task_id)?;
-        let state = requested_task_state(req.state)?;
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::ChangeTaskState {
-                    task_id: req.task_id,
-                    state,
-                },
-            )
-            .await?;
+        let (task, revision) = self.run(key, cmd::ChangeTaskState::try_from(req)?).await?;
         Ok(pb::ChangeTaskStateResponse {
-            task: Some(task_pb(&outcome)),
+            task: Some(task.into()),
             revision,
         })
     }
@@ -328,49 +112,11 @@ impl Api {
         req: pb::NewTaskRequest,
     ) -> DomainResult<pb::NewTaskResponse> {
         let key = request_key("NewTask", &req.request_id, &req)?;
-        validate_name("mrd", &req.mrd)?;
-        optional_name("queue", &req.queue)?;
-        optional_name("last_agent_id", &req.last_agent_id)?;
-        let priority = match req.priority {
-            0 => DEFAULT_PRIORITY,
-            p if p <= u32::from(MAX_PRIORITY) => u8::try_from(p).unwrap_or(DEFAULT_PRIORITY),
-            _ => {
-                return Err(DomainError::invalid(
-                    "priority",
-                    "must be 1 to 10 (0 means 5)",
-                ));
-            }
-        };
-        if !req.conversation_id.is_empty() {
-            require("conversation_id", &req.conversation_id)?;
-        }
-        if req.labels.len() > MAX_LABELS || req.attributes.len() > MAX_LABELS {
-            return Err(DomainError::invalid(
-                "labels",
-                format!("at most {MAX_LABELS} labels and {MAX_LABELS} attributes"),
-            ));
-        }
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::NewTask(TaskSpec {
-                    task_id: Uuid::new_v4().to_string(),
-                    request_id: req.request_id,
-                    mrd: req.mrd,
-                    queue: req.queue,
-                    priority,
-                    conversation_id: req.conversation_id,
-                    last_agent_id: req.last_agent_id,
-                    labels: req.labels,
-                    attributes: req.attributes.into_iter().collect(),
-                }),
-            )
-            .await?;
+        let (task, revision) = self.run(key, cmd::NewTask::try_from(req)?).await?;
         // A retry gets the task the first call queued, so the id comes from the answer.
-        let task = task_pb(&outcome);
         Ok(pb::NewTaskResponse {
-            task_id: task.task_id.clone(),
-            task: Some(task),
+            task_id: task.spec.task_id.clone(),
+            task: Some(task.into()),
             revision,
         })
     }
@@ -380,19 +126,9 @@ impl Api {
         req: pb::AcceptTaskRequest,
     ) -> DomainResult<pb::AcceptTaskResponse> {
         let key = request_key("AcceptTask", &req.request_id, &req)?;
-        require("task_id", &req.task_id)?;
-        validate_name("agent_id", &req.agent_id)?;
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::AcceptTask {
-                    task_id: req.task_id,
-                    agent_id: req.agent_id,
-                },
-            )
-            .await?;
+        let (task, revision) = self.run(key, cmd::AcceptTask::try_from(req)?).await?;
         Ok(pb::AcceptTaskResponse {
-            task: Some(task_pb(&outcome)),
+            task: Some(task.into()),
             revision,
         })
     }
@@ -402,19 +138,9 @@ impl Api {
         req: pb::RejectTaskRequest,
     ) -> DomainResult<pb::RejectTaskResponse> {
         let key = request_key("RejectTask", &req.request_id, &req)?;
-        require("task_id", &req.task_id)?;
-        validate_name("agent_id", &req.agent_id)?;
-        let (outcome, revision) = self
-            .run(
-                key,
-                cmd::RejectTask {
-                    task_id: req.task_id,
-                    agent_id: req.agent_id,
-                },
-            )
-            .await?;
+        let (task, revision) = self.run(key, cmd::RejectTask::try_from(req)?).await?;
         Ok(pb::RejectTaskResponse {
-            task: Some(task_pb(&outcome)),
+            task: Some(task.into()),
             revision,
         })
     }
@@ -423,17 +149,9 @@ impl Api {
         &self,
         req: pb::GetAgentStateRequest,
     ) -> DomainResult<pb::GetAgentStateResponse> {
-        validate_name("agent_id", &req.agent_id)?;
-        let (outcome, revision) = self
-            .run(
-                None,
-                cmd::GetAgentState {
-                    agent_id: req.agent_id,
-                },
-            )
-            .await?;
+        let (agent, revision) = self.run(None, cmd::GetAgentState::try_from(req)?).await?;
         Ok(pb::GetAgentStateResponse {
-            agent: Some(agent_status_pb(outcome)),
+            agent: Some(agent.into()),
             revision,
         })
     }
@@ -442,17 +160,9 @@ impl Api {
         &self,
         req: pb::GetTaskStateRequest,
     ) -> DomainResult<pb::GetTaskStateResponse> {
-        require("task_id", &req.task_id)?;
-        let (outcome, revision) = self
-            .run(
-                None,
-                cmd::GetTaskState {
-                    task_id: req.task_id,
-                },
-            )
-            .await?;
+        let (task, revision) = self.run(None, cmd::GetTaskState::try_from(req)?).await?;
         Ok(pb::GetTaskStateResponse {
-            task: Some(task_pb(&outcome)),
+            task: Some(task.into()),
             revision,
         })
     }
@@ -467,7 +177,7 @@ impl Api {
             .await?;
         Ok(pb::ListAgentStatesResponse {
             next_page_token: next_page_token(&page),
-            agents: page.items.into_iter().map(agent_status_pb).collect(),
+            agents: page.items.into_iter().map(pb::AgentStatus::from).collect(),
             revision,
         })
     }
@@ -477,7 +187,7 @@ impl Api {
         let (page, revision) = self.run(None, cmd::ListTasks { after, limit }).await?;
         Ok(pb::ListTasksResponse {
             next_page_token: next_page_token(&page),
-            tasks: page.items.iter().map(task_pb).collect(),
+            tasks: page.items.iter().map(pb::TaskStatus::from).collect(),
             revision,
         })
     }
@@ -486,33 +196,10 @@ impl Api {
         &self,
         req: pb::GetQueueStatsRequest,
     ) -> DomainResult<pb::GetQueueStatsResponse> {
-        validate_name("mrd", &req.mrd)?;
-        optional_name("queue", &req.queue)?;
-        let (stats, revision) = self
-            .run(
-                None,
-                cmd::GetQueueStats {
-                    mrd: req.mrd,
-                    queue: req.queue,
-                },
-            )
-            .await?;
+        let (stats, revision) = self.run(None, cmd::GetQueueStats::try_from(req)?).await?;
         Ok(pb::GetQueueStatsResponse {
-            waiting: stats.waiting_by_priority.values().sum(),
-            waiting_by_priority: stats
-                .waiting_by_priority
-                .into_iter()
-                .map(|(p, n)| (u32::from(p), n))
-                .collect(),
-            mrd: stats.mrd,
-            queue: stats.queue,
-            longest_wait_ms: stats.longest_wait_ms,
-            agents_ready: stats.agents_ready,
-            agents_active: stats.agents_active,
-            agents_busy: stats.agents_busy,
-            agents_not_ready: stats.agents_not_ready,
-            agents_reserved: stats.agents_reserved,
             revision,
+            ..stats.into()
         })
     }
 }
@@ -614,44 +301,18 @@ impl RoutingService for Api {
         r: Request<pb::WatchRoutingEventsRequest>,
     ) -> ApiResult<Response<RoutingWatch>> {
         let req = r.into_inner();
-        let check = || -> DomainResult<Vec<pb::RoutingEventKind>> {
-            optional_name("agent_id", &req.agent_id)?;
-            optional_name("mrd", &req.mrd)?;
-            if !req.task_id.is_empty() {
-                require("task_id", &req.task_id)?;
-            }
-            req.kinds
-                .iter()
-                .map(|k| match pb::RoutingEventKind::try_from(*k) {
-                    Ok(pb::RoutingEventKind::Unspecified) | Err(_) => Err(DomainError::invalid(
-                        "kinds",
-                        format!("{k} is not an event kind"),
-                    )),
-                    Ok(kind) => Ok(kind),
-                })
-                .collect()
-        };
-        let kinds = check().map_err(Status::from)?;
-        let (agent, task, mrd) = (req.agent_id, req.task_id, req.mrd);
+        let filter = RoutingFilter::try_from(&req).map_err(Status::from)?;
         let records = self
             .engine()
             .watch()
             .subscribe(req.start_revision, move |record| {
-                let (Some(kind), Some(s)) =
-                    (routing_event_kind(&record.event), record.event.subjects())
-                else {
-                    return false;
-                };
-                (kinds.is_empty() || kinds.contains(&kind))
-                    && (agent.is_empty() || s.agents.contains(&agent.as_str()))
-                    && (task.is_empty() || s.task == Some(task.as_str()))
-                    && (mrd.is_empty() || s.mrd == mrd)
+                filter.matches(&record.event)
             });
         use pb::watch_routing_events_response::Frame;
         let stream = watch_frames(
             records,
             |record| {
-                routing_event_pb(record).map(|event| pb::WatchRoutingEventsResponse {
+                pb::RoutingEvent::from_record(record).map(|event| pb::WatchRoutingEventsResponse {
                     frame: Some(Frame::Event(event)),
                 })
             },

@@ -1,78 +1,27 @@
+//! `WorkflowService`: a session's view, its watch, and its actions.
+
 use std::pin::Pin;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::convert::sessions::actions;
 use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
+use crate::domain::DomainResult;
 use crate::domain::commands as cmd;
-use crate::domain::ids::require;
-use crate::domain::{DomainResult, Event, Record};
 use crate::pb;
 use crate::pb::workflow_service_server::WorkflowService;
-
-fn actions_pb(actions: &[(String, bool)]) -> Vec<pb::SessionAction> {
-    actions
-        .iter()
-        .map(|(name, enabled)| pb::SessionAction {
-            name: name.clone(),
-            enabled: *enabled,
-        })
-        .collect()
-}
-
-/// The desktop-facing form of a session event; `None` for events that are not about a session
-/// view (such as the preparation itself).
-pub(super) fn session_event_pb(record: &Record) -> Option<pb::SessionStateEvent> {
-    let (target, name, view_state, actions): (&str, &str, &str, &[(String, bool)]) =
-        match &record.event {
-            Event::SessionStateUpdated {
-                resource_id,
-                view_state,
-                actions,
-            } => (resource_id, "state.updated", view_state, actions),
-            Event::SessionTakenOver {
-                resource_id,
-                view_state,
-                ..
-            } => (resource_id, "session.taken_over", view_state, &[]),
-            Event::SessionEnded { resource_id } => (resource_id, "session.ended", "", &[]),
-            _ => return None,
-        };
-    Some(pb::SessionStateEvent {
-        revision: record.revision,
-        target: target.to_owned(),
-        name: name.to_owned(),
-        view_state: view_state.to_owned(),
-        actions: actions
-            .iter()
-            .map(|(name, enabled)| pb::ActionChange {
-                name: name.clone(),
-                r#type: if *enabled {
-                    pb::ActionChangeType::Enable
-                } else {
-                    pb::ActionChangeType::Disable
-                }
-                .into(),
-            })
-            .collect(),
-    })
-}
 
 impl Api {
     pub(super) async fn get_session_state(
         &self,
         req: pb::GetSessionStateRequest,
     ) -> DomainResult<pb::GetSessionStateResponse> {
-        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
-        let committed = self
-            .engine()
-            .execute(cmd::GetSessionState { resource_id })
-            .await?;
-        let view = committed.answer;
+        let (view, revision) = self.run(None, cmd::GetSessionState::try_from(req)?).await?;
         Ok(pb::GetSessionStateResponse {
-            actions: actions_pb(&view.actions),
+            actions: actions(&view),
             view_state: view.view_state,
-            revision: committed.revision,
+            revision,
             model: view.model,
         })
     }
@@ -82,22 +31,11 @@ impl Api {
         req: pb::InvokeActionRequest,
     ) -> DomainResult<pb::InvokeActionResponse> {
         let key = request_key("InvokeAction", &req.request_id, &req)?;
-        let resource_id = require("resource_id", &req.resource_id)?.to_owned();
-        let action = require("action", &req.action)?.to_owned();
-        let committed = self
-            .execute_keyed(
-                key,
-                cmd::InvokeAction {
-                    resource_id,
-                    action,
-                },
-            )
-            .await?;
-        let view = committed.answer;
+        let (view, revision) = self.run(key, cmd::InvokeAction::try_from(req)?).await?;
         Ok(pb::InvokeActionResponse {
-            actions: actions_pb(&view.actions),
+            actions: actions(&view),
             view_state: view.view_state,
-            revision: committed.revision,
+            revision,
         })
     }
 }
@@ -121,15 +59,10 @@ impl WorkflowService for Api {
         request: Request<pb::WatchSessionStateRequest>,
     ) -> ApiResult<Response<WatchStream>> {
         let req = request.into_inner();
-        let resource_id = require("resource_id", &req.resource_id)
-            .map_err(Status::from)?
-            .to_owned();
         // The session must exist now; its past events replay from the journal.
-        self.engine()
-            .execute(cmd::GetSessionState {
-                resource_id: resource_id.clone(),
-            })
-            .await?;
+        let session = cmd::GetSessionState::try_from(&req).map_err(Status::from)?;
+        let resource_id = session.resource_id.clone();
+        self.engine().execute(session).await?;
         let records = self
             .engine()
             .watch()
@@ -140,8 +73,10 @@ impl WorkflowService for Api {
         let stream = watch_frames(
             records,
             |record| {
-                session_event_pb(record).map(|event| pb::WatchSessionStateResponse {
-                    frame: Some(Frame::Event(event)),
+                pb::SessionStateEvent::from_record(record).map(|event| {
+                    pb::WatchSessionStateResponse {
+                        frame: Some(Frame::Event(event)),
+                    }
                 })
             },
             |progress| pb::WatchSessionStateResponse {

@@ -8,15 +8,9 @@ use std::fmt;
 
 use super::bounds::{
     MAX_AGENT_ATTRIBUTES, MAX_AGENT_MRD_OVERRIDES, MAX_TASKS_PER_MRD, check_attribute_name,
-    check_count, check_id, check_proficiency,
+    check_count, check_id, check_name, check_proficiency,
 };
 use super::error::{DomainError, DomainResult};
-use super::ids::validate_name;
-
-/// Longest password accepted, so hashing cost stays bounded.
-pub const MAX_PASSWORD_LEN: usize = 1024;
-/// Longest display name accepted.
-pub const MAX_DISPLAY_NAME_LEN: usize = 256;
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRecord {
@@ -60,29 +54,11 @@ impl fmt::Debug for PasswordHashString {
     }
 }
 
-/// Checks a password's shape; it is otherwise opaque.
-pub fn validate_password(field: &'static str, password: &str) -> DomainResult<()> {
-    if password.is_empty() {
-        return Err(DomainError::invalid(field, "must not be empty"));
-    }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {MAX_PASSWORD_LEN} bytes"),
-        ));
-    }
-    Ok(())
-}
-
+/// Checks an agent's id and display name against `bounds`: an id, and a one-line name of at
+/// most `MAX_NAME_CHARS` (it may be empty). The password is checked by `bounds::check_password`.
 pub fn validate_agent_fields(agent_id: &str, display_name: &str) -> DomainResult<()> {
-    validate_name("agent.agent_id", agent_id)?;
-    if display_name.chars().count() > MAX_DISPLAY_NAME_LEN {
-        return Err(DomainError::invalid(
-            "agent.display_name",
-            format!("must be at most {MAX_DISPLAY_NAME_LEN} characters"),
-        ));
-    }
-    Ok(())
+    check_id("agent.agent_id", agent_id)?;
+    check_name("agent.display_name", display_name)
 }
 
 /// Checks an agent's routing profile against `bounds`: at most `MAX_AGENT_ATTRIBUTES`

@@ -19,13 +19,38 @@ use super::ids::shorten;
 
 // ----- ids and names ---------------------------------------------------------------------------
 
-/// Longest id or name (agent, MRD, queue, reason code, task, attribute of a task), in characters.
-/// An id is 1 to this many letters, digits, `.`, `_`, `@` and `-`.
+/// Longest id or name (agent, MRD, queue, reason code, task, workflow model, service, attribute
+/// of a task), in characters. An id is 1 to this many letters, digits, `.`, `_`, `@` and `-`.
 pub const MAX_ID_CHARS: usize = 128;
-/// Longest free-text name: a reason code's label, an agent's display name.
+/// Longest free-text name: a reason code's label, an agent's display name, a client's name.
 pub const MAX_NAME_CHARS: usize = 256;
-/// Longest id minted by another system that the domain only keeps (a conversation id).
+/// Longest id or name minted elsewhere that the domain only keeps or looks up: a task's
+/// conversation id, a session's resource id, a workflow model's action, a desktop's CTI.
 pub const MAX_EXTERNAL_ID_CHARS: usize = 512;
+
+// ----- requests --------------------------------------------------------------------------------
+
+/// Longest `request_id` of a request (the idempotency key), and of a `Connect` frame.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Items on a page when a listing's `page_size` is 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest `page_size` a listing may ask for.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// Longest `page_token`: a token carries the last key of the page before (an id of at most
+/// [`MAX_ID_CHARS`] characters, each up to 4 bytes) as hex, behind a short prefix.
+pub const MAX_PAGE_TOKEN_CHARS: usize = 8 * MAX_ID_CHARS + 8;
+/// Most event kinds a routing watch may filter on: one entry per kind (there are six).
+pub const MAX_WATCH_KINDS: usize = 6;
+
+// ----- sessions and clients --------------------------------------------------------------------
+
+/// Longest password, in bytes; bounds what hashing and checking it costs. A password is
+/// otherwise opaque: any character may be in it.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest phone extension an agent connects with.
+pub const MAX_EXTENSION_CHARS: usize = 128;
+/// Longest destination (a device or an address) an agent connects with.
+pub const MAX_DESTINATION_CHARS: usize = 256;
 
 // ----- agents ----------------------------------------------------------------------------------
 
@@ -138,6 +163,29 @@ pub fn check_id(field: &'static str, value: &str) -> DomainResult<()> {
                 format!("character {c:?} is not allowed (letters, digits, '.', '_', '@', '-')"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// One line of text that must be given: 1 to `max_chars`, no control characters, no
+/// bidirectional overrides (an id minted elsewhere, a request id).
+pub fn check_required_text(field: &'static str, value: &str, max_chars: usize) -> DomainResult<()> {
+    if value.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    check_text(field, value, max_chars)
+}
+
+/// A password: 1 to [`MAX_PASSWORD_BYTES`] bytes, otherwise opaque.
+pub fn check_password(field: &'static str, value: &str) -> DomainResult<()> {
+    if value.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_PASSWORD_BYTES {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
@@ -363,9 +411,23 @@ mod tests {
     }
 
     #[test]
-    fn the_bounds_others_still_keep_agree_with_these() {
-        assert_eq!(crate::domain::ids::MAX_ID_LEN, MAX_ID_CHARS);
-        assert_eq!(crate::domain::agents::MAX_DISPLAY_NAME_LEN, MAX_NAME_CHARS);
+    fn required_text_and_passwords() {
+        assert_eq!(
+            reason(check_required_text("cti", "", 8)),
+            "must not be empty"
+        );
+        assert!(check_required_text("cti", "Genesys SIP", 16).is_ok());
+        assert!(check_required_text("cti", "a\u{202E}b", 16).is_err());
+        assert!(check_password("password", "any \u{1b} thing").is_ok());
+        assert!(check_password("password", "").is_err());
+        assert!(check_password("password", &"p".repeat(MAX_PASSWORD_BYTES)).is_ok());
+        assert_eq!(
+            reason(check_password(
+                "password",
+                &"p".repeat(MAX_PASSWORD_BYTES + 1)
+            )),
+            "must be at most 1024 bytes"
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl WorkflowModel {
             model: file.name.clone(),
             reason,
         };
-        if crate::domain::ids::validate_name("name", &file.name).is_err() {
+        if crate::domain::bounds::check_id("name", &file.name).is_err() {
             return Err(invalid(
                 "name must be 1-128 letters, digits, '.', '_', '@' or '-'".into(),
             ));

@@ -1,0 +1,253 @@
+//! Events on the wire: routing events with their kinds and the filter a routing watch applies,
+//! and the events of workflow sessions. Not every journaled event is sent: each conversion
+//! answers `None` for the events its watch does not carry.
+
+use super::{saturating_u32, timestamp};
+use crate::domain::bounds::{MAX_WATCH_KINDS, check_count, check_optional_id};
+use crate::domain::events::{Event, Record};
+use crate::domain::routing::model::{Selection, TaskState};
+use crate::domain::{DomainError, DomainResult};
+use crate::pb;
+
+// ----- routing events --------------------------------------------------------------------------
+
+impl pb::RoutingEventKind {
+    /// The kind a routing watch filters on; `None` for events routing watches do not send.
+    pub fn of(event: &Event) -> Option<Self> {
+        use pb::RoutingEventKind as K;
+        Some(match event {
+            Event::AgentStateChanged { .. } => K::AgentStateChanged,
+            Event::TaskQueued { .. } => K::TaskQueued,
+            Event::TaskAgentSelected { .. } => K::TaskAgentSelected,
+            Event::TaskAccepted { .. }
+            | Event::TaskRequeued { .. }
+            | Event::TaskParticipantLeft { .. }
+            | Event::TaskStepWidened { .. }
+            | Event::TaskStateChanged { .. } => K::TaskStateChanged,
+            Event::TaskAgentTransferred { .. } => K::TaskAgentTransferred,
+            Event::TaskConferenced { .. } => K::TaskConferenced,
+            _ => return None,
+        })
+    }
+}
+
+impl pb::RoutingEvent {
+    /// The wire form of a routing event; `None` for events that are not routing events.
+    pub fn from_record(record: &Record) -> Option<Self> {
+        use pb::routing_event::Event as E;
+        let state_changed = |task_id: &str, state, agent_id: &str| pb::TaskStateChanged {
+            task_id: task_id.to_owned(),
+            state: pb::TaskState::from(state).into(),
+            agent_id: agent_id.to_owned(),
+            ..pb::TaskStateChanged::default()
+        };
+        let event = match &record.event {
+            Event::AgentStateChanged {
+                agent_id,
+                mrd,
+                state,
+                reason_code,
+                routable,
+                active_tasks,
+            } => E::AgentStateChanged(pb::AgentStateChanged {
+                agent_id: agent_id.clone(),
+                mrd: mrd.clone(),
+                state: pb::AgentState::from(*state).into(),
+                reason_code: reason_code.clone(),
+                routable: *routable,
+                active_tasks: *active_tasks,
+            }),
+            Event::TaskQueued { spec, priority, .. } => E::TaskQueued(pb::TaskQueued {
+                task_id: spec.task_id.clone(),
+                request_id: spec.request_id.clone(),
+                mrd: spec.mrd.clone(),
+                queue: spec.queue.clone(),
+                priority: u32::from(*priority),
+                conversation_id: spec.conversation_id.clone(),
+                last_agent_id: spec.last_agent_id.clone(),
+            }),
+            Event::TaskAgentSelected {
+                task_id,
+                agent_id,
+                mrd,
+                queue,
+                offer_deadline,
+                selection,
+                agent_load,
+                ..
+            } => {
+                let (selection, step_index) = match selection {
+                    Selection::Sticky => ("sticky", 0),
+                    Selection::Step { index } => ("step", saturating_u32(*index)),
+                };
+                E::TaskAgentSelected(pb::TaskAgentSelected {
+                    task_id: task_id.clone(),
+                    agent_id: agent_id.clone(),
+                    mrd: mrd.clone(),
+                    queue: queue.clone(),
+                    offer_deadline_time: timestamp(*offer_deadline),
+                    selection: selection.to_owned(),
+                    step_index,
+                    agent_load: *agent_load,
+                })
+            }
+            Event::TaskAccepted {
+                task_id, agent_id, ..
+            } => E::TaskStateChanged(state_changed(task_id, TaskState::Active, agent_id)),
+            Event::TaskRequeued {
+                task_id,
+                agent_id,
+                reason,
+                priority,
+                ..
+            } => E::TaskStateChanged(pb::TaskStateChanged {
+                requeue_reason: pb::RequeueReason::from(*reason).into(),
+                priority: u32::from(*priority),
+                ..state_changed(task_id, TaskState::Queued, agent_id)
+            }),
+            Event::TaskStepWidened { task_id, step, .. } => {
+                E::TaskStateChanged(pb::TaskStateChanged {
+                    step: saturating_u32(*step),
+                    detail: format!("the search widened to step {step}"),
+                    ..state_changed(task_id, TaskState::Queued, "")
+                })
+            }
+            Event::TaskStateChanged {
+                task_id,
+                state,
+                close_reason,
+                detail,
+                ..
+            } => E::TaskStateChanged(pb::TaskStateChanged {
+                close_reason: pb::CloseReason::from(*close_reason).into(),
+                detail: detail.clone(),
+                ..state_changed(task_id, *state, "")
+            }),
+            Event::TaskParticipantLeft {
+                task_id, agent_id, ..
+            } => E::TaskStateChanged(pb::TaskStateChanged {
+                participant_left_agent_id: agent_id.clone(),
+                ..state_changed(task_id, TaskState::Active, "")
+            }),
+            Event::TaskAgentTransferred {
+                task_id,
+                owner_agent_id,
+                recipient_agent_id,
+                ..
+            } => E::TaskAgentTransferred(pb::TaskAgentTransferred {
+                task_id: task_id.clone(),
+                owner_agent_id: owner_agent_id.clone(),
+                recipient_agent_id: recipient_agent_id.clone(),
+            }),
+            Event::TaskConferenced {
+                task_id,
+                owner_agent_id,
+                participant_agent_id,
+                ..
+            } => E::TaskConferenced(pb::TaskConferenced {
+                task_id: task_id.clone(),
+                owner_agent_id: owner_agent_id.clone(),
+                participant_agent_id: participant_agent_id.clone(),
+            }),
+            _ => return None,
+        };
+        Some(pb::RoutingEvent {
+            revision: record.revision,
+            time: timestamp(record.time_ms),
+            event: Some(event),
+        })
+    }
+}
+
+/// What a routing watch asked for: events about one agent, task or MRD (empty: any), of
+/// the given kinds (none: every kind).
+#[derive(Debug, Clone)]
+pub struct RoutingFilter {
+    agent_id: String,
+    task_id: String,
+    mrd: String,
+    kinds: Vec<pb::RoutingEventKind>,
+}
+
+impl TryFrom<&pb::WatchRoutingEventsRequest> for RoutingFilter {
+    type Error = DomainError;
+
+    fn try_from(req: &pb::WatchRoutingEventsRequest) -> DomainResult<Self> {
+        check_optional_id("agent_id", &req.agent_id)?;
+        check_optional_id("mrd", &req.mrd)?;
+        check_optional_id("task_id", &req.task_id)?;
+        check_count("kinds", req.kinds.len(), MAX_WATCH_KINDS, "kinds")?;
+        let kinds = req
+            .kinds
+            .iter()
+            .map(|k| match pb::RoutingEventKind::try_from(*k) {
+                Ok(pb::RoutingEventKind::Unspecified) | Err(_) => Err(DomainError::invalid(
+                    "kinds",
+                    format!("{k} is not an event kind"),
+                )),
+                Ok(kind) => Ok(kind),
+            })
+            .collect::<DomainResult<_>>()?;
+        Ok(Self {
+            agent_id: req.agent_id.clone(),
+            task_id: req.task_id.clone(),
+            mrd: req.mrd.clone(),
+            kinds,
+        })
+    }
+}
+
+impl RoutingFilter {
+    /// Whether the watch sends `event`.
+    pub fn matches(&self, event: &Event) -> bool {
+        let (Some(kind), Some(s)) = (pb::RoutingEventKind::of(event), event.subjects()) else {
+            return false;
+        };
+        (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && (self.agent_id.is_empty() || s.agents.contains(&self.agent_id.as_str()))
+            && (self.task_id.is_empty() || s.task == Some(self.task_id.as_str()))
+            && (self.mrd.is_empty() || s.mrd == self.mrd)
+    }
+}
+
+// ----- session events --------------------------------------------------------------------------
+
+impl pb::SessionStateEvent {
+    /// The desktop-facing form of a session event; `None` for events that are not about a
+    /// session view (such as the preparation itself).
+    pub fn from_record(record: &Record) -> Option<Self> {
+        let (target, name, view_state, actions): (&str, &str, &str, &[(String, bool)]) =
+            match &record.event {
+                Event::SessionStateUpdated {
+                    resource_id,
+                    view_state,
+                    actions,
+                } => (resource_id, "state.updated", view_state, actions),
+                Event::SessionTakenOver {
+                    resource_id,
+                    view_state,
+                    ..
+                } => (resource_id, "session.taken_over", view_state, &[]),
+                Event::SessionEnded { resource_id } => (resource_id, "session.ended", "", &[]),
+                _ => return None,
+            };
+        Some(Self {
+            revision: record.revision,
+            target: target.to_owned(),
+            name: name.to_owned(),
+            view_state: view_state.to_owned(),
+            actions: actions
+                .iter()
+                .map(|(name, enabled)| pb::ActionChange {
+                    name: name.clone(),
+                    r#type: if *enabled {
+                        pb::ActionChangeType::Enable
+                    } else {
+                        pb::ActionChangeType::Disable
+                    }
+                    .into(),
+                })
+                .collect(),
+        })
+    }
+}
