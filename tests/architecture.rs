@@ -52,7 +52,11 @@ fn the_domain_is_pure() {
             }
         }
     }
-    assert!(found.is_empty(), "src/domain must stay pure:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "src/domain must stay pure:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

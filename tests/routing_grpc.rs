@@ -842,11 +842,10 @@ async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
     }
     for state in steps {
         let what = format!("{} for ana", state.as_str_name());
-        wait_for(
-            &mut ana_watch,
-            &what,
-            |e| matches!(e, Ev::TaskStateChanged(t) if t.task_id == task_id && t.state() == state),
-        )
+        wait_for(&mut ana_watch, &what, |e| {
+            matches!(e, Ev::TaskStateChanged(t)
+                    if t.task_id == task_id && t.state() == state && t.agent_id == "ana")
+        })
         .await;
     }
 

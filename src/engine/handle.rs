@@ -12,9 +12,7 @@ use super::Message;
 use super::job::{Attach, Call, Detach, Job};
 use crate::credentials::{hash_password, verify_password};
 use crate::domain::agents::PasswordHashString;
-use crate::domain::commands::{
-    AgentCredential, AttachStream, Command, DetachStream, PrepareSession, UpsertAgent,
-};
+use crate::domain::commands::{AgentCredential, AttachStream, Command, DetachStream, UpsertAgent};
 use crate::domain::presence::StreamId;
 use crate::domain::{ClientId, DomainError, DomainResult, Record, Revision};
 use crate::watch::WatchHub;
@@ -178,30 +176,6 @@ impl EngineHandle {
             (true, Some(hash)) => Ok(hash),
             _ => Err(DomainError::Unauthenticated),
         }
-    }
-
-    /// Checks the agent's password, then prepares its session.
-    pub async fn prepare_session(
-        &self,
-        request: Option<RequestKey>,
-        agent_id: String,
-        password: Password,
-        model: String,
-        take_over: bool,
-        cti: String,
-    ) -> DomainResult<Committed<crate::domain::commands::Prepared>> {
-        let verified_hash = self.verify_agent(&agent_id, password).await?;
-        self.execute_once(
-            PrepareSession {
-                agent_id,
-                verified_hash,
-                model,
-                take_over,
-                cti,
-            },
-            request,
-        )
-        .await
     }
 
     /// Queues a job built around its reply channel and awaits the durable answer.

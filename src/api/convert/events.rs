@@ -117,11 +117,13 @@ impl pb::RoutingEvent {
                 state,
                 close_reason,
                 detail,
+                agents,
                 ..
             } => E::TaskStateChanged(pb::TaskStateChanged {
                 close_reason: pb::CloseReason::from(*close_reason).into(),
                 detail: detail.clone(),
-                ..state_changed(task_id, *state, "")
+                // The owner, when the task had one.
+                ..state_changed(task_id, *state, agents.first().map_or("", String::as_str))
             }),
             Event::TaskParticipantLeft {
                 task_id, agent_id, ..
