@@ -61,8 +61,8 @@ fn fold(state: &mut State, events: &[Event], now: u64) {
 /// and timers rebuilt from them answer (every agent's and task's view, the next deadline).
 fn fingerprint(state: &State) -> serde_json::Value {
     let routing = state.routing();
-    let (agents, _) = routing.agent_statuses_after(None, usize::MAX - 1);
-    let (tasks, _) = routing.tasks_after(None, usize::MAX - 1);
+    let agents = routing.agent_statuses_after(None, usize::MAX).items;
+    let tasks = routing.tasks_after(None, usize::MAX).items;
     serde_json::json!({
         "records": state.snapshot(),
         "agents": agents,

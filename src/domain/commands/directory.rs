@@ -33,7 +33,7 @@ pub struct ListAgents {
 impl Command for ListAgents {
     type Answer = Page<AgentRecord>;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
-        Ok(Page::of(
+        Ok(Page::of_map(
             &state.agents,
             self.after.as_deref(),
             self.limit,

@@ -27,6 +27,7 @@ pub use routing::*;
 use super::error::DomainResult;
 use super::events::Millis;
 use super::ids::ClientId;
+pub use super::paging::Page;
 use super::routing::Sink;
 use super::state::{Decided, State};
 
@@ -66,40 +67,6 @@ impl Turn {
             now,
             decided: Vec::new(),
             sink: Sink::new(),
-        }
-    }
-}
-
-/// One page of a listing in key order, and the key to continue after when there is more.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_after: Option<String>,
-}
-
-impl<T: Clone> Page<T> {
-    /// Up to `limit` values of `map` after the key `after`.
-    pub fn of<V>(
-        map: &std::collections::BTreeMap<String, V>,
-        after: Option<&str>,
-        limit: usize,
-        item: impl Fn(&V) -> T,
-    ) -> Self {
-        use std::ops::Bound;
-        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
-        let mut rows: Vec<(&String, &V)> = map
-            .range::<String, _>((start, Bound::Unbounded))
-            .take(limit + 1)
-            .collect();
-        let next_after = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|(k, _)| (*k).clone())
-        } else {
-            None
-        };
-        Self {
-            items: rows.into_iter().map(|(_, v)| item(v)).collect(),
-            next_after,
         }
     }
 }

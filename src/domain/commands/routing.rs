@@ -229,10 +229,9 @@ pub struct ListAgentStates {
 impl Command for ListAgentStates {
     type Answer = Page<AgentStatusView>;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
-        let (items, next_after) = state
+        Ok(state
             .routing
-            .agent_statuses_after(self.after.as_deref(), self.limit);
-        Ok(Page { items, next_after })
+            .agent_statuses_after(self.after.as_deref(), self.limit))
     }
 }
 
@@ -245,8 +244,7 @@ pub struct ListTasks {
 impl Command for ListTasks {
     type Answer = Page<Task>;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
-        let (items, next_after) = state.routing.tasks_after(self.after.as_deref(), self.limit);
-        Ok(Page { items, next_after })
+        Ok(state.routing.tasks_after(self.after.as_deref(), self.limit))
     }
 }
 

@@ -34,6 +34,7 @@ use self::index::{Pools, QueueKey, TaskKey, Waiting};
 use self::model::{AgentMrd, AgentState, RoutingAgent, Task, TaskState};
 use super::error::{DomainError, DomainResult};
 use super::events::{Event, Millis};
+use super::paging::Page;
 
 /// What a desktop may do about routing, shown beside its workflow model's actions and
 /// invoked like them (`InvokeAction`).
@@ -126,8 +127,8 @@ impl Routing {
             .ok_or_else(|| DomainError::not_found("task", task_id))
     }
 
-    pub fn tasks_after(&self, after: Option<&str>, limit: usize) -> (Vec<Task>, Option<String>) {
-        page(&self.tasks, after, limit)
+    pub fn tasks_after(&self, after: Option<&str>, limit: usize) -> Page<Task> {
+        Page::of_map(&self.tasks, after, limit, Task::clone)
     }
 
     pub fn is_logged_in_anywhere(&self, agent_id: &str) -> bool {
@@ -267,23 +268,4 @@ impl Routing {
 
 fn load(am: &AgentMrd) -> u32 {
     u32::try_from(am.tasks.len()).unwrap_or(u32::MAX)
-}
-
-fn page<T: Clone>(
-    map: &BTreeMap<String, T>,
-    after: Option<&str>,
-    limit: usize,
-) -> (Vec<T>, Option<String>) {
-    use std::ops::Bound;
-    let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
-    let mut items: Vec<(String, T)> = map
-        .range((start, Bound::Unbounded))
-        .take(limit + 1)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let next = (items.len() > limit).then(|| {
-        items.truncate(limit);
-        items.last().map(|(k, _)| k.clone())
-    });
-    (items.into_iter().map(|(_, v)| v).collect(), next.flatten())
 }

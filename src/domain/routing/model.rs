@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::index::QueueKey;
 use crate::domain::bounds::{
-    MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS, MAX_TASK_ATTRIBUTES,
-    MAX_TASK_LABEL_CHARS, MAX_TASK_LABELS, check_count, check_id, check_multiline_text,
-    check_optional_id, check_priority, check_text, in_entry,
+    MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS,
+    MAX_TASK_ATTRIBUTES, MAX_TASK_LABEL_CHARS, MAX_TASK_LABELS, check_count, check_id,
+    check_multiline_text, check_optional_id, check_priority, check_text, in_entry,
 };
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
@@ -263,7 +263,7 @@ impl TaskSpec {
     /// labels and attributes. Whether the MRD and queue exist is routing's to say.
     pub fn validate(&self) -> DomainResult<()> {
         check_id("task_id", &self.task_id)?;
-        check_text("request_id", &self.request_id, MAX_EXTERNAL_ID_CHARS)?;
+        check_text("request_id", &self.request_id, MAX_REQUEST_ID_CHARS)?;
         check_id("mrd", &self.mrd)?;
         check_optional_id("queue", &self.queue)?;
         check_priority("priority", self.priority)?;

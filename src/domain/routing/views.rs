@@ -10,6 +10,7 @@ use super::index::QueueKey;
 use super::model::{AgentState, TaskState};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
+use crate::domain::paging::Page;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentMrdView {
@@ -69,21 +70,17 @@ impl Routing {
         })
     }
 
-    pub fn agent_statuses_after(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> (Vec<AgentStatusView>, Option<String>) {
-        let (ids, next) = super::page(
-            &self.agents.keys().map(|k| (k.clone(), k.clone())).collect(),
-            after,
-            limit,
-        );
-        let views = ids
-            .iter()
-            .filter_map(|id| self.agent_status(id).ok())
-            .collect();
-        (views, next)
+    /// A page of agents' statuses in id order, through the ordered ids kept for this.
+    pub fn agent_statuses_after(&self, after: Option<&str>, limit: usize) -> Page<AgentStatusView> {
+        let page = Page::of_set(&self.agent_ids, after, limit, String::clone);
+        Page {
+            items: page
+                .items
+                .iter()
+                .filter_map(|id| self.agent_status(id).ok())
+                .collect(),
+            next_after: page.next_after,
+        }
     }
 
     /// Queue statistics: waiting tasks, and the MRD's agents who match any step of the queue.
