@@ -11,6 +11,7 @@ use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
 use crate::engine::EngineConfig;
+use crate::tls::{self, ClientAuth, ServerTls, TlsError, TlsFiles};
 use crate::watch::WatchConfig;
 
 #[derive(Debug, Error)]
@@ -95,6 +96,50 @@ pub struct ServerConfig {
     #[arg(long, env = "SWITCHBOARD_WATCH_BUFFER", default_value_t = 4096,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub watch_buffer: u64,
+
+    /// The server's TLS certificate chain (PEM, leaf first). With `--tls-key`, gRPC is served
+    /// over TLS only.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_CERT",
+        value_name = "PEM_FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_KEY",
+        value_name = "PEM_FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that client certificates must chain to: asks clients for a
+    /// certificate (mTLS). Needs `--tls-cert` and `--tls-key`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CLIENT_CA",
+        value_name = "PEM_FILE",
+        requires = "tls_cert"
+    )]
+    pub client_ca: Option<PathBuf>,
+
+    /// With `--client-ca`: `required` (the default) refuses clients without a certificate;
+    /// `optional` lets them in. A certificate from another CA is refused either way.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CLIENT_AUTH",
+        value_enum,
+        requires = "client_ca"
+    )]
+    pub client_auth: Option<ClientAuth>,
+
+    /// Serve plaintext gRPC on a non-loopback address. Without TLS the server otherwise
+    /// listens on loopback (127.0.0.0/8, ::1) only.
+    #[arg(long, env = "SWITCHBOARD_INSECURE", conflicts_with = "tls_cert")]
+    pub insecure: bool,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +158,11 @@ impl Default for ServerConfig {
             presence_grace_ms: DEFAULT_PRESENCE_GRACE_MS,
             watch_progress_ms: 10_000,
             watch_buffer: 4096,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            client_auth: None,
+            insecure: false,
         }
     }
 }
@@ -155,6 +205,48 @@ impl ServerConfig {
             ServiceDirectory::derived_processor_id(&self.instance_domain, &self.processor_name)
         });
         Ok(ServiceDirectory::new(id, self.processor_name.clone()))
+    }
+
+    /// The listener's transport security: TLS from the PEM files (read and checked now), or
+    /// `None` for plaintext, which is refused on a non-loopback address without `insecure`.
+    pub fn tls(&self) -> Result<Option<ServerTls>, TlsError> {
+        let (cert, key) = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(_), None) => {
+                return Err(TlsError::Incomplete {
+                    given: "tls-cert",
+                    missing: "tls-key",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(TlsError::Incomplete {
+                    given: "tls-key",
+                    missing: "tls-cert",
+                });
+            }
+            (None, None) => {
+                if self.client_ca.is_some() {
+                    return Err(TlsError::NeedsTls { flag: "client-ca" });
+                }
+                if self.client_auth.is_some() {
+                    return Err(TlsError::NeedsTls {
+                        flag: "client-auth",
+                    });
+                }
+                tls::check_plaintext(self.listen, self.insecure)?;
+                return Ok(None);
+            }
+        };
+        if self.client_auth.is_some() && self.client_ca.is_none() {
+            return Err(TlsError::ClientAuthWithoutCa);
+        }
+        ServerTls::load(TlsFiles {
+            cert,
+            key,
+            client_ca: self.client_ca.as_deref(),
+            client_auth: self.client_auth.unwrap_or(ClientAuth::Required),
+        })
+        .map(Some)
     }
 
     /// The built-in model plus every `*.json` model in `--models-dir`.

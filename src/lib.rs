@@ -12,4 +12,5 @@ pub mod lifecycle;
 pub mod pb;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod watch;

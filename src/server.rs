@@ -1,4 +1,5 @@
-//! Wiring: journal, engine, API, health and reflection on one listener, with a graceful stop.
+//! Wiring: journal, engine, API, health and reflection on one listener (TLS or plaintext, see
+//! `tls`), with a graceful stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::engine::{Engine, EngineHandle, RecoveryError, SystemClock};
 use crate::lifecycle::Lifecycle;
 use crate::pb;
 use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
+use crate::tls::TlsError;
 
 /// The gRPC services health reports on, besides the server as a whole ("").
 const SERVICE_NAMES: [&str; 5] = [
@@ -33,6 +35,8 @@ const SERVICE_NAMES: [&str; 5] = [
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("opening the journal: {0}")]
     Store(#[from] StoreError),
     #[error("recovering from the journal: {0}")]
@@ -61,8 +65,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Recovers state, binds `config.listen` (port 0 picks a free port) and starts serving.
+    /// Checks the TLS files (or that plaintext may listen where asked), recovers state, binds
+    /// `config.listen` (port 0 picks a free port) and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        // First, so a bad certificate or an exposed plaintext listener touches no journal.
+        let tls = config.tls()?;
         let directory = config.directory()?;
         let models = Arc::new(config.load_models()?);
         let lifecycle = Lifecycle::default();
@@ -124,7 +131,11 @@ impl Server {
             config.instance_domain.clone(),
             lifecycle.clone(),
         );
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder.tls_config(tls.tonic_config())?;
+        }
+        let router = builder
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
@@ -150,6 +161,7 @@ impl Server {
         lifecycle.mark_in_service();
         info!(
             %addr,
+            transport = %tls.as_ref().map_or("plaintext", |tls| tls.mode()),
             processor_id = %directory.processor_id,
             processor_name = %directory.processor_name,
             instance_domain = %config.instance_domain,
