@@ -1,7 +1,7 @@
 //! The real `switchboard` binary as a child process, for tests that must stop a server the
 //! way production does: gracefully (SIGTERM) or by crashing it (SIGKILL). A `ServerProcess`
-//! always serves on a free loopback port, keeps every line it logs, and is killed when
-//! dropped, so a failing test never leaves a server behind.
+//! serves on a free port (loopback unless `start_on` says otherwise), keeps every line it logs,
+//! and is killed when dropped, so a failing test never leaves a server behind.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -28,8 +28,14 @@ impl ServerProcess {
     /// Runs `switchboard serve --listen 127.0.0.1:0 <args>` at log level info and waits until
     /// it logs the address it serves on.
     pub async fn start(args: &[&str]) -> Self {
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        match tokio::task::spawn_blocking(move || Self::start_blocking(&args)).await {
+        Self::start_on("127.0.0.1:0", args).await
+    }
+
+    /// `start` listening on `listen` instead of `127.0.0.1:0`.
+    pub async fn start_on(listen: &str, args: &[&str]) -> Self {
+        let mut all = vec!["--listen".to_owned(), listen.to_owned()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        match tokio::task::spawn_blocking(move || Self::start_blocking(&all)).await {
             Ok(server) => server,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
@@ -45,7 +51,7 @@ impl ServerProcess {
 
     fn start_blocking(args: &[String]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
