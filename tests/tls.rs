@@ -260,6 +260,8 @@ async fn grpcurl_calls_over_tls_and_plaintext_is_refused() {
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}\n{report}"));
     assert_eq!(answer["serverId"], common::DEFAULT_PROCESSOR_ID, "{report}");
 
+    // The server hangs up on a client that does not start with a TLS handshake; grpcurl
+    // redials until its connect timeout, then fails. A plaintext server would have answered.
     let mut plaintext = Command::new(tools::grpcurl());
     plaintext.args(["-plaintext", "-d", "{}", &target, METHOD]);
     let output = run(plaintext).await;
@@ -269,6 +271,20 @@ async fn grpcurl_calls_over_tls_and_plaintext_is_refused() {
         !String::from_utf8_lossy(&output.stdout).contains("serverId"),
         "{report}"
     );
+
+    // A tonic client without TLS meets the same hang-up, on its first call.
+    let plaintext = match Endpoint::from_shared(format!("http://{target}"))
+        .expect("a valid endpoint")
+        .connect()
+        .await
+    {
+        Ok(channel) => CoreServiceClient::new(channel)
+            .get_server_status(pb::GetServerStatusRequest {})
+            .await
+            .map_err(|status| format!("{status:?}")),
+        Err(e) => Err(format!("{e:?}")),
+    };
+    assert!(plaintext.is_err(), "plaintext got {plaintext:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
