@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::credentials::LoginConfig;
 use crate::domain::ServiceDirectory;
 use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
@@ -95,6 +96,26 @@ pub struct ServerConfig {
     #[arg(long, env = "SWITCHBOARD_WATCH_BUFFER", default_value_t = 4096,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub watch_buffer: u64,
+
+    /// Threads that hash and check passwords, each holding about 19 MiB once used; 0 picks
+    /// the number of cores, from 2 to 8.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_WORKERS", default_value_t = 0)]
+    pub login_workers: usize,
+
+    /// Password checks that may wait for a thread; one more is refused at once with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_QUEUE", default_value_t = 64)]
+    pub login_queue: usize,
+
+    /// After 5 failed logins for an agent (50 from one address), the next attempt waits this
+    /// long, in milliseconds, doubled per further failure.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_BACKOFF_MS", default_value_t = 1_000)]
+    pub login_backoff_ms: u64,
+
+    /// After 10 failed logins for an agent (100 from one address), every attempt is refused
+    /// for this long, in seconds, the right password too.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_LOCKOUT_SECS", default_value_t = 300)]
+    pub login_lockout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +134,10 @@ impl Default for ServerConfig {
             presence_grace_ms: DEFAULT_PRESENCE_GRACE_MS,
             watch_progress_ms: 10_000,
             watch_buffer: 4096,
+            login_workers: 0,
+            login_queue: 64,
+            login_backoff_ms: 1_000,
+            login_lockout_secs: 300,
         }
     }
 }
@@ -140,6 +165,15 @@ impl ServerConfig {
             progress_every: std::time::Duration::from_millis(self.watch_progress_ms),
             live_buffer: usize::try_from(self.watch_buffer).unwrap_or(4096),
         }
+    }
+
+    pub fn logins(&self) -> LoginConfig {
+        LoginConfig::new(
+            self.login_workers,
+            self.login_queue,
+            self.login_backoff_ms,
+            self.login_lockout_secs.saturating_mul(1000),
+        )
     }
 
     pub fn directory(&self) -> Result<ServiceDirectory, ConfigError> {
