@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::credentials::LoginConfig;
 use crate::domain::ServiceDirectory;
 use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
@@ -140,6 +141,26 @@ pub struct ServerConfig {
     /// listens on loopback (127.0.0.0/8, ::1) only.
     #[arg(long, env = "SWITCHBOARD_INSECURE", conflicts_with = "tls_cert")]
     pub insecure: bool,
+
+    /// Threads that hash and check passwords, each holding about 19 MiB once used; 0 picks
+    /// the number of cores, from 2 to 8.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_WORKERS", default_value_t = 0)]
+    pub login_workers: usize,
+
+    /// Password checks that may wait for a thread; one more is refused at once with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_QUEUE", default_value_t = 64)]
+    pub login_queue: usize,
+
+    /// After 5 failed logins for an agent (50 from one address), the next attempt waits this
+    /// long, in milliseconds, doubled per further failure.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_BACKOFF_MS", default_value_t = 1_000)]
+    pub login_backoff_ms: u64,
+
+    /// After 10 failed logins for an agent (100 from one address), every attempt is refused
+    /// for this long, in seconds, the right password too.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_LOCKOUT_SECS", default_value_t = 300)]
+    pub login_lockout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -163,6 +184,10 @@ impl Default for ServerConfig {
             client_ca: None,
             client_auth: None,
             insecure: false,
+            login_workers: 0,
+            login_queue: 64,
+            login_backoff_ms: 1_000,
+            login_lockout_secs: 300,
         }
     }
 }
@@ -190,6 +215,15 @@ impl ServerConfig {
             progress_every: std::time::Duration::from_millis(self.watch_progress_ms),
             live_buffer: usize::try_from(self.watch_buffer).unwrap_or(4096),
         }
+    }
+
+    pub fn logins(&self) -> LoginConfig {
+        LoginConfig::new(
+            self.login_workers,
+            self.login_queue,
+            self.login_backoff_ms,
+            self.login_lockout_secs.saturating_mul(1000),
+        )
     }
 
     pub fn directory(&self) -> Result<ServiceDirectory, ConfigError> {

@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::api::Api;
 use crate::config::{ConfigError, ServerConfig};
+use crate::credentials::Logins;
 use crate::domain::State;
 use crate::engine::{Engine, EngineHandle, RecoveryError, SystemClock};
 use crate::lifecycle::Lifecycle;
@@ -86,13 +87,15 @@ impl Server {
                 info!(path = %journal.path().display(), "journal opened");
                 Arc::new(journal)
             };
+            let clock = Arc::new(SystemClock);
             Ok(Engine::start(
                 state,
                 journal,
-                Arc::new(SystemClock),
+                clock.clone(),
                 recovery.engine(),
                 recovery.watch(),
-            )?)
+            )?
+            .with_logins(Logins::new(&recovery.logins(), clock)))
         })
         .await??;
 

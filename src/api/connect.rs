@@ -9,6 +9,7 @@
 //! client has bound are forwarded as they commit, always ahead of the answer of the request
 //! that caused them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -75,9 +76,9 @@ impl Api {
     ) -> ApiResult<Response<<Api as CoreService>::ConnectStream>> {
         self.ensure_accepting()?;
         let metadata = request.metadata();
-        let fallback = request
-            .remote_addr()
-            .map_or_else(|| "connect stream".to_owned(), |a| format!("connect {a}"));
+        // Logins on the stream are throttled per this address too.
+        let peer = request.remote_addr();
+        let fallback = peer.map_or_else(|| "connect stream".to_owned(), |a| format!("connect {a}"));
         let name = client_name_header(
             CLIENT_NAME_HEADER,
             metadata.get(CLIENT_NAME_HEADER),
@@ -128,6 +129,7 @@ impl Api {
         debug!(%client_id, stream, resumed = resume.is_some(), "connect stream opened");
         tokio::spawn(self.clone().serve_connection(
             client_id,
+            peer,
             stream,
             request.into_inner(),
             event_rx,
@@ -141,6 +143,7 @@ impl Api {
     async fn serve_connection(
         self,
         client_id: ClientId,
+        peer: Option<SocketAddr>,
         stream: StreamId,
         mut inbound: Streaming<pb::ConnectRequest>,
         mut events: mpsc::Receiver<Arc<Record>>,
@@ -170,7 +173,7 @@ impl Api {
                         // Boxed: answering can await any request's handler, and inline that
                         // state would size every idle desktop's task for the largest one.
                         let answered =
-                            Box::pin(self.answer_in_order(client_id, *request, &mut events, &out));
+                            Box::pin(self.answer_in_order(client_id, peer, *request, &mut events, &out));
                         if !answered.await {
                             break Ending::Vanished;
                         }
@@ -225,11 +228,12 @@ impl Api {
     async fn answer_in_order(
         &self,
         client_id: ClientId,
+        peer: Option<SocketAddr>,
         request: pb::ConnectRequest,
         events: &mut mpsc::Receiver<Arc<Record>>,
         out: &Out,
     ) -> bool {
-        let answer = self.answer(client_id, request).await;
+        let answer = self.answer(client_id, peer, request).await;
         while let Ok(record) = events.try_recv() {
             if !send_event(out, &record).await {
                 return false;
@@ -239,10 +243,15 @@ impl Api {
     }
 
     /// Answers one frame; every failure becomes an error frame with the request's id.
-    async fn answer(&self, client_id: ClientId, request: pb::ConnectRequest) -> ConnectResponse {
+    async fn answer(
+        &self,
+        client_id: ClientId,
+        peer: Option<SocketAddr>,
+        request: pb::ConnectRequest,
+    ) -> ConnectResponse {
         let request_id = request.request_id;
         let result = match check_required_text("request_id", &request_id, MAX_REQUEST_ID_CHARS) {
-            Ok(_) => self.dispatch(client_id, request.request).await,
+            Ok(_) => self.dispatch(client_id, peer, request.request).await,
             Err(e) => Err(e),
         };
         let content = result.unwrap_or_else(|e| {
@@ -255,7 +264,12 @@ impl Api {
         frame(request_id, content)
     }
 
-    async fn dispatch(&self, client_id: ClientId, request: Option<Req>) -> DomainResult<Frame> {
+    async fn dispatch(
+        &self,
+        client_id: ClientId,
+        peer: Option<SocketAddr>,
+        request: Option<Req>,
+    ) -> DomainResult<Frame> {
         let me = Some(client_id);
         let request = request.ok_or_else(|| DomainError::invalid("request", "must be set"))?;
         Ok(match request {
@@ -270,7 +284,7 @@ impl Api {
             Req::BindResource(r) => Frame::BindResource(self.bind_resource(r, me).await?),
             Req::UnbindResource(r) => Frame::UnbindResource(self.unbind_resource(r, me).await?),
             Req::GetCapabilities(r) => Frame::GetCapabilities(self.get_capabilities(r).await?),
-            Req::PrepareSession(r) => Frame::PrepareSession(self.prepare_session(r).await?),
+            Req::PrepareSession(r) => Frame::PrepareSession(self.prepare_session(r, peer).await?),
             Req::EndSession(r) => Frame::EndSession(self.end_session(r).await?),
             Req::GetSessionState(r) => Frame::GetSessionState(self.get_session_state(r).await?),
             Req::InvokeAction(r) => Frame::InvokeAction(self.invoke_action(r).await?),
@@ -278,8 +292,8 @@ impl Api {
             Req::GetAgent(r) => Frame::GetAgent(self.get_agent(r).await?),
             Req::ListAgents(r) => Frame::ListAgents(self.list_agents(r).await?),
             Req::DeleteAgent(r) => Frame::DeleteAgent(self.delete_agent(r).await?),
-            Req::ConnectAgent(r) => Frame::ConnectAgent(self.connect_agent(r).await?),
-            Req::LoginAgent(r) => Frame::LoginAgent(self.login_agent(r).await?),
+            Req::ConnectAgent(r) => Frame::ConnectAgent(self.connect_agent(r, peer).await?),
+            Req::LoginAgent(r) => Frame::LoginAgent(self.login_agent(r, peer).await?),
             Req::ChangeAgentState(r) => Frame::ChangeAgentState(self.change_agent_state(r).await?),
             Req::ConferenceTask(r) => Frame::ConferenceTask(self.conference_task(r).await?),
             Req::TransferTask(r) => Frame::TransferTask(self.transfer_task(r).await?),

@@ -12,6 +12,7 @@ mod routing_admin;
 mod status;
 mod workflow;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use tonic::Status;
@@ -171,12 +172,17 @@ impl Api {
         Ok((committed.answer, committed.revision))
     }
 
-    /// Checks an agent's password (off the engine task), then builds its command with the
-    /// hash the password matched.
-    async fn verified<C>(&self, request: WithPassword<C>) -> DomainResult<C> {
+    /// Checks an agent's password (off the engine task, throttled per agent id and per the
+    /// caller's address `peer`), then builds its command with the hash the password matched.
+    async fn verified<C>(
+        &self,
+        request: WithPassword<C>,
+        peer: Option<SocketAddr>,
+    ) -> DomainResult<C> {
+        let peer: Option<IpAddr> = peer.map(|addr| addr.ip());
         let hash = self
             .engine()
-            .verify_agent(&request.agent_id, request.password)
+            .verify_agent(&request.agent_id, request.password, peer)
             .await?;
         Ok((request.command)(hash))
     }

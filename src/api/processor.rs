@@ -1,5 +1,7 @@
 //! `ProcessorService`: capabilities, and preparing and ending agent sessions.
 
+use std::net::SocketAddr;
+
 use tonic::{Request, Response};
 
 use super::convert::agents::WithPassword;
@@ -32,6 +34,7 @@ impl Api {
     pub(super) async fn prepare_session(
         &self,
         req: pb::PrepareSessionRequest,
+        peer: Option<SocketAddr>,
     ) -> DomainResult<pb::PrepareSessionResponse> {
         self.processor_service(&req.service_id)?;
         // The password is checked on every call, and left out of the request's fingerprint.
@@ -42,7 +45,7 @@ impl Api {
         let request_id = req.request_id.clone();
         let unverified = WithPassword::<cmd::PrepareSession>::try_from(req)?;
         let key = request_key("PrepareSession", &request_id, &fingerprinted)?;
-        let command = self.verified(unverified).await?;
+        let command = self.verified(unverified, peer).await?;
         let (prepared, revision) = self.run(key, command).await?;
         Ok(pb::PrepareSessionResponse {
             result: pb::PrepareSessionResult::from(prepared.result).into(),
@@ -75,7 +78,8 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::PrepareSessionRequest>,
     ) -> ApiResult<Response<pb::PrepareSessionResponse>> {
-        reply(Api::prepare_session(self, request.into_inner()).await)
+        let peer = request.remote_addr();
+        reply(Api::prepare_session(self, request.into_inner(), peer).await)
     }
 
     async fn end_session(

@@ -1,6 +1,7 @@
 //! `RoutingService`: agents' presence per MRD, tasks, and the routing watch. (The routing
 //! configuration, on `AdminService`, is in `routing_admin`.)
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 use tokio_stream::Stream;
@@ -19,6 +20,7 @@ impl Api {
     pub(super) async fn connect_agent(
         &self,
         req: pb::ConnectAgentRequest,
+        peer: Option<SocketAddr>,
     ) -> DomainResult<pb::ConnectAgentResponse> {
         // The password is checked on every call, and left out of the request's fingerprint.
         let key = request_key(
@@ -30,7 +32,7 @@ impl Api {
             },
         )?;
         let command = self
-            .verified(WithPassword::<cmd::ConnectAgent>::try_from(req)?)
+            .verified(WithPassword::<cmd::ConnectAgent>::try_from(req)?, peer)
             .await?;
         let (_, revision) = self.run(key, command).await?;
         Ok(pb::ConnectAgentResponse { revision })
@@ -39,6 +41,7 @@ impl Api {
     pub(super) async fn login_agent(
         &self,
         req: pb::LoginAgentRequest,
+        peer: Option<SocketAddr>,
     ) -> DomainResult<pb::LoginAgentResponse> {
         // The password is checked on every call, and left out of the request's fingerprint.
         let key = request_key(
@@ -50,7 +53,7 @@ impl Api {
             },
         )?;
         let command = self
-            .verified(WithPassword::<cmd::ChangeAgentState>::try_from(req)?)
+            .verified(WithPassword::<cmd::ChangeAgentState>::try_from(req)?, peer)
             .await?;
         let (agent, revision) = self.run(key, command).await?;
         Ok(pb::LoginAgentResponse {
@@ -213,13 +216,15 @@ impl RoutingService for Api {
         &self,
         r: Request<pb::ConnectAgentRequest>,
     ) -> ApiResult<Response<pb::ConnectAgentResponse>> {
-        reply(Api::connect_agent(self, r.into_inner()).await)
+        let peer = r.remote_addr();
+        reply(Api::connect_agent(self, r.into_inner(), peer).await)
     }
     async fn login_agent(
         &self,
         r: Request<pb::LoginAgentRequest>,
     ) -> ApiResult<Response<pb::LoginAgentResponse>> {
-        reply(Api::login_agent(self, r.into_inner()).await)
+        let peer = r.remote_addr();
+        reply(Api::login_agent(self, r.into_inner(), peer).await)
     }
     async fn change_agent_state(
         &self,

@@ -6,7 +6,10 @@
 //! - `INVALID_ARGUMENT`: `google.rpc.BadRequest` with one field violation naming the field;
 //! - a watch ended or refused for its revision: `google.rpc.ErrorInfo` in domain
 //!   [`ERROR_DOMAIN`], with a reason from this module and the revisions as decimal strings in
-//!   its metadata.
+//!   its metadata;
+//! - a login refused for too many failures (`UNAUTHENTICATED`, like a wrong password, so that
+//!   clients do not retry it blindly): `google.rpc.RetryInfo` with the wait, and
+//!   `google.rpc.ErrorInfo` with reason [`LOGIN_THROTTLED`].
 
 use std::collections::HashMap;
 
@@ -28,6 +31,10 @@ pub const WATCH_COMPACTED: &str = "WATCH_COMPACTED";
 /// `ErrorInfo.reason` of a watch from past the next revision (`OUT_OF_RANGE`); metadata
 /// [`REQUESTED_REVISION`] and [`HEAD_REVISION`].
 pub const WATCH_BEYOND_HEAD: &str = "WATCH_BEYOND_HEAD";
+
+/// `ErrorInfo.reason` of a login refused unchecked after too many failed ones
+/// (`UNAUTHENTICATED`), for the account or from the caller's address alike.
+pub const LOGIN_THROTTLED: &str = "LOGIN_THROTTLED";
 
 /// The revision to watch from again, having missed nothing.
 pub const RESUME_REVISION: &str = "resume_revision";
@@ -51,6 +58,14 @@ impl From<DomainError> for Status {
             DomainError::FailedPrecondition(_) => Status::failed_precondition(message),
             DomainError::AlreadyExists(_) => Status::already_exists(message),
             DomainError::Unauthenticated => Status::unauthenticated(message),
+            DomainError::LoginThrottled { retry_after_secs } => {
+                let mut details = ErrorDetails::with_retry_info(Some(
+                    std::time::Duration::from_secs(retry_after_secs),
+                ));
+                details.set_error_info(LOGIN_THROTTLED, ERROR_DOMAIN, HashMap::new());
+                Status::with_error_details(Code::Unauthenticated, message, details)
+            }
+            DomainError::ResourceExhausted(_) => Status::resource_exhausted(message),
             DomainError::Unavailable(_) => Status::unavailable(message),
             DomainError::Internal(_) => Status::internal(message),
         }

@@ -19,6 +19,14 @@ pub enum DomainError {
     /// Credentials did not match. The message never says which part was wrong.
     #[error("agent id or password is wrong")]
     Unauthenticated,
+    /// Too many failed logins for the account or from the caller's address: the attempt was
+    /// refused unchecked, the right password too, and alike whether the account exists or not.
+    #[error("too many failed login attempts; retry after {retry_after_secs} s")]
+    LoginThrottled { retry_after_secs: u64 },
+    /// The server has no room for this request now (every password check slot is taken);
+    /// retrying shortly may succeed.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The server is not taking this request now (starting or draining).
     #[error("{0}")]
     Unavailable(String),

@@ -1,8 +1,10 @@
 //! How the rest of the server talks to the engine: send a command, await its durable answer.
-//! Password hashing and checking happen here, on blocking threads, never on the engine task.
+//! Password hashing and checking happen here, on the login gate's few hashing threads
+//! (`credentials::Logins`), never on the engine task.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Message;
 use super::job::{Attach, Call, Detach, Job};
-use crate::credentials::{hash_password, verify_password};
+use crate::credentials::Logins;
 use crate::domain::agents::PasswordHashString;
 use crate::domain::commands::{AgentCredential, AttachStream, Command, DetachStream, UpsertAgent};
 use crate::domain::presence::StreamId;
@@ -54,11 +56,30 @@ impl fmt::Debug for Password {
 pub struct EngineHandle {
     tx: mpsc::Sender<Message>,
     watch: WatchHub,
+    logins: Arc<Logins>,
 }
 
 impl EngineHandle {
     pub(super) fn new(tx: mpsc::Sender<Message>, watch: WatchHub) -> Self {
-        Self { tx, watch }
+        Self {
+            tx,
+            watch,
+            logins: Arc::new(Logins::default()),
+        }
+    }
+
+    /// Checks passwords through `logins` (its pool and throttle) instead of the defaults.
+    #[must_use]
+    pub fn with_logins(self, logins: Logins) -> Self {
+        Self {
+            logins: Arc::new(logins),
+            ..self
+        }
+    }
+
+    /// The login gate: every password check and hash goes through it.
+    pub fn logins(&self) -> &Arc<Logins> {
+        &self.logins
     }
 
     pub fn watch(&self) -> &WatchHub {
@@ -129,7 +150,8 @@ impl EngineHandle {
         }
     }
 
-    /// Creates or updates an agent, hashing a new password first.
+    /// Creates or updates an agent, hashing a new password first (on the hashing pool:
+    /// `ResourceExhausted` when it is full).
     pub async fn upsert_agent(
         &self,
         request: Option<RequestKey>,
@@ -140,7 +162,7 @@ impl EngineHandle {
         mrd_max_tasks: BTreeMap<String, u32>,
     ) -> DomainResult<Committed<crate::domain::commands::AgentWritten>> {
         let password_hash = match password {
-            Some(Password(clear)) => Some(blocking(move || hash_password(&clear)).await??),
+            Some(Password(clear)) => Some(self.logins.hash(clear).await?),
             None => None,
         };
         self.execute_once(
@@ -158,11 +180,18 @@ impl EngineHandle {
 
     /// Checks an agent's password off the engine task; returns the hash it matched, which the
     /// command carries so that a password changed meanwhile fails the login.
+    ///
+    /// The throttle goes first: after too many failures for `agent_id` or from `peer` the
+    /// attempt is refused unchecked (`LoginThrottled`). An unknown agent is checked against a
+    /// dummy hash and counted like a wrong password, so that both answer the same. A full
+    /// hashing pool refuses with `ResourceExhausted`, which counts as no attempt.
     pub async fn verify_agent(
         &self,
         agent_id: &str,
         password: Password,
+        peer: Option<IpAddr>,
     ) -> DomainResult<PasswordHashString> {
+        let attempt = self.logins.admit(agent_id, peer)?;
         let stored = self
             .execute(AgentCredential {
                 agent_id: agent_id.to_owned(),
@@ -170,11 +199,16 @@ impl EngineHandle {
             .await?
             .answer;
         let Password(clear) = password;
-        let checked = stored.clone();
-        let matches = blocking(move || verify_password(&clear, checked.as_ref())).await?;
+        let matches = self.logins.verify(clear, stored.clone()).await?;
         match (matches, stored) {
-            (true, Some(hash)) => Ok(hash),
-            _ => Err(DomainError::Unauthenticated),
+            (true, Some(hash)) => {
+                attempt.succeeded();
+                Ok(hash)
+            }
+            _ => {
+                attempt.failed();
+                Err(DomainError::Unauthenticated)
+            }
         }
     }
 
@@ -194,10 +228,4 @@ impl EngineHandle {
 
 fn engine_stopped() -> DomainError {
     DomainError::Unavailable("the engine has stopped; retry on another server".into())
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> DomainResult<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| DomainError::Internal(format!("password hashing failed: {e}")))
 }
