@@ -115,9 +115,6 @@ impl TryFrom<pb::NewTaskRequest> for cmd::NewTask {
     type Error = DomainError;
 
     fn try_from(req: pb::NewTaskRequest) -> DomainResult<Self> {
-        check_id("mrd", &req.mrd)?;
-        check_optional_id("queue", &req.queue)?;
-        check_optional_id("last_agent_id", &req.last_agent_id)?;
         let priority = match req.priority {
             0 => DEFAULT_PRIORITY,
             p => u8::try_from(p)
