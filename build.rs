@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "switchboard/v1/admin.proto",
     "switchboard/v1/routing.proto",
     "switchboard/v1/watch.proto",
+    "switchboard/v1/auth.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -42,6 +43,12 @@ fn main() -> Result<(), Box<dyn Error>> {
             ".switchboard.v1.Agent",
             ".switchboard.v1.ConnectAgentRequest",
             ".switchboard.v1.LoginAgentRequest",
+            ".switchboard.v1.Account",
+            ".switchboard.v1.LoginRequest",
+            ".switchboard.v1.LoginResponse",
+            ".switchboard.v1.RefreshRequest",
+            ".switchboard.v1.RefreshResponse",
+            ".switchboard.v1.LogoutRequest",
         ])
         .compile_fds(compiler.file_descriptor_set())?;
 

@@ -56,3 +56,54 @@ impl fmt::Debug for LoginAgentRequest {
             .finish()
     }
 }
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("account_id", &self.account_id)
+            .field("display_name", &self.display_name)
+            .field("secret", &"<redacted>")
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use login_request::Principal;
+        let mut out = f.debug_struct("LoginRequest");
+        match &self.principal {
+            Some(Principal::AgentId(id)) => out.field("agent_id", id),
+            Some(Principal::AccountId(id)) => out.field("account_id", id),
+            None => out.field("principal", &None::<()>),
+        };
+        out.field("password", &"<redacted>").finish()
+    }
+}
+
+/// Tokens are secrets too: responses that carry them print only who they are for.
+macro_rules! redact_tokens {
+    ($($message:ident),*) => {$(
+        impl fmt::Debug for $message {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($message))
+                    .field("principal", &self.principal)
+                    .field("roles", &self.roles)
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+redact_tokens!(LoginResponse, RefreshResponse);
+
+impl fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshRequest { .. }")
+    }
+}
+
+impl fmt::Debug for LogoutRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LogoutRequest { .. }")
+    }
+}

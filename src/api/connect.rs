@@ -24,7 +24,7 @@ use super::{Api, ApiResult, stopping_status};
 use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_required_text};
 use crate::domain::commands as cmd;
 use crate::domain::presence::StreamId;
-use crate::domain::{ClientId, DomainError, DomainResult, Record};
+use crate::domain::{ClientId, DomainError, DomainResult, Principal, Record};
 use crate::pb::connect_request::Request as Req;
 use crate::pb::connect_response::Frame;
 use crate::pb::core_service_server::CoreService;
@@ -75,6 +75,7 @@ impl Api {
         request: Request<Streaming<pb::ConnectRequest>>,
     ) -> ApiResult<Response<<Api as CoreService>::ConnectStream>> {
         self.ensure_accepting()?;
+        let who = &super::caller(&request)?;
         let metadata = request.metadata();
         // Logins on the stream are throttled per this address too.
         let peer = request.remote_addr();
@@ -99,14 +100,14 @@ impl Api {
                     client_id: new_client_id(),
                     client_name: name,
                 };
-                self.engine().execute(command).await?.answer
+                self.engine().execute(who, command).await?.answer
             }
         };
         let stream: StreamId = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
         let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
         let attached = self
             .engine()
-            .attach_stream(client_id, stream, event_tx)
+            .attach_stream(who, client_id, stream, event_tx)
             .await
             .map_err(|e| match e {
                 DomainError::NotFound { .. } => Status::not_found(format!(
@@ -128,6 +129,7 @@ impl Api {
         let _ = out.try_send(Box::new(Ok(greeting)));
         debug!(%client_id, stream, resumed = resume.is_some(), "connect stream opened");
         tokio::spawn(self.clone().serve_connection(
+            who.clone(),
             client_id,
             peer,
             stream,
@@ -142,6 +144,7 @@ impl Api {
 
     async fn serve_connection(
         self,
+        who: Principal,
         client_id: ClientId,
         peer: Option<SocketAddr>,
         stream: StreamId,
@@ -173,7 +176,7 @@ impl Api {
                         // Boxed: answering can await any request's handler, and inline that
                         // state would size every idle desktop's task for the largest one.
                         let answered =
-                            Box::pin(self.answer_in_order(client_id, peer, *request, &mut events, &out));
+                            Box::pin(self.answer_in_order(&who, client_id, peer, *request, &mut events, &out));
                         if !answered.await {
                             break Ending::Vanished;
                         }
@@ -199,7 +202,7 @@ impl Api {
         let engine = self.engine();
         // Boxed like answering: a command's future is large, and is needed only at the end.
         let closed = match ending {
-            Ending::Goodbye => Box::pin(engine.execute(cmd::UnregisterClient { client_id })).await,
+            Ending::Goodbye => Box::pin(engine.execute(&who, cmd::UnregisterClient { client_id })).await,
             Ending::Vanished | Ending::Ended(_) => {
                 Box::pin(engine.detach_stream(client_id, stream)).await
             }
@@ -227,13 +230,14 @@ impl Api {
     /// the desktop is gone.
     async fn answer_in_order(
         &self,
+        who: &Principal,
         client_id: ClientId,
         peer: Option<SocketAddr>,
         request: pb::ConnectRequest,
         events: &mut mpsc::Receiver<Arc<Record>>,
         out: &Out,
     ) -> bool {
-        let answer = self.answer(client_id, peer, request).await;
+        let answer = self.answer(who, client_id, peer, request).await;
         while let Ok(record) = events.try_recv() {
             if !send_event(out, &record).await {
                 return false;
@@ -245,13 +249,14 @@ impl Api {
     /// Answers one frame; every failure becomes an error frame with the request's id.
     async fn answer(
         &self,
+        who: &Principal,
         client_id: ClientId,
         peer: Option<SocketAddr>,
         request: pb::ConnectRequest,
     ) -> ConnectResponse {
         let request_id = request.request_id;
         let result = match check_required_text("request_id", &request_id, MAX_REQUEST_ID_CHARS) {
-            Ok(_) => self.dispatch(client_id, peer, request.request).await,
+            Ok(_) => self.dispatch(who, client_id, peer, request.request).await,
             Err(e) => Err(e),
         };
         let content = result.unwrap_or_else(|e| {
@@ -266,6 +271,7 @@ impl Api {
 
     async fn dispatch(
         &self,
+        who: &Principal,
         client_id: ClientId,
         peer: Option<SocketAddr>,
         request: Option<Req>,
@@ -279,30 +285,30 @@ impl Api {
             }
             Req::GetServerStatus(_) => Frame::GetServerStatus(self.get_server_status().await?),
             Req::ListServices(_) => Frame::ListServices(self.list_services().await?),
-            Req::BindService(r) => Frame::BindService(self.bind_service(r, me).await?),
-            Req::UnbindService(r) => Frame::UnbindService(self.unbind_service(r, me).await?),
-            Req::BindResource(r) => Frame::BindResource(self.bind_resource(r, me).await?),
-            Req::UnbindResource(r) => Frame::UnbindResource(self.unbind_resource(r, me).await?),
-            Req::GetCapabilities(r) => Frame::GetCapabilities(self.get_capabilities(r).await?),
-            Req::PrepareSession(r) => Frame::PrepareSession(self.prepare_session(r, peer).await?),
-            Req::EndSession(r) => Frame::EndSession(self.end_session(r).await?),
-            Req::GetSessionState(r) => Frame::GetSessionState(self.get_session_state(r).await?),
-            Req::InvokeAction(r) => Frame::InvokeAction(self.invoke_action(r).await?),
-            Req::UpsertAgent(r) => Frame::UpsertAgent(self.upsert_agent(r).await?),
-            Req::GetAgent(r) => Frame::GetAgent(self.get_agent(r).await?),
-            Req::ListAgents(r) => Frame::ListAgents(self.list_agents(r).await?),
-            Req::DeleteAgent(r) => Frame::DeleteAgent(self.delete_agent(r).await?),
-            Req::ConnectAgent(r) => Frame::ConnectAgent(self.connect_agent(r, peer).await?),
-            Req::LoginAgent(r) => Frame::LoginAgent(self.login_agent(r, peer).await?),
-            Req::ChangeAgentState(r) => Frame::ChangeAgentState(self.change_agent_state(r).await?),
-            Req::ConferenceTask(r) => Frame::ConferenceTask(self.conference_task(r).await?),
-            Req::TransferTask(r) => Frame::TransferTask(self.transfer_task(r).await?),
-            Req::ChangeTaskState(r) => Frame::ChangeTaskState(self.change_task_state(r).await?),
-            Req::NewTask(r) => Frame::NewTask(self.new_task(r).await?),
-            Req::AcceptTask(r) => Frame::AcceptTask(self.accept_task(r).await?),
-            Req::RejectTask(r) => Frame::RejectTask(self.reject_task(r).await?),
-            Req::GetAgentState(r) => Frame::GetAgentState(self.get_agent_state(r).await?),
-            Req::GetTaskState(r) => Frame::GetTaskState(self.get_task_state(r).await?),
+            Req::BindService(r) => Frame::BindService(self.bind_service(who, r, me).await?),
+            Req::UnbindService(r) => Frame::UnbindService(self.unbind_service(who, r, me).await?),
+            Req::BindResource(r) => Frame::BindResource(self.bind_resource(who, r, me).await?),
+            Req::UnbindResource(r) => Frame::UnbindResource(self.unbind_resource(who, r, me).await?),
+            Req::GetCapabilities(r) => Frame::GetCapabilities(self.get_capabilities(who, r).await?),
+            Req::PrepareSession(r) => Frame::PrepareSession(self.prepare_session(who, r, peer).await?),
+            Req::EndSession(r) => Frame::EndSession(self.end_session(who, r).await?),
+            Req::GetSessionState(r) => Frame::GetSessionState(self.get_session_state(who, r).await?),
+            Req::InvokeAction(r) => Frame::InvokeAction(self.invoke_action(who, r).await?),
+            Req::UpsertAgent(r) => Frame::UpsertAgent(self.upsert_agent(who, r).await?),
+            Req::GetAgent(r) => Frame::GetAgent(self.get_agent(who, r).await?),
+            Req::ListAgents(r) => Frame::ListAgents(self.list_agents(who, r).await?),
+            Req::DeleteAgent(r) => Frame::DeleteAgent(self.delete_agent(who, r).await?),
+            Req::ConnectAgent(r) => Frame::ConnectAgent(self.connect_agent(who, r, peer).await?),
+            Req::LoginAgent(r) => Frame::LoginAgent(self.login_agent(who, r, peer).await?),
+            Req::ChangeAgentState(r) => Frame::ChangeAgentState(self.change_agent_state(who, r).await?),
+            Req::ConferenceTask(r) => Frame::ConferenceTask(self.conference_task(who, r).await?),
+            Req::TransferTask(r) => Frame::TransferTask(self.transfer_task(who, r).await?),
+            Req::ChangeTaskState(r) => Frame::ChangeTaskState(self.change_task_state(who, r).await?),
+            Req::NewTask(r) => Frame::NewTask(self.new_task(who, r).await?),
+            Req::AcceptTask(r) => Frame::AcceptTask(self.accept_task(who, r).await?),
+            Req::RejectTask(r) => Frame::RejectTask(self.reject_task(who, r).await?),
+            Req::GetAgentState(r) => Frame::GetAgentState(self.get_agent_state(who, r).await?),
+            Req::GetTaskState(r) => Frame::GetTaskState(self.get_task_state(who, r).await?),
         })
     }
 }

@@ -5,10 +5,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::saturating_u32;
 use super::convert::sessions::resource_id;
-use super::{Api, ApiResult, acting_client, client_request_key, reply, request_key};
+use super::{Api, caller, ApiResult, acting_client, client_request_key, reply, request_key};
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
 use crate::domain::{ClientId, DomainResult, ServiceKind};
+use crate::domain::Principal;
 use crate::pb;
 use crate::pb::core_service_server::CoreService;
 
@@ -22,7 +23,7 @@ impl Api {
     pub(super) async fn get_server_status(&self) -> DomainResult<pb::GetServerStatusResponse> {
         let client_count = self
             .engine()
-            .execute(cmd::ServerLoad)
+            .execute(&Principal::engine(), cmd::ServerLoad)
             .await?
             .answer
             .client_count;
@@ -39,7 +40,7 @@ impl Api {
     pub(super) async fn list_services(&self) -> DomainResult<pb::ListServicesResponse> {
         let per_service = self
             .engine()
-            .execute(cmd::ServerLoad)
+            .execute(&Principal::engine(), cmd::ServerLoad)
             .await?
             .answer
             .per_service;
@@ -61,12 +62,13 @@ impl Api {
 
     async fn register_client(
         &self,
+        who: &Principal,
         req: pb::RegisterClientRequest,
     ) -> DomainResult<pb::RegisterClientResponse> {
         let key = request_key("RegisterClient", &req.request_id, &req)?;
         self.ensure_accepting()?;
         let command = cmd::RegisterClient::try_from(req)?;
-        let committed = self.execute_keyed(key, command).await?;
+        let committed = self.execute_keyed(who, key, command).await?;
         // A retry gets the client the first call registered.
         Ok(pb::RegisterClientResponse {
             client_id: committed.answer.to_string(),
@@ -76,12 +78,13 @@ impl Api {
 
     async fn unregister_client(
         &self,
+        who: &Principal,
         req: pb::UnregisterClientRequest,
     ) -> DomainResult<pb::UnregisterClientResponse> {
         let key = request_key("UnregisterClient", &req.request_id, &req)?;
         let client_id = ClientId::parse("client_id", &req.client_id)?;
         let committed = self
-            .execute_keyed(key, cmd::UnregisterClient { client_id })
+            .execute_keyed(who,key, cmd::UnregisterClient { client_id })
             .await?;
         Ok(pb::UnregisterClientResponse {
             revision: committed.revision,
@@ -90,6 +93,7 @@ impl Api {
 
     pub(super) async fn bind_service(
         &self,
+        who: &Principal,
         req: pb::BindServiceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindServiceResponse> {
@@ -97,7 +101,7 @@ impl Api {
         let key = client_request_key(client_id, "BindService", &req.request_id, &req)?;
         let service = self.service(&req.service_id)?;
         let committed = self
-            .execute_keyed(key, cmd::BindService { client_id, service })
+            .execute_keyed(who,key, cmd::BindService { client_id, service })
             .await?;
         let directory = self.directory();
         Ok(pb::BindServiceResponse {
@@ -110,6 +114,7 @@ impl Api {
 
     pub(super) async fn unbind_service(
         &self,
+        who: &Principal,
         req: pb::UnbindServiceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindServiceResponse> {
@@ -117,7 +122,7 @@ impl Api {
         let key = client_request_key(client_id, "UnbindService", &req.request_id, &req)?;
         let service = self.service(&req.service_id)?;
         let committed = self
-            .execute_keyed(key, cmd::UnbindService { client_id, service })
+            .execute_keyed(who,key, cmd::UnbindService { client_id, service })
             .await?;
         Ok(pb::UnbindServiceResponse {
             revision: committed.revision,
@@ -126,6 +131,7 @@ impl Api {
 
     pub(super) async fn bind_resource(
         &self,
+        who: &Principal,
         req: pb::BindResourceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::BindResourceResponse> {
@@ -135,6 +141,7 @@ impl Api {
         let resource_id = resource_id("resource_id", req.resource_id)?;
         let committed = self
             .execute_keyed(
+                who,
                 key,
                 cmd::BindResource {
                     client_id,
@@ -154,6 +161,7 @@ impl Api {
 
     pub(super) async fn unbind_resource(
         &self,
+        who: &Principal,
         req: pb::UnbindResourceRequest,
         caller: Option<ClientId>,
     ) -> DomainResult<pb::UnbindResourceResponse> {
@@ -163,6 +171,7 @@ impl Api {
         let resource_id = resource_id("resource_id", req.resource_id)?;
         let committed = self
             .execute_keyed(
+                who,
                 key,
                 cmd::UnbindResource {
                     client_id,
@@ -197,42 +206,42 @@ impl CoreService for Api {
         &self,
         request: Request<pb::RegisterClientRequest>,
     ) -> ApiResult<Response<pb::RegisterClientResponse>> {
-        reply(Api::register_client(self, request.into_inner()).await)
+        reply(Api::register_client(self, &caller(&request)?, request.into_inner()).await)
     }
 
     async fn unregister_client(
         &self,
         request: Request<pb::UnregisterClientRequest>,
     ) -> ApiResult<Response<pb::UnregisterClientResponse>> {
-        reply(Api::unregister_client(self, request.into_inner()).await)
+        reply(Api::unregister_client(self, &caller(&request)?, request.into_inner()).await)
     }
 
     async fn bind_service(
         &self,
         request: Request<pb::BindServiceRequest>,
     ) -> ApiResult<Response<pb::BindServiceResponse>> {
-        reply(Api::bind_service(self, request.into_inner(), None).await)
+        reply(Api::bind_service(self, &caller(&request)?, request.into_inner(), None).await)
     }
 
     async fn unbind_service(
         &self,
         request: Request<pb::UnbindServiceRequest>,
     ) -> ApiResult<Response<pb::UnbindServiceResponse>> {
-        reply(Api::unbind_service(self, request.into_inner(), None).await)
+        reply(Api::unbind_service(self, &caller(&request)?, request.into_inner(), None).await)
     }
 
     async fn bind_resource(
         &self,
         request: Request<pb::BindResourceRequest>,
     ) -> ApiResult<Response<pb::BindResourceResponse>> {
-        reply(Api::bind_resource(self, request.into_inner(), None).await)
+        reply(Api::bind_resource(self, &caller(&request)?, request.into_inner(), None).await)
     }
 
     async fn unbind_resource(
         &self,
         request: Request<pb::UnbindResourceRequest>,
     ) -> ApiResult<Response<pb::UnbindResourceResponse>> {
-        reply(Api::unbind_resource(self, request.into_inner(), None).await)
+        reply(Api::unbind_resource(self, &caller(&request)?, request.into_inner(), None).await)
     }
 
     type ConnectStream = Pin<Box<dyn Stream<Item = Result<pb::ConnectResponse, Status>> + Send>>;

@@ -1,6 +1,7 @@
 //! Thin tonic handlers: wire form -> validated command -> engine -> wire form. The rules live in
 //! `domain`; this layer only converts and maps errors (`status`).
 
+mod accounts;
 mod admin;
 mod connect;
 mod convert;
@@ -20,7 +21,9 @@ use tonic::Status;
 use self::convert::agents::WithPassword;
 use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_text};
 use crate::domain::commands::Command;
-use crate::domain::{ClientId, DomainError, DomainResult, Record, Revision, ServiceDirectory};
+use crate::domain::{
+    ClientId, DomainError, DomainResult, Principal, Record, Revision, ServiceDirectory,
+};
 use crate::engine::{Committed, EngineHandle, RequestKey};
 use crate::lifecycle::Lifecycle;
 use crate::pb;
@@ -156,19 +159,21 @@ impl Api {
     /// Runs a mutating command, once per request id when `key` is set (see `request_key`).
     async fn execute_keyed<C: Command>(
         &self,
+        who: &Principal,
         key: Option<RequestKey>,
         command: C,
     ) -> DomainResult<Committed<C::Answer>> {
-        self.engine().execute_once(command, key).await
+        self.engine().execute_once(who, command, key).await
     }
 
     /// Runs a command, once per request id when `key` is set; its answer and revision.
     async fn run<C: Command>(
         &self,
+        who: &Principal,
         key: Option<RequestKey>,
         command: C,
     ) -> DomainResult<(C::Answer, Revision)> {
-        let committed = self.execute_keyed(key, command).await?;
+        let committed = self.execute_keyed(who, key, command).await?;
         Ok((committed.answer, committed.revision))
     }
 
@@ -186,6 +191,16 @@ impl Api {
             .await?;
         Ok((request.command)(hash))
     }
+}
+
+/// Who sent `request`, as the authentication layer found it. Every RPC that is not public has
+/// one (the layer refuses it otherwise); its absence here fails closed.
+fn caller<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token>"))
 }
 
 /// A unary handler's result: the domain error becomes its gRPC status.

@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use tonic::{Request, Response};
 
 use super::convert::agents::WithPassword;
-use super::{Api, ApiResult, reply, request_key};
+use super::{Api, caller, ApiResult, reply, request_key};
 use crate::domain::DomainResult;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
+use crate::domain::Principal;
 use crate::pb;
 use crate::pb::processor_service_server::ProcessorService;
 
@@ -22,10 +23,11 @@ impl Api {
 
     pub(super) async fn get_capabilities(
         &self,
+        who: &Principal,
         req: pb::GetCapabilitiesRequest,
     ) -> DomainResult<pb::GetCapabilitiesResponse> {
         self.processor_service(&req.service_id)?;
-        let (capabilities, _) = self.run(None, cmd::GetCapabilities).await?;
+        let (capabilities, _) = self.run(who, None, cmd::GetCapabilities).await?;
         Ok(pb::GetCapabilitiesResponse {
             capabilities: capabilities.into_iter().collect(),
         })
@@ -33,6 +35,7 @@ impl Api {
 
     pub(super) async fn prepare_session(
         &self,
+        who: &Principal,
         req: pb::PrepareSessionRequest,
         peer: Option<SocketAddr>,
     ) -> DomainResult<pb::PrepareSessionResponse> {
@@ -46,7 +49,7 @@ impl Api {
         let unverified = WithPassword::<cmd::PrepareSession>::try_from(req)?;
         let key = request_key("PrepareSession", &request_id, &fingerprinted)?;
         let command = self.verified(unverified, peer).await?;
-        let (prepared, revision) = self.run(key, command).await?;
+        let (prepared, revision) = self.run(who, key, command).await?;
         Ok(pb::PrepareSessionResponse {
             result: pb::PrepareSessionResult::from(prepared.result).into(),
             resource_id: prepared.resource_id,
@@ -57,10 +60,11 @@ impl Api {
 
     pub(super) async fn end_session(
         &self,
+        who: &Principal,
         req: pb::EndSessionRequest,
     ) -> DomainResult<pb::EndSessionResponse> {
         let key = request_key("EndSession", &req.request_id, &req)?;
-        let (_, revision) = self.run(key, cmd::EndSession::try_from(req)?).await?;
+        let (_, revision) = self.run(who, key, cmd::EndSession::try_from(req)?).await?;
         Ok(pb::EndSessionResponse { revision })
     }
 }
@@ -71,7 +75,7 @@ impl ProcessorService for Api {
         &self,
         request: Request<pb::GetCapabilitiesRequest>,
     ) -> ApiResult<Response<pb::GetCapabilitiesResponse>> {
-        reply(Api::get_capabilities(self, request.into_inner()).await)
+        reply(Api::get_capabilities(self, &caller(&request)?, request.into_inner()).await)
     }
 
     async fn prepare_session(
@@ -79,13 +83,13 @@ impl ProcessorService for Api {
         request: Request<pb::PrepareSessionRequest>,
     ) -> ApiResult<Response<pb::PrepareSessionResponse>> {
         let peer = request.remote_addr();
-        reply(Api::prepare_session(self, request.into_inner(), peer).await)
+        reply(Api::prepare_session(self, &caller(&request)?, request.into_inner(), peer).await)
     }
 
     async fn end_session(
         &self,
         request: Request<pb::EndSessionRequest>,
     ) -> ApiResult<Response<pb::EndSessionResponse>> {
-        reply(Api::end_session(self, request.into_inner()).await)
+        reply(Api::end_session(self, &caller(&request)?, request.into_inner()).await)
     }
 }

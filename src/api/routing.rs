@@ -10,15 +10,17 @@ use tonic::{Request, Response, Status};
 use super::convert::agents::WithPassword;
 use super::convert::events::RoutingFilter;
 use super::paging::{PageRequest, next_page_token};
-use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
+use super::{Api, caller, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
 use crate::domain::DomainResult;
 use crate::domain::commands as cmd;
+use crate::domain::Principal;
 use crate::pb;
 use crate::pb::routing_service_server::RoutingService;
 
 impl Api {
     pub(super) async fn connect_agent(
         &self,
+        who: &Principal,
         req: pb::ConnectAgentRequest,
         peer: Option<SocketAddr>,
     ) -> DomainResult<pb::ConnectAgentResponse> {
@@ -34,12 +36,13 @@ impl Api {
         let command = self
             .verified(WithPassword::<cmd::ConnectAgent>::try_from(req)?, peer)
             .await?;
-        let (_, revision) = self.run(key, command).await?;
+        let (_, revision) = self.run(who, key, command).await?;
         Ok(pb::ConnectAgentResponse { revision })
     }
 
     pub(super) async fn login_agent(
         &self,
+        who: &Principal,
         req: pb::LoginAgentRequest,
         peer: Option<SocketAddr>,
     ) -> DomainResult<pb::LoginAgentResponse> {
@@ -55,7 +58,7 @@ impl Api {
         let command = self
             .verified(WithPassword::<cmd::ChangeAgentState>::try_from(req)?, peer)
             .await?;
-        let (agent, revision) = self.run(key, command).await?;
+        let (agent, revision) = self.run(who, key, command).await?;
         Ok(pb::LoginAgentResponse {
             agent: Some(agent.into()),
             revision,
@@ -64,10 +67,11 @@ impl Api {
 
     pub(super) async fn change_agent_state(
         &self,
+        who: &Principal,
         req: pb::ChangeAgentStateRequest,
     ) -> DomainResult<pb::ChangeAgentStateResponse> {
         let key = request_key("ChangeAgentState", &req.request_id, &req)?;
-        let (agent, revision) = self.run(key, cmd::ChangeAgentState::try_from(req)?).await?;
+        let (agent, revision) = self.run(who, key, cmd::ChangeAgentState::try_from(req)?).await?;
         Ok(pb::ChangeAgentStateResponse {
             agent: Some(agent.into()),
             revision,
@@ -76,10 +80,11 @@ impl Api {
 
     pub(super) async fn conference_task(
         &self,
+        who: &Principal,
         req: pb::ConferenceTaskRequest,
     ) -> DomainResult<pb::ConferenceTaskResponse> {
         let key = request_key("ConferenceTask", &req.request_id, &req)?;
-        let (task, revision) = self.run(key, cmd::ConferenceTask::try_from(req)?).await?;
+        let (task, revision) = self.run(who, key, cmd::ConferenceTask::try_from(req)?).await?;
         Ok(pb::ConferenceTaskResponse {
             task: Some(task.into()),
             revision,
@@ -88,10 +93,11 @@ impl Api {
 
     pub(super) async fn transfer_task(
         &self,
+        who: &Principal,
         req: pb::TransferTaskRequest,
     ) -> DomainResult<pb::TransferTaskResponse> {
         let key = request_key("TransferTask", &req.request_id, &req)?;
-        let (task, revision) = self.run(key, cmd::TransferTask::try_from(req)?).await?;
+        let (task, revision) = self.run(who, key, cmd::TransferTask::try_from(req)?).await?;
         Ok(pb::TransferTaskResponse {
             task: Some(task.into()),
             revision,
@@ -100,10 +106,11 @@ impl Api {
 
     pub(super) async fn change_task_state(
         &self,
+        who: &Principal,
         req: pb::ChangeTaskStateRequest,
     ) -> DomainResult<pb::ChangeTaskStateResponse> {
         let key = request_key("ChangeTaskState", &req.request_id, &req)?;
-        let (task, revision) = self.run(key, cmd::ChangeTaskState::try_from(req)?).await?;
+        let (task, revision) = self.run(who, key, cmd::ChangeTaskState::try_from(req)?).await?;
         Ok(pb::ChangeTaskStateResponse {
             task: Some(task.into()),
             revision,
@@ -112,10 +119,11 @@ impl Api {
 
     pub(super) async fn new_task(
         &self,
+        who: &Principal,
         req: pb::NewTaskRequest,
     ) -> DomainResult<pb::NewTaskResponse> {
         let key = request_key("NewTask", &req.request_id, &req)?;
-        let (task, revision) = self.run(key, cmd::NewTask::try_from(req)?).await?;
+        let (task, revision) = self.run(who, key, cmd::NewTask::try_from(req)?).await?;
         // A retry gets the task the first call queued, so the id comes from the answer.
         Ok(pb::NewTaskResponse {
             task_id: task.spec.task_id.clone(),
@@ -126,10 +134,11 @@ impl Api {
 
     pub(super) async fn accept_task(
         &self,
+        who: &Principal,
         req: pb::AcceptTaskRequest,
     ) -> DomainResult<pb::AcceptTaskResponse> {
         let key = request_key("AcceptTask", &req.request_id, &req)?;
-        let (task, revision) = self.run(key, cmd::AcceptTask::try_from(req)?).await?;
+        let (task, revision) = self.run(who, key, cmd::AcceptTask::try_from(req)?).await?;
         Ok(pb::AcceptTaskResponse {
             task: Some(task.into()),
             revision,
@@ -138,10 +147,11 @@ impl Api {
 
     pub(super) async fn reject_task(
         &self,
+        who: &Principal,
         req: pb::RejectTaskRequest,
     ) -> DomainResult<pb::RejectTaskResponse> {
         let key = request_key("RejectTask", &req.request_id, &req)?;
-        let (task, revision) = self.run(key, cmd::RejectTask::try_from(req)?).await?;
+        let (task, revision) = self.run(who, key, cmd::RejectTask::try_from(req)?).await?;
         Ok(pb::RejectTaskResponse {
             task: Some(task.into()),
             revision,
@@ -150,9 +160,10 @@ impl Api {
 
     pub(super) async fn get_agent_state(
         &self,
+        who: &Principal,
         req: pb::GetAgentStateRequest,
     ) -> DomainResult<pb::GetAgentStateResponse> {
-        let (agent, revision) = self.run(None, cmd::GetAgentState::try_from(req)?).await?;
+        let (agent, revision) = self.run(who, None, cmd::GetAgentState::try_from(req)?).await?;
         Ok(pb::GetAgentStateResponse {
             agent: Some(agent.into()),
             revision,
@@ -161,9 +172,10 @@ impl Api {
 
     pub(super) async fn get_task_state(
         &self,
+        who: &Principal,
         req: pb::GetTaskStateRequest,
     ) -> DomainResult<pb::GetTaskStateResponse> {
-        let (task, revision) = self.run(None, cmd::GetTaskState::try_from(req)?).await?;
+        let (task, revision) = self.run(who, None, cmd::GetTaskState::try_from(req)?).await?;
         Ok(pb::GetTaskStateResponse {
             task: Some(task.into()),
             revision,
@@ -172,11 +184,12 @@ impl Api {
 
     async fn list_agent_states(
         &self,
+        who: &Principal,
         req: pb::ListAgentStatesRequest,
     ) -> DomainResult<pb::ListAgentStatesResponse> {
         let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
         let (page, revision) = self
-            .run(None, cmd::ListAgentStates { after, limit })
+            .run(who, None, cmd::ListAgentStates { after, limit })
             .await?;
         Ok(pb::ListAgentStatesResponse {
             next_page_token: next_page_token(&page),
@@ -185,9 +198,9 @@ impl Api {
         })
     }
 
-    async fn list_tasks(&self, req: pb::ListTasksRequest) -> DomainResult<pb::ListTasksResponse> {
+    async fn list_tasks(&self, who: &Principal, req: pb::ListTasksRequest) -> DomainResult<pb::ListTasksResponse> {
         let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
-        let (page, revision) = self.run(None, cmd::ListTasks { after, limit }).await?;
+        let (page, revision) = self.run(who, None, cmd::ListTasks { after, limit }).await?;
         Ok(pb::ListTasksResponse {
             next_page_token: next_page_token(&page),
             tasks: page.items.iter().map(pb::TaskStatus::from).collect(),
@@ -197,9 +210,10 @@ impl Api {
 
     async fn get_queue_stats(
         &self,
+        who: &Principal,
         req: pb::GetQueueStatsRequest,
     ) -> DomainResult<pb::GetQueueStatsResponse> {
-        let (stats, revision) = self.run(None, cmd::GetQueueStats::try_from(req)?).await?;
+        let (stats, revision) = self.run(who, None, cmd::GetQueueStats::try_from(req)?).await?;
         Ok(pb::GetQueueStatsResponse {
             revision,
             ..stats.into()
@@ -217,86 +231,86 @@ impl RoutingService for Api {
         r: Request<pb::ConnectAgentRequest>,
     ) -> ApiResult<Response<pb::ConnectAgentResponse>> {
         let peer = r.remote_addr();
-        reply(Api::connect_agent(self, r.into_inner(), peer).await)
+        reply(Api::connect_agent(self, &caller(&r)?, r.into_inner(), peer).await)
     }
     async fn login_agent(
         &self,
         r: Request<pb::LoginAgentRequest>,
     ) -> ApiResult<Response<pb::LoginAgentResponse>> {
         let peer = r.remote_addr();
-        reply(Api::login_agent(self, r.into_inner(), peer).await)
+        reply(Api::login_agent(self, &caller(&r)?, r.into_inner(), peer).await)
     }
     async fn change_agent_state(
         &self,
         r: Request<pb::ChangeAgentStateRequest>,
     ) -> ApiResult<Response<pb::ChangeAgentStateResponse>> {
-        reply(Api::change_agent_state(self, r.into_inner()).await)
+        reply(Api::change_agent_state(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn conference_task(
         &self,
         r: Request<pb::ConferenceTaskRequest>,
     ) -> ApiResult<Response<pb::ConferenceTaskResponse>> {
-        reply(Api::conference_task(self, r.into_inner()).await)
+        reply(Api::conference_task(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn transfer_task(
         &self,
         r: Request<pb::TransferTaskRequest>,
     ) -> ApiResult<Response<pb::TransferTaskResponse>> {
-        reply(Api::transfer_task(self, r.into_inner()).await)
+        reply(Api::transfer_task(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn change_task_state(
         &self,
         r: Request<pb::ChangeTaskStateRequest>,
     ) -> ApiResult<Response<pb::ChangeTaskStateResponse>> {
-        reply(Api::change_task_state(self, r.into_inner()).await)
+        reply(Api::change_task_state(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn new_task(
         &self,
         r: Request<pb::NewTaskRequest>,
     ) -> ApiResult<Response<pb::NewTaskResponse>> {
-        reply(Api::new_task(self, r.into_inner()).await)
+        reply(Api::new_task(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn accept_task(
         &self,
         r: Request<pb::AcceptTaskRequest>,
     ) -> ApiResult<Response<pb::AcceptTaskResponse>> {
-        reply(Api::accept_task(self, r.into_inner()).await)
+        reply(Api::accept_task(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn reject_task(
         &self,
         r: Request<pb::RejectTaskRequest>,
     ) -> ApiResult<Response<pb::RejectTaskResponse>> {
-        reply(Api::reject_task(self, r.into_inner()).await)
+        reply(Api::reject_task(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn get_agent_state(
         &self,
         r: Request<pb::GetAgentStateRequest>,
     ) -> ApiResult<Response<pb::GetAgentStateResponse>> {
-        reply(Api::get_agent_state(self, r.into_inner()).await)
+        reply(Api::get_agent_state(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn get_task_state(
         &self,
         r: Request<pb::GetTaskStateRequest>,
     ) -> ApiResult<Response<pb::GetTaskStateResponse>> {
-        reply(Api::get_task_state(self, r.into_inner()).await)
+        reply(Api::get_task_state(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn list_agent_states(
         &self,
         r: Request<pb::ListAgentStatesRequest>,
     ) -> ApiResult<Response<pb::ListAgentStatesResponse>> {
-        reply(Api::list_agent_states(self, r.into_inner()).await)
+        reply(Api::list_agent_states(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn list_tasks(
         &self,
         r: Request<pb::ListTasksRequest>,
     ) -> ApiResult<Response<pb::ListTasksResponse>> {
-        reply(Api::list_tasks(self, r.into_inner()).await)
+        reply(Api::list_tasks(self, &caller(&r)?, r.into_inner()).await)
     }
     async fn get_queue_stats(
         &self,
         r: Request<pb::GetQueueStatsRequest>,
     ) -> ApiResult<Response<pb::GetQueueStatsResponse>> {
-        reply(Api::get_queue_stats(self, r.into_inner()).await)
+        reply(Api::get_queue_stats(self, &caller(&r)?, r.into_inner()).await)
     }
 
     type WatchRoutingEventsStream = RoutingWatch;

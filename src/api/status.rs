@@ -66,6 +66,7 @@ impl From<DomainError> for Status {
                 Status::with_error_details(Code::Unauthenticated, message, details)
             }
             DomainError::ResourceExhausted(_) => Status::resource_exhausted(message),
+            DomainError::PermissionDenied(_) => Status::permission_denied(message),
             DomainError::Unavailable(_) => Status::unavailable(message),
             DomainError::Internal(_) => Status::internal(message),
         }

@@ -6,18 +6,20 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::sessions::actions;
-use super::{Api, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
+use super::{Api, caller, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
 use crate::domain::DomainResult;
 use crate::domain::commands as cmd;
+use crate::domain::Principal;
 use crate::pb;
 use crate::pb::workflow_service_server::WorkflowService;
 
 impl Api {
     pub(super) async fn get_session_state(
         &self,
+        who: &Principal,
         req: pb::GetSessionStateRequest,
     ) -> DomainResult<pb::GetSessionStateResponse> {
-        let (view, revision) = self.run(None, cmd::GetSessionState::try_from(req)?).await?;
+        let (view, revision) = self.run(who, None, cmd::GetSessionState::try_from(req)?).await?;
         Ok(pb::GetSessionStateResponse {
             actions: actions(&view),
             view_state: view.view_state,
@@ -28,10 +30,11 @@ impl Api {
 
     pub(super) async fn invoke_action(
         &self,
+        who: &Principal,
         req: pb::InvokeActionRequest,
     ) -> DomainResult<pb::InvokeActionResponse> {
         let key = request_key("InvokeAction", &req.request_id, &req)?;
-        let (view, revision) = self.run(key, cmd::InvokeAction::try_from(req)?).await?;
+        let (view, revision) = self.run(who, key, cmd::InvokeAction::try_from(req)?).await?;
         Ok(pb::InvokeActionResponse {
             actions: actions(&view),
             view_state: view.view_state,
@@ -49,7 +52,7 @@ impl WorkflowService for Api {
         &self,
         request: Request<pb::GetSessionStateRequest>,
     ) -> ApiResult<Response<pb::GetSessionStateResponse>> {
-        reply(Api::get_session_state(self, request.into_inner()).await)
+        reply(Api::get_session_state(self, &caller(&request)?, request.into_inner()).await)
     }
 
     type WatchSessionStateStream = WatchStream;
@@ -58,11 +61,13 @@ impl WorkflowService for Api {
         &self,
         request: Request<pb::WatchSessionStateRequest>,
     ) -> ApiResult<Response<WatchStream>> {
+        let who = caller(&request)?;
         let req = request.into_inner();
-        // The session must exist now; its past events replay from the journal.
+        // The session must exist now, and be the caller's to watch; its past events replay
+        // from the journal.
         let session = cmd::GetSessionState::try_from(&req).map_err(Status::from)?;
         let resource_id = session.resource_id.clone();
-        self.engine().execute(session).await?;
+        self.engine().execute(&who, session).await?;
         let records = self
             .engine()
             .watch()
@@ -93,6 +98,6 @@ impl WorkflowService for Api {
         &self,
         request: Request<pb::InvokeActionRequest>,
     ) -> ApiResult<Response<pb::InvokeActionResponse>> {
-        reply(Api::invoke_action(self, request.into_inner()).await)
+        reply(Api::invoke_action(self, &caller(&request)?, request.into_inner()).await)
     }
 }

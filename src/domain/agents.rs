@@ -3,8 +3,10 @@
 //! stored, logged or echoed.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+use super::principals::{Role, default_agent_roles};
 
 use super::bounds::{
     MAX_AGENT_ATTRIBUTES, MAX_AGENT_MRD_OVERRIDES, MAX_TASKS_PER_MRD, check_attribute_name,
@@ -21,6 +23,51 @@ pub struct AgentRecord {
     pub attributes: BTreeMap<String, u32>,
     /// Per-MRD overrides of the MRD's max tasks; 0 keeps the agent off that MRD.
     pub mrd_max_tasks: BTreeMap<String, u32>,
+    /// What the agent may do besides acting as itself (a supervisor, an admin).
+    #[serde(default = "default_agent_roles")]
+    pub roles: BTreeSet<Role>,
+    /// Bumped when its password or roles change or it is forced out: tokens issued before
+    /// carry an older version and are refused.
+    #[serde(default)]
+    pub credential_version: u64,
+}
+
+/// A principal of the directory that is not an agent: an admin, a supervisor, a channel
+/// server's integration account. It signs in with its id and secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub account_id: String,
+    pub display_name: String,
+    pub roles: BTreeSet<Role>,
+    pub secret_hash: PasswordHashString,
+    pub credential_version: u64,
+}
+
+impl fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("account_id", &self.account_id)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a sign-in is checked against: the stored hash, the roles a token will carry, and the
+/// credential version it will name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub secret_hash: PasswordHashString,
+    pub roles: BTreeSet<Role>,
+    pub credential_version: u64,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("roles", &self.roles)
+            .field("credential_version", &self.credential_version)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for AgentRecord {

@@ -27,6 +27,9 @@ pub enum DomainError {
     /// retrying shortly may succeed.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The caller is known, but may not do this; the message says what is missing.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The server is not taking this request now (starting or draining).
     #[error("{0}")]
     Unavailable(String),
@@ -36,6 +39,10 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    pub fn denied(reason: impl Into<String>) -> Self {
+        Self::PermissionDenied(reason.into())
+    }
+
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,

@@ -3,10 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::agents::PasswordHashString;
 use super::ids::ClientId;
+use super::principals::{Actor, Role, default_agent_roles};
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
 use super::routing::model::{
     AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
@@ -25,6 +26,9 @@ pub enum Event {
     ClientRegistered {
         client_id: ClientId,
         client_name: String,
+        /// The principal that registered it: the only one that may act for it or resume it.
+        #[serde(default)]
+        owner: Actor,
     },
     /// The client and every binding it held are gone.
     ClientUnregistered {
@@ -57,9 +61,28 @@ pub enum Event {
         attributes: BTreeMap<String, u32>,
         #[serde(default)]
         mrd_max_tasks: BTreeMap<String, u32>,
+        #[serde(default = "default_agent_roles")]
+        roles: BTreeSet<Role>,
+        #[serde(default)]
+        credential_version: u64,
     },
     AgentDeleted {
         agent_id: String,
+    },
+    AccountUpserted {
+        account_id: String,
+        display_name: String,
+        roles: BTreeSet<Role>,
+        secret_hash: PasswordHashString,
+        credential_version: u64,
+    },
+    AccountDeleted {
+        account_id: String,
+    },
+    /// The principal's tokens issued before are void from now on, and its streams end.
+    CredentialsRevoked {
+        principal: Actor,
+        credential_version: u64,
     },
     SessionPrepared {
         resource_id: String,
@@ -312,10 +335,12 @@ impl Event {
     }
 }
 
-/// An event as journaled: its revision and when it happened.
+/// An event as journaled: its revision, when it happened, and who caused it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub revision: Revision,
     pub time_ms: Millis,
+    /// The principal whose command caused the event, or the engine for timers.
+    pub actor: Actor,
     pub event: Event,
 }

@@ -1,7 +1,8 @@
 //! The session hub's fold: `apply` is how an event changes the state, live and in replay
 //! alike, and `audience` which desktops hear of a hub event.
 
-use super::agents::AgentRecord;
+use super::agents::{AccountRecord, AgentRecord};
+use super::principals::Actor;
 use super::events::Event;
 use super::ids::ClientId;
 use super::services::ServiceKind;
@@ -36,8 +37,14 @@ impl State {
     pub fn apply(&mut self, event: &Event) {
         self.routing.apply(event);
         match event {
-            Event::ClientRegistered { client_id, .. } => {
-                self.clients.insert(*client_id, Client::default());
+            Event::ClientRegistered {
+                client_id, owner, ..
+            } => {
+                let client = Client {
+                    owner: owner.clone(),
+                    ..Client::default()
+                };
+                self.clients.insert(*client_id, client);
             }
             Event::ClientUnregistered { client_id } => {
                 self.clients.remove(client_id);
@@ -78,6 +85,8 @@ impl State {
                 password_hash,
                 attributes,
                 mrd_max_tasks,
+                roles,
+                credential_version,
             } => {
                 self.agents.insert(
                     agent_id.clone(),
@@ -87,12 +96,51 @@ impl State {
                         password_hash: password_hash.clone(),
                         attributes: attributes.clone(),
                         mrd_max_tasks: mrd_max_tasks.clone(),
+                        roles: roles.clone(),
+                        credential_version: *credential_version,
                     },
                 );
             }
             Event::AgentDeleted { agent_id } => {
                 self.agents.remove(agent_id);
             }
+            Event::AccountUpserted {
+                account_id,
+                display_name,
+                roles,
+                secret_hash,
+                credential_version,
+            } => {
+                self.accounts.insert(
+                    account_id.clone(),
+                    AccountRecord {
+                        account_id: account_id.clone(),
+                        display_name: display_name.clone(),
+                        roles: roles.clone(),
+                        secret_hash: secret_hash.clone(),
+                        credential_version: *credential_version,
+                    },
+                );
+            }
+            Event::AccountDeleted { account_id } => {
+                self.accounts.remove(account_id);
+            }
+            Event::CredentialsRevoked {
+                principal,
+                credential_version,
+            } => match principal {
+                Actor::Agent(id) => {
+                    if let Some(agent) = self.agents.get_mut(id) {
+                        agent.credential_version = *credential_version;
+                    }
+                }
+                Actor::Account(id) => {
+                    if let Some(account) = self.accounts.get_mut(id) {
+                        account.credential_version = *credential_version;
+                    }
+                }
+                Actor::Engine => {}
+            },
             Event::SessionPrepared {
                 resource_id,
                 agent_id,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::agents::AgentRecord;
+use super::agents::{AccountRecord, AgentRecord};
 use super::ids::ClientId;
 use super::routing::RoutingSnapshot;
 use super::state::{Client, Session, State};
@@ -16,6 +16,8 @@ pub struct Snapshot {
     format: u32,
     clients: Vec<(ClientId, Client)>,
     agents: Vec<AgentRecord>,
+    #[serde(default)]
+    accounts: Vec<AccountRecord>,
     sessions: Vec<(String, Session)>,
     routing: RoutingSnapshot,
 }
@@ -33,6 +35,7 @@ impl State {
             format: SNAPSHOT_FORMAT,
             clients: self.clients.iter().map(|(k, v)| (*k, v.clone())).collect(),
             agents: self.agents.values().cloned().collect(),
+            accounts: self.accounts.values().cloned().collect(),
             sessions: self
                 .sessions
                 .iter()
@@ -50,6 +53,11 @@ impl State {
             .agents
             .into_iter()
             .map(|a| (a.agent_id.clone(), a))
+            .collect();
+        self.accounts = snapshot
+            .accounts
+            .into_iter()
+            .map(|a| (a.account_id.clone(), a))
             .collect();
         self.sessions = snapshot.sessions.into_iter().collect();
         self.routing = super::routing::Routing::restore(snapshot.routing);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::agents::{AgentRecord, PasswordHashString};
+use super::agents::{AccountRecord, AgentRecord, Credential, PasswordHashString};
 use super::commands::{
     ChangeAgentState, Command, InvokeAction, Load, SESSION_LOGOUT, SessionView, Turn,
 };
@@ -14,6 +14,7 @@ use super::error::{DomainError, DomainResult};
 use super::events::{Event, Millis};
 use super::ids::ClientId;
 use super::presence::Presence;
+use super::principals::{Actor, Principal, Role};
 use super::routing::Routing;
 use super::routing::model::RequestedAgentState;
 use super::services::{ServiceDirectory, ServiceKind};
@@ -22,6 +23,9 @@ use super::workflow::{ModelCatalog, WorkflowModel};
 /// A registered client's bindings. Its name stays in the journal, for diagnostics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Client {
+    /// The principal that registered the client.
+    #[serde(default)]
+    pub(super) owner: Actor,
     pub(super) services: BTreeSet<ServiceKind>,
     pub(super) resources: BTreeSet<(ServiceKind, String)>,
 }
@@ -50,6 +54,7 @@ pub struct State {
     pub(super) models: Arc<ModelCatalog>,
     pub(super) clients: BTreeMap<ClientId, Client>,
     pub(super) agents: BTreeMap<String, AgentRecord>,
+    pub(super) accounts: BTreeMap<String, AccountRecord>,
     pub(super) sessions: BTreeMap<String, Session>,
     pub(super) routing: Routing,
     /// Not journaled: rebuilt at start-up with a fresh grace period for every client.
@@ -67,6 +72,7 @@ impl State {
             models,
             clients: BTreeMap::new(),
             agents: BTreeMap::new(),
+            accounts: BTreeMap::new(),
             sessions: BTreeMap::new(),
             routing: Routing::default(),
             presence: Presence::new(DEFAULT_PRESENCE_GRACE_MS),
@@ -108,8 +114,18 @@ impl State {
         command: C,
         now: Millis,
     ) -> DomainResult<(C::Answer, Vec<Decided>)> {
+        self.execute_as(command, &Principal::engine(), now)
+    }
+
+    /// As `execute`, for `principal`: the rules check what it may do to what it names.
+    pub fn execute_as<C: Command>(
+        &mut self,
+        command: C,
+        principal: &Principal,
+        now: Millis,
+    ) -> DomainResult<(C::Answer, Vec<Decided>)> {
         let acting = command.acting_client();
-        let mut turn = Turn::new(now);
+        let mut turn = Turn::new(now, principal.clone());
         let answer = command.run(self, &mut turn)?;
         let Turn {
             mut decided,
@@ -291,6 +307,41 @@ impl State {
             "client {client_id} has not bound service '{}'; call BindService first",
             self.directory.id(service)
         ))
+    }
+
+    /// What a principal signs in with: its hash, roles and credential version.
+    pub fn credential(&self, principal: &Actor) -> Option<Credential> {
+        match principal {
+            Actor::Agent(id) => self.agents.get(id).map(|a| Credential {
+                secret_hash: a.password_hash.clone(),
+                roles: a.roles.clone(),
+                credential_version: a.credential_version,
+            }),
+            Actor::Account(id) => self.accounts.get(id).map(|a| Credential {
+                secret_hash: a.secret_hash.clone(),
+                roles: a.roles.clone(),
+                credential_version: a.credential_version,
+            }),
+            Actor::Engine => None,
+        }
+    }
+
+    /// Principals with the admin role, agents and accounts alike.
+    pub fn admin_count(&self) -> usize {
+        let admin = |roles: &BTreeSet<Role>| roles.contains(&Role::Admin);
+        self.agents.values().filter(|a| admin(&a.roles)).count()
+            + self.accounts.values().filter(|a| admin(&a.roles)).count()
+    }
+
+    /// Refuses to take the admin role from `who` (by deleting or demoting it) when it is the
+    /// last admin: the server must never lock its operators out.
+    pub(super) fn keep_an_admin(&self, who: &str) -> DomainResult<()> {
+        if self.admin_count() <= 1 {
+            return Err(DomainError::FailedPrecondition(format!(
+                "{who} is the last admin; make another admin first"
+            )));
+        }
+        Ok(())
     }
 
     /// A login goes through only if the password was checked against the hash stored now.

@@ -2,7 +2,6 @@
 //! Password hashing and checking happen here, on the login gate's few hashing threads
 //! (`credentials::Logins`), never on the engine task.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,10 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::Message;
 use super::job::{Attach, Call, Detach, Job};
 use crate::credentials::Logins;
-use crate::domain::agents::PasswordHashString;
-use crate::domain::commands::{AgentCredential, AttachStream, Command, DetachStream, UpsertAgent};
+use crate::domain::agents::{Credential, PasswordHashString};
+use crate::domain::commands::{AttachStream, Command, DetachStream, PrincipalCredential};
 use crate::domain::presence::StreamId;
-use crate::domain::{ClientId, DomainError, DomainResult, Record, Revision};
+use crate::domain::{Actor, ClientId, DomainError, DomainResult, Principal, Record, Revision};
 use crate::watch::WatchHub;
 
 /// Where the engine pushes the events a `Connect` stream's client must see.
@@ -30,7 +29,8 @@ pub struct Committed<A> {
 }
 
 /// What makes a request idempotent: the caller's id for it, and a fingerprint of the request
-/// that tells a retry from a different request reusing the id.
+/// that tells a retry from a different request reusing the id. Ids are scoped per principal
+/// (the engine adds it), so one caller can neither read nor block another's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestKey {
     pub id: String,
@@ -86,19 +86,28 @@ impl EngineHandle {
         &self.watch
     }
 
-    pub async fn execute<C: Command>(&self, command: C) -> DomainResult<Committed<C::Answer>> {
-        self.execute_once(command, None).await
+    /// Runs a command for `principal`; the rules check what it may do to what it names.
+    pub async fn execute<C: Command>(
+        &self,
+        principal: &Principal,
+        command: C,
+    ) -> DomainResult<Committed<C::Answer>> {
+        self.execute_once(principal, command, None).await
     }
 
-    /// Runs a command once per request id: a retry with the same key gets the first answer.
+    /// Runs a command once per request id of `principal`: a retry with the same key gets the
+    /// first answer.
     pub async fn execute_once<C: Command>(
         &self,
+        principal: &Principal,
         command: C,
         request: Option<RequestKey>,
     ) -> DomainResult<Committed<C::Answer>> {
+        let principal = principal.clone();
         self.send(|reply| {
             Box::new(Call {
                 command,
+                principal,
                 request,
                 reply,
             })
@@ -110,14 +119,17 @@ impl EngineHandle {
     /// the stream holds the client's lease until `detach_stream`.
     pub async fn attach_stream(
         &self,
+        principal: &Principal,
         client_id: ClientId,
         stream: StreamId,
         outbox: Outbox,
     ) -> DomainResult<Committed<()>> {
         let command = AttachStream { client_id, stream };
+        let principal = principal.clone();
         self.send(|reply| {
             Box::new(Attach {
                 command,
+                principal,
                 outbox,
                 reply,
             })
@@ -150,66 +162,55 @@ impl EngineHandle {
         }
     }
 
-    /// Creates or updates an agent, hashing a new password first (on the hashing pool:
-    /// `ResourceExhausted` when it is full).
-    pub async fn upsert_agent(
-        &self,
-        request: Option<RequestKey>,
-        agent_id: String,
-        display_name: String,
-        password: Option<Password>,
-        attributes: BTreeMap<String, u32>,
-        mrd_max_tasks: BTreeMap<String, u32>,
-    ) -> DomainResult<Committed<crate::domain::commands::AgentWritten>> {
-        let password_hash = match password {
-            Some(Password(clear)) => Some(self.logins.hash(clear).await?),
-            None => None,
-        };
-        self.execute_once(
-            UpsertAgent {
-                agent_id,
-                display_name,
-                password_hash,
-                attributes,
-                mrd_max_tasks,
-            },
-            request,
-        )
-        .await
+    /// Hashes a new password or secret on the hashing pool (`ResourceExhausted` when full).
+    pub async fn hash_secret(&self, secret: Password) -> DomainResult<PasswordHashString> {
+        let Password(clear) = secret;
+        self.logins.hash(clear).await
     }
 
-    /// Checks an agent's password off the engine task; returns the hash it matched, which the
-    /// command carries so that a password changed meanwhile fails the login.
+    /// Checks a principal's password or secret off the engine task; returns what it was
+    /// checked against (hash, roles, credential version), which a command carries so that a
+    /// secret changed meanwhile fails.
     ///
-    /// The throttle goes first: after too many failures for `agent_id` or from `peer` the
-    /// attempt is refused unchecked (`LoginThrottled`). An unknown agent is checked against a
-    /// dummy hash and counted like a wrong password, so that both answer the same. A full
+    /// The throttle goes first: after too many failures for the principal or from `peer` the
+    /// attempt is refused unchecked (`LoginThrottled`). An unknown principal is checked against
+    /// a dummy hash and counted like a wrong password, so that both answer the same. A full
     /// hashing pool refuses with `ResourceExhausted`, which counts as no attempt.
-    pub async fn verify_agent(
+    pub async fn verify_principal(
         &self,
-        agent_id: &str,
-        password: Password,
+        principal: &Actor,
+        secret: Password,
         peer: Option<IpAddr>,
-    ) -> DomainResult<PasswordHashString> {
-        let attempt = self.logins.admit(agent_id, peer)?;
-        let stored = self
-            .execute(AgentCredential {
-                agent_id: agent_id.to_owned(),
-            })
-            .await?
-            .answer;
-        let Password(clear) = password;
-        let matches = self.logins.verify(clear, stored.clone()).await?;
+    ) -> DomainResult<Credential> {
+        let attempt = self.logins.admit(&principal.to_string(), peer)?;
+        let query = PrincipalCredential {
+            principal: principal.clone(),
+        };
+        let stored = self.execute(&Principal::engine(), query).await?.answer;
+        let Password(clear) = secret;
+        let hash = stored.as_ref().map(|c| c.secret_hash.clone());
+        let matches = self.logins.verify(clear, hash).await?;
         match (matches, stored) {
-            (true, Some(hash)) => {
+            (true, Some(credential)) => {
                 attempt.succeeded();
-                Ok(hash)
+                Ok(credential)
             }
             _ => {
                 attempt.failed();
                 Err(DomainError::Unauthenticated)
             }
         }
+    }
+
+    /// As `verify_principal`, for an agent: the hash its password matched.
+    pub async fn verify_agent(
+        &self,
+        agent_id: &str,
+        password: Password,
+        peer: Option<IpAddr>,
+    ) -> DomainResult<PasswordHashString> {
+        let agent = Actor::Agent(agent_id.to_owned());
+        Ok(self.verify_principal(&agent, password, peer).await?.secret_hash)
     }
 
     /// Queues a job built around its reply channel and awaits the durable answer.

@@ -8,7 +8,7 @@ use super::Engine;
 use super::commit::Pending;
 use super::handle::{Committed, Outbox, RequestKey};
 use crate::domain::commands::{AttachStream, Command, DetachStream};
-use crate::domain::{DomainError, DomainResult, Millis};
+use crate::domain::{DomainError, DomainResult, Millis, Principal};
 
 pub(super) type Reply<A> = oneshot::Sender<DomainResult<Committed<A>>>;
 
@@ -20,6 +20,8 @@ pub(super) trait Job: Send {
 /// A caller's command, run once per request id when it carries one.
 pub(super) struct Call<C: Command> {
     pub command: C,
+    /// Who the command acts for.
+    pub principal: Principal,
     pub request: Option<RequestKey>,
     pub reply: Reply<C::Answer>,
 }
@@ -28,18 +30,19 @@ impl<C: Command> Job for Call<C> {
     fn run(self: Box<Self>, engine: &mut Engine, now: Millis, pending: &mut Pending) {
         let Call {
             command,
+            principal,
             request,
             reply,
         } = *self;
         if let Some(key) = &request
-            && let Some(answer) = engine.requests.answer::<C::Answer>(key)
+            && let Some(answer) = engine.requests.answer::<C::Answer>(&principal.actor, key)
         {
             pending.answer(reply, answer);
             return;
         }
-        let result = engine.apply(command, now, pending);
+        let result = engine.apply(command, &principal, now, pending);
         if let (Ok(committed), Some(key)) = (&result, request) {
-            let remembered = engine.requests.remember(key, committed, now);
+            let remembered = engine.requests.remember(&principal.actor, key, committed, now);
             pending.requests.push(remembered);
         }
         pending.answer(reply, result);
@@ -50,6 +53,8 @@ impl<C: Command> Job for Call<C> {
 /// to `outbox`, and the stream holds the client's lease until it detaches.
 pub(super) struct Attach {
     pub command: AttachStream,
+    /// Only the principal that registered the client may attach a stream to it.
+    pub principal: Principal,
     pub outbox: Outbox,
     pub reply: Reply<()>,
 }
@@ -58,11 +63,12 @@ impl Job for Attach {
     fn run(self: Box<Self>, engine: &mut Engine, now: Millis, pending: &mut Pending) {
         let Attach {
             command,
+            principal,
             outbox,
             reply,
         } = *self;
         let (client_id, stream) = (command.client_id, command.stream);
-        let result = engine.apply(command, now, pending);
+        let result = engine.apply(command, &principal, now, pending);
         if result.is_ok() {
             pending.attach.push((client_id, stream, outbox));
         }
@@ -82,7 +88,7 @@ impl Job for Detach {
     fn run(self: Box<Self>, engine: &mut Engine, now: Millis, pending: &mut Pending) {
         let Detach { command, reply } = *self;
         pending.detach.push((command.client_id, command.stream));
-        let result = engine.apply(command, now, pending);
+        let result = engine.apply(command, &Principal::engine(), now, pending);
         match reply {
             Some(reply) => pending.answer(reply, result),
             None => log_refusal(result),
@@ -95,7 +101,8 @@ pub(super) struct Tick;
 
 impl Job for Tick {
     fn run(self: Box<Self>, engine: &mut Engine, now: Millis, pending: &mut Pending) {
-        log_refusal(engine.apply(crate::domain::commands::Tick, now, pending));
+        let tick = crate::domain::commands::Tick;
+        log_refusal(engine.apply(tick, &Principal::engine(), now, pending));
     }
 }
 

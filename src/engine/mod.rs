@@ -22,7 +22,7 @@ use self::commit::{Committer, Pending, SnapshotTaken, VisibleRevision};
 use self::job::{Detach, Job};
 use self::requests::RequestLedger;
 use crate::domain::commands::{Command, DetachStream};
-use crate::domain::{DomainError, Millis, Record, Revision, Snapshot, State};
+use crate::domain::{DomainError, Millis, Principal, Record, Revision, Snapshot, State};
 use crate::store::{Journal, Retention, StoreError};
 use crate::watch::{WatchConfig, WatchHub};
 
@@ -254,10 +254,11 @@ impl Engine {
     fn apply<C: Command>(
         &mut self,
         command: C,
+        principal: &Principal,
         now: Millis,
         pending: &mut Pending,
     ) -> Result<Committed<C::Answer>, DomainError> {
-        let (answer, decided) = self.state.execute(command, now)?;
+        let (answer, decided) = self.state.execute_as(command, principal, now)?;
         for d in decided {
             self.revision += 1;
             if !d.audience.is_empty() {
@@ -266,6 +267,7 @@ impl Engine {
             pending.records.push(Arc::new(Record {
                 revision: self.revision,
                 time_ms: now,
+                actor: principal.actor.clone(),
                 event: d.event,
             }));
         }

@@ -1,6 +1,7 @@
 //! Idempotency: the answers the engine gave to requests that carried an id, kept for a window
 //! so that a retry (after a lost reply, or a restart) gets the first answer and changes
-//! nothing, and a different request reusing the id is refused.
+//! nothing, and a different request reusing the id is refused. Ids are scoped per principal:
+//! one caller's id never answers, or blocks, another's request.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -8,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::handle::{Committed, RequestKey};
-use crate::domain::{DomainError, Millis};
+use crate::domain::{Actor, DomainError, Millis};
 use crate::store::RememberedRequest;
 
 /// A first answer, kept as the journal stores it: a retry reads it back as its command's
@@ -51,9 +52,10 @@ impl RequestLedger {
     /// ALREADY_EXISTS if the id was used for another. `None` for an id not seen.
     pub fn answer<A: DeserializeOwned>(
         &self,
+        owner: &Actor,
         key: &RequestKey,
     ) -> Option<Result<Committed<A>, DomainError>> {
-        let seen = self.by_id.get(&key.id)?;
+        let seen = self.by_id.get(&scoped_id(owner, &key.id))?;
         Some(if seen.fingerprint == key.fingerprint {
             serde_json::from_str(&seen.answer).map_err(|e| {
                 // Only an answer written by a server of another version can fail here.
@@ -73,21 +75,23 @@ impl RequestLedger {
     /// Remembers a first answer; returns what the journal must store with the batch.
     pub fn remember<A: Serialize>(
         &mut self,
+        owner: &Actor,
         key: RequestKey,
         answer: &Committed<A>,
         now: Millis,
     ) -> RememberedRequest {
         // Answers are plain data with string keys: serialising them cannot fail.
         let serialised = serde_json::to_string(answer).unwrap_or_default();
+        let id = scoped_id(owner, &key.id);
         let stored = RememberedRequest {
-            request_id: key.id.clone(),
+            request_id: id.clone(),
             fingerprint: key.fingerprint.clone(),
             answer: serialised.clone(),
             revision: answer.revision,
             time_ms: now,
         };
         self.insert(
-            key.id,
+            id,
             Remembered {
                 fingerprint: key.fingerprint,
                 answer: serialised,
@@ -115,4 +119,10 @@ impl RequestLedger {
         self.order.push_back((remembered.time_ms, id.clone()));
         self.by_id.insert(id, remembered);
     }
+}
+
+/// The ledger's key: the principal, then the caller's id. A newline cannot occur in an actor
+/// (ids are checked), so two principals' ids never collide.
+fn scoped_id(owner: &Actor, request_id: &str) -> String {
+    format!("{owner}\n{request_id}")
 }

@@ -6,11 +6,13 @@ CREATE TABLE IF NOT EXISTS journal_meta (
     value TEXT NOT NULL
 );
 
--- Every committed event, by revision: gapless and increasing. `body` is the event as JSON.
+-- Every committed event, by revision: gapless and increasing. `body` is the event as JSON;
+-- `actor` the principal whose command caused it (`agent:<id>`, `account:<id>`, `engine`).
 CREATE TABLE IF NOT EXISTS events (
     revision BIGINT PRIMARY KEY,
     time_ms BIGINT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    actor TEXT NOT NULL DEFAULT 'engine'
 );
 
 -- The latest state, serialised, and the revision it includes.

@@ -9,14 +9,17 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{Journal, RememberedRequest, Retention, StoreError, StoredSnapshot};
-use crate::domain::{Event, Millis, Record, Revision};
+use crate::domain::{Actor, Event, Millis, Record, Revision};
 
 /// The journal's file name inside the data directory.
 pub const JOURNAL_FILE: &str = "journal.sqlite3";
 /// Held exclusively while a server uses the data directory.
 const LOCK_FILE: &str = "LOCK";
 const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
+/// Version 1 had no `actor` column: its events were all recorded as the engine's.
+const ADD_ACTORS: &str = "ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT 'engine';
+     UPDATE journal_meta SET value = '2' WHERE key = 'schema_version';";
 
 pub struct SqliteJournal {
     path: PathBuf,
@@ -68,6 +71,9 @@ impl SqliteJournal {
                     .map_err(|e| open_error(e.to_string()))?;
             }
             Some(SCHEMA_VERSION) => {}
+            Some("1") => writer
+                .execute_batch(ADD_ACTORS)
+                .map_err(|e| open_error(format!("upgrading the journal to version 2: {e}")))?,
             Some(other) => {
                 return Err(open_error(format!(
                     "schema version {other} is not {SCHEMA_VERSION}, the one this server knows"
@@ -149,7 +155,9 @@ impl Journal for SqliteJournal {
                 });
             }
             let mut insert = tx
-                .prepare_cached("INSERT INTO events (revision, time_ms, body) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO events (revision, time_ms, body, actor) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(write_error)?;
             for (expected, record) in (expected..).zip(records) {
                 if record.revision != expected {
@@ -163,7 +171,8 @@ impl Journal for SqliteJournal {
                     .execute(params![
                         sql_int(record.revision),
                         sql_int(record.time_ms),
-                        body
+                        body,
+                        record.actor.to_string()
                     ])
                     .map_err(write_error)?;
             }
@@ -197,7 +206,7 @@ impl Journal for SqliteJournal {
         let conn = self.reader();
         let mut select = conn
             .prepare_cached(
-                "SELECT revision, time_ms, body FROM events WHERE revision >= ?1
+                "SELECT revision, time_ms, body, actor FROM events WHERE revision >= ?1
                  ORDER BY revision LIMIT ?2",
             )
             .map_err(read_error)?;
@@ -207,18 +216,21 @@ impl Journal for SqliteJournal {
                     row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
                     row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
                 ))
             })
             .map_err(read_error)?;
         let mut records = Vec::with_capacity(limit.min(4096));
         for row in rows {
-            let (revision, time_ms, body) = row.map_err(read_error)?;
-            let event: Event = serde_json::from_str(&body).map_err(|e| {
-                StoreError::Read(format!("event at revision {revision} is unreadable: {e}"))
-            })?;
+            let (revision, time_ms, body, actor) = row.map_err(read_error)?;
+            let unreadable =
+                |e: String| StoreError::Read(format!("event at revision {revision} is unreadable: {e}"));
+            let event: Event = serde_json::from_str(&body).map_err(|e| unreadable(e.to_string()))?;
+            let actor = Actor::parse(&actor).map_err(|e| unreadable(e.to_string()))?;
             records.push(Record {
                 revision: from_sql_int(revision),
                 time_ms: from_sql_int(time_ms),
+                actor,
                 event,
             });
         }

@@ -2,7 +2,7 @@
 //! the agent, its status per MRD, the states it asks for, and the requests that carry its
 //! password.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{required, timestamp, wire_enum};
 use crate::domain::agents::{
@@ -15,7 +15,7 @@ use crate::domain::bounds::{
 use crate::domain::commands as cmd;
 use crate::domain::routing::AgentStatusView;
 use crate::domain::routing::model::{AgentState, RequestedAgentState};
-use crate::domain::{DomainError, DomainResult};
+use crate::domain::{DomainError, DomainResult, Role};
 use crate::engine::Password;
 use crate::pb;
 
@@ -32,6 +32,8 @@ pub struct AgentWrite {
     pub password: Option<Password>,
     pub attributes: BTreeMap<String, u32>,
     pub mrd_max_tasks: BTreeMap<String, u32>,
+    /// `None` keeps the stored roles.
+    pub roles: Option<BTreeSet<Role>>,
 }
 
 impl TryFrom<pb::Agent> for AgentWrite {
@@ -46,12 +48,14 @@ impl TryFrom<pb::Agent> for AgentWrite {
             Some(Password::new(agent.password))
         };
         validate_routing_profile(&agent.attributes, &agent.mrd_max_tasks)?;
+        let roles = super::principals::roles("agent.roles", &agent.roles)?;
         Ok(Self {
             agent_id: agent.agent_id,
             display_name: agent.display_name,
             password,
             attributes: agent.attributes,
             mrd_max_tasks: agent.mrd_max_tasks,
+            roles,
         })
     }
 }
@@ -73,6 +77,7 @@ impl From<AgentRecord> for pb::Agent {
             password: String::new(),
             attributes: record.attributes,
             mrd_max_tasks: record.mrd_max_tasks,
+            roles: super::principals::wire_roles(&record.roles),
         }
     }
 }

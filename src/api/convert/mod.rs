@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod clients;
 pub mod events;
+pub mod principals;
 pub mod routing_config;
 pub mod sessions;
 pub mod tasks;

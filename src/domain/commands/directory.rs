@@ -1,7 +1,7 @@
 //! The directory's commands (AdminService): agents with their credentials and routing profile,
 //! and the routing configuration: media routing domains, queues and reason codes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +9,7 @@ use super::{Command, Page, Turn};
 use crate::domain::agents::{AgentRecord, PasswordHashString, validate_routing_profile};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Event;
+use crate::domain::principals::{Role, default_agent_roles};
 use crate::domain::routing::config::{MrdConfig, QueueConfig, ReasonCode};
 use crate::domain::state::State;
 
@@ -42,22 +43,6 @@ impl Command for ListAgents {
     }
 }
 
-/// The stored hash to check a login against, off the engine task; `None` for an unknown agent.
-#[derive(Debug, Clone)]
-pub struct AgentCredential {
-    pub agent_id: String,
-}
-
-impl Command for AgentCredential {
-    type Answer = Option<PasswordHashString>;
-    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
-        Ok(state
-            .agents
-            .get(&self.agent_id)
-            .map(|a| a.password_hash.clone()))
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct UpsertAgent {
     pub agent_id: String,
@@ -66,6 +51,8 @@ pub struct UpsertAgent {
     pub password_hash: Option<PasswordHashString>,
     pub attributes: BTreeMap<String, u32>,
     pub mrd_max_tasks: BTreeMap<String, u32>,
+    /// `None` keeps the stored roles; a new agent is an agent only.
+    pub roles: Option<BTreeSet<Role>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +70,7 @@ impl Command for UpsertAgent {
             password_hash,
             attributes,
             mrd_max_tasks,
+            roles,
         } = self;
         validate_routing_profile(&attributes, &mrd_max_tasks)?;
         // An override for an MRD that does not exist is a typo that would silently do nothing.
@@ -107,12 +95,30 @@ impl Command for UpsertAgent {
             }
         };
         let created = existing.is_none();
+        let roles = roles
+            .or_else(|| existing.map(|a| a.roles.clone()))
+            .unwrap_or_else(default_agent_roles);
+        check_agent_roles(&roles)?;
+        if existing.is_some_and(|a| a.roles.contains(&Role::Admin)) && !roles.contains(&Role::Admin)
+        {
+            state.keep_an_admin(&format!("agent '{agent_id}'"))?;
+        }
+        // A new password or other roles void the tokens issued before.
+        let credential_version = match existing {
+            None => 1,
+            Some(agent) if agent.password_hash != password_hash || agent.roles != roles => {
+                agent.credential_version + 1
+            }
+            Some(agent) => agent.credential_version,
+        };
         let agent = AgentRecord {
             agent_id: agent_id.clone(),
             display_name: display_name.clone(),
             password_hash: password_hash.clone(),
             attributes: attributes.clone(),
             mrd_max_tasks: mrd_max_tasks.clone(),
+            roles: roles.clone(),
+            credential_version,
         };
         state.record(
             turn,
@@ -122,6 +128,8 @@ impl Command for UpsertAgent {
                 password_hash,
                 attributes,
                 mrd_max_tasks,
+                roles,
+                credential_version,
             },
         );
         Ok(AgentWritten { agent, created })
@@ -138,7 +146,9 @@ impl Command for DeleteAgent {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
         let agent_id = self.agent_id;
-        state.agent(&agent_id)?;
+        if state.agent(&agent_id)?.roles.contains(&Role::Admin) {
+            state.keep_an_admin(&format!("agent '{agent_id}'"))?;
+        }
         if state.routing.is_logged_in_anywhere(&agent_id) {
             return Err(DomainError::FailedPrecondition(format!(
                 "agent '{agent_id}' is logged in for routing; log it out first"
@@ -240,4 +250,22 @@ impl Command for ListReasonCodes {
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state.routing.reason_codes().cloned().collect())
     }
+}
+
+/// An agent is always an agent, and may also supervise or administer; integrations are
+/// accounts of their own.
+fn check_agent_roles(roles: &BTreeSet<Role>) -> DomainResult<()> {
+    if !roles.contains(&Role::Agent) {
+        return Err(DomainError::invalid(
+            "agent.roles",
+            "must include ROLE_AGENT (an account is for principals that are not agents)",
+        ));
+    }
+    if roles.contains(&Role::Integration) {
+        return Err(DomainError::invalid(
+            "agent.roles",
+            "ROLE_INTEGRATION belongs to accounts, not agents",
+        ));
+    }
+    Ok(())
 }

@@ -97,11 +97,13 @@ impl Command for RegisterClient {
                 "client {client_id} is already registered"
             )));
         }
+        let owner = turn.principal.actor.clone();
         state.record(
             turn,
             Event::ClientRegistered {
                 client_id,
                 client_name,
+                owner,
             },
         );
         Ok(client_id)

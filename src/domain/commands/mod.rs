@@ -9,6 +9,7 @@
 //!
 //! Secrets arrive here only as hashes; ids and time were fixed before the rules see them.
 
+pub mod accounts;
 pub mod directory;
 pub mod hub;
 pub mod presence;
@@ -19,6 +20,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use accounts::*;
 pub use directory::*;
 pub use hub::*;
 pub use presence::*;
@@ -27,6 +29,7 @@ pub use routing::*;
 use super::error::DomainResult;
 use super::events::Millis;
 use super::ids::ClientId;
+use super::principals::Principal;
 pub use super::paging::Page;
 use super::routing::Sink;
 use super::state::{Decided, State};
@@ -57,14 +60,17 @@ pub trait Command: fmt::Debug + Send + 'static {
 /// are found when the command ends).
 pub struct Turn {
     pub now: Millis,
+    /// Who the command acts for; the rules check its ownership of what the command names.
+    pub principal: Principal,
     pub(in crate::domain) decided: Vec<Decided>,
     pub(in crate::domain) sink: Sink,
 }
 
 impl Turn {
-    pub(in crate::domain) fn new(now: Millis) -> Self {
+    pub(in crate::domain) fn new(now: Millis, principal: Principal) -> Self {
         Self {
             now,
+            principal,
             decided: Vec::new(),
             sink: Sink::new(),
         }
