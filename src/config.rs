@@ -161,6 +161,26 @@ pub struct ServerConfig {
     /// for this long, in seconds, the right password too.
     #[arg(long, env = "SWITCHBOARD_LOGIN_LOCKOUT_SECS", default_value_t = 300)]
     pub login_lockout_secs: u64,
+
+    /// Where the first start writes the first admin's one-time secret (mode 0600). Defaults
+    /// to `bootstrap-admin.secret` in the data directory.
+    #[arg(long, env = "SWITCHBOARD_BOOTSTRAP_SECRET_FILE", value_name = "FILE")]
+    pub bootstrap_secret_file: Option<PathBuf>,
+
+    /// How long an access token is valid, in seconds; refresh before it runs out.
+    #[arg(long, env = "SWITCHBOARD_ACCESS_TOKEN_TTL_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub access_token_ttl_secs: u64,
+
+    /// How long a refresh token is valid, in seconds (default: a 12-hour shift).
+    #[arg(long, env = "SWITCHBOARD_REFRESH_TOKEN_TTL_SECS", default_value_t = 43_200,
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Put reflection behind authentication too (it is open by default, so that grpcurl can
+    /// list and describe the services before signing in).
+    #[arg(long, env = "SWITCHBOARD_REFLECTION_REQUIRES_AUTH")]
+    pub reflection_requires_auth: bool,
 }
 
 impl Default for ServerConfig {
@@ -188,6 +208,10 @@ impl Default for ServerConfig {
             login_queue: 64,
             login_backoff_ms: 1_000,
             login_lockout_secs: 300,
+            bootstrap_secret_file: None,
+            access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 43_200,
+            reflection_requires_auth: false,
         }
     }
 }
@@ -200,6 +224,13 @@ impl ServerConfig {
             in_memory: true,
             ..Self::default()
         }
+    }
+
+    /// Where the first admin's secret goes.
+    pub fn bootstrap_secret_path(&self) -> PathBuf {
+        self.bootstrap_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("bootstrap-admin.secret"))
     }
 
     pub fn engine(&self) -> EngineConfig {

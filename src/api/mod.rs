@@ -185,10 +185,14 @@ impl Api {
         peer: Option<SocketAddr>,
     ) -> DomainResult<C> {
         let peer: Option<IpAddr> = peer.map(|addr| addr.ip());
-        let hash = self
-            .engine()
-            .verify_agent(&request.agent_id, request.password, peer)
-            .await?;
+        let hash = match request.password {
+            Some(password) => Some(
+                self.engine()
+                    .verify_agent(&request.agent_id, password, peer)
+                    .await?,
+            ),
+            None => None,
+        };
         Ok((request.command)(hash))
     }
 }

@@ -11,7 +11,7 @@ use super::convert::agents::WithPassword;
 use super::convert::events::RoutingFilter;
 use super::paging::{PageRequest, next_page_token};
 use super::{Api, caller, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
-use crate::domain::DomainResult;
+use crate::domain::{DomainResult, access};
 use crate::domain::commands as cmd;
 use crate::domain::Principal;
 use crate::pb;
@@ -319,7 +319,10 @@ impl RoutingService for Api {
         &self,
         r: Request<pb::WatchRoutingEventsRequest>,
     ) -> ApiResult<Response<RoutingWatch>> {
-        let req = r.into_inner();
+        let who = caller(&r)?;
+        let mut req = r.into_inner();
+        // An agent's watch is narrowed to its own events.
+        req.agent_id = access::watched_agent(&who, &req.agent_id).map_err(Status::from)?;
         let filter = RoutingFilter::try_from(&req).map_err(Status::from)?;
         let records = self
             .engine()

@@ -32,6 +32,9 @@ pub const MAX_EXTERNAL_ID_CHARS: usize = 512;
 
 /// Longest `request_id` of a request (the idempotency key), and of a `Connect` frame.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Clients one principal may hold registered at once: a desktop or two per agent, a few per
+/// channel server; enough that no one can inflate a server's client count.
+pub const MAX_CLIENTS_PER_PRINCIPAL: usize = 16;
 /// Items on a page when a listing's `page_size` is 0.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 /// The largest `page_size` a listing may ask for.
@@ -177,6 +180,15 @@ pub fn check_required_text(field: &'static str, value: &str, max_chars: usize) -
 }
 
 /// A password: 1 to [`MAX_PASSWORD_BYTES`] bytes, otherwise opaque.
+/// A password a caller may leave out (signed in with a token instead).
+pub fn check_optional_password(field: &'static str, value: &str) -> DomainResult<()> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        check_password(field, value)
+    }
+}
+
 pub fn check_password(field: &'static str, value: &str) -> DomainResult<()> {
     if value.is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::agents::PasswordHashString;
 use super::ids::ClientId;
 use super::principals::{Actor, Role, default_agent_roles};
+use super::signins::ChainEnd;
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
 use super::routing::model::{
     AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
@@ -84,12 +85,27 @@ pub enum Event {
         principal: Actor,
         credential_version: u64,
     },
+    /// A refresh chain started (a login) or moved on (a refresh): `token_hash` is live now.
+    RefreshIssued {
+        chain_id: String,
+        principal: Actor,
+        token_hash: String,
+        credential_version: u64,
+        expires_ms: Millis,
+    },
+    RefreshChainEnded {
+        chain_id: String,
+        reason: ChainEnd,
+    },
     SessionPrepared {
         resource_id: String,
         agent_id: String,
         model: String,
         cti: String,
         view_state: String,
+        /// The principal that prepared it (the agent, or a desktop holding its password).
+        #[serde(default)]
+        prepared_by: Actor,
     },
     /// Another desktop took the session over: clients bound to it are told, then unbound.
     SessionTakenOver {
@@ -97,6 +113,8 @@ pub enum Event {
         model: String,
         cti: String,
         view_state: String,
+        #[serde(default)]
+        prepared_by: Actor,
     },
     /// The session is gone: clients bound to it are told, then unbound.
     SessionEnded {

@@ -36,6 +36,7 @@ impl State {
     /// The fold: applies an event that `decide` produced (or the journal holds).
     pub fn apply(&mut self, event: &Event) {
         self.routing.apply(event);
+        self.signins.apply(event);
         match event {
             Event::ClientRegistered {
                 client_id, owner, ..
@@ -147,6 +148,7 @@ impl State {
                 model,
                 cti,
                 view_state,
+                prepared_by,
             } => {
                 self.sessions.insert(
                     resource_id.clone(),
@@ -156,6 +158,7 @@ impl State {
                         cti: cti.clone(),
                         view_state: view_state.clone(),
                         shown: Vec::new(),
+                        prepared_by: prepared_by.clone(),
                     },
                 );
             }
@@ -164,9 +167,11 @@ impl State {
                 model,
                 cti,
                 view_state,
+                prepared_by,
             } => {
                 self.unbind_everyone_from(resource_id);
                 if let Some(s) = self.sessions.get_mut(resource_id) {
+                    s.prepared_by.clone_from(prepared_by);
                     s.model.clone_from(model);
                     s.cti.clone_from(cti);
                     s.view_state.clone_from(view_state);

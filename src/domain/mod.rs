@@ -1,6 +1,7 @@
 //! Pure rules of the session hub and of media routing: no tokio, no tonic, no I/O, no clock,
 //! no randomness, no password hashing. Time, ids and hashes come in as data.
 
+pub mod access;
 pub mod agents;
 pub mod bounds;
 pub mod commands;
@@ -13,6 +14,7 @@ mod paging;
 pub mod presence;
 pub mod principals;
 pub mod routing;
+pub mod signins;
 pub mod services;
 pub mod snapshot;
 pub mod state;

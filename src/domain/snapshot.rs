@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::agents::{AccountRecord, AgentRecord};
 use super::ids::ClientId;
 use super::routing::RoutingSnapshot;
+use super::signins::{RefreshChain, SignIns};
 use super::state::{Client, Session, State};
 
 /// Bumped whenever the layout changes; a server refuses a snapshot of another format.
@@ -20,6 +21,8 @@ pub struct Snapshot {
     accounts: Vec<AccountRecord>,
     sessions: Vec<(String, Session)>,
     routing: RoutingSnapshot,
+    #[serde(default)]
+    refresh_chains: Vec<(String, RefreshChain)>,
 }
 
 impl Snapshot {
@@ -42,6 +45,7 @@ impl State {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             routing: self.routing.snapshot(),
+            refresh_chains: self.signins.snapshot(),
         }
     }
 
@@ -61,5 +65,6 @@ impl State {
             .collect();
         self.sessions = snapshot.sessions.into_iter().collect();
         self.routing = super::routing::Routing::restore(snapshot.routing);
+        self.signins = SignIns::restore(snapshot.refresh_chains);
     }
 }

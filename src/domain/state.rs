@@ -16,6 +16,7 @@ use super::ids::ClientId;
 use super::presence::Presence;
 use super::principals::{Actor, Principal, Role};
 use super::routing::Routing;
+use super::signins::SignIns;
 use super::routing::model::RequestedAgentState;
 use super::services::{ServiceDirectory, ServiceKind};
 use super::workflow::{ModelCatalog, WorkflowModel};
@@ -38,6 +39,9 @@ pub(super) struct Session {
     pub(super) view_state: String,
     /// The actions desktops were last shown, so a routing change re-announces only changes.
     pub(super) shown: Vec<(String, bool)>,
+    /// Who prepared (or last took over) the session: it may act on it besides its agent.
+    #[serde(default)]
+    pub(super) prepared_by: Actor,
 }
 
 /// An event together with the clients whose streams must receive it, computed before the
@@ -57,6 +61,7 @@ pub struct State {
     pub(super) accounts: BTreeMap<String, AccountRecord>,
     pub(super) sessions: BTreeMap<String, Session>,
     pub(super) routing: Routing,
+    pub(super) signins: SignIns,
     /// Not journaled: rebuilt at start-up with a fresh grace period for every client.
     pub(super) presence: Presence,
 }
@@ -75,6 +80,7 @@ impl State {
             accounts: BTreeMap::new(),
             sessions: BTreeMap::new(),
             routing: Routing::default(),
+            signins: SignIns::default(),
             presence: Presence::new(DEFAULT_PRESENCE_GRACE_MS),
         }
     }
@@ -242,6 +248,11 @@ impl State {
         }
     }
 
+    /// Clients `owner` registered.
+    pub(super) fn clients_of(&self, owner: &Actor) -> usize {
+        self.clients.values().filter(|c| &c.owner == owner).count()
+    }
+
     pub(super) fn client(&self, client_id: ClientId) -> DomainResult<&Client> {
         self.clients
             .get(&client_id)
@@ -324,6 +335,19 @@ impl State {
             }),
             Actor::Engine => None,
         }
+    }
+
+    /// Every principal with its credential version.
+    pub fn credential_versions(&self) -> impl Iterator<Item = (Actor, u64)> + '_ {
+        let agents = self
+            .agents
+            .values()
+            .map(|a| (Actor::Agent(a.agent_id.clone()), a.credential_version));
+        let accounts = self
+            .accounts
+            .values()
+            .map(|a| (Actor::Account(a.account_id.clone()), a.credential_version));
+        agents.chain(accounts)
     }
 
     /// Principals with the admin role, agents and accounts alike.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Message;
+use super::standing::Standings;
 use super::job::{Attach, Call, Detach, Job};
 use crate::credentials::Logins;
 use crate::domain::agents::{Credential, PasswordHashString};
@@ -57,15 +58,22 @@ pub struct EngineHandle {
     tx: mpsc::Sender<Message>,
     watch: WatchHub,
     logins: Arc<Logins>,
+    standings: Arc<Standings>,
 }
 
 impl EngineHandle {
-    pub(super) fn new(tx: mpsc::Sender<Message>, watch: WatchHub) -> Self {
+    pub(super) fn new(tx: mpsc::Sender<Message>, watch: WatchHub, standings: Arc<Standings>) -> Self {
         Self {
             tx,
             watch,
             logins: Arc::new(Logins::default()),
+            standings,
         }
+    }
+
+    /// The principals' credential versions, which tokens are checked against.
+    pub fn standings(&self) -> &Arc<Standings> {
+        &self.standings
     }
 
     /// Checks passwords through `logins` (its pool and throttle) instead of the defaults.

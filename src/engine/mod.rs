@@ -7,9 +7,11 @@ mod commit;
 mod handle;
 mod job;
 mod requests;
+mod standing;
 
 pub use clock::{Clock, SystemClock};
 pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey};
+pub use standing::Standings;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -79,6 +81,7 @@ pub struct Engine {
     internal: VecDeque<Box<dyn Job>>,
     to_committer: mpsc::Sender<Pending>,
     visible: VisibleRevision,
+    standings: Arc<Standings>,
 }
 
 impl Engine {
@@ -144,6 +147,7 @@ impl Engine {
         let committer =
             Committer::spawn(journal, watch.clone(), to_engine, batches, visible.clone())?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let standings = Arc::new(Standings::of(&state));
         let engine = Engine {
             state,
             config,
@@ -154,9 +158,10 @@ impl Engine {
             internal: VecDeque::new(),
             to_committer,
             visible,
+            standings: Arc::clone(&standings),
         };
         tokio::spawn(engine.run(rx, from_committer, committer));
-        Ok(EngineHandle::new(tx, watch))
+        Ok(EngineHandle::new(tx, watch, standings))
     }
 
     async fn run(
@@ -260,6 +265,7 @@ impl Engine {
     ) -> Result<Committed<C::Answer>, DomainError> {
         let (answer, decided) = self.state.execute_as(command, principal, now)?;
         for d in decided {
+            self.standings.observe(&d.event);
             self.revision += 1;
             if !d.audience.is_empty() {
                 pending.deliveries.push((pending.records.len(), d.audience));

@@ -9,7 +9,7 @@ use crate::domain::agents::{
     AgentRecord, PasswordHashString, validate_agent_fields, validate_routing_profile,
 };
 use crate::domain::bounds::{
-    MAX_DESTINATION_CHARS, MAX_EXTENSION_CHARS, check_id, check_optional_id, check_password,
+    MAX_DESTINATION_CHARS, MAX_EXTENSION_CHARS, check_id, check_optional_id, check_optional_password, check_password,
     check_text,
 };
 use crate::domain::commands as cmd;
@@ -108,11 +108,12 @@ impl TryFrom<pb::DeleteAgentRequest> for cmd::DeleteAgent {
 
 /// A command that runs only once the agent's password is checked (off the engine task): the
 /// agent, its password, and how to build the command from the hash the password matched, so
-/// that a password changed in between fails the command.
+/// that a password changed in between fails the command. Without a password the command
+/// carries no hash, and only the agent itself (signed in with a token) may run it.
 pub struct WithPassword<C> {
     pub agent_id: String,
-    pub password: Password,
-    pub command: Box<dyn FnOnce(PasswordHashString) -> C + Send>,
+    pub password: Option<Password>,
+    pub command: Box<dyn FnOnce(Option<PasswordHashString>) -> C + Send>,
 }
 
 impl<C> WithPassword<C> {
@@ -121,12 +122,12 @@ impl<C> WithPassword<C> {
     pub(super) fn new(
         agent_id: String,
         password: String,
-        command: impl FnOnce(String, PasswordHashString) -> C + Send + 'static,
+        command: impl FnOnce(String, Option<PasswordHashString>) -> C + Send + 'static,
     ) -> Self {
         let id = agent_id.clone();
         Self {
             agent_id,
-            password: Password::new(password),
+            password: (!password.is_empty()).then(|| Password::new(password)),
             command: Box::new(move |hash| command(id, hash)),
         }
     }
@@ -137,7 +138,7 @@ impl TryFrom<pb::ConnectAgentRequest> for WithPassword<cmd::ConnectAgent> {
 
     fn try_from(req: pb::ConnectAgentRequest) -> DomainResult<Self> {
         check_id("agent_id", &req.agent_id)?;
-        check_password("password", &req.password)?;
+        check_optional_password("password", &req.password)?;
         check_text("extension", &req.extension, MAX_EXTENSION_CHARS)?;
         check_text("destination", &req.destination, MAX_DESTINATION_CHARS)?;
         let (extension, destination) = (req.extension, req.destination);
@@ -159,7 +160,7 @@ impl TryFrom<pb::LoginAgentRequest> for WithPassword<cmd::ChangeAgentState> {
 
     fn try_from(req: pb::LoginAgentRequest) -> DomainResult<Self> {
         check_id("agent_id", &req.agent_id)?;
-        check_password("password", &req.password)?;
+        check_optional_password("password", &req.password)?;
         check_optional_id("mrd", &req.mrd)?;
         let mrd = req.mrd;
         Ok(Self::new(
@@ -167,7 +168,7 @@ impl TryFrom<pb::LoginAgentRequest> for WithPassword<cmd::ChangeAgentState> {
             req.password,
             |agent_id, verified_hash| cmd::ChangeAgentState {
                 agent_id,
-                verified_hash: Some(verified_hash),
+                verified_hash,
                 state: RequestedAgentState::Login,
                 mrd,
                 reason_code: String::new(),

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod clients;
 pub mod events;
 pub mod principals;
+pub mod refresh_tokens;
 pub mod routing_config;
 pub mod sessions;
 pub mod tasks;

@@ -4,7 +4,7 @@
 use super::agents::WithPassword;
 use super::required;
 use crate::domain::bounds::{
-    MAX_EXTERNAL_ID_CHARS, check_id, check_optional_id, check_password, check_required_text,
+    MAX_EXTERNAL_ID_CHARS, check_id, check_optional_id, check_optional_password, check_required_text,
     check_text,
 };
 use crate::domain::commands::{self as cmd, SessionView};
@@ -44,7 +44,7 @@ impl TryFrom<pb::PrepareSessionRequest> for WithPassword<cmd::PrepareSession> {
     fn try_from(req: pb::PrepareSessionRequest) -> DomainResult<Self> {
         let agent = required("agent", req.agent)?;
         check_id("agent.id", &agent.id)?;
-        check_password("agent.password", &agent.password)?;
+        check_optional_password("agent.password", &agent.password)?;
         check_optional_id("model", &req.model)?;
         check_text("cti", &req.cti, MAX_EXTERNAL_ID_CHARS)?;
         let (model, take_over, cti) = (req.model, req.r#override, req.cti);

@@ -139,6 +139,8 @@ impl TryFrom<pb::NewTaskRequest> for cmd::NewTask {
             last_agent_id: req.last_agent_id,
             labels: req.labels,
             attributes: req.attributes,
+            // The command names the principal that submits it.
+            created_by: Default::default(),
         };
         spec.validate()?;
         Ok(Self(spec))

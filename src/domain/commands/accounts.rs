@@ -195,3 +195,39 @@ impl Command for PrincipalCredential {
         Ok(state.credential(&self.principal))
     }
 }
+
+/// The first admin, created only while there is none: the server's first start.
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    pub account_id: String,
+    pub secret_hash: PasswordHashString,
+}
+
+impl Command for BootstrapAdmin {
+    /// Whether it was created (false: an admin exists already).
+    type Answer = bool;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<bool> {
+        if state.admin_count() > 0 {
+            return Ok(false);
+        }
+        UpsertAccount {
+            account_id: self.account_id,
+            display_name: "First administrator".into(),
+            roles: [Role::Admin].into(),
+            secret_hash: Some(self.secret_hash),
+        }
+        .run(state, turn)?;
+        Ok(true)
+    }
+}
+
+/// Whether any principal is an admin.
+#[derive(Debug, Clone)]
+pub struct HasAdmin;
+
+impl Command for HasAdmin {
+    type Answer = bool;
+    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<bool> {
+        Ok(state.admin_count() > 0)
+    }
+}

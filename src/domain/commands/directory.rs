@@ -20,7 +20,8 @@ pub struct GetAgent {
 
 impl Command for GetAgent {
     type Answer = AgentRecord;
-    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<AgentRecord> {
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentRecord> {
+        crate::domain::access::see_agent(&turn.principal, &self.agent_id)?;
         state.agent(&self.agent_id).cloned()
     }
 }

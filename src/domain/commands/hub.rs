@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Command, Turn};
+use crate::domain::access;
 use crate::domain::agents::PasswordHashString;
+use crate::domain::bounds::MAX_CLIENTS_PER_PRINCIPAL;
+use crate::domain::principals::Actor;
 use crate::domain::desktop::DesktopAction;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Event;
@@ -74,7 +77,9 @@ pub struct GetSessionState {
 
 impl Command for GetSessionState {
     type Answer = SessionView;
-    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<SessionView> {
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<SessionView> {
+        let session = state.session(&self.resource_id)?;
+        access::see_session(&turn.principal, &self.resource_id, session)?;
         state.session_view(&self.resource_id)
     }
 }
@@ -98,6 +103,12 @@ impl Command for RegisterClient {
             )));
         }
         let owner = turn.principal.actor.clone();
+        if owner != Actor::Engine && state.clients_of(&owner) >= MAX_CLIENTS_PER_PRINCIPAL {
+            return Err(DomainError::ResourceExhausted(format!(
+                "{owner} has {MAX_CLIENTS_PER_PRINCIPAL} clients registered, the most one \
+                 principal may hold; unregister one first"
+            )));
+        }
         state.record(
             turn,
             Event::ClientRegistered {
@@ -123,7 +134,8 @@ impl Command for UnregisterClient {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
         let client_id = self.client_id;
-        state.client(client_id)?;
+        let client = state.client(client_id)?;
+        access::own_client(&turn.principal, client, &client_id.to_string())?;
         let orphaned = state.orphaned_by(client_id);
         state.record(turn, Event::ClientUnregistered { client_id });
         for resource_id in orphaned {
@@ -143,7 +155,9 @@ impl Command for BindService {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
         let Self { client_id, service } = self;
-        if !state.client(client_id)?.services.contains(&service) {
+        let client = state.client(client_id)?;
+        access::own_client(&turn.principal, client, &client_id.to_string())?;
+        if !client.services.contains(&service) {
             state.record(turn, Event::ServiceBound { client_id, service });
         }
         Ok(())
@@ -163,7 +177,9 @@ impl Command for UnbindService {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
         let Self { client_id, service } = self;
-        if !state.client(client_id)?.services.contains(&service) {
+        let client = state.client(client_id)?;
+        access::own_client(&turn.principal, client, &client_id.to_string())?;
+        if !client.services.contains(&service) {
             return Err(state.not_bound_to_service(client_id, service));
         }
         state.record(turn, Event::ServiceUnbound { client_id, service });
@@ -191,9 +207,11 @@ impl Command for BindResource {
             resource_id,
         } = self;
         let client = state.client(client_id)?;
+        access::own_client(&turn.principal, client, &client_id.to_string())?;
         if !client.services.contains(&service) {
             return Err(state.not_bound_to_service(client_id, service));
         }
+        access::see_session(&turn.principal, &resource_id, state.session(&resource_id)?)?;
         let view = state.session_view(&resource_id)?;
         if !client.resources.contains(&(service, resource_id.clone())) {
             state.record(
@@ -238,6 +256,7 @@ impl Command for UnbindResource {
             resource_id,
         } = self;
         let client = state.client(client_id)?;
+        access::own_client(&turn.principal, client, &client_id.to_string())?;
         if !client.resources.contains(&(service, resource_id.clone())) {
             return Err(DomainError::FailedPrecondition(format!(
                 "client {client_id} has not bound resource '{resource_id}' of service '{}'",
@@ -264,7 +283,8 @@ impl Command for UnbindResource {
 pub struct PrepareSession {
     pub agent_id: String,
     /// The hash the password was verified against; if it changed meanwhile, the login fails.
-    pub verified_hash: PasswordHashString,
+    /// `None` when the caller is the agent itself, signed in with a token.
+    pub verified_hash: Option<PasswordHashString>,
     pub model: String,
     pub take_over: bool,
     pub cti: String,
@@ -274,8 +294,15 @@ impl Command for PrepareSession {
     type Answer = Prepared;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Prepared> {
         let model = state.models.get(&self.model)?.clone();
-        state.check_hash(&self.agent_id, &self.verified_hash)?;
-        let (prepared, event) = decide_prepare(state, self, &model);
+        match &self.verified_hash {
+            Some(hash) => state.check_hash(&self.agent_id, hash)?,
+            None => {
+                access::act_as_agent(&turn.principal, &self.agent_id)?;
+                state.agent(&self.agent_id)?;
+            }
+        }
+        let prepared_by = turn.principal.actor.clone();
+        let (prepared, event) = decide_prepare(state, self, &model, prepared_by);
         if let Some(event) = event {
             state.record(turn, event);
         }
@@ -287,6 +314,7 @@ fn decide_prepare(
     state: &State,
     command: PrepareSession,
     model: &WorkflowModel,
+    prepared_by: Actor,
 ) -> (Prepared, Option<Event>) {
     let PrepareSession {
         agent_id,
@@ -309,6 +337,7 @@ fn decide_prepare(
                 model: model.name.clone(),
                 cti,
                 view_state: model.initial.clone(),
+                prepared_by,
             }),
         );
     };
@@ -333,6 +362,7 @@ fn decide_prepare(
             model: model.name.clone(),
             cti,
             view_state,
+            prepared_by,
         }),
     )
 }
@@ -345,7 +375,8 @@ pub struct EndSession {
 impl Command for EndSession {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
-        state.session(&self.resource_id)?;
+        let session = state.session(&self.resource_id)?;
+        access::act_on_session(&turn.principal, &self.resource_id, session)?;
         state.record(
             turn,
             Event::SessionEnded {
@@ -374,6 +405,7 @@ impl Command for InvokeAction {
             resource_id,
             action,
         } = self;
+        access::act_on_session(&turn.principal, &resource_id, state.session(&resource_id)?)?;
         if let Some(routing_action) = DesktopAction::parse(&action) {
             state.invoke_desktop_action(&resource_id, routing_action, turn)?;
             return state.session_view(&resource_id);

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod hub;
 pub mod presence;
 pub mod routing;
+pub mod signins;
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ pub use directory::*;
 pub use hub::*;
 pub use presence::*;
 pub use routing::*;
+pub use signins::*;
 
 use super::error::DomainResult;
 use super::events::Millis;

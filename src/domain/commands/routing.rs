@@ -3,6 +3,7 @@
 //! they stand once routing has settled.
 
 use super::{Command, Page, Turn};
+use crate::domain::access::{self, TaskAct};
 use crate::domain::agents::PasswordHashString;
 use crate::domain::error::DomainResult;
 use crate::domain::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
@@ -26,7 +27,8 @@ fn settled_agent(view: AgentStatusView, state: &State) -> AgentStatusView {
 #[derive(Debug, Clone)]
 pub struct ConnectAgent {
     pub agent_id: String,
-    pub verified_hash: PasswordHashString,
+    /// `None` when the caller is the agent itself, signed in with a token.
+    pub verified_hash: Option<PasswordHashString>,
     pub extension: String,
     pub destination: String,
 }
@@ -34,7 +36,10 @@ pub struct ConnectAgent {
 impl Command for ConnectAgent {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
-        state.check_hash(&self.agent_id, &self.verified_hash)?;
+        match &self.verified_hash {
+            Some(hash) => state.check_hash(&self.agent_id, hash)?,
+            None => access::act_as_agent(&turn.principal, &self.agent_id)?,
+        }
         state.routing.connect_agent(
             &self.agent_id,
             self.extension,
@@ -47,7 +52,8 @@ impl Command for ConnectAgent {
 #[derive(Debug, Clone)]
 pub struct ChangeAgentState {
     pub agent_id: String,
-    /// Set for `LoginAgent`: the hash its password was verified against.
+    /// Set for `LoginAgent` with a password: the hash it was verified against, which lets the
+    /// caller log the agent in; otherwise only the agent itself may ask for LOGIN or READY.
     pub verified_hash: Option<PasswordHashString>,
     pub state: RequestedAgentState,
     pub mrd: String,
@@ -57,8 +63,9 @@ pub struct ChangeAgentState {
 impl Command for ChangeAgentState {
     type Answer = AgentStatusView;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentStatusView> {
-        if let Some(hash) = &self.verified_hash {
-            state.check_hash(&self.agent_id, hash)?;
+        match &self.verified_hash {
+            Some(hash) => state.check_hash(&self.agent_id, hash)?,
+            None => access::steer_agent(&turn.principal, &self.agent_id, self.state)?,
         }
         state.routing.change_agent_state(
             &self.agent_id,
@@ -82,7 +89,11 @@ impl Command for NewTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
         let task_id = self.0.task_id.clone();
-        state.routing.new_task(self.0, turn.now, &mut turn.sink)?;
+        let spec = TaskSpec {
+            created_by: turn.principal.actor.clone(),
+            ..self.0
+        };
+        state.routing.new_task(spec, turn.now, &mut turn.sink)?;
         state.routing.task(&task_id).cloned()
     }
     fn settled(task: Task, state: &State) -> Task {
@@ -99,6 +110,7 @@ pub struct AcceptTask {
 impl Command for AcceptTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        access::act_as_agent(&turn.principal, &self.agent_id)?;
         let r = &mut state.routing;
         r.accept_task(&self.task_id, &self.agent_id, turn.now, &mut turn.sink)?;
         r.task(&self.task_id).cloned()
@@ -117,6 +129,7 @@ pub struct RejectTask {
 impl Command for RejectTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        access::act_as_agent(&turn.principal, &self.agent_id)?;
         let r = &mut state.routing;
         r.reject_task(&self.task_id, &self.agent_id, turn.now, &mut turn.sink)?;
         r.task(&self.task_id).cloned()
@@ -135,6 +148,8 @@ pub struct ChangeTaskState {
 impl Command for ChangeTaskState {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let task = state.routing.task(&self.task_id)?;
+        access::act_on_task(&turn.principal, task, TaskAct::Change(self.state))?;
         let r = &mut state.routing;
         r.change_task_state(&self.task_id, self.state, turn.now, &mut turn.sink)?;
         r.task(&self.task_id).cloned()
@@ -154,6 +169,8 @@ pub struct TransferTask {
 impl Command for TransferTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let task = state.routing.task(&self.task_id)?;
+        access::act_on_task(&turn.principal, task, TaskAct::Transfer)?;
         let r = &mut state.routing;
         r.transfer_task(
             &self.task_id,
@@ -180,6 +197,8 @@ pub struct ConferenceTask {
 impl Command for ConferenceTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let task = state.routing.task(&self.task_id)?;
+        access::act_on_task(&turn.principal, task, TaskAct::Conference)?;
         let r = &mut state.routing;
         r.conference_task(
             &self.task_id,
@@ -203,7 +222,8 @@ pub struct GetAgentState {
 
 impl Command for GetAgentState {
     type Answer = AgentStatusView;
-    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<AgentStatusView> {
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentStatusView> {
+        access::see_agent(&turn.principal, &self.agent_id)?;
         state.routing.agent_status(&self.agent_id)
     }
 }
@@ -215,8 +235,10 @@ pub struct GetTaskState {
 
 impl Command for GetTaskState {
     type Answer = Task;
-    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Task> {
-        state.routing.task(&self.task_id).cloned()
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        let task = state.routing.task(&self.task_id)?;
+        access::act_on_task(&turn.principal, task, TaskAct::Read)?;
+        Ok(task.clone())
     }
 }
 

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::principals::Actor;
+
 use super::index::QueueKey;
 use crate::domain::bounds::{
     MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS,
@@ -256,6 +258,9 @@ pub struct TaskSpec {
     pub last_agent_id: String,
     pub labels: Vec<String>,
     pub attributes: BTreeMap<String, String>,
+    /// The principal that submitted it: an integration may act on the tasks it created.
+    #[serde(default)]
+    pub created_by: Actor,
 }
 
 impl TaskSpec {
