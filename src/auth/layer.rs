@@ -37,7 +37,8 @@ pub struct Authenticated {
     pub expires_at_secs: u64,
 }
 
-/// Authenticates and authorizes every request against [`policy::POLICY`].
+/// Authenticates and authorizes every request against [`policy::POLICY`]; mounted with
+/// `Server::builder().layer(auth_layer)`, so that it sees every service of the router.
 #[derive(Clone)]
 pub struct AuthLayer {
     shared: Arc<Shared>,

@@ -498,3 +498,61 @@ fn token_errors_become_statuses() {
     );
     assert_eq!(Status::from(TokenError::Signing).code(), Code::Internal);
 }
+
+#[tokio::test]
+async fn the_layer_guards_a_tonic_router() {
+    use crate::pb::ListTasksRequest;
+    use crate::pb::routing_service_client::RoutingServiceClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let h = harness();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(h.layer.clone())
+            .add_service(health)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async move {
+                    let _ = stopped.await;
+                },
+            ),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connected");
+
+    let mut health = HealthClient::new(channel.clone());
+    assert!(health.check(HealthCheckRequest::default()).await.is_ok());
+
+    let mut routing = RoutingServiceClient::new(channel);
+    let refused = routing
+        .list_tasks(ListTasksRequest::default())
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+
+    // Past the layer the router answers: no RoutingService is mounted here.
+    let token = h.token(&admin(), &[Role::Supervisor]);
+    let mut request = tonic::Request::new(ListTasksRequest::default());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
+    let passed = routing
+        .list_tasks(request)
+        .await
+        .expect_err("unimplemented");
+    assert_eq!(passed.code(), Code::Unimplemented);
+
+    let _ = stop.send(());
+    server.await.expect("joined").expect("served");
+}
