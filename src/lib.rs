@@ -4,6 +4,7 @@
 //! `store` (the journal) and `watch` (revisioned fan-out) beside the engine.
 
 pub mod api;
+pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod credentials;
