@@ -13,7 +13,9 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::info;
 
-use crate::api::Api;
+use crate::api::{Api, AuthSettings};
+use crate::auth::{AuthLayer, KeyError, SigningKey, TokenCache, TokenConfig, TokenIssuer};
+use crate::bootstrap::{BootstrapError, ensure_admin};
 use crate::config::{ConfigError, ServerConfig};
 use crate::credentials::Logins;
 use crate::domain::State;
@@ -24,7 +26,8 @@ use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
 use crate::tls::TlsError;
 
 /// The gRPC services health reports on, besides the server as a whole ("").
-const SERVICE_NAMES: [&str; 5] = [
+const SERVICE_NAMES: [&str; 6] = [
+    "switchboard.v1.AuthService",
     "switchboard.v1.CoreService",
     "switchboard.v1.ProcessorService",
     "switchboard.v1.WorkflowService",
@@ -47,6 +50,10 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error("the token signing key: {0}")]
+    SigningKey(#[from] KeyError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving: {0}")]
@@ -99,6 +106,24 @@ impl Server {
         })
         .await??;
 
+        ensure_admin(&engine, &config.bootstrap_secret_path()).await?;
+        let key_dir = (!config.in_memory).then_some(config.data_dir.as_path());
+        let issuer = Arc::new(TokenIssuer::new(
+            TokenConfig {
+                issuer: "switchboard".into(),
+                // Tokens of one instance domain are good on any of its servers, and no other.
+                audience: format!("switchboard:{}", config.instance_domain),
+                ttl_secs: config.access_token_ttl_secs,
+            },
+            SigningKey::load_or_create(key_dir)?,
+        ));
+        let auth = AuthLayer::new(
+            Arc::clone(&issuer),
+            engine.standings().clone(),
+            Arc::new(TokenCache::default()),
+            config.reflection_requires_auth,
+        );
+
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -133,15 +158,22 @@ impl Server {
             directory.clone(),
             config.instance_domain.clone(),
             lifecycle.clone(),
+            AuthSettings {
+                issuer,
+                refresh_ttl_secs: config.refresh_token_ttl_secs,
+            },
         );
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &tls {
             builder = builder.tls_config(tls.tonic_config())?;
         }
+        // Every service sits behind the one policy table, health and reflection included.
         let router = builder
+            .layer(auth)
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
+            .add_service(pb::auth_service_server::AuthServiceServer::new(api.clone()))
             .add_service(pb::core_service_server::CoreServiceServer::new(api.clone()))
             .add_service(pb::processor_service_server::ProcessorServiceServer::new(
                 api.clone(),

@@ -7,7 +7,7 @@ use switchboard::pb;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
+use common::Channel;
 
 const PASSWORD: &str = "bad-input-Pw1";
 

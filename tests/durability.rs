@@ -48,7 +48,7 @@ use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
+use common::Channel;
 use tonic::{Code, Response, Status};
 
 type Routing = RoutingServiceClient<Channel>;

@@ -31,7 +31,7 @@ use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
+use common::Channel;
 
 const PASSWORD: &str = "idem-Pw-1";
 const OTHER_PASSWORD: &str = "idem-Pw-2";

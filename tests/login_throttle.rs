@@ -14,7 +14,8 @@ use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use common::Channel;
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 

@@ -15,7 +15,7 @@ use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
+use common::Channel;
 use tonic::{Code, Streaming};
 
 const PASSWORD: &str = "routing-Pw-1";

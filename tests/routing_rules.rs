@@ -294,6 +294,7 @@ fn capacity_counts_active_and_busy() {
         password_hash: None,
         attributes: Default::default(),
         mrd_max_tasks: [("chat".to_owned(), 3)].into(),
+        roles: None,
     });
     assert_eq!(offer_of(&events, "t3").as_deref(), Some("a"));
 }
@@ -687,6 +688,7 @@ fn upsert_agent(attributes: &[(&str, u32)], max: &[(&str, u32)]) -> cmd::UpsertA
         password_hash: Some(common::world::test_hash()),
         attributes: attributes.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
         mrd_max_tasks: max.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+        roles: None,
     }
 }
 

@@ -38,7 +38,8 @@ use switchboard::pb;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use switchboard::pb::watch_routing_events_response::Frame;
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use common::Channel;
+use tonic::transport::Endpoint;
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
 

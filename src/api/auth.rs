@@ -51,7 +51,7 @@ impl Api {
             roles: credential.roles,
         };
         let (standing, _) = self.run(&who, None, command).await?;
-        let t = self.tokens_for(&standing, &refresh);
+        let t = self.tokens_for(&standing, &refresh)?;
         Ok(pb::LoginResponse {
             access_token: t.access_token,
             expires_in_secs: t.expires_in_secs,
@@ -75,7 +75,7 @@ impl Api {
         let Refreshed::Rotated(standing) = refreshed else {
             return Err(DomainError::Unauthenticated);
         };
-        let t = self.tokens_for(&standing, &next);
+        let t = self.tokens_for(&standing, &next)?;
         Ok(pb::RefreshResponse {
             access_token: t.access_token,
             expires_in_secs: t.expires_in_secs,
@@ -117,26 +117,31 @@ impl Api {
     }
 
     /// A new access token for `standing`, and the refresh token to hand out with it.
-    fn tokens_for(&self, standing: &Standing, refresh: &RefreshToken) -> Tokens {
+    fn tokens_for(&self, standing: &Standing, refresh: &RefreshToken) -> DomainResult<Tokens> {
         let now = unix_secs();
-        let access = self.inner.tokens.issue(
-            &standing.principal,
-            &standing.roles,
-            standing.credential_version,
-            now,
-        );
-        Tokens {
+        let access = self
+            .inner
+            .auth
+            .issuer
+            .issue(
+                &standing.principal,
+                &standing.roles,
+                standing.credential_version,
+                now,
+            )
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        Ok(Tokens {
             access_token: access.token,
             expires_in_secs: access.expires_at_secs.saturating_sub(now),
             refresh_token: refresh.reveal(),
             principal: standing.principal.to_string(),
             roles: wire_roles(&standing.roles),
-        }
+        })
     }
 
     fn refresh_expiry_ms(&self) -> u64 {
         unix_secs()
-            .saturating_add(self.inner.refresh_ttl_secs)
+            .saturating_add(self.inner.auth.refresh_ttl_secs)
             .saturating_mul(1000)
     }
 }

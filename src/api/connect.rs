@@ -76,6 +76,7 @@ impl Api {
     ) -> ApiResult<Response<<Api as CoreService>::ConnectStream>> {
         self.ensure_accepting()?;
         let who = &super::caller(&request)?;
+        let token = super::token_of(&request);
         let metadata = request.metadata();
         // Logins on the stream are throttled per this address too.
         let peer = request.remote_addr();
@@ -130,6 +131,7 @@ impl Api {
         debug!(%client_id, stream, resumed = resume.is_some(), "connect stream opened");
         tokio::spawn(self.clone().serve_connection(
             who.clone(),
+            token,
             client_id,
             peer,
             stream,
@@ -145,6 +147,7 @@ impl Api {
     async fn serve_connection(
         self,
         who: Principal,
+        token: Option<(crate::domain::Actor, u64)>,
         client_id: ClientId,
         peer: Option<SocketAddr>,
         stream: StreamId,
@@ -155,10 +158,13 @@ impl Api {
         let lifecycle = self.lifecycle().clone();
         let stopping = lifecycle.stopping();
         tokio::pin!(stopping);
+        let revoked = super::revoked(self.engine().standings().clone(), token);
+        tokio::pin!(revoked);
         let ending = loop {
             tokio::select! {
                 biased;
                 () = &mut stopping => break Ending::Ended(stopping_status()),
+                () = &mut revoked => break Ending::Ended(super::revoked_status()),
                 () = out.closed() => break Ending::Vanished,
                 event = events.recv() => match event {
                     Some(record) => {
@@ -167,8 +173,9 @@ impl Api {
                         }
                     }
                     None => break Ending::Ended(Status::aborted(
-                        "the server disconnected this client: it was unregistered, or read its \
-                         events too slowly; reconnect",
+                        "the server disconnected this client: it was unregistered, read its \
+                         events too slowly, or another stream of its principal took it over; \
+                         reconnect",
                     )),
                 },
                 inbound = next_request(&mut inbound) => match inbound {
@@ -255,12 +262,23 @@ impl Api {
         request: pb::ConnectRequest,
     ) -> ConnectResponse {
         let request_id = request.request_id;
-        let result = match check_required_text("request_id", &request_id, MAX_REQUEST_ID_CHARS) {
-            Ok(_) => self.dispatch(who, client_id, peer, request.request).await,
-            Err(e) => Err(e),
+        // A frame is the RPC it carries: the same policy row decides whether the caller may.
+        let allowed = match &request.request {
+            Some(inner) => crate::auth::authorize(frame_method(inner), who),
+            None => Ok(()),
         };
-        let content = result.unwrap_or_else(|e| {
-            let status = Status::from(e);
+        let result = match (
+            allowed,
+            check_required_text("request_id", &request_id, MAX_REQUEST_ID_CHARS),
+        ) {
+            (Err(denied), _) => Err(denied),
+            (Ok(()), Ok(_)) => self
+                .dispatch(who, client_id, peer, request.request)
+                .await
+                .map_err(Status::from),
+            (Ok(()), Err(e)) => Err(Status::from(e)),
+        };
+        let content = result.unwrap_or_else(|status| {
             Frame::Error(pb::RequestError {
                 code: status.code() as i32,
                 message: status.message().to_owned(),
@@ -310,6 +328,39 @@ impl Api {
             Req::GetAgentState(r) => Frame::GetAgentState(self.get_agent_state(who, r).await?),
             Req::GetTaskState(r) => Frame::GetTaskState(self.get_task_state(who, r).await?),
         })
+    }
+}
+
+/// The RPC a `Connect` frame stands for, as the policy table names it.
+fn frame_method(request: &Req) -> &'static str {
+    match request {
+        Req::Goodbye(_) => "/switchboard.v1.CoreService/Connect",
+        Req::GetServerStatus(_) => "/switchboard.v1.CoreService/GetServerStatus",
+        Req::ListServices(_) => "/switchboard.v1.CoreService/ListServices",
+        Req::BindService(_) => "/switchboard.v1.CoreService/BindService",
+        Req::UnbindService(_) => "/switchboard.v1.CoreService/UnbindService",
+        Req::BindResource(_) => "/switchboard.v1.CoreService/BindResource",
+        Req::UnbindResource(_) => "/switchboard.v1.CoreService/UnbindResource",
+        Req::GetCapabilities(_) => "/switchboard.v1.ProcessorService/GetCapabilities",
+        Req::PrepareSession(_) => "/switchboard.v1.ProcessorService/PrepareSession",
+        Req::EndSession(_) => "/switchboard.v1.ProcessorService/EndSession",
+        Req::GetSessionState(_) => "/switchboard.v1.WorkflowService/GetSessionState",
+        Req::InvokeAction(_) => "/switchboard.v1.WorkflowService/InvokeAction",
+        Req::UpsertAgent(_) => "/switchboard.v1.AdminService/UpsertAgent",
+        Req::GetAgent(_) => "/switchboard.v1.AdminService/GetAgent",
+        Req::ListAgents(_) => "/switchboard.v1.AdminService/ListAgents",
+        Req::DeleteAgent(_) => "/switchboard.v1.AdminService/DeleteAgent",
+        Req::ConnectAgent(_) => "/switchboard.v1.RoutingService/ConnectAgent",
+        Req::LoginAgent(_) => "/switchboard.v1.RoutingService/LoginAgent",
+        Req::ChangeAgentState(_) => "/switchboard.v1.RoutingService/ChangeAgentState",
+        Req::ConferenceTask(_) => "/switchboard.v1.RoutingService/ConferenceTask",
+        Req::TransferTask(_) => "/switchboard.v1.RoutingService/TransferTask",
+        Req::ChangeTaskState(_) => "/switchboard.v1.RoutingService/ChangeTaskState",
+        Req::NewTask(_) => "/switchboard.v1.RoutingService/NewTask",
+        Req::AcceptTask(_) => "/switchboard.v1.RoutingService/AcceptTask",
+        Req::RejectTask(_) => "/switchboard.v1.RoutingService/RejectTask",
+        Req::GetAgentState(_) => "/switchboard.v1.RoutingService/GetAgentState",
+        Req::GetTaskState(_) => "/switchboard.v1.RoutingService/GetTaskState",
     }
 }
 

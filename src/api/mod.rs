@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod auth;
 mod connect;
 mod convert;
 mod core;
@@ -22,9 +23,10 @@ use self::convert::agents::WithPassword;
 use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_text};
 use crate::domain::commands::Command;
 use crate::domain::{
-    ClientId, DomainError, DomainResult, Principal, Record, Revision, ServiceDirectory,
+    Actor, ClientId, DomainError, DomainResult, Principal, Record, Revision, ServiceDirectory,
 };
-use crate::engine::{Committed, EngineHandle, RequestKey};
+use crate::auth::{Authenticated, TokenIssuer};
+use crate::engine::{Committed, EngineHandle, RequestKey, Standings};
 use crate::lifecycle::Lifecycle;
 use crate::pb;
 use crate::watch::{WatchError, WatchItem};
@@ -40,6 +42,13 @@ struct Inner {
     directory: ServiceDirectory,
     instance_domain: String,
     lifecycle: Lifecycle,
+    auth: AuthSettings,
+}
+
+/// How `AuthService` issues tokens.
+pub struct AuthSettings {
+    pub issuer: Arc<TokenIssuer>,
+    pub refresh_ttl_secs: u64,
 }
 
 impl Api {
@@ -48,6 +57,7 @@ impl Api {
         directory: ServiceDirectory,
         instance_domain: String,
         lifecycle: Lifecycle,
+        auth: AuthSettings,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -55,6 +65,7 @@ impl Api {
                 directory,
                 instance_domain,
                 lifecycle,
+                auth,
             }),
         }
     }
@@ -234,6 +245,53 @@ where
             Err(error) => Some(Err(Status::from(error))),
         })
     })
+}
+
+/// The caller's principal and the credential version its token names, for ending its
+/// streams when its credentials change; `None` for an unsigned call.
+fn token_of<T>(request: &tonic::Request<T>) -> Option<(Actor, u64)> {
+    request
+        .extensions()
+        .get::<Authenticated>()
+        .map(|a| (a.principal.actor.clone(), a.credential_version))
+}
+
+/// How a stream ends when its caller's credentials are revoked, changed or deleted.
+fn revoked_status() -> Status {
+    Status::unauthenticated("credentials revoked or changed; sign in again")
+}
+
+/// Resolves once the token `token` names is no longer valid (never for an unsigned call).
+async fn revoked(standings: Arc<Standings>, token: Option<(Actor, u64)>) {
+    match token {
+        Some((actor, version)) => standings.revoked(&actor, version).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends a server stream with UNAUTHENTICATED once its caller's credentials are revoked.
+fn end_on_revocation<S, T>(
+    stream: S,
+    standings: Arc<Standings>,
+    token: Option<(Actor, u64)>,
+) -> impl futures_util::Stream<Item = Result<T, Status>> + Send
+where
+    S: futures_util::Stream<Item = Result<T, Status>> + Send,
+    T: Send,
+{
+    use futures_util::StreamExt;
+    let check = (Arc::clone(&standings), token.clone());
+    let farewell = futures_util::stream::once(async move {
+        let (standings, token) = check;
+        token
+            .filter(|(actor, version)| standings.current_version(actor) != Some(*version))
+            .map(|_| Err(revoked_status()))
+    });
+    stream
+        .take_until(Box::pin(revoked(standings, token)))
+        .map(Some)
+        .chain(farewell)
+        .filter_map(std::future::ready)
 }
 
 /// How every open stream ends when the server drains.

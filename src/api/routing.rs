@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::convert::agents::WithPassword;
 use super::convert::events::RoutingFilter;
 use super::paging::{PageRequest, next_page_token};
-use super::{Api, caller, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
+use super::{Api, caller, end_on_revocation, token_of, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
 use crate::domain::{DomainResult, access};
 use crate::domain::commands as cmd;
 use crate::domain::Principal;
@@ -320,6 +320,7 @@ impl RoutingService for Api {
         r: Request<pb::WatchRoutingEventsRequest>,
     ) -> ApiResult<Response<RoutingWatch>> {
         let who = caller(&r)?;
+        let token = token_of(&r);
         let mut req = r.into_inner();
         // An agent's watch is narrowed to its own events.
         req.agent_id = access::watched_agent(&who, &req.agent_id).map_err(Status::from)?;
@@ -342,6 +343,7 @@ impl RoutingService for Api {
                 frame: Some(Frame::Progress(progress)),
             },
         );
+        let stream = end_on_revocation(stream, self.engine().standings().clone(), token);
         Ok(Response::new(Box::pin(end_on_shutdown(
             stream,
             self.lifecycle().clone(),

@@ -6,7 +6,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::sessions::actions;
-use super::{Api, caller, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
+use super::{Api, caller, end_on_revocation, token_of, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
 use crate::domain::DomainResult;
 use crate::domain::commands as cmd;
 use crate::domain::Principal;
@@ -62,6 +62,7 @@ impl WorkflowService for Api {
         request: Request<pb::WatchSessionStateRequest>,
     ) -> ApiResult<Response<WatchStream>> {
         let who = caller(&request)?;
+        let token = token_of(&request);
         let req = request.into_inner();
         // The session must exist now, and be the caller's to watch; its past events replay
         // from the journal.
@@ -88,6 +89,7 @@ impl WorkflowService for Api {
                 frame: Some(Frame::Progress(progress)),
             },
         );
+        let stream = end_on_revocation(stream, self.engine().standings().clone(), token);
         Ok(Response::new(Box::pin(end_on_shutdown(
             stream,
             self.lifecycle().clone(),

@@ -26,7 +26,6 @@ pub use events::{Event, Millis, Record, Revision, Subjects};
 pub use ids::ClientId;
 pub use principals::{Actor, Principal, Role};
 pub use paging::Page;
-pub use principals::{Actor, Principal, Role};
 pub use services::{ServiceDirectory, ServiceKind};
 pub use snapshot::Snapshot;
 pub use state::{Decided, State};

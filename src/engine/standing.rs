@@ -71,3 +71,9 @@ impl Standings {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
+
+impl crate::auth::CredentialStanding for Standings {
+    fn current_version(&self, actor: &Actor) -> Option<u64> {
+        Standings::current_version(self, actor)
+    }
+}

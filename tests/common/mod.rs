@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod desktop;
 pub mod process;
 pub mod replay;
@@ -19,8 +20,10 @@ use switchboard::pb::core_service_client::CoreServiceClient;
 use switchboard::pb::processor_service_client::ProcessorServiceClient;
 use switchboard::pb::workflow_service_client::WorkflowServiceClient;
 use switchboard::server::Server;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
+
+pub use auth::{ADMIN, Channel, Who, sign_in, signed, unsigned};
 
 /// The processor's id with the default instance domain and name.
 pub const DEFAULT_PROCESSOR_ID: &str = "a5b75f35-d9e9-5aa6-a099-ad044a02a733";
@@ -29,6 +32,10 @@ pub const WORKFLOW: &str = "WorkflowManager";
 pub struct TestServer {
     pub addr: SocketAddr,
     server: Option<Server>,
+    /// The first admin's one-time secret.
+    admin_secret: String,
+    /// Holds the bootstrap secret's file while the server runs.
+    _secrets: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -36,20 +43,30 @@ impl TestServer {
         Self::start_with(ServerConfig::in_memory()).await
     }
 
-    /// Starts with `config`, always on a free loopback port.
+    /// Starts with `config`, always on a free loopback port. Unless `config` says where, the
+    /// first admin's secret goes to a file of the test's own.
     pub async fn start_with(config: ServerConfig) -> Self {
+        let secrets = tempfile::tempdir().expect("a temporary directory");
+        let secret_file = config
+            .bootstrap_secret_file
+            .clone()
+            .unwrap_or_else(|| secrets.path().join("bootstrap-admin.secret"));
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("a valid address"),
+            bootstrap_secret_file: Some(secret_file.clone()),
             ..config
         };
         let server = Server::start(config).await.expect("the server starts");
         Self {
             addr: server.local_addr(),
             server: Some(server),
+            admin_secret: auth::read_bootstrap_secret(&secret_file),
+            _secrets: secrets,
         }
     }
 
-    pub async fn channel(&self) -> Channel {
+    /// A new connection without any token.
+    pub async fn raw_channel(&self) -> tonic::transport::Channel {
         Endpoint::from_shared(format!("http://{}", self.addr))
             .expect("a valid endpoint")
             .connect()
@@ -57,8 +74,33 @@ impl TestServer {
             .expect("the server accepts connections")
     }
 
+    /// The first admin's one-time secret.
+    pub fn admin_secret(&self) -> &str {
+        &self.admin_secret
+    }
+
+    /// A new connection signed in as the first admin.
+    pub async fn channel(&self) -> Channel {
+        let raw = self.raw_channel().await;
+        let token = sign_in(&raw, Who::Account(ADMIN), &self.admin_secret).await;
+        signed(raw, &token)
+    }
+
+    /// A new connection signed in as `who`.
+    pub async fn channel_as(&self, who: Who<'_>, password: &str) -> Channel {
+        let raw = self.raw_channel().await;
+        let token = sign_in(&raw, who, password).await;
+        signed(raw, &token)
+    }
+
+    /// Every client, signed in as the first admin.
     pub async fn clients(&self) -> Clients {
         Clients::new(self.channel().await)
+    }
+
+    /// Every client, signed in as agent `agent_id`.
+    pub async fn agent_clients(&self, agent_id: &str, password: &str) -> Clients {
+        Clients::new(self.channel_as(Who::Agent(agent_id), password).await)
     }
 
     /// Stops the server gracefully and waits for it.

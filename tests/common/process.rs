@@ -11,7 +11,9 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+use super::auth::{self, ADMIN, Channel, Who};
 
 /// Bounds every wait for the process (start-up, a graceful stop): a failure guard only.
 const PROCESS_WAIT: Duration = Duration::from_secs(30);
@@ -20,6 +22,10 @@ const PROCESS_WAIT: Duration = Duration::from_secs(30);
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// Where the first start wrote the first admin's secret.
+    secret_file: std::path::PathBuf,
+    /// Holds that file for a server without a data directory.
+    _secrets: Option<tempfile::TempDir>,
     /// Every line the server wrote to stderr so far, in order.
     logs: Arc<Mutex<Vec<String>>>,
 }
@@ -32,11 +38,32 @@ impl ServerProcess {
     }
 
     /// `start` listening on `listen` instead of `127.0.0.1:0`.
+    ///
+    /// The first admin's secret goes to the data directory's file when `args` name one (so a
+    /// restart finds it), else to a file of the test's own.
     pub async fn start_on(listen: &str, args: &[&str]) -> Self {
         let mut all = vec!["--listen".to_owned(), listen.to_owned()];
         all.extend(args.iter().map(|a| (*a).to_owned()));
+        let data_dir = args
+            .iter()
+            .position(|a| *a == "--data-dir")
+            .and_then(|i| args.get(i + 1));
+        let (secret_file, secrets) = match data_dir {
+            Some(dir) => (Path::new(dir).join("bootstrap-admin.secret"), None),
+            None => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let file = dir.path().join("bootstrap-admin.secret");
+                all.push("--bootstrap-secret-file".into());
+                all.push(file.display().to_string());
+                (file, Some(dir))
+            }
+        };
         match tokio::task::spawn_blocking(move || Self::start_blocking(&all)).await {
-            Ok(server) => server,
+            Ok(mut server) => {
+                server.secret_file = secret_file;
+                server._secrets = secrets;
+                server
+            }
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
@@ -74,6 +101,8 @@ impl ServerProcess {
         let mut server = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secret_file: std::path::PathBuf::new(),
+            _secrets: None,
             logs,
         };
         let deadline = std::time::Instant::now() + PROCESS_WAIT;
@@ -103,13 +132,32 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// A new connection to the server.
-    pub async fn channel(&self) -> Channel {
+    /// A new connection to the server, without any token.
+    pub async fn raw_channel(&self) -> tonic::transport::Channel {
         Endpoint::from_shared(format!("http://{}", self.addr))
             .expect("a valid endpoint")
             .connect()
             .await
             .expect("the server accepts connections")
+    }
+
+    /// The first admin's one-time secret.
+    pub fn admin_secret(&self) -> String {
+        auth::read_bootstrap_secret(&self.secret_file)
+    }
+
+    /// A new connection signed in as the first admin.
+    pub async fn channel(&self) -> Channel {
+        let raw = self.raw_channel().await;
+        let token = auth::sign_in(&raw, Who::Account(ADMIN), &self.admin_secret()).await;
+        auth::signed(raw, &token)
+    }
+
+    /// A new connection signed in as `who`.
+    pub async fn channel_as(&self, who: Who<'_>, password: &str) -> Channel {
+        let raw = self.raw_channel().await;
+        let token = auth::sign_in(&raw, who, password).await;
+        auth::signed(raw, &token)
     }
 
     /// Every line logged so far.

@@ -14,9 +14,8 @@ use std::collections::BTreeMap;
 
 use switchboard::pb;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tonic::transport::Channel;
 
-use super::Clients;
+use super::{Clients, Who, sign_in, signed};
 
 /// What to write, in this order: the MRD, the queue, the reason codes, then each agent (and
 /// its login, when asked for).
@@ -28,7 +27,8 @@ pub struct RoutingSetup {
     password: String,
     attributes: BTreeMap<String, u32>,
     display_name: fn(&str) -> String,
-    login: Option<RoutingServiceClient<Channel>>,
+    /// A connection to sign each agent in on, to log it in for routing as itself.
+    login: Option<tonic::transport::Channel>,
     request_ids: Option<String>,
 }
 
@@ -111,9 +111,10 @@ impl RoutingSetup {
         self
     }
 
-    /// Logs each agent in on the MRD through `routing` right after writing it (NOT_READY).
-    pub fn log_in(mut self, routing: &RoutingServiceClient<Channel>) -> Self {
-        self.login = Some(routing.clone());
+    /// Logs each agent in on the MRD right after writing it (NOT_READY): signs it in on
+    /// `connection` and logs it in as itself.
+    pub fn log_in(mut self, connection: &tonic::transport::Channel) -> Self {
+        self.login = Some(connection.clone());
         self
     }
 
@@ -175,7 +176,6 @@ impl RoutingSetup {
                 .into_inner()
                 .revision;
         }
-        let mut routing = self.login.clone();
         for agent in &self.agents {
             revision = c
                 .admin
@@ -186,6 +186,7 @@ impl RoutingSetup {
                         password: self.password.clone(),
                         attributes: self.attributes.clone(),
                         mrd_max_tasks: BTreeMap::new(),
+                        roles: Vec::new(),
                     }),
                     request_id: self.request_id(&format!("agent-{agent}")),
                 })
@@ -193,7 +194,9 @@ impl RoutingSetup {
                 .expect("the agent is written")
                 .into_inner()
                 .revision;
-            if let Some(routing) = &mut routing {
+            if let Some(connection) = &self.login {
+                let token = sign_in(connection, Who::Agent(agent), &self.password).await;
+                let mut routing = RoutingServiceClient::new(signed(connection.clone(), &token));
                 revision = routing
                     .login_agent(pb::LoginAgentRequest {
                         agent_id: agent.clone(),

@@ -136,6 +136,7 @@ impl World {
             password_hash: Some(self.password_hash.clone()),
             attributes: attributes.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
             mrd_max_tasks: max.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
+            roles: None,
         });
     }
 
@@ -233,6 +234,7 @@ pub fn spec(task_id: &str, mrd: &str, queue: &str, priority: u8) -> TaskSpec {
         last_agent_id: String::new(),
         labels: Vec::new(),
         attributes: BTreeMap::new(),
+        created_by: Default::default(),
     }
 }
 
