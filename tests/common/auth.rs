@@ -31,9 +31,7 @@ impl Interceptor for Bearer {
 
 /// `channel` with `token` on every call.
 pub fn signed(channel: tonic::transport::Channel, token: &str) -> Channel {
-    let value = format!("Bearer {token}")
-        .parse()
-        .expect("a token is ASCII");
+    let value = format!("Bearer {token}").parse().expect("a token is ASCII");
     InterceptedService::new(channel, Bearer(Some(value)))
 }
 

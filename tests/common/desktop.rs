@@ -16,7 +16,7 @@ use tonic::Streaming;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
 
-use super::{DEFAULT_PROCESSOR_ID, WORKFLOW, prepare_request};
+use super::{DEFAULT_PROCESSOR_ID, TestServer, WORKFLOW, prepare_request};
 
 /// Bounds every wait, so that a broken server fails the test instead of hanging it.
 const WAIT: Duration = Duration::from_secs(20);
@@ -31,15 +31,31 @@ pub struct ConnectedDesktop {
 }
 
 impl ConnectedDesktop {
-    /// Opens a `Connect` stream on a connection of its own; `resume` names a client to resume.
-    pub async fn open(addr: std::net::SocketAddr, resume: Option<&str>) -> Self {
-        Self::try_open(addr, resume)
+    /// Opens a `Connect` stream on a connection of its own, signed in as `server`'s first
+    /// admin; `resume` names a client to resume.
+    pub async fn open(server: &TestServer, resume: Option<&str>) -> Self {
+        Self::try_open(server, resume)
             .await
             .expect("the stream opens")
     }
 
     pub async fn try_open(
+        server: &TestServer,
+        resume: Option<&str>,
+    ) -> Result<Self, tonic::Status> {
+        Self::try_open_as(server.addr, &server.admin_token().await, resume).await
+    }
+
+    /// As `open`, on the server at `addr`, with the access token `token`.
+    pub async fn open_as(addr: std::net::SocketAddr, token: &str, resume: Option<&str>) -> Self {
+        Self::try_open_as(addr, token, resume)
+            .await
+            .expect("the stream opens")
+    }
+
+    pub async fn try_open_as(
         addr: std::net::SocketAddr,
+        token: &str,
         resume: Option<&str>,
     ) -> Result<Self, tonic::Status> {
         let channel = Endpoint::from_shared(format!("http://{addr}"))
@@ -49,6 +65,10 @@ impl ConnectedDesktop {
             .expect("the server accepts connections");
         let (tx, requests) = mpsc::channel(16);
         let mut request = tonic::Request::new(ReceiverStream::new(requests));
+        request.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {token}")).expect("an ASCII token"),
+        );
         if let Some(client_id) = resume {
             request.metadata_mut().insert(
                 "switchboard-client-id",

@@ -79,11 +79,16 @@ impl TestServer {
         &self.admin_secret
     }
 
+    /// A fresh access token of the first admin.
+    pub async fn admin_token(&self) -> String {
+        let raw = self.raw_channel().await;
+        sign_in(&raw, Who::Account(ADMIN), &self.admin_secret).await
+    }
+
     /// A new connection signed in as the first admin.
     pub async fn channel(&self) -> Channel {
-        let raw = self.raw_channel().await;
-        let token = sign_in(&raw, Who::Account(ADMIN), &self.admin_secret).await;
-        signed(raw, &token)
+        let token = self.admin_token().await;
+        signed(self.raw_channel().await, &token)
     }
 
     /// A new connection signed in as `who`.
