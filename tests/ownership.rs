@@ -371,3 +371,40 @@ async fn one_principal_cannot_inflate_the_client_count() {
         .expect("ben registers his own desktop");
     w.server.stop().await;
 }
+
+#[tokio::test]
+async fn routing_events_name_the_principal_that_caused_them() {
+    use tokio_stream::StreamExt;
+    let (w, task) = world().await;
+    Routing::new(w.ben.clone())
+        .accept_task(pb::AcceptTaskRequest {
+            task_id: task.clone(),
+            agent_id: "ben".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ben accepts");
+    let mut watch = Routing::new(w.admin.clone())
+        .watch_routing_events(pb::WatchRoutingEventsRequest {
+            start_revision: 1,
+            task_id: task.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut actors = Vec::new();
+    while actors.len() < 3 {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next())
+            .await
+            .expect("the task's history replays")
+            .expect("the watch is open")
+            .expect("the watch is healthy");
+        if let Some(pb::watch_routing_events_response::Frame::Event(e)) = frame.frame {
+            actors.push(e.actor);
+        }
+    }
+    // Queued by the admin's NewTask, offered in the same step, accepted by ben.
+    assert_eq!(actors, ["account:admin", "account:admin", "agent:ben"]);
+    w.server.stop().await;
+}

@@ -157,6 +157,7 @@ impl pb::RoutingEvent {
             revision: record.revision,
             time: timestamp(record.time_ms),
             event: Some(event),
+            actor: record.actor.to_string(),
         })
     }
 }
