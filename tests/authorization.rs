@@ -59,7 +59,12 @@ fn every_served_rpc_has_a_policy_row() {
 
 /// Calls `path` with an empty request (and, for a stream, an empty request stream); the
 /// status it was refused with, or OK.
-async fn call(channel: &Channel, path: &str, client_streaming: bool, server_streaming: bool) -> Code {
+async fn call(
+    channel: &Channel,
+    path: &str,
+    client_streaming: bool,
+    server_streaming: bool,
+) -> Code {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.expect("the connection is ready");
     let path = PathAndQuery::try_from(path.to_owned()).expect("a method path");
@@ -175,7 +180,11 @@ async fn the_role_by_rpc_matrix_answers_the_right_code_and_refusals_change_nothi
             let before = revision(&mut directory).await;
             let code = call(channel, &path, client_streaming, server_streaming).await;
             assert_eq!(code, Code::Unauthenticated, "{path} with {who}");
-            assert_eq!(revision(&mut directory).await, before, "{path} with {who} changed state");
+            assert_eq!(
+                revision(&mut directory).await,
+                before,
+                "{path} with {who} changed state"
+            );
         }
         for (role, channel) in roles {
             let before = revision(&mut directory).await;
@@ -224,7 +233,10 @@ async fn a_refusal_names_what_is_missing() {
     // A token signs in nobody else: the password is still checked at login.
     let raw = server.raw_channel().await;
     let wrong = common::auth::try_sign_in(&raw, Who::Account(SUPERVISOR), "wrong").await;
-    assert_eq!(wrong.expect_err("a wrong secret").code(), Code::Unauthenticated);
+    assert_eq!(
+        wrong.expect_err("a wrong secret").code(),
+        Code::Unauthenticated
+    );
     let _ = sign_in(&raw, Who::Account(SUPERVISOR), PASSWORD).await;
     server.stop().await;
 }

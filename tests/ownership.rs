@@ -84,7 +84,10 @@ async fn world() -> (World, String) {
         .into_inner()
         .task
         .unwrap();
-    assert_eq!(offered.offered_agent_id, "ben", "the task is offered to ben");
+    assert_eq!(
+        offered.offered_agent_id, "ben",
+        "the task is offered to ben"
+    );
     (world, task)
 }
 
@@ -127,7 +130,11 @@ async fn an_agent_cannot_act_for_another_over_unary_calls() {
         .await,
         "ana rejects ben's offer",
     );
-    for s in [pb::AgentState::Ready, pb::AgentState::NotReady, pb::AgentState::Logout] {
+    for s in [
+        pb::AgentState::Ready,
+        pb::AgentState::NotReady,
+        pb::AgentState::Logout,
+    ] {
         assert_denied(
             ana.change_agent_state(state("ben", s)).await,
             "ana changes ben's state",
@@ -330,7 +337,8 @@ async fn a_supervisor_may_set_an_agent_not_ready_but_not_ready() {
         .unwrap();
     let mut sue = Routing::new(w.server.channel_as(Who::Account("sue"), PASSWORD).await);
     assert_denied(
-        sue.change_agent_state(state("ana", pb::AgentState::Ready)).await,
+        sue.change_agent_state(state("ana", pb::AgentState::Ready))
+            .await,
         "a supervisor makes ana READY",
     );
     sue.change_agent_state(state("ben", pb::AgentState::NotReady))

@@ -65,11 +65,7 @@ async fn setup() -> Setup {
     let der = std::fs::read(dir.path().join(switchboard::auth::tokens::KEY_FILE))
         .expect("the signing key is in the data directory");
     let key = SigningKey::from_pkcs8(&der).expect("a PKCS#8 key");
-    server
-        .clients()
-        .await
-        .create_agent("ana", PASSWORD)
-        .await;
+    server.clients().await.create_agent("ana", PASSWORD).await;
     Setup {
         server,
         key,
@@ -232,7 +228,10 @@ async fn a_reused_refresh_token_revokes_its_whole_chain() {
         .expect("the first refresh token is live")
         .into_inner();
     assert_ne!(second.refresh_token, login.refresh_token, "tokens rotate");
-    assert_eq!(who_am_i(&server, &second.access_token).await.unwrap(), "agent:ana");
+    assert_eq!(
+        who_am_i(&server, &second.access_token).await.unwrap(),
+        "agent:ana"
+    );
 
     let reused = auth.refresh(refresh(&login.refresh_token)).await;
     assert_eq!(reused.unwrap_err().code(), Code::Unauthenticated, "reuse");
@@ -256,7 +255,10 @@ async fn a_reused_refresh_token_revokes_its_whole_chain() {
     .await
     .unwrap();
     assert_eq!(
-        auth.refresh(refresh(&a.refresh_token)).await.unwrap_err().code(),
+        auth.refresh(refresh(&a.refresh_token))
+            .await
+            .unwrap_err()
+            .code(),
         Code::Unauthenticated
     );
     auth.refresh(refresh(&b.refresh_token))

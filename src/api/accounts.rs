@@ -56,7 +56,9 @@ impl Api {
         req: pb::ListAccountsRequest,
     ) -> DomainResult<pb::ListAccountsResponse> {
         let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
-        let (page, revision) = self.run(who, None, cmd::ListAccounts { after, limit }).await?;
+        let (page, revision) = self
+            .run(who, None, cmd::ListAccounts { after, limit })
+            .await?;
         Ok(pb::ListAccountsResponse {
             next_page_token: next_page_token(&page),
             accounts: page.items.into_iter().map(pb::Account::from).collect(),
@@ -70,7 +72,9 @@ impl Api {
         req: pb::DeleteAccountRequest,
     ) -> DomainResult<pb::DeleteAccountResponse> {
         let key = request_key("DeleteAccount", &req.request_id, &req)?;
-        let (_, revision) = self.run(who, key, cmd::DeleteAccount::try_from(req)?).await?;
+        let (_, revision) = self
+            .run(who, key, cmd::DeleteAccount::try_from(req)?)
+            .await?;
         Ok(pb::DeleteAccountResponse { revision })
     }
 

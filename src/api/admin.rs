@@ -6,8 +6,8 @@ use super::convert::agents::AgentWrite;
 use super::paging::{PageRequest, next_page_token};
 use super::{Api, ApiResult, caller, reply, request_key};
 use crate::domain::DomainResult;
-use crate::domain::commands as cmd;
 use crate::domain::Principal;
+use crate::domain::commands as cmd;
 use crate::pb;
 use crate::pb::admin_service_server::AdminService;
 
@@ -63,7 +63,9 @@ impl Api {
         req: pb::ListAgentsRequest,
     ) -> DomainResult<pb::ListAgentsResponse> {
         let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
-        let (page, revision) = self.run(who, None, cmd::ListAgents { after, limit }).await?;
+        let (page, revision) = self
+            .run(who, None, cmd::ListAgents { after, limit })
+            .await?;
         Ok(pb::ListAgentsResponse {
             next_page_token: next_page_token(&page),
             agents: page.items.into_iter().map(pb::Agent::from).collect(),

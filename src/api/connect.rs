@@ -47,6 +47,16 @@ static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 /// unboxed frame (the largest answer of any request) made every idle desktop's buffer kilobytes.
 type Out = mpsc::Sender<Box<Result<ConnectResponse, Status>>>;
 
+/// Who holds a stream: its principal (with its token's credential version, to end the stream
+/// when they are revoked), its client, the caller's address and the stream's id.
+struct Holder {
+    who: Principal,
+    token: Option<(crate::domain::Actor, u64)>,
+    client_id: ClientId,
+    peer: Option<SocketAddr>,
+    stream: StreamId,
+}
+
 /// Why a `Connect` stream ended, which decides what happens to its client.
 enum Ending {
     /// The desktop sent a goodbye frame: it is done, and its client goes now.
@@ -129,16 +139,17 @@ impl Api {
         // The channel is new and empty, so the greeting always fits.
         let _ = out.try_send(Box::new(Ok(greeting)));
         debug!(%client_id, stream, resumed = resume.is_some(), "connect stream opened");
-        tokio::spawn(self.clone().serve_connection(
-            who.clone(),
+        let holder = Holder {
+            who: who.clone(),
             token,
             client_id,
             peer,
             stream,
-            request.into_inner(),
-            event_rx,
-            out,
-        ));
+        };
+        tokio::spawn(
+            self.clone()
+                .serve_connection(holder, request.into_inner(), event_rx, out),
+        );
         Ok(Response::new(Box::pin(
             ReceiverStream::new(out_rx).map(|frame| *frame),
         )))
@@ -146,15 +157,18 @@ impl Api {
 
     async fn serve_connection(
         self,
-        who: Principal,
-        token: Option<(crate::domain::Actor, u64)>,
-        client_id: ClientId,
-        peer: Option<SocketAddr>,
-        stream: StreamId,
+        holder: Holder,
         mut inbound: Streaming<pb::ConnectRequest>,
         mut events: mpsc::Receiver<Arc<Record>>,
         out: Out,
     ) {
+        let Holder {
+            who,
+            token,
+            client_id,
+            peer,
+            stream,
+        } = holder;
         let lifecycle = self.lifecycle().clone();
         let stopping = lifecycle.stopping();
         tokio::pin!(stopping);
@@ -209,7 +223,9 @@ impl Api {
         let engine = self.engine();
         // Boxed like answering: a command's future is large, and is needed only at the end.
         let closed = match ending {
-            Ending::Goodbye => Box::pin(engine.execute(&who, cmd::UnregisterClient { client_id })).await,
+            Ending::Goodbye => {
+                Box::pin(engine.execute(&who, cmd::UnregisterClient { client_id })).await
+            }
             Ending::Vanished | Ending::Ended(_) => {
                 Box::pin(engine.detach_stream(client_id, stream)).await
             }
@@ -306,11 +322,17 @@ impl Api {
             Req::BindService(r) => Frame::BindService(self.bind_service(who, r, me).await?),
             Req::UnbindService(r) => Frame::UnbindService(self.unbind_service(who, r, me).await?),
             Req::BindResource(r) => Frame::BindResource(self.bind_resource(who, r, me).await?),
-            Req::UnbindResource(r) => Frame::UnbindResource(self.unbind_resource(who, r, me).await?),
+            Req::UnbindResource(r) => {
+                Frame::UnbindResource(self.unbind_resource(who, r, me).await?)
+            }
             Req::GetCapabilities(r) => Frame::GetCapabilities(self.get_capabilities(who, r).await?),
-            Req::PrepareSession(r) => Frame::PrepareSession(self.prepare_session(who, r, peer).await?),
+            Req::PrepareSession(r) => {
+                Frame::PrepareSession(self.prepare_session(who, r, peer).await?)
+            }
             Req::EndSession(r) => Frame::EndSession(self.end_session(who, r).await?),
-            Req::GetSessionState(r) => Frame::GetSessionState(self.get_session_state(who, r).await?),
+            Req::GetSessionState(r) => {
+                Frame::GetSessionState(self.get_session_state(who, r).await?)
+            }
             Req::InvokeAction(r) => Frame::InvokeAction(self.invoke_action(who, r).await?),
             Req::UpsertAgent(r) => Frame::UpsertAgent(self.upsert_agent(who, r).await?),
             Req::GetAgent(r) => Frame::GetAgent(self.get_agent(who, r).await?),
@@ -318,10 +340,14 @@ impl Api {
             Req::DeleteAgent(r) => Frame::DeleteAgent(self.delete_agent(who, r).await?),
             Req::ConnectAgent(r) => Frame::ConnectAgent(self.connect_agent(who, r, peer).await?),
             Req::LoginAgent(r) => Frame::LoginAgent(self.login_agent(who, r, peer).await?),
-            Req::ChangeAgentState(r) => Frame::ChangeAgentState(self.change_agent_state(who, r).await?),
+            Req::ChangeAgentState(r) => {
+                Frame::ChangeAgentState(self.change_agent_state(who, r).await?)
+            }
             Req::ConferenceTask(r) => Frame::ConferenceTask(self.conference_task(who, r).await?),
             Req::TransferTask(r) => Frame::TransferTask(self.transfer_task(who, r).await?),
-            Req::ChangeTaskState(r) => Frame::ChangeTaskState(self.change_task_state(who, r).await?),
+            Req::ChangeTaskState(r) => {
+                Frame::ChangeTaskState(self.change_task_state(who, r).await?)
+            }
             Req::NewTask(r) => Frame::NewTask(self.new_task(who, r).await?),
             Req::AcceptTask(r) => Frame::AcceptTask(self.accept_task(who, r).await?),
             Req::RejectTask(r) => Frame::RejectTask(self.reject_task(who, r).await?),

@@ -5,11 +5,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::saturating_u32;
 use super::convert::sessions::resource_id;
-use super::{Api, caller, ApiResult, acting_client, client_request_key, reply, request_key};
+use super::{Api, ApiResult, acting_client, caller, client_request_key, reply, request_key};
+use crate::domain::Principal;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
 use crate::domain::{ClientId, DomainResult, ServiceKind};
-use crate::domain::Principal;
 use crate::pb;
 use crate::pb::core_service_server::CoreService;
 
@@ -84,7 +84,7 @@ impl Api {
         let key = request_key("UnregisterClient", &req.request_id, &req)?;
         let client_id = ClientId::parse("client_id", &req.client_id)?;
         let committed = self
-            .execute_keyed(who,key, cmd::UnregisterClient { client_id })
+            .execute_keyed(who, key, cmd::UnregisterClient { client_id })
             .await?;
         Ok(pb::UnregisterClientResponse {
             revision: committed.revision,
@@ -101,7 +101,7 @@ impl Api {
         let key = client_request_key(client_id, "BindService", &req.request_id, &req)?;
         let service = self.service(&req.service_id)?;
         let committed = self
-            .execute_keyed(who,key, cmd::BindService { client_id, service })
+            .execute_keyed(who, key, cmd::BindService { client_id, service })
             .await?;
         let directory = self.directory();
         Ok(pb::BindServiceResponse {
@@ -122,7 +122,7 @@ impl Api {
         let key = client_request_key(client_id, "UnbindService", &req.request_id, &req)?;
         let service = self.service(&req.service_id)?;
         let committed = self
-            .execute_keyed(who,key, cmd::UnbindService { client_id, service })
+            .execute_keyed(who, key, cmd::UnbindService { client_id, service })
             .await?;
         Ok(pb::UnbindServiceResponse {
             revision: committed.revision,

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use tonic::Status;
 
 use self::convert::agents::WithPassword;
+use crate::auth::{Authenticated, TokenIssuer};
 use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_text};
 use crate::domain::commands::Command;
 use crate::domain::{
     Actor, ClientId, DomainError, DomainResult, Principal, Record, Revision, ServiceDirectory,
 };
-use crate::auth::{Authenticated, TokenIssuer};
 use crate::engine::{Committed, EngineHandle, RequestKey, Standings};
 use crate::lifecycle::Lifecycle;
 use crate::pb;

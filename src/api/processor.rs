@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use tonic::{Request, Response};
 
 use super::convert::agents::WithPassword;
-use super::{Api, caller, ApiResult, reply, request_key};
+use super::{Api, ApiResult, caller, reply, request_key};
 use crate::domain::DomainResult;
+use crate::domain::Principal;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
-use crate::domain::Principal;
 use crate::pb;
 use crate::pb::processor_service_server::ProcessorService;
 

@@ -10,10 +10,13 @@ use tonic::{Request, Response, Status};
 use super::convert::agents::WithPassword;
 use super::convert::events::RoutingFilter;
 use super::paging::{PageRequest, next_page_token};
-use super::{Api, caller, end_on_revocation, token_of, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
-use crate::domain::{DomainResult, access};
-use crate::domain::commands as cmd;
+use super::{
+    Api, ApiResult, caller, end_on_revocation, end_on_shutdown, reply, request_key, token_of,
+    watch_frames,
+};
 use crate::domain::Principal;
+use crate::domain::commands as cmd;
+use crate::domain::{DomainResult, access};
 use crate::pb;
 use crate::pb::routing_service_server::RoutingService;
 
@@ -71,7 +74,9 @@ impl Api {
         req: pb::ChangeAgentStateRequest,
     ) -> DomainResult<pb::ChangeAgentStateResponse> {
         let key = request_key("ChangeAgentState", &req.request_id, &req)?;
-        let (agent, revision) = self.run(who, key, cmd::ChangeAgentState::try_from(req)?).await?;
+        let (agent, revision) = self
+            .run(who, key, cmd::ChangeAgentState::try_from(req)?)
+            .await?;
         Ok(pb::ChangeAgentStateResponse {
             agent: Some(agent.into()),
             revision,
@@ -84,7 +89,9 @@ impl Api {
         req: pb::ConferenceTaskRequest,
     ) -> DomainResult<pb::ConferenceTaskResponse> {
         let key = request_key("ConferenceTask", &req.request_id, &req)?;
-        let (task, revision) = self.run(who, key, cmd::ConferenceTask::try_from(req)?).await?;
+        let (task, revision) = self
+            .run(who, key, cmd::ConferenceTask::try_from(req)?)
+            .await?;
         Ok(pb::ConferenceTaskResponse {
             task: Some(task.into()),
             revision,
@@ -97,7 +104,9 @@ impl Api {
         req: pb::TransferTaskRequest,
     ) -> DomainResult<pb::TransferTaskResponse> {
         let key = request_key("TransferTask", &req.request_id, &req)?;
-        let (task, revision) = self.run(who, key, cmd::TransferTask::try_from(req)?).await?;
+        let (task, revision) = self
+            .run(who, key, cmd::TransferTask::try_from(req)?)
+            .await?;
         Ok(pb::TransferTaskResponse {
             task: Some(task.into()),
             revision,
@@ -110,7 +119,9 @@ impl Api {
         req: pb::ChangeTaskStateRequest,
     ) -> DomainResult<pb::ChangeTaskStateResponse> {
         let key = request_key("ChangeTaskState", &req.request_id, &req)?;
-        let (task, revision) = self.run(who, key, cmd::ChangeTaskState::try_from(req)?).await?;
+        let (task, revision) = self
+            .run(who, key, cmd::ChangeTaskState::try_from(req)?)
+            .await?;
         Ok(pb::ChangeTaskStateResponse {
             task: Some(task.into()),
             revision,
@@ -163,7 +174,9 @@ impl Api {
         who: &Principal,
         req: pb::GetAgentStateRequest,
     ) -> DomainResult<pb::GetAgentStateResponse> {
-        let (agent, revision) = self.run(who, None, cmd::GetAgentState::try_from(req)?).await?;
+        let (agent, revision) = self
+            .run(who, None, cmd::GetAgentState::try_from(req)?)
+            .await?;
         Ok(pb::GetAgentStateResponse {
             agent: Some(agent.into()),
             revision,
@@ -175,7 +188,9 @@ impl Api {
         who: &Principal,
         req: pb::GetTaskStateRequest,
     ) -> DomainResult<pb::GetTaskStateResponse> {
-        let (task, revision) = self.run(who, None, cmd::GetTaskState::try_from(req)?).await?;
+        let (task, revision) = self
+            .run(who, None, cmd::GetTaskState::try_from(req)?)
+            .await?;
         Ok(pb::GetTaskStateResponse {
             task: Some(task.into()),
             revision,
@@ -198,7 +213,11 @@ impl Api {
         })
     }
 
-    async fn list_tasks(&self, who: &Principal, req: pb::ListTasksRequest) -> DomainResult<pb::ListTasksResponse> {
+    async fn list_tasks(
+        &self,
+        who: &Principal,
+        req: pb::ListTasksRequest,
+    ) -> DomainResult<pb::ListTasksResponse> {
         let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
         let (page, revision) = self.run(who, None, cmd::ListTasks { after, limit }).await?;
         Ok(pb::ListTasksResponse {
@@ -213,7 +232,9 @@ impl Api {
         who: &Principal,
         req: pb::GetQueueStatsRequest,
     ) -> DomainResult<pb::GetQueueStatsResponse> {
-        let (stats, revision) = self.run(who, None, cmd::GetQueueStats::try_from(req)?).await?;
+        let (stats, revision) = self
+            .run(who, None, cmd::GetQueueStats::try_from(req)?)
+            .await?;
         Ok(pb::GetQueueStatsResponse {
             revision,
             ..stats.into()

@@ -3,8 +3,8 @@
 
 use super::{Api, request_key};
 use crate::domain::DomainResult;
-use crate::domain::commands as cmd;
 use crate::domain::Principal;
+use crate::domain::commands as cmd;
 use crate::pb;
 
 impl Api {
@@ -56,7 +56,10 @@ impl Api {
         })
     }
 
-    pub(super) async fn list_queues(&self, who: &Principal) -> DomainResult<pb::ListQueuesResponse> {
+    pub(super) async fn list_queues(
+        &self,
+        who: &Principal,
+    ) -> DomainResult<pb::ListQueuesResponse> {
         let (queues, revision) = self.run(who, None, cmd::ListQueues).await?;
         Ok(pb::ListQueuesResponse {
             queues: queues.into_iter().map(pb::Queue::from).collect(),
@@ -89,7 +92,10 @@ impl Api {
         })
     }
 
-    pub(super) async fn list_reason_codes(&self, who: &Principal) -> DomainResult<pb::ListReasonCodesResponse> {
+    pub(super) async fn list_reason_codes(
+        &self,
+        who: &Principal,
+    ) -> DomainResult<pb::ListReasonCodesResponse> {
         let (codes, revision) = self.run(who, None, cmd::ListReasonCodes).await?;
         Ok(pb::ListReasonCodesResponse {
             reason_codes: codes.into_iter().map(pb::ReasonCode::from).collect(),

@@ -6,10 +6,13 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::sessions::actions;
-use super::{Api, caller, end_on_revocation, token_of, ApiResult, end_on_shutdown, reply, request_key, watch_frames};
+use super::{
+    Api, ApiResult, caller, end_on_revocation, end_on_shutdown, reply, request_key, token_of,
+    watch_frames,
+};
 use crate::domain::DomainResult;
-use crate::domain::commands as cmd;
 use crate::domain::Principal;
+use crate::domain::commands as cmd;
 use crate::pb;
 use crate::pb::workflow_service_server::WorkflowService;
 
@@ -19,7 +22,9 @@ impl Api {
         who: &Principal,
         req: pb::GetSessionStateRequest,
     ) -> DomainResult<pb::GetSessionStateResponse> {
-        let (view, revision) = self.run(who, None, cmd::GetSessionState::try_from(req)?).await?;
+        let (view, revision) = self
+            .run(who, None, cmd::GetSessionState::try_from(req)?)
+            .await?;
         Ok(pb::GetSessionStateResponse {
             actions: actions(&view),
             view_state: view.view_state,
@@ -34,7 +39,9 @@ impl Api {
         req: pb::InvokeActionRequest,
     ) -> DomainResult<pb::InvokeActionResponse> {
         let key = request_key("InvokeAction", &req.request_id, &req)?;
-        let (view, revision) = self.run(who, key, cmd::InvokeAction::try_from(req)?).await?;
+        let (view, revision) = self
+            .run(who, key, cmd::InvokeAction::try_from(req)?)
+            .await?;
         Ok(pb::InvokeActionResponse {
             actions: actions(&view),
             view_state: view.view_state,

@@ -63,7 +63,11 @@ pub(super) fn own_client(who: &Principal, client: &Client, client_id: &str) -> D
 
 /// Acting on a session (its actions, ending it): its agent, or the principal that prepared
 /// it (a desktop that proved the agent's password).
-pub(super) fn act_on_session(who: &Principal, resource_id: &str, session: &Session) -> DomainResult<()> {
+pub(super) fn act_on_session(
+    who: &Principal,
+    resource_id: &str,
+    session: &Session,
+) -> DomainResult<()> {
     if is_engine(who)
         || who.actor.agent_id() == Some(session.agent_id.as_str())
         || session.prepared_by == who.actor
@@ -77,7 +81,11 @@ pub(super) fn act_on_session(who: &Principal, resource_id: &str, session: &Sessi
 }
 
 /// Reading, watching or binding a session: as acting on it, and supervisors and admins.
-pub(super) fn see_session(who: &Principal, resource_id: &str, session: &Session) -> DomainResult<()> {
+pub(super) fn see_session(
+    who: &Principal,
+    resource_id: &str,
+    session: &Session,
+) -> DomainResult<()> {
     if who.oversees() {
         return Ok(());
     }

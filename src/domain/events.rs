@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::agents::PasswordHashString;
 use super::ids::ClientId;
 use super::principals::{Actor, Role, default_agent_roles};
-use super::signins::ChainEnd;
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
 use super::routing::model::{
     AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
 };
 use super::services::ServiceKind;
+use super::signins::ChainEnd;
 
 /// A gapless, increasing position in the journal of one engine.
 pub type Revision = u64;

@@ -2,9 +2,9 @@
 //! alike, and `audience` which desktops hear of a hub event.
 
 use super::agents::{AccountRecord, AgentRecord};
-use super::principals::Actor;
 use super::events::Event;
 use super::ids::ClientId;
+use super::principals::Actor;
 use super::services::ServiceKind;
 use super::state::{Client, Session, State};
 

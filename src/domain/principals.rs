@@ -24,7 +24,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Self::Agent, Self::Supervisor, Self::Admin, Self::Integration];
+    pub const ALL: [Role; 4] = [
+        Self::Agent,
+        Self::Supervisor,
+        Self::Admin,
+        Self::Integration,
+    ];
 
     /// The name on the wire (`ROLE_AGENT`), in messages too.
     pub fn wire_name(self) -> &'static str {

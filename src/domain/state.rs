@@ -16,9 +16,9 @@ use super::ids::ClientId;
 use super::presence::Presence;
 use super::principals::{Actor, Principal, Role};
 use super::routing::Routing;
-use super::signins::SignIns;
 use super::routing::model::RequestedAgentState;
 use super::services::{ServiceDirectory, ServiceKind};
+use super::signins::SignIns;
 use super::workflow::{ModelCatalog, WorkflowModel};
 
 /// A registered client's bindings. Its name stays in the journal, for diagnostics.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Message;
-use super::standing::Standings;
 use super::job::{Attach, Call, Detach, Job};
+use super::standing::Standings;
 use crate::credentials::Logins;
 use crate::domain::agents::{Credential, PasswordHashString};
 use crate::domain::commands::{AttachStream, Command, DetachStream, PrincipalCredential};
@@ -62,7 +62,11 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
-    pub(super) fn new(tx: mpsc::Sender<Message>, watch: WatchHub, standings: Arc<Standings>) -> Self {
+    pub(super) fn new(
+        tx: mpsc::Sender<Message>,
+        watch: WatchHub,
+        standings: Arc<Standings>,
+    ) -> Self {
         Self {
             tx,
             watch,
@@ -218,7 +222,10 @@ impl EngineHandle {
         peer: Option<IpAddr>,
     ) -> DomainResult<PasswordHashString> {
         let agent = Actor::Agent(agent_id.to_owned());
-        Ok(self.verify_principal(&agent, password, peer).await?.secret_hash)
+        Ok(self
+            .verify_principal(&agent, password, peer)
+            .await?
+            .secret_hash)
     }
 
     /// Queues a job built around its reply channel and awaits the durable answer.

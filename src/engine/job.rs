@@ -42,7 +42,9 @@ impl<C: Command> Job for Call<C> {
         }
         let result = engine.apply(command, &principal, now, pending);
         if let (Ok(committed), Some(key)) = (&result, request) {
-            let remembered = engine.requests.remember(&principal.actor, key, committed, now);
+            let remembered = engine
+                .requests
+                .remember(&principal.actor, key, committed, now);
             pending.requests.push(remembered);
         }
         pending.answer(reply, result);

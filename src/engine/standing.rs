@@ -52,7 +52,10 @@ impl Standings {
                 account_id,
                 credential_version,
                 ..
-            } => (Actor::Account(account_id.clone()), Some(*credential_version)),
+            } => (
+                Actor::Account(account_id.clone()),
+                Some(*credential_version),
+            ),
             Event::CredentialsRevoked {
                 principal,
                 credential_version,
@@ -62,7 +65,10 @@ impl Standings {
             _ => return,
         };
         {
-            let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
+            let mut versions = self
+                .versions
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             match version {
                 Some(v) => versions.insert(actor, v),
                 None => versions.remove(&actor),

@@ -223,9 +223,11 @@ impl Journal for SqliteJournal {
         let mut records = Vec::with_capacity(limit.min(4096));
         for row in rows {
             let (revision, time_ms, body, actor) = row.map_err(read_error)?;
-            let unreadable =
-                |e: String| StoreError::Read(format!("event at revision {revision} is unreadable: {e}"));
-            let event: Event = serde_json::from_str(&body).map_err(|e| unreadable(e.to_string()))?;
+            let unreadable = |e: String| {
+                StoreError::Read(format!("event at revision {revision} is unreadable: {e}"))
+            };
+            let event: Event =
+                serde_json::from_str(&body).map_err(|e| unreadable(e.to_string()))?;
             let actor = Actor::parse(&actor).map_err(|e| unreadable(e.to_string()))?;
             records.push(Record {
                 revision: from_sql_int(revision),

@@ -9,8 +9,8 @@ use crate::domain::agents::{
     AgentRecord, PasswordHashString, validate_agent_fields, validate_routing_profile,
 };
 use crate::domain::bounds::{
-    MAX_DESTINATION_CHARS, MAX_EXTENSION_CHARS, check_id, check_optional_id, check_optional_password, check_password,
-    check_text,
+    MAX_DESTINATION_CHARS, MAX_EXTENSION_CHARS, check_id, check_optional_id,
+    check_optional_password, check_password, check_text,
 };
 use crate::domain::commands as cmd;
 use crate::domain::routing::AgentStatusView;

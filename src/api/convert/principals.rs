@@ -29,7 +29,10 @@ pub fn roles(field: &'static str, raw: &[i32]) -> DomainResult<Option<BTreeSet<R
     }
     raw.iter()
         .map(|&r| match wire_enum::<pb::Role>(field, r)? {
-            pb::Role::Unspecified => Err(DomainError::invalid(field, "ROLE_UNSPECIFIED is not a role")),
+            pb::Role::Unspecified => Err(DomainError::invalid(
+                field,
+                "ROLE_UNSPECIFIED is not a role",
+            )),
             pb::Role::Agent => Ok(Role::Agent),
             pb::Role::Supervisor => Ok(Role::Supervisor),
             pb::Role::Admin => Ok(Role::Admin),
@@ -66,9 +69,8 @@ impl TryFrom<pb::UpsertAccountRequest> for AccountWrite {
             check_password("account.secret", &account.secret)?;
             Some(Password::new(account.secret))
         };
-        let roles = roles("account.roles", &account.roles)?.ok_or_else(|| {
-            DomainError::invalid("account.roles", "must name at least one role")
-        })?;
+        let roles = roles("account.roles", &account.roles)?
+            .ok_or_else(|| DomainError::invalid("account.roles", "must name at least one role"))?;
         Ok(Self {
             account_id: account.account_id,
             display_name: account.display_name,

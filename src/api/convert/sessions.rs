@@ -4,8 +4,8 @@
 use super::agents::WithPassword;
 use super::required;
 use crate::domain::bounds::{
-    MAX_EXTERNAL_ID_CHARS, check_id, check_optional_id, check_optional_password, check_required_text,
-    check_text,
+    MAX_EXTERNAL_ID_CHARS, check_id, check_optional_id, check_optional_password,
+    check_required_text, check_text,
 };
 use crate::domain::commands::{self as cmd, SessionView};
 use crate::domain::{DomainError, DomainResult, PrepareResult};

@@ -70,9 +70,7 @@ impl Command for UpsertAccount {
         let created = existing.is_none();
         let credential_version = match existing {
             None => 1,
-            Some(a) if a.secret_hash != secret_hash || a.roles != roles => {
-                a.credential_version + 1
-            }
+            Some(a) if a.secret_hash != secret_hash || a.roles != roles => a.credential_version + 1,
             Some(a) => a.credential_version,
         };
         let account = AccountRecord {

@@ -31,8 +31,8 @@ pub use signins::*;
 use super::error::DomainResult;
 use super::events::Millis;
 use super::ids::ClientId;
-use super::principals::Principal;
 pub use super::paging::Page;
+use super::principals::Principal;
 use super::routing::Sink;
 use super::state::{Decided, State};
 

@@ -184,6 +184,9 @@ pub struct ChainPrincipal {
 impl Command for ChainPrincipal {
     type Answer = Option<Actor>;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Option<Actor>> {
-        Ok(state.signins.chain(&self.chain_id).map(|c| c.principal.clone()))
+        Ok(state
+            .signins
+            .chain(&self.chain_id)
+            .map(|c| c.principal.clone()))
     }
 }
