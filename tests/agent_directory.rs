@@ -146,7 +146,7 @@ async fn messages_larger_than_the_codec_buffers_cross_a_connect_stream() {
     use pb::connect_response::Frame;
 
     let server = TestServer::start().await;
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let mut desktop = ConnectedDesktop::open(&server, None).await;
     let ids: Vec<String> = (0..100)
         .map(|i| format!("{i:03}{}", "a".repeat(125)))
         .collect();

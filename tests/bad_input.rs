@@ -2,12 +2,12 @@
 
 mod common;
 
+use common::Channel;
 use common::{DEFAULT_PROCESSOR_ID, TestServer, WORKFLOW, assert_status, prepare_request};
 use switchboard::pb;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio_stream::StreamExt;
 use tonic::Code;
-use common::Channel;
 
 const PASSWORD: &str = "bad-input-Pw1";
 
@@ -163,12 +163,21 @@ async fn prepare_session_checks_its_fields_and_the_password() {
         Code::InvalidArgument,
         "agent.id",
     );
+    // An empty password is no longer malformed: the agent itself, signed in, may leave it out.
+    // Anyone else must prove the agent with its password, so the admin is refused.
     assert_status(
         c.processor
             .prepare_session(prepare_request("rajat1", "", false))
             .await,
+        Code::PermissionDenied,
+        "account:admin may not act as agent 'rajat1'",
+    );
+    assert_status(
+        c.processor
+            .prepare_session(prepare_request("rajat1", &"p".repeat(1025), false))
+            .await,
         Code::InvalidArgument,
-        "agent.password: must not be empty",
+        "agent.password: must be at most 1024 bytes",
     );
     let mut wrong_service = prepare_request("rajat1", PASSWORD, false);
     wrong_service.service_id = WORKFLOW.into();
@@ -218,6 +227,11 @@ async fn prepare_session_checks_its_fields_and_the_password() {
         Code::InvalidArgument,
         "service_id",
     );
+
+    // The empty password refused to the admin above is fine from the agent itself.
+    let mut rajat1 = server.agent_clients("rajat1", PASSWORD).await;
+    let prepared = rajat1.prepare("rajat1", "", false).await;
+    assert_eq!(prepared.resource_id, "Switchboard-rajat1");
     server.stop().await;
 }
 

@@ -87,8 +87,9 @@ struct RawCall {
 }
 
 impl RawCall {
-    /// Opens the call and reads the `Connected` greeting.
-    async fn open(addr: SocketAddr) -> Self {
+    /// Opens the call, signed in with the access token `token`, and reads the `Connected`
+    /// greeting.
+    async fn open(addr: SocketAddr, token: &str) -> Self {
         let tcp = TcpStream::connect(addr).await.expect("the server accepts");
         let (sender, mut connection) = h2::client::handshake(tcp)
             .await
@@ -103,6 +104,7 @@ impl RawCall {
             .uri(format!("http://{addr}/switchboard.v1.CoreService/Connect"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
+            .header("authorization", format!("Bearer {token}"))
             .body(())
             .expect("a valid request");
         let (response, send) = sender
@@ -252,7 +254,7 @@ async fn view_state(clients: &mut Clients, resource_id: &str) -> String {
 /// `Connect` naming it resumes it. The resumed desktop then says goodbye, which unregisters
 /// the client and logs the session out.
 async fn assert_kept_then_goodbye(
-    addr: SocketAddr,
+    server: &TestServer,
     clients: &mut Clients,
     client_id: &str,
     resource_id: &str,
@@ -268,25 +270,30 @@ async fn assert_kept_then_goodbye(
         1,
         "{what}: the client is gone"
     );
-    let back = ConnectedDesktop::try_open(addr, Some(client_id))
+    let back = ConnectedDesktop::try_open(server, Some(client_id))
         .await
         .unwrap_or_else(|status| panic!("{what}: the client cannot be resumed: {status:?}"));
     assert!(back.greeting.resumed, "{what}: not resumed");
     assert_eq!(back.client_id(), client_id);
     back.close().await;
-    assert_gone(addr, clients, client_id, resource_id).await;
+    assert_gone(server, clients, client_id, resource_id).await;
 }
 
 /// The client is unregistered: nothing counts it, its session logged out, and resuming it is
 /// NOT_FOUND. Checked right away: a goodbye's OK comes only once the client is gone.
-async fn assert_gone(addr: SocketAddr, clients: &mut Clients, client_id: &str, resource_id: &str) {
+async fn assert_gone(
+    server: &TestServer,
+    clients: &mut Clients,
+    client_id: &str,
+    resource_id: &str,
+) {
     assert_eq!(
         clients.client_count().await,
         0,
         "the client is still counted"
     );
     assert_eq!(view_state(clients, resource_id).await, "initial");
-    let refused = ConnectedDesktop::try_open(addr, Some(client_id)).await;
+    let refused = ConnectedDesktop::try_open(server, Some(client_id)).await;
     let status = refused
         .err()
         .expect("a client that said goodbye is not resumed");
@@ -296,7 +303,7 @@ async fn assert_gone(addr: SocketAddr, clients: &mut Clients, client_id: &str, r
 /// One reset: the client keeps its grace period and is resumed.
 async fn reset_keeps_the_client(server: &TestServer, clients: &mut Clients, reason: h2::Reason) {
     let what = format!("RST_STREAM {reason:?}");
-    let mut call = RawCall::open(server.addr).await;
+    let mut call = RawCall::open(server.addr, &server.admin_token().await).await;
     let client_id = call.client_id.clone();
     let resource_id = log_in(clients, &client_id).await;
     call.reset(reason).await;
@@ -306,7 +313,7 @@ async fn reset_keeps_the_client(server: &TestServer, clients: &mut Clients, reas
         ["grace period"],
         "{what}: the server decided otherwise"
     );
-    assert_kept_then_goodbye(server.addr, clients, &client_id, &resource_id, &what).await;
+    assert_kept_then_goodbye(server, clients, &client_id, &resource_id, &what).await;
     drop(call);
 }
 
@@ -331,7 +338,7 @@ async fn a_cancel_starts_the_grace_period_every_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ending_the_requests_without_a_goodbye_starts_the_grace_period() {
     let (server, mut clients) = server().await;
-    let mut call = RawCall::open(server.addr).await;
+    let mut call = RawCall::open(server.addr, &server.admin_token().await).await;
     let resource_id = log_in(&mut clients, &call.client_id).await;
     let client_id = call.client_id.clone();
     call.send
@@ -345,7 +352,7 @@ async fn ending_the_requests_without_a_goodbye_starts_the_grace_period() {
     );
     assert_eq!(closed(&client_id, 1).await, ["grace period"]);
     assert_kept_then_goodbye(
-        server.addr,
+        &server,
         &mut clients,
         &client_id,
         &resource_id,
@@ -358,7 +365,7 @@ async fn ending_the_requests_without_a_goodbye_starts_the_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goodbye_frame_unregisters_the_client_and_ends_the_stream_ok() {
     let (server, mut clients) = server().await;
-    let mut call = RawCall::open(server.addr).await;
+    let mut call = RawCall::open(server.addr, &server.admin_token().await).await;
     let resource_id = log_in(&mut clients, &call.client_id).await;
     let client_id = call.client_id.clone();
     // A request, then the goodbye, in one DATA frame; the request side stays open.
@@ -390,7 +397,7 @@ async fn a_goodbye_frame_unregisters_the_client_and_ends_the_stream_ok() {
     );
     let status = call.status().await;
     assert_eq!(status.code(), Code::Ok, "{status:?}");
-    assert_gone(server.addr, &mut clients, &client_id, &resource_id).await;
+    assert_gone(&server, &mut clients, &client_id, &resource_id).await;
     assert_eq!(closed(&client_id, 1).await, ["unregistered"]);
     server.stop().await;
 }
@@ -398,7 +405,7 @@ async fn a_goodbye_frame_unregisters_the_client_and_ends_the_stream_ok() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_frame_ends_the_stream_with_invalid_argument() {
     let (server, mut clients) = server().await;
-    let mut call = RawCall::open(server.addr).await;
+    let mut call = RawCall::open(server.addr, &server.admin_token().await).await;
     let resource_id = log_in(&mut clients, &call.client_id).await;
     let client_id = call.client_id.clone();
     // A varint that never ends: no ConnectRequest decodes from it.
@@ -412,7 +419,7 @@ async fn a_malformed_frame_ends_the_stream_with_invalid_argument() {
     // A desktop that sends garbage is broken, not gone: it keeps its grace period.
     assert_eq!(closed(&client_id, 1).await, ["grace period"]);
     assert_kept_then_goodbye(
-        server.addr,
+        &server,
         &mut clients,
         &client_id,
         &resource_id,
@@ -425,13 +432,13 @@ async fn a_malformed_frame_ends_the_stream_with_invalid_argument() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tonic_client_that_drops_its_call_keeps_its_client() {
     let (server, mut clients) = server().await;
-    let desktop = ConnectedDesktop::open(server.addr, None).await;
+    let desktop = ConnectedDesktop::open(&server, None).await;
     let client_id = desktop.client_id().to_owned();
     let resource_id = log_in(&mut clients, &client_id).await;
     desktop.vanish();
     assert_eq!(closed(&client_id, 1).await, ["grace period"]);
     assert_kept_then_goodbye(
-        server.addr,
+        &server,
         &mut clients,
         &client_id,
         &resource_id,

@@ -1,6 +1,11 @@
 //! Keeps the README's grpcurl walkthrough true: every ```sh block between the walkthrough
 //! markers is run, as written, with the venv's grpcurl against a real server, and its key
 //! output is checked.
+//!
+//! The walkthrough signs in as a reader would: the first admin with the one-time secret from
+//! its file (`BOOTSTRAP_SECRET` in the README), then the agent with its password; each
+//! `AuthService/Login` answer's access token stands in for `ADMIN_TOKEN` or `AGENT_TOKEN`
+//! in the `-H 'authorization: Bearer ...'` of the calls that need one.
 
 mod common;
 
@@ -21,9 +26,11 @@ const RESOURCE_ID: &str = "Switchboard-rajat1";
 const REQUIRED_STEPS: &[&str] = &[
     "list",
     "describe",
+    "AuthService/Login",
     "AdminService/UpsertAgent",
     "CoreService/GetServerStatus",
     "CoreService/ListServices",
+    "AuthService/Login",
     "CoreService/RegisterClient",
     "CoreService/BindService",
     "CoreService/BindService",
@@ -35,6 +42,24 @@ const REQUIRED_STEPS: &[&str] = &[
     "WorkflowService/InvokeAction",
     "WorkflowService/GetSessionState",
 ];
+
+/// The steps that need no token; every other one must send the header.
+const PUBLIC_STEPS: &[&str] = &[
+    "list",
+    "describe",
+    "CoreService/GetServerStatus",
+    "CoreService/ListServices",
+    "AuthService/Login",
+    "AuthService/Refresh",
+    "AuthService/Logout",
+];
+
+/// How a command sends its token: `-H 'authorization: Bearer <placeholder>'`.
+const BEARER: &str = "authorization: Bearer ";
+/// The placeholders the README uses for the first admin's secret and the tokens.
+const BOOTSTRAP_SECRET: &str = "BOOTSTRAP_SECRET";
+const ADMIN_TOKEN: &str = "ADMIN_TOKEN";
+const AGENT_TOKEN: &str = "AGENT_TOKEN";
 
 const CAPABILITY_KEYS: &[&str] = &[
     "channel-actions",
@@ -58,7 +83,9 @@ async fn readme_grpcurl_walkthrough_runs_against_a_real_server() {
 
     let server = common::TestServer::start().await;
     let addr = server.addr.to_string();
-    let run = tokio::task::spawn_blocking(move || run_walkthrough(&grpcurl, &commands, &addr));
+    let secret = server.admin_secret().to_owned();
+    let run =
+        tokio::task::spawn_blocking(move || run_walkthrough(&grpcurl, &commands, &addr, &secret));
     if let Err(error) = run.await {
         match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
@@ -71,14 +98,26 @@ async fn readme_grpcurl_walkthrough_runs_against_a_real_server() {
 /// What the walkthrough has learned so far, and what it has done.
 #[derive(Default)]
 struct State {
+    /// The first admin's one-time secret, as the server wrote it to its file.
+    bootstrap_secret: Option<String>,
+    admin_token: Option<String>,
+    agent_token: Option<String>,
     processor_id: Option<String>,
     client_id: Option<String>,
     logged_in: bool,
 }
 
-fn run_walkthrough(grpcurl: &std::path::Path, commands: &[Vec<String>], addr: &str) {
+fn run_walkthrough(
+    grpcurl: &std::path::Path,
+    commands: &[Vec<String>],
+    addr: &str,
+    bootstrap_secret: &str,
+) {
     let password = walkthrough_password(commands);
-    let mut state = State::default();
+    let mut state = State {
+        bootstrap_secret: Some(bootstrap_secret.to_owned()),
+        ..State::default()
+    };
     for (index, words) in commands.iter().enumerate() {
         let shown = words.join(" ");
         assert_eq!(
@@ -89,6 +128,7 @@ fn run_walkthrough(grpcurl: &std::path::Path, commands: &[Vec<String>], addr: &s
             words.iter().any(|w| w == "-plaintext") && words.iter().any(|w| w == DEFAULT_ADDR),
             "walkthrough command {index} must use -plaintext against {DEFAULT_ADDR}: {shown}"
         );
+        check_token_header(words);
         let args: Vec<String> = words[1..]
             .iter()
             .map(|w| substitute(w, addr, &state, &shown))
@@ -105,13 +145,47 @@ fn run_walkthrough(grpcurl: &std::path::Path, commands: &[Vec<String>], addr: &s
         );
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            !stdout.contains(&password) && !stderr.contains(&password),
-            "the password appears in the output of walkthrough command {index}\n{report}"
-        );
+        for secret in [password.as_str(), bootstrap_secret] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "a password or secret appears in the output of walkthrough command \
+                 {index}\n{report}"
+            );
+        }
         check_output(&step_of(words), &args, &stdout, &mut state, &report);
     }
     assert!(state.logged_in, "the walkthrough never logged the agent in");
+    assert!(
+        state.admin_token.is_some() && state.agent_token.is_some(),
+        "the walkthrough must sign in as the first admin and as the agent"
+    );
+}
+
+/// The token placeholder a command sends in its `-H 'authorization: Bearer ...'`, if any.
+fn bearer_of(words: &[String]) -> Option<&str> {
+    words
+        .windows(2)
+        .filter(|pair| pair[0] == "-H" || pair[0] == "-rpc-header")
+        .find_map(|pair| pair[1].strip_prefix(BEARER))
+}
+
+/// A command that calls anything but a public RPC sends a token the walkthrough got from a
+/// `Login` before.
+fn check_token_header(words: &[String]) {
+    let step = step_of(words);
+    let shown = words.join(" ");
+    if PUBLIC_STEPS.contains(&step.as_str()) {
+        return;
+    }
+    let token = bearer_of(words).unwrap_or_else(|| {
+        panic!(
+            "`{shown}` needs -H '{BEARER}{ADMIN_TOKEN}' (or {AGENT_TOKEN}): {step} is not public"
+        )
+    });
+    assert!(
+        [ADMIN_TOKEN, AGENT_TOKEN].contains(&token),
+        "`{shown}` sends {token:?}, not {ADMIN_TOKEN} or {AGENT_TOKEN}"
+    );
 }
 
 /// Checks one command's output and records the ids later commands need.
@@ -158,6 +232,36 @@ fn check_output(step: &str, args: &[String], stdout: &str, state: &mut State, re
 fn check_answer(step: &str, args: &[String], json: &Value, state: &mut State, report: &str) {
     let request = request_body(args);
     match step {
+        "AuthService/Login" => {
+            let access = field(json, "accessToken").as_str().unwrap_or_default();
+            let refresh = field(json, "refreshToken").as_str().unwrap_or_default();
+            assert!(
+                !access.is_empty() && !refresh.is_empty(),
+                "no tokens\n{report}"
+            );
+            let expires: u64 = match field(json, "expiresInSecs") {
+                // grpcurl shows 64-bit integers as strings.
+                Value::String(s) => s.parse().unwrap_or_default(),
+                other => other.as_u64().unwrap_or_default(),
+            };
+            assert!(expires > 0, "the token expires at once\n{report}");
+            let principal = field(json, "principal").as_str().unwrap_or_default();
+            if let Some(account) = field(&request, "accountId").as_str() {
+                assert_eq!(principal, format!("account:{account}"), "{report}");
+                assert!(
+                    field(json, "roles")
+                        .as_array()
+                        .is_some_and(|roles| roles.iter().any(|r| r == "ROLE_ADMIN")),
+                    "the first admin signs in as an admin\n{report}"
+                );
+                state.admin_token = Some(access.to_owned());
+            } else {
+                let agent = field(&request, "agentId").as_str().unwrap_or_default();
+                assert!(!agent.is_empty(), "Login names no principal\n{report}");
+                assert_eq!(principal, format!("agent:{agent}"), "{report}");
+                state.agent_token = Some(access.to_owned());
+            }
+        }
         "AdminService/UpsertAgent" => {
             let agent = field(json, "agent");
             assert_eq!(
@@ -327,6 +431,13 @@ fn walkthrough_password(commands: &[Vec<String>]) -> String {
 fn substitute(word: &str, addr: &str, state: &State, shown: &str) -> String {
     let mut word = word.replace(DEFAULT_ADDR, addr);
     for (placeholder, value, source) in [
+        (
+            BOOTSTRAP_SECRET,
+            &state.bootstrap_secret,
+            "the server's first start",
+        ),
+        (ADMIN_TOKEN, &state.admin_token, "the first admin's Login"),
+        (AGENT_TOKEN, &state.agent_token, "the agent's Login"),
         ("PROCESSOR_ID", &state.processor_id, "ListServices"),
         ("CLIENT_ID", &state.client_id, "RegisterClient"),
     ] {
@@ -502,4 +613,37 @@ fn readme_walkthrough_parses() {
     let steps: Vec<String> = commands.iter().map(|c| step_of(c)).collect();
     assert!(is_subsequence(REQUIRED_STEPS, &steps), "{steps:?}");
     assert!(!walkthrough_password(&commands).is_empty());
+    for words in &commands {
+        check_token_header(words);
+    }
+    // The first admin signs in with the placeholder for its secret, never a real one.
+    let admin_login = commands
+        .iter()
+        .find(|c| step_of(c) == "AuthService/Login")
+        .expect("the walkthrough signs in");
+    let body = request_body(&admin_login[1..]);
+    assert_eq!(field(&body, "accountId"), "admin", "{admin_login:?}");
+    assert_eq!(
+        field(&body, "password"),
+        BOOTSTRAP_SECRET,
+        "{admin_login:?}"
+    );
+}
+
+#[test]
+fn token_headers_are_found_and_required() {
+    let words = |text: &str| shell_commands(text).remove(0);
+    let signed = words(
+        "grpcurl -plaintext -H 'authorization: Bearer AGENT_TOKEN' -d '{}' 127.0.0.1:50051 \
+         switchboard.v1.CoreService/RegisterClient",
+    );
+    assert_eq!(bearer_of(&signed), Some(AGENT_TOKEN));
+    check_token_header(&signed);
+    check_token_header(&words(
+        "grpcurl -plaintext 127.0.0.1:50051 switchboard.v1.CoreService/GetServerStatus",
+    ));
+    let unsigned = words(
+        "grpcurl -plaintext -d '{}' 127.0.0.1:50051 switchboard.v1.CoreService/RegisterClient",
+    );
+    assert!(std::panic::catch_unwind(|| check_token_header(&unsigned)).is_err());
 }

@@ -21,9 +21,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::Channel;
 use common::desktop::ConnectedDesktop;
 use common::routing_setup::RoutingSetup;
-use common::{Clients, DEFAULT_PROCESSOR_ID, TestServer, assert_status};
+use common::{Clients, DEFAULT_PROCESSOR_ID, TestServer, Who, assert_status, signed};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
@@ -31,7 +32,6 @@ use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio_stream::StreamExt;
 use tonic::Code;
-use common::Channel;
 
 const PASSWORD: &str = "idem-Pw-1";
 const OTHER_PASSWORD: &str = "idem-Pw-2";
@@ -40,10 +40,13 @@ const WAIT: Duration = Duration::from_secs(20);
 
 type Routing = RoutingServiceClient<Channel>;
 
+/// A durable server in `dir`. The first admin's secret is kept there too: only the first
+/// start writes it, and every start of the harness reads it back.
 fn durable(dir: &Path) -> ServerConfig {
     ServerConfig {
         data_dir: dir.into(),
         in_memory: false,
+        bootstrap_secret_file: Some(dir.join("bootstrap-admin.secret")),
         ..ServerConfig::in_memory()
     }
 }
@@ -299,18 +302,27 @@ async fn request_ids_and_their_answers_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(durable(dir.path())).await;
     let mut c = server.clients().await;
+    // Signing in commits (it starts a refresh chain), so the admin signs in once, before the
+    // task, and keeps its access token across the restart: the durable server keeps its
+    // signing key, and the restarted server's revision is then exactly the first answer's.
+    let token = server.admin_token().await;
     configure(&mut c).await;
-    let mut r = routing(&server).await;
+    let mut r = RoutingServiceClient::new(signed(server.raw_channel().await, &token));
     let first = r
         .new_task(new_task("r-restart"))
         .await
         .unwrap()
         .into_inner();
+    assert_eq!(
+        current_revision(&mut r).await,
+        first.revision,
+        "the task was the last thing committed before the stop"
+    );
     drop((c, r));
     server.stop().await;
 
     let server = TestServer::start_with(durable(dir.path())).await;
-    let mut r = routing(&server).await;
+    let mut r = RoutingServiceClient::new(signed(server.raw_channel().await, &token));
     let committed = current_revision(&mut r).await;
     assert_eq!(
         committed, first.revision,
@@ -418,7 +430,19 @@ async fn an_upsert_agent_retry_gets_the_first_answer_whatever_its_password() {
         .into_inner();
     assert_eq!(retry, first);
     assert_eq!(current_revision(&mut r).await, committed);
-    // ...and the first password stays in force.
+    // ...and the first password stays in force: ana signs in with it, not with the other,
+    // and connecting (as herself) checks the password given against it too.
+    assert_status(
+        common::auth::try_sign_in(
+            &server.raw_channel().await,
+            Who::Agent("ana"),
+            OTHER_PASSWORD,
+        )
+        .await,
+        Code::Unauthenticated,
+        "",
+    );
+    let mut ana = RoutingServiceClient::new(server.channel_as(Who::Agent("ana"), PASSWORD).await);
     let connect = |password: &str| pb::ConnectAgentRequest {
         agent_id: "ana".into(),
         password: password.into(),
@@ -426,11 +450,11 @@ async fn an_upsert_agent_retry_gets_the_first_answer_whatever_its_password() {
         ..Default::default()
     };
     assert_status(
-        r.connect_agent(connect(OTHER_PASSWORD)).await,
+        ana.connect_agent(connect(OTHER_PASSWORD)).await,
         Code::Unauthenticated,
         "",
     );
-    r.connect_agent(connect(PASSWORD))
+    ana.connect_agent(connect(PASSWORD))
         .await
         .expect("the first password is the agent's");
 
@@ -530,7 +554,7 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
     let mut c = server.clients().await;
     configure(&mut c).await;
     let mut r = routing(&server).await;
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let mut desktop = ConnectedDesktop::open(&server, None).await;
 
     let first = new_task_on(&mut desktop, new_task("c-1")).await;
     let committed = current_revision(&mut r).await;
@@ -571,7 +595,7 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
     // The reply was lost with the stream: a new stream's retry gets the first answer too,
     // and so does a unary retry.
     desktop.vanish();
-    let mut reconnected = ConnectedDesktop::open(server.addr, None).await;
+    let mut reconnected = ConnectedDesktop::open(&server, None).await;
     assert_eq!(new_task_on(&mut reconnected, new_task("c-1")).await, first);
     assert_eq!(
         r.new_task(new_task("c-1")).await.unwrap().into_inner(),
@@ -592,8 +616,8 @@ async fn a_request_retried_on_a_connect_stream_gets_the_first_answer() {
 async fn the_same_id_from_two_desktops_does_not_answer_one_for_the_other() {
     let server = TestServer::start().await;
     let mut c = server.clients().await;
-    let mut ana = ConnectedDesktop::open(server.addr, None).await;
-    let mut bob = ConnectedDesktop::open(server.addr, None).await;
+    let mut ana = ConnectedDesktop::open(&server, None).await;
+    let mut bob = ConnectedDesktop::open(&server, None).await;
 
     let Frame::BindService(_) = bind_processor(&mut ana, "bind-1").await else {
         panic!("ana's desktop binds")

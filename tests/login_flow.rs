@@ -213,7 +213,7 @@ async fn seed_login_flow_over_one_connect_stream() {
     let mut admin = server.clients().await;
     admin.create_agent("rajat1", PASSWORD).await;
 
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let mut desktop = ConnectedDesktop::open(&server, None).await;
     uuid::Uuid::parse_str(desktop.client_id()).expect("the greeting names a UUID client id");
 
     let answer = desktop
@@ -335,7 +335,7 @@ async fn seed_login_flow_over_one_connect_stream() {
 #[tokio::test]
 async fn requests_on_a_stream_are_answered_in_order_with_their_ids() {
     let server = TestServer::start().await;
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let mut desktop = ConnectedDesktop::open(&server, None).await;
     let ids = [
         desktop
             .send(Req::ListServices(pb::ListServicesRequest {}))
@@ -377,7 +377,7 @@ async fn client_count_follows_registrations_bindings_and_streams() {
 
     let unary = c.register("unary desktop").await;
     c.bind_service(&unary, DEFAULT_PROCESSOR_ID).await;
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let mut desktop = ConnectedDesktop::open(&server, None).await;
     desktop
         .call(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
@@ -419,7 +419,7 @@ async fn a_vanished_desktop_is_unregistered_after_its_grace_period() {
     })
     .await;
     let mut c = server.clients().await;
-    let desktop = ConnectedDesktop::open(server.addr, None).await;
+    let desktop = ConnectedDesktop::open(&server, None).await;
     assert_eq!(c.client_count().await, 1);
     // The desktop's connection goes away without closing its side cleanly.
     desktop.vanish();
@@ -438,7 +438,7 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
     let mut c = server.clients().await;
     c.create_agent("vishal", PASSWORD).await;
 
-    let mut first = ConnectedDesktop::open(server.addr, None).await;
+    let mut first = ConnectedDesktop::open(&server, None).await;
     first
         .call(Req::BindService(pb::BindServiceRequest {
             client_id: String::new(),
@@ -525,7 +525,7 @@ async fn taking_a_session_over_tells_the_desktop_that_had_it() {
 #[tokio::test]
 async fn shutdown_ends_open_streams_with_unavailable() {
     let server = TestServer::start().await;
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let mut desktop = ConnectedDesktop::open(&server, None).await;
     let stop = tokio::spawn(server.stop());
     let status = desktop
         .ending()

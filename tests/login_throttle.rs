@@ -1,12 +1,17 @@
-//! Failed logins are throttled per agent id and per address, and password checks run on a
-//! bounded pool, against a real server over gRPC. Windows are set long (or zero) so that no
-//! assertion depends on how fast the calls run.
+//! Failed logins are throttled per agent id (or account id) and per address, and password
+//! checks run on a bounded pool, against a real server over gRPC. Windows are set long (or
+//! zero) so that no assertion depends on how fast the calls run.
+//!
+//! The routing logins (`LoginAgent`, `ConnectAgent`) are for agents only, so each is called on
+//! a connection signed in as an agent, which signs in (`AuthService.Login`) before any of its
+//! failures; `AuthService.Login` itself is throttled the same way, for agents and accounts.
 
 mod common;
 
+use common::auth::try_sign_in;
 use common::desktop::ConnectedDesktop;
 use common::process::ServerProcess;
-use common::{Clients, TestServer, prepare_request};
+use common::{Channel, Clients, TestServer, Who, prepare_request, sign_in, signed};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use switchboard::config::ServerConfig;
@@ -14,7 +19,6 @@ use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use common::Channel;
 use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -36,6 +40,20 @@ async fn server(backoff_ms: u64) -> TestServer {
         ..ServerConfig::in_memory()
     })
     .await
+}
+
+/// A routing client signed in as agent `agent_id` (with `PASSWORD`).
+async fn routing_as(server: &TestServer, agent_id: &str) -> RoutingServiceClient<Channel> {
+    RoutingServiceClient::new(server.channel_as(Who::Agent(agent_id), PASSWORD).await)
+}
+
+/// `AuthService.Login` as `who`, over a connection of its own without a token.
+async fn auth_login(
+    server: &TestServer,
+    who: Who<'_>,
+    password: &str,
+) -> Result<pb::LoginResponse, Status> {
+    try_sign_in(&server.raw_channel().await, who, password).await
 }
 
 async fn login(
@@ -109,7 +127,8 @@ async fn fifty_wrong_passwords_lock_the_agent_out_even_for_the_right_one() {
     let mut c = server.clients().await;
     c.create_agent("rajat1", PASSWORD).await;
     c.create_agent("priya2", PASSWORD).await;
-    let mut routing = RoutingServiceClient::new(server.channel().await);
+    // Signed in before its failures: the calls below are the agent's own.
+    let mut routing = routing_as(&server, "rajat1").await;
 
     let mut answers = Vec::new();
     for _ in 0..50 {
@@ -144,10 +163,14 @@ async fn fifty_wrong_passwords_lock_the_agent_out_even_for_the_right_one() {
         })
         .await;
     assert_eq!(shape(connected), throttled());
+    // Signing in is a login call too.
+    let signed_in = auth_login(&server, Who::Agent("rajat1"), PASSWORD).await;
+    assert_eq!(shape(signed_in), throttled());
 
     // Another agent from the same address still gets its password checked: ten failures
     // do not lock an address.
-    let other = routing
+    let mut other = routing_as(&server, "priya2").await;
+    let other = other
         .connect_agent(pb::ConnectAgentRequest {
             agent_id: "priya2".into(),
             password: PASSWORD.into(),
@@ -163,6 +186,8 @@ async fn attempts_during_the_backoff_are_refused_unchecked() {
     let server = server(HOUR_MS).await;
     let mut c = server.clients().await;
     c.create_agent("rajat1", PASSWORD).await;
+    // Signed in before its failures, to try its own login below.
+    let mut routing = routing_as(&server, "rajat1").await;
 
     let mut answers = Vec::new();
     for _ in 0..50 {
@@ -181,7 +206,6 @@ async fn attempts_during_the_backoff_are_refused_unchecked() {
         "{answers:#?}"
     );
     // Refused attempts are not counted: still the first wait, not a lockout's.
-    let mut routing = RoutingServiceClient::new(server.channel().await);
     let refused = login(&mut routing, "rajat1", PASSWORD).await.unwrap_err();
     assert!(
         (3_500..=3_600).contains(&retry_after(&refused)),
@@ -194,7 +218,8 @@ async fn unknown_agents_and_wrong_passwords_look_alike_locked_or_not() {
     let server = server(0).await;
     let mut c = server.clients().await;
     c.create_agent("rajat1", PASSWORD).await;
-    let mut routing = RoutingServiceClient::new(server.channel().await);
+    // Signed in before its failures; its connection asks for every agent below.
+    let mut routing = routing_as(&server, "rajat1").await;
 
     // The same answer, detail for detail, on each login call.
     for (agent, password) in [("rajat1", WRONG), ("nobody", WRONG), ("nobody", PASSWORD)] {
@@ -207,6 +232,8 @@ async fn unknown_agents_and_wrong_passwords_look_alike_locked_or_not() {
             .prepare_session(prepare_request(agent, password, false))
             .await;
         assert_eq!(shape(prepared), wrong_password());
+        let signed_in = auth_login(&server, Who::Agent(agent), password).await;
+        assert_eq!(shape(signed_in), wrong_password());
     }
 
     // Locked out alike: unknown agents are counted like known ones.
@@ -217,6 +244,10 @@ async fn unknown_agents_and_wrong_passwords_look_alike_locked_or_not() {
     let unknown = login(&mut routing, "nobody", PASSWORD).await;
     assert_eq!(shape(known), throttled());
     assert_eq!(shape(unknown), throttled());
+    for agent in ["rajat1", "nobody"] {
+        let signed_in = auth_login(&server, Who::Agent(agent), PASSWORD).await;
+        assert_eq!(shape(signed_in), throttled());
+    }
     // An id never tried yet is still only checked.
     assert_eq!(
         shape(login(&mut routing, "stranger", WRONG).await),
@@ -224,12 +255,88 @@ async fn unknown_agents_and_wrong_passwords_look_alike_locked_or_not() {
     );
 }
 
+/// Creates account `account_id` with `secret` and the supervisor role.
+async fn create_account(c: &mut Clients, account_id: &str, secret: &str) {
+    c.admin
+        .upsert_account(pb::UpsertAccountRequest {
+            account: Some(pb::Account {
+                account_id: account_id.into(),
+                display_name: format!("Account {account_id}"),
+                secret: secret.into(),
+                roles: vec![pb::Role::Supervisor as i32],
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("the account is created");
+}
+
+#[tokio::test]
+async fn account_sign_ins_are_throttled_like_agent_logins() {
+    // No backoff: the ten failures come at once, and the tenth locks the account out.
+    let server = server(0).await;
+    let mut c = server.clients().await;
+    create_account(&mut c, "ops", PASSWORD).await;
+    create_account(&mut c, "audit", PASSWORD).await;
+
+    // An unknown account and a wrong secret get the same answer, detail for detail.
+    let wrong = shape(auth_login(&server, Who::Account("ops"), WRONG).await);
+    assert_eq!(wrong.code, Code::Unauthenticated, "{wrong:?}");
+    assert_eq!(wrong.reason, None, "{wrong:?}");
+    assert!(!wrong.retry_info, "{wrong:?}");
+    for (account, secret) in [("nobody", WRONG), ("nobody", PASSWORD)] {
+        assert_eq!(
+            shape(auth_login(&server, Who::Account(account), secret).await),
+            wrong,
+            "{account} with {secret}"
+        );
+    }
+
+    let mut answers = Vec::new();
+    for _ in 0..50 {
+        answers.push(shape(auth_login(&server, Who::Account("ops"), WRONG).await));
+    }
+    // One failure came first: nine more lock the account out.
+    assert!(answers[..9].iter().all(|a| *a == wrong), "{answers:#?}");
+    assert!(
+        answers[9..].iter().all(|a| *a == throttled()),
+        "{answers:#?}"
+    );
+
+    // Locked out: the right secret is refused unchecked.
+    let locked = auth_login(&server, Who::Account("ops"), PASSWORD)
+        .await
+        .unwrap_err();
+    assert!(
+        (3_500..=3_600).contains(&retry_after(&locked)),
+        "{locked:?}"
+    );
+    assert_eq!(shape::<()>(Err(locked)), throttled());
+
+    // Unknown accounts are counted like known ones: locked out alike.
+    while shape(auth_login(&server, Who::Account("nobody"), WRONG).await) == wrong {}
+    assert_eq!(
+        shape(auth_login(&server, Who::Account("nobody"), PASSWORD).await),
+        throttled()
+    );
+
+    // Another account from the same address still gets its secret checked, and signs in.
+    let other = auth_login(&server, Who::Account("audit"), PASSWORD).await;
+    assert!(other.is_ok(), "{other:?}");
+    // An agent of the same name is another principal, with a count of its own.
+    c.create_agent("ops", PASSWORD).await;
+    let agent = auth_login(&server, Who::Agent("ops"), PASSWORD).await;
+    assert!(agent.is_ok(), "{agent:?}");
+}
+
 #[tokio::test]
 async fn logins_on_the_connect_stream_are_throttled_too() {
     let server = server(0).await;
     let mut c = server.clients().await;
     c.create_agent("rajat1", PASSWORD).await;
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    // LoginAgent is an agent's own call: the desktop is signed in as the agent.
+    let token = sign_in(&server.raw_channel().await, Who::Agent("rajat1"), PASSWORD).await;
+    let mut desktop = ConnectedDesktop::open_as(server.addr, &token, None).await;
 
     let mut messages = Vec::new();
     for password in [WRONG; 10].into_iter().chain([PASSWORD]) {
@@ -273,15 +380,16 @@ const QUEUE: usize = 64;
 const MIB: u64 = 1024 * 1024;
 
 /// Fires `BURST` logins at once from `local` (its own address, so that the address's
-/// throttle starts afresh), each for its own unknown agent with a wrong password; returns
-/// how many the pool refused.
-async fn burst(server: SocketAddr, local: Ipv4Addr) -> usize {
+/// throttle starts afresh), each for its own unknown agent with a wrong password, on a
+/// connection signed in with the agent's access `token`; returns how many the pool refused.
+async fn burst(server: SocketAddr, local: Ipv4Addr, token: &str) -> usize {
     let channel = Endpoint::from_shared(format!("http://{server}"))
         .expect("a valid endpoint")
         .local_address(Some(IpAddr::V4(local)))
         .connect()
         .await
         .expect("the server accepts connections");
+    let channel = signed(channel, token);
     let calls: Vec<_> = (0..BURST)
         .map(|n| {
             let mut routing = RoutingServiceClient::new(channel.clone());
@@ -323,10 +431,12 @@ async fn a_burst_of_logins_leaves_memory_bounded() {
     Clients::new(channel.clone())
         .create_agent("rajat1", PASSWORD)
         .await;
+    // The burst's logins are an agent's calls.
+    let token = sign_in(&server.raw_channel().await, Who::Agent("rajat1"), PASSWORD).await;
     let before = resident(server.pid());
 
     for local in [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)] {
-        let exhausted = burst(server.addr(), local).await;
+        let exhausted = burst(server.addr(), local, &token).await;
         // A refusal means every queue slot was taken by another of the burst.
         assert!(
             exhausted <= BURST - QUEUE,
@@ -346,7 +456,8 @@ async fn a_burst_of_logins_leaves_memory_bounded() {
         );
     }
     // Still serving, logins included.
-    let mut routing = RoutingServiceClient::new(channel);
+    let mut routing =
+        RoutingServiceClient::new(server.channel_as(Who::Agent("rajat1"), PASSWORD).await);
     let refused = login(&mut routing, "rajat1", WRONG).await;
     assert_eq!(shape(refused), wrong_password());
 }

@@ -6,23 +6,29 @@ mod common;
 
 use std::time::Duration;
 
+use common::Channel;
 use common::desktop::ConnectedDesktop;
 use common::routing_setup::RoutingSetup;
-use common::{DEFAULT_PROCESSOR_ID, TestServer, assert_status};
+use common::{DEFAULT_PROCESSOR_ID, TestServer, Who, assert_status, sign_in};
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio_stream::StreamExt;
-use common::Channel;
 use tonic::{Code, Streaming};
 
 const PASSWORD: &str = "routing-Pw-1";
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Routing signed in as the first admin: writes, new tasks, oversight.
 async fn routing(server: &TestServer) -> RoutingServiceClient<Channel> {
     RoutingServiceClient::new(server.channel().await)
+}
+
+/// Routing signed in as agent `agent`: its own connect, login, state, offers and tasks.
+async fn routing_as(server: &TestServer, agent: &str) -> RoutingServiceClient<Channel> {
+    RoutingServiceClient::new(server.channel_as(Who::Agent(agent), PASSWORD).await)
 }
 
 /// A one-step queue with no timeouts.
@@ -79,9 +85,11 @@ fn agent_state_is(agent: &'static str, state: pb::AgentState) -> impl FnMut(&Ev)
     move |e| matches!(e, Ev::AgentStateChanged(c) if c.agent_id == agent && c.state() == state)
 }
 
-/// A desktop on a `Connect` stream of its own, signed in as `agent_id`.
+/// A desktop on a `Connect` stream of its own, signed in as agent `agent_id` (its token on
+/// the stream) with its session prepared and bound.
 async fn desktop(server: &TestServer, agent_id: &str) -> ConnectedDesktop {
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let token = sign_in(&server.raw_channel().await, Who::Agent(agent_id), PASSWORD).await;
+    let mut desktop = ConnectedDesktop::open_as(server.addr, &token, None).await;
     desktop.sign_in(agent_id, PASSWORD).await;
     desktop
 }
@@ -211,18 +219,25 @@ async fn every_routing_message_end_to_end() {
         .unwrap()
         .into_inner();
     let mut ana = desktop(&server, "ana").await;
+    // Each agent moves itself; the admin (`r`) creates tasks and oversees.
+    let mut ana_r = routing_as(&server, "ana").await;
+    let mut agents = std::collections::HashMap::new();
+    for agent in ["ana", "ben", "cid"] {
+        agents.insert(agent.to_owned(), routing_as(&server, agent).await);
+    }
 
     // Connect and Login.
-    r.connect_agent(pb::ConnectAgentRequest {
-        agent_id: "ana".into(),
-        password: PASSWORD.into(),
-        extension: "1001".into(),
-        destination: "sip:ana@example.test".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let login = r
+    ana_r
+        .connect_agent(pb::ConnectAgentRequest {
+            agent_id: "ana".into(),
+            password: PASSWORD.into(),
+            extension: "1001".into(),
+            destination: "sip:ana@example.test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let login = ana_r
         .login_agent(pb::LoginAgentRequest {
             agent_id: "ana".into(),
             password: PASSWORD.into(),
@@ -247,15 +262,16 @@ async fn every_routing_message_end_to_end() {
         .await;
 
     // AgentState command and update.
-    r.change_agent_state(pb::ChangeAgentStateRequest {
-        agent_id: "ana".into(),
-        state: pb::AgentState::Ready.into(),
-        mrd: "chat".into(),
-        reason_code: String::new(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    ana_r
+        .change_agent_state(pb::ChangeAgentStateRequest {
+            agent_id: "ana".into(),
+            state: pb::AgentState::Ready.into(),
+            mrd: "chat".into(),
+            reason_code: String::new(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     wait_for(
         &mut watch,
         "READY",
@@ -347,7 +363,7 @@ async fn every_routing_message_end_to_end() {
     assert!(task.revision >= state.revision);
 
     // Accept: TaskState update ACTIVE.
-    let accepted = r
+    let accepted = ana_r
         .accept_task(pb::AcceptTaskRequest {
             task_id: task_id.clone(),
             agent_id: "ana".into(),
@@ -361,9 +377,11 @@ async fn every_routing_message_end_to_end() {
     wait_for(&mut watch, "ACTIVE", active).await;
     ana.routing_event("ACTIVE", active).await;
 
-    // Conference -> TaskConferenced.
+    // Conference -> TaskConferenced. The owner conferences (the admin may not: only agents on
+    // a task, or the integration that created it, conference on it).
     for agent in ["ben", "cid"] {
-        r.login_agent(pb::LoginAgentRequest {
+        let own = agents.get_mut(agent).unwrap();
+        own.login_agent(pb::LoginAgentRequest {
             agent_id: agent.into(),
             password: PASSWORD.into(),
             mrd: String::new(),
@@ -371,7 +389,7 @@ async fn every_routing_message_end_to_end() {
         })
         .await
         .unwrap();
-        r.change_agent_state(pb::ChangeAgentStateRequest {
+        own.change_agent_state(pb::ChangeAgentStateRequest {
             agent_id: agent.into(),
             state: pb::AgentState::Ready.into(),
             ..Default::default()
@@ -379,7 +397,7 @@ async fn every_routing_message_end_to_end() {
         .await
         .unwrap();
     }
-    let conferenced = r
+    let conferenced = ana_r
         .conference_task(pb::ConferenceTaskRequest {
             task_id: task_id.clone(),
             conference_owner: "ana".into(),
@@ -411,14 +429,17 @@ async fn every_routing_message_end_to_end() {
     wait_for(&mut watch, "TaskAgentTransferred", moved).await;
     ana.routing_event("TaskAgentTransferred", moved).await;
 
-    // TaskState command -> TaskState update CLOSED.
-    r.change_task_state(pb::ChangeTaskStateRequest {
-        task_id: task_id.clone(),
-        state: pb::TaskState::Closed.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    // TaskState command -> TaskState update CLOSED, by its owner since the transfer.
+    agents
+        .get_mut("cid")
+        .unwrap()
+        .change_task_state(pb::ChangeTaskStateRequest {
+            task_id: task_id.clone(),
+            state: pb::TaskState::Closed.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     wait_for(&mut watch, "CLOSED", |e| {
         matches!(e, Ev::TaskStateChanged(s) if s.state() == pb::TaskState::Closed && s.close_reason() == pb::CloseReason::Done)
     })
@@ -435,7 +456,9 @@ async fn every_routing_message_end_to_end() {
         .unwrap()
         .into_inner();
     let offered_to = second.task.unwrap().offered_agent_id;
-    let rejected = r
+    let rejected = agents
+        .get_mut(offered_to.as_str())
+        .unwrap_or_else(|| panic!("offered to an unknown agent {offered_to:?}"))
         .reject_task(pb::RejectTaskRequest {
             task_id: second.task_id.clone(),
             agent_id: offered_to.clone(),
@@ -528,6 +551,7 @@ async fn routing_refusals_have_the_right_status() {
     let mut c = server.clients().await;
     let mut r = routing(&server).await;
     configure(&mut c, &["ana"]).await;
+    let mut ana = routing_as(&server, "ana").await;
 
     let bad_queue = c
         .admin
@@ -543,8 +567,9 @@ async fn routing_refusals_have_the_right_status() {
         .upsert_queue(one_step_queue("q", "fax", "TRUE"))
         .await;
     assert_status(no_mrd, Code::NotFound, "mrd 'fax' not found");
+    // Signed in as herself, ana still has her password checked when she gives one.
     assert_status(
-        r.login_agent(pb::LoginAgentRequest {
+        ana.login_agent(pb::LoginAgentRequest {
             agent_id: "ana".into(),
             password: "wrong".into(),
             mrd: "chat".into(),
@@ -555,7 +580,7 @@ async fn routing_refusals_have_the_right_status() {
         "password",
     );
     assert_status(
-        r.change_agent_state(pb::ChangeAgentStateRequest {
+        ana.change_agent_state(pb::ChangeAgentStateRequest {
             agent_id: "ana".into(),
             state: pb::AgentState::Reserved.into(),
             ..Default::default()
@@ -565,7 +590,7 @@ async fn routing_refusals_have_the_right_status() {
         "AGENT_STATE_RESERVED is set by the engine",
     );
     assert_status(
-        r.change_agent_state(pb::ChangeAgentStateRequest {
+        ana.change_agent_state(pb::ChangeAgentStateRequest {
             agent_id: "ana".into(),
             state: pb::AgentState::Ready.into(),
             mrd: "chat".into(),
@@ -574,6 +599,29 @@ async fn routing_refusals_have_the_right_status() {
         .await,
         Code::FailedPrecondition,
         "not logged in on mrd 'chat'",
+    );
+    // An agent acts only as itself: the admin may not log ana in or set her READY.
+    assert_status(
+        r.login_agent(pb::LoginAgentRequest {
+            agent_id: "ana".into(),
+            password: PASSWORD.into(),
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::PermissionDenied,
+        "needs one of the roles ROLE_AGENT",
+    );
+    assert_status(
+        r.change_agent_state(pb::ChangeAgentStateRequest {
+            agent_id: "ana".into(),
+            state: pb::AgentState::Ready.into(),
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::PermissionDenied,
+        "others' agents may only be set NOT_READY or LOGOUT",
     );
     assert_status(
         r.new_task(pb::NewTaskRequest {
@@ -624,7 +672,7 @@ async fn routing_refusals_have_the_right_status() {
         "not TASK_STATE_ACTIVE",
     );
     assert_status(
-        r.accept_task(pb::AcceptTaskRequest {
+        ana.accept_task(pb::AcceptTaskRequest {
             task_id: task.task_id.clone(),
             agent_id: "ana".into(),
             ..Default::default()
@@ -790,8 +838,11 @@ async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
         .await
         .unwrap()
         .into_inner();
-    for agent in ["ana", "ben"] {
-        r.login_agent(pb::LoginAgentRequest {
+    // Each agent logs itself in and goes ready; ana, on the task, moves it along.
+    let mut ana = routing_as(&server, "ana").await;
+    let mut ben = routing_as(&server, "ben").await;
+    for (agent, own) in [("ana", &mut ana), ("ben", &mut ben)] {
+        own.login_agent(pb::LoginAgentRequest {
             agent_id: agent.into(),
             password: PASSWORD.into(),
             mrd: "chat".into(),
@@ -800,7 +851,7 @@ async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
         .await
         .unwrap();
     }
-    r.change_agent_state(pb::ChangeAgentStateRequest {
+    ana.change_agent_state(pb::ChangeAgentStateRequest {
         agent_id: "ana".into(),
         state: pb::AgentState::Ready.into(),
         mrd: "chat".into(),
@@ -818,7 +869,7 @@ async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
         .unwrap()
         .into_inner()
         .task_id;
-    r.accept_task(pb::AcceptTaskRequest {
+    ana.accept_task(pb::AcceptTaskRequest {
         task_id: task_id.clone(),
         agent_id: "ana".into(),
         ..Default::default()
@@ -832,7 +883,7 @@ async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
         pb::TaskState::Closed,
     ];
     for state in steps {
-        r.change_task_state(pb::ChangeTaskStateRequest {
+        ana.change_task_state(pb::ChangeTaskStateRequest {
             task_id: task_id.clone(),
             state: state.into(),
             ..Default::default()
@@ -850,7 +901,7 @@ async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
     }
 
     // Ben's watch reaches his own later change without passing any of ana's task's changes.
-    r.change_agent_state(pb::ChangeAgentStateRequest {
+    ben.change_agent_state(pb::ChangeAgentStateRequest {
         agent_id: "ben".into(),
         state: pb::AgentState::Ready.into(),
         mrd: "chat".into(),

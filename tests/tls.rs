@@ -2,7 +2,7 @@
 //! rcgen, reached over real sockets by a tonic client, grpcurl and the generated Python client;
 //! client certificates (mTLS, required and optional); bad TLS files and plaintext on a
 //! non-loopback address stopping start-up; and the verified client certificate's identity as
-//! a handler sees it.
+//! a handler sees it; and signing in over TLS, which a token still needs.
 
 mod common;
 
@@ -237,6 +237,52 @@ async fn tonic_client_calls_get_server_status_over_tls() {
         refused.is_err(),
         "a client trusting another CA got {refused:?}"
     );
+}
+
+/// A tonic connection over TLS that trusts `ca_pem` and checks the name `localhost`.
+async fn tls_channel(addr: SocketAddr, ca_pem: &str) -> tonic::transport::Channel {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("a valid endpoint")
+        .tls_config(tls)
+        .expect("a valid TLS configuration")
+        .connect()
+        .await
+        .expect("the TLS handshake succeeds")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_works_over_tls_and_other_calls_need_the_token() {
+    let pki = Pki::new();
+    let server = pki.server(&[]).await;
+    let channel = tls_channel(server.addr(), &pki.server_ca_pem).await;
+    let register = pb::RegisterClientRequest {
+        client_name: "tls desktop".into(),
+        ..Default::default()
+    };
+
+    // TLS is no substitute for a token.
+    let refused = CoreServiceClient::new(channel.clone())
+        .register_client(register.clone())
+        .await;
+    let status = refused.expect_err("a call without a token is refused");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+
+    // The first admin signs in over the same TLS connection, and its token lets the call in.
+    let token = common::sign_in(
+        &channel,
+        common::Who::Account(common::ADMIN),
+        &server.admin_secret(),
+    )
+    .await;
+    let registered = CoreServiceClient::new(common::signed(channel, &token))
+        .register_client(register)
+        .await
+        .expect("a signed-in call over TLS is answered")
+        .into_inner();
+    assert!(!registered.client_id.is_empty(), "{registered:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

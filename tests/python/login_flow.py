@@ -4,6 +4,11 @@ from proto/ (see scripts/test-tools.sh), asserting every answer on the way; then
 `Connect` streams the two ways a desktop does: a cancelled call keeps its client (resumable),
 a `Goodbye` frame unregisters it.
 
+It signs in as a real client does: the first admin (`AuthService.Login` with the one-time
+secret the server's first start wrote to a file) creates the agent, then the agent signs in
+with its password and the desktop's every call carries `authorization: Bearer <access token>`.
+At the end the agent refreshes its tokens and signs out.
+
 Exits 0 and prints `login flow: OK` last on success; exits 1 with `login flow: FAILED ...`
 otherwise. Every call and every wait is bounded, so it cannot hang.
 """
@@ -55,6 +60,15 @@ def parse_args(argv):
     parser.add_argument("--agent-id", required=True, help="agent to create and log in")
     parser.add_argument("--password", required=True, help="the agent's password")
     parser.add_argument(
+        "--admin-secret-file",
+        required=True,
+        help="the file holding the first admin's one-time secret "
+        "(<data-dir>/bootstrap-admin.secret or --bootstrap-secret-file)",
+    )
+    parser.add_argument(
+        "--admin-id", default="admin", help="the first admin's account id (default: %(default)s)"
+    )
+    parser.add_argument(
         "--processor-name",
         default="Switchboard",
         help="expected processor service name (default: %(default)s)",
@@ -68,13 +82,15 @@ def load_stubs():
         raise FlowError(f"generated stubs missing in {path}: run scripts/test-tools.sh")
     sys.path.insert(0, str(path))
     import grpc  # here, not at the top, so --help works without the venv
-    from switchboard.v1 import admin_pb2, core_pb2, processor_pb2, workflow_pb2
-    from switchboard.v1 import admin_pb2_grpc, core_pb2_grpc, processor_pb2_grpc
+    from switchboard.v1 import admin_pb2, auth_pb2, core_pb2, processor_pb2, workflow_pb2
+    from switchboard.v1 import admin_pb2_grpc, auth_pb2_grpc, core_pb2_grpc, processor_pb2_grpc
     from switchboard.v1 import workflow_pb2_grpc
 
     return {
         "grpc": grpc,
         "admin": admin_pb2,
+        "auth": auth_pb2,
+        "auth_grpc": auth_pb2_grpc,
         "core": core_pb2,
         "processor": processor_pb2,
         "workflow": workflow_pb2,
@@ -88,8 +104,8 @@ def load_stubs():
 class SessionWatch:
     """Follows WatchSessionState on a background thread, handing events over a queue."""
 
-    def __init__(self, stub, request):
-        self._call = stub.WatchSessionState(request, timeout=WATCH_DEADLINE)
+    def __init__(self, stub, request, metadata=()):
+        self._call = stub.WatchSessionState(request, metadata=metadata, timeout=WATCH_DEADLINE)
         self._events = queue.Queue()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -172,6 +188,11 @@ def describe_error(error):
     return repr(error)
 
 
+def bearer(token):
+    """The call metadata that signs a call in with `token`."""
+    return (("authorization", f"Bearer {token}"),)
+
+
 def action_changes(pb, event):
     enable = pb["workflow"].ACTION_CHANGE_TYPE_ENABLE
     disable = pb["workflow"].ACTION_CHANGE_TYPE_DISABLE
@@ -190,24 +211,58 @@ class Flow:
         self.step = "connect"
         self.responses = []  # every answer, to prove none carries the password
         self.resource_id = None
+        try:
+            self.admin_secret = Path(args.admin_secret_file).read_text().strip()
+        except OSError as error:
+            raise FlowError(f"cannot read the first admin's secret: {error}")
+        expect(self.admin_secret != "", f"{args.admin_secret_file} is empty")
+        # The signed-in principal's call metadata; none before the first sign-in.
+        self.metadata = ()
         grpc = pb["grpc"]
         self.channel = grpc.insecure_channel(args.target)
+        self.auth = pb["auth_grpc"].AuthServiceStub(self.channel)
         self.admin = pb["admin_grpc"].AdminServiceStub(self.channel)
         self.core = pb["core_grpc"].CoreServiceStub(self.channel)
         self.processor = pb["processor_grpc"].ProcessorServiceStub(self.channel)
         self.workflow = pb["workflow_grpc"].WorkflowServiceStub(self.channel)
 
     def call(self, method, request):
-        response = method(request, timeout=RPC_TIMEOUT)
+        """A unary call as the signed-in principal."""
+        response = method(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
         self.check_no_password(response)
         return response
 
     def check_no_password(self, message):
         self.responses.append(message)
+        text = str(message)
         expect(
-            self.args.password not in str(message),
-            f"the password appears in a {type(message).__name__}",
+            self.args.password not in text and self.admin_secret not in text,
+            f"the password or the admin's secret appears in a {type(message).__name__}",
         )
+
+    def sign_in(self, password, **principal):
+        """`AuthService.Login`; its tokens, after checking the answer."""
+        (kind, principal_id), = principal.items()
+        login = self.call(
+            self.auth.Login, self.pb["auth"].LoginRequest(password=password, **principal)
+        )
+        prefix = "agent" if kind == "agent_id" else "account"
+        expect(login.access_token != "", "Login gave no access token")
+        expect(login.refresh_token != "", "Login gave no refresh token")
+        expect(login.expires_in_secs > 0, f"the access token expires in {login.expires_in_secs} s")
+        expect(
+            login.principal == f"{prefix}:{principal_id}",
+            f"signed in as {login.principal!r}, not {prefix}:{principal_id}",
+        )
+        return login
+
+    def expect_refused(self, method, request, code, what):
+        try:
+            method(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
+        except self.pb["grpc"].RpcError as error:
+            expect(error.code() == code, f"{what}: {describe_error(error)}")
+            return
+        raise FlowError(f"{what}: the call was not refused")
 
     def run(self):
         pb, args = self.pb, self.args
@@ -220,17 +275,51 @@ class Flow:
         except pb["grpc"].FutureTimeoutError:
             raise FlowError(f"could not connect to {args.target} within {RPC_TIMEOUT:.0f} s")
 
+        self.step = "0 Login as the first admin"
+        admin_login = self.sign_in(self.admin_secret, account_id=args.admin_id)
+        expect(
+            pb["admin"].ROLE_ADMIN in admin_login.roles,
+            f"the first admin's roles are {list(admin_login.roles)}",
+        )
+
+        self.step = "0 UpsertAgent without a token"
+        agent_request = pb["admin"].UpsertAgentRequest(
+            agent=pb["admin"].Agent(
+                agent_id=args.agent_id, display_name="Rajat", password=args.password
+            )
+        )
+        self.expect_refused(
+            self.admin.UpsertAgent,
+            agent_request,
+            pb["grpc"].StatusCode.UNAUTHENTICATED,
+            "UpsertAgent without a token",
+        )
+
         self.step = "0 UpsertAgent"
+        self.metadata = bearer(admin_login.access_token)
         upserted = self.call(
             self.admin.UpsertAgent,
-            pb["admin"].UpsertAgentRequest(
-                agent=pb["admin"].Agent(
-                    agent_id=args.agent_id, display_name="Rajat", password=args.password
-                )
-            ),
+            agent_request,
         )
         expect(upserted.agent.agent_id == args.agent_id, f"upserted agent is {upserted.agent.agent_id!r}")
         expect(upserted.agent.password == "", "UpsertAgent echoed a password")
+
+        # From here on the desktop is the agent's own.
+        self.step = "0 Login as the agent"
+        self.metadata = ()
+        self.agent_login = self.sign_in(args.password, agent_id=args.agent_id)
+        expect(
+            pb["admin"].ROLE_AGENT in self.agent_login.roles,
+            f"the agent's roles are {list(self.agent_login.roles)}",
+        )
+        self.metadata = bearer(self.agent_login.access_token)
+        self.step = "0 UpsertAgent as the agent"
+        self.expect_refused(
+            self.admin.UpsertAgent,
+            agent_request,
+            pb["grpc"].StatusCode.PERMISSION_DENIED,
+            "UpsertAgent as an agent",
+        )
 
         self.step = "1 GetServerStatus"
         status = self.call(self.core.GetServerStatus, core.GetServerStatusRequest())
@@ -339,10 +428,12 @@ class Flow:
         watch = SessionWatch(
             self.workflow,
             wf.WatchSessionStateRequest(resource_id=resource_id, start_revision=before.revision + 1),
+            metadata=self.metadata,
         )
         try:
             self.bind_and_login(processor, manager, client_id, resource_id, before.revision, watch)
             self.connect_endings()
+            self.refresh_and_sign_out()
         finally:
             watch.close()
             self.channel.close()
@@ -363,14 +454,14 @@ class Flow:
         clients_before = self.client_count()
 
         self.step = "9 Connect"
-        first = ConnectStream(self.core)
+        first = ConnectStream(self.core, metadata=self.metadata)
         client_id = self.greeting(first, "Connect").client_id
         expect(client_id != "", "Connect gave no client_id")
         expect(self.client_count() == clients_before + 1, "the Connect client is not counted")
 
         self.step = "9 Connect cancelled, then resumed"
         first.cancel()
-        resume = (("switchboard-client-id", client_id),)
+        resume = self.metadata + (("switchboard-client-id", client_id),)
         back = ConnectStream(self.core, metadata=resume)
         greeting = self.greeting(back, "resumed Connect")
         expect(greeting.resumed, "a cancelled Connect's client was not resumed")
@@ -396,6 +487,36 @@ class Flow:
                 error.code() == grpc.StatusCode.NOT_FOUND,
                 f"resuming after the goodbye: {describe_error(error)}",
             )
+
+    def refresh_and_sign_out(self):
+        """The agent trades its refresh token for new tokens, which work; then signs out, after
+        which its refresh token is refused."""
+        auth, grpc = self.pb["auth"], self.pb["grpc"]
+        self.step = "10 Refresh"
+        refreshed = self.call(
+            self.auth.Refresh, auth.RefreshRequest(refresh_token=self.agent_login.refresh_token)
+        )
+        expect(refreshed.access_token != "", "Refresh gave no access token")
+        expect(
+            refreshed.refresh_token not in ("", self.agent_login.refresh_token),
+            "Refresh gave no new refresh token",
+        )
+        expect(
+            refreshed.principal == self.agent_login.principal,
+            f"refreshed as {refreshed.principal!r}",
+        )
+        self.metadata = bearer(refreshed.access_token)
+        me = self.call(self.auth.WhoAmI, auth.WhoAmIRequest())
+        expect(me.principal == self.agent_login.principal, f"WhoAmI says {me.principal!r}")
+
+        self.step = "10 Logout"
+        self.call(self.auth.Logout, auth.LogoutRequest(refresh_token=refreshed.refresh_token))
+        self.expect_refused(
+            self.auth.Refresh,
+            auth.RefreshRequest(refresh_token=refreshed.refresh_token),
+            grpc.StatusCode.UNAUTHENTICATED,
+            "Refresh after signing out",
+        )
 
     def bind_and_login(self, processor, manager, client_id, resource_id, revision, watch):
         core, wf = self.pb["core"], self.pb["workflow"]
@@ -490,7 +611,10 @@ def main(argv):
         step = flow.step if flow else "setup"
         print(f"login flow: FAILED at step {step}: {describe_error(error)}", file=sys.stderr)
         return 1
-    print(f"checked {len(flow.responses)} responses and events; none contains the password")
+    print(
+        f"checked {len(flow.responses)} responses and events; "
+        "none contains the password or the admin's secret"
+    )
     print("login flow: OK")
     return 0
 
