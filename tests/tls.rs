@@ -659,3 +659,114 @@ async fn plaintext_on_a_non_loopback_address_needs_insecure() {
     let status = server.terminate().await;
     assert!(status.success(), "the server stopped with {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_signs_in_with_its_client_certificate() {
+    use switchboard::pb::admin_service_client::AdminServiceClient;
+    use switchboard::pb::routing_service_client::RoutingServiceClient;
+    let pki = Pki::new();
+    let client_ca = path_str(&pki.client_ca);
+    let server = pki
+        .server(&["--client-ca", &client_ca, "--client-auth", "optional"])
+        .await;
+    let mtls = |identity: Identity| {
+        let ca = pki.server_ca_pem.clone();
+        let addr = server.addr();
+        async move {
+            let tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost")
+                .identity(identity);
+            Endpoint::from_shared(format!("https://{addr}"))
+                .expect("a valid endpoint")
+                .tls_config(tls)
+                .expect("client TLS settings")
+                .connect()
+                .await
+                .expect("the server accepts the certificate")
+        }
+    };
+    // The admin maps the client certificate to an integration account.
+    let anonymous = tls_channel(server.addr(), &pki.server_ca_pem).await;
+    let token = common::sign_in(
+        &anonymous,
+        common::Who::Account(common::ADMIN),
+        &server.admin_secret(),
+    )
+    .await;
+    let mut admin = AdminServiceClient::new(common::signed(anonymous, &token));
+    let fingerprint = PeerIdentity::of_certificate(&pki.client.der).to_string();
+    let mrd = pb::Mrd {
+        name: "chat".into(),
+        max_tasks: 1,
+        offer_timeout_seconds: 30,
+        ..Default::default()
+    };
+    admin
+        .upsert_mrd(pb::UpsertMrdRequest {
+            mrd: Some(mrd),
+            ..Default::default()
+        })
+        .await
+        .expect("an MRD");
+    let account = |roles: Vec<i32>| pb::UpsertAccountRequest {
+        account: Some(pb::Account {
+            account_id: "web-chat".into(),
+            display_name: "Web chat".into(),
+            secret: "a long random secret".into(),
+            roles,
+            client_certificate_sha256: fingerprint.clone(),
+        }),
+        ..Default::default()
+    };
+    let refused = admin
+        .upsert_account(account(vec![pb::Role::Supervisor.into()]))
+        .await
+        .expect_err("only integrations sign in by certificate");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    admin
+        .upsert_account(account(vec![pb::Role::Integration.into()]))
+        .await
+        .expect("the integration is created");
+
+    // Its certificate alone signs it in: it submits a task, and is refused what it may not do.
+    let mut channel_server = RoutingServiceClient::new(mtls(pki.client.identity()).await);
+    let task = channel_server
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the integration submits a task with its certificate")
+        .into_inner();
+    assert!(!task.task_id.is_empty());
+    let denied = channel_server
+        .list_agent_states(pb::ListAgentStatesRequest::default())
+        .await
+        .expect_err("an integration may not list agents");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+
+    // Without the mapping the same certificate is just TLS: no principal.
+    admin
+        .upsert_account(pb::UpsertAccountRequest {
+            account: Some(pb::Account {
+                client_certificate_sha256: String::new(),
+                ..account(vec![pb::Role::Integration.into()]).account.unwrap()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("the mapping is removed");
+    let unmapped = RoutingServiceClient::new(mtls(pki.client.identity()).await)
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an unmapped certificate signs nobody in");
+    assert_eq!(
+        unmapped.code(),
+        tonic::Code::Unauthenticated,
+        "{unmapped:?}"
+    );
+}

@@ -29,6 +29,7 @@ impl Api {
             display_name: account.display_name,
             roles: account.roles,
             secret_hash,
+            client_certificate: account.client_certificate,
         };
         let (written, revision) = self.run(who, key, command).await?;
         Ok(pb::UpsertAccountResponse {

@@ -26,6 +26,12 @@ pub trait CredentialStanding: Send + Sync + 'static {
     /// The principal's current credential version, `None` when it no longer exists. A token
     /// is accepted only while its `ver` equals this.
     fn current_version(&self, actor: &Actor) -> Option<u64>;
+
+    /// The integration that signs in with the client certificate of this SHA-256 fingerprint
+    /// (lowercase hex), with its credential version; `None` for a certificate nobody maps.
+    fn certificate_principal(&self, _sha256_hex: &str) -> Option<(Principal, u64)> {
+        None
+    }
 }
 
 /// A request's caller, as its token says, in the request's extensions beside its `Principal`;
@@ -80,6 +86,18 @@ impl AuthLayer {
         self.check_token(token, now_secs)
     }
 
+    /// The integration a verified client certificate signs in; its streams end when its
+    /// credentials change, like a token's.
+    fn by_certificate(&self, fingerprint: &str) -> Option<Authenticated> {
+        let (principal, credential_version) =
+            self.shared.standing.certificate_principal(fingerprint)?;
+        Some(Authenticated {
+            principal,
+            credential_version,
+            expires_at_secs: u64::MAX,
+        })
+    }
+
     fn check_token(&self, token: &str, now_secs: u64) -> Result<Authenticated, Status> {
         let shared = &self.shared;
         let verified = match shared.cache.get(token, now_secs) {
@@ -107,10 +125,14 @@ impl AuthLayer {
 
     /// What a request to `path` with `headers` may do: `Ok(Some(_))` with its caller,
     /// `Ok(None)` for a public method called without a valid token, or the refusal.
+    ///
+    /// Without a bearer token, a client certificate verified by the TLS handshake (its
+    /// SHA-256 fingerprint `certificate`) signs in the integration it is mapped to.
     pub fn admit(
         &self,
         path: &str,
         headers: &HeaderMap,
+        certificate: Option<&str>,
         now_secs: u64,
     ) -> Result<Option<Authenticated>, Status> {
         let access = policy::effective_access(path, self.shared.reflection_requires_auth)
@@ -123,7 +145,14 @@ impl AuthLayer {
                 _ => None,
             }),
             Access::Roles(_) => {
-                let authenticated = self.authenticate(headers, now_secs)?;
+                let by_certificate = match (bearer(headers), certificate) {
+                    (Ok(None), Some(fingerprint)) => self.by_certificate(fingerprint),
+                    _ => None,
+                };
+                let authenticated = match by_certificate {
+                    Some(authenticated) => authenticated,
+                    None => self.authenticate(headers, now_secs)?,
+                };
                 if !policy::allows(access, &authenticated.principal) {
                     return Err(Status::permission_denied(policy::denied_message(
                         path, access,
@@ -220,10 +249,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        match self
-            .auth
-            .admit(request.uri().path(), request.headers(), now_secs())
-        {
+        let certificate = client_certificate(&request);
+        match self.auth.admit(
+            request.uri().path(),
+            request.headers(),
+            certificate.as_deref(),
+            now_secs(),
+        ) {
             Ok(caller) => {
                 if let Some(authenticated) = caller {
                     request
@@ -236,6 +268,18 @@ where
             Err(status) => Either::Left(ready(Ok(status.into_http()))),
         }
     }
+}
+
+/// The SHA-256 fingerprint (lowercase hex) of the client certificate the TLS handshake
+/// verified for this request's connection, if any.
+fn client_certificate<B>(request: &Request<B>) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let info = request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let chain = info.peer_certs()?;
+    let leaf = chain.first()?;
+    Some(crate::tls::PeerIdentity::of_certificate(leaf.as_ref()).fingerprint_hex())
 }
 
 #[cfg(test)]

@@ -41,6 +41,10 @@ pub struct AccountRecord {
     pub roles: BTreeSet<Role>,
     pub secret_hash: PasswordHashString,
     pub credential_version: u64,
+    /// The SHA-256 fingerprint (lowercase hex) of the client certificate an integration may
+    /// present over mTLS instead of a token.
+    #[serde(default)]
+    pub client_certificate: Option<String>,
 }
 
 impl fmt::Debug for AccountRecord {

@@ -76,6 +76,8 @@ pub enum Event {
         roles: BTreeSet<Role>,
         secret_hash: PasswordHashString,
         credential_version: u64,
+        #[serde(default)]
+        client_certificate: Option<String>,
     },
     AccountDeleted {
         account_id: String,

@@ -111,6 +111,7 @@ impl State {
                 roles,
                 secret_hash,
                 credential_version,
+                client_certificate,
             } => {
                 self.accounts.insert(
                     account_id.clone(),
@@ -120,6 +121,7 @@ impl State {
                         roles: roles.clone(),
                         secret_hash: secret_hash.clone(),
                         credential_version: *credential_version,
+                        client_certificate: client_certificate.clone(),
                     },
                 );
             }

@@ -350,6 +350,17 @@ impl State {
         agents.chain(accounts)
     }
 
+    /// Integrations that may sign in with a client certificate: its fingerprint, and who.
+    pub fn certificate_principals(&self) -> impl Iterator<Item = (String, Principal)> + '_ {
+        self.accounts.values().filter_map(|a| {
+            let principal = Principal {
+                actor: Actor::Account(a.account_id.clone()),
+                roles: a.roles.clone(),
+            };
+            a.client_certificate.clone().map(|f| (f, principal))
+        })
+    }
+
     /// Principals with the admin role, agents and accounts alike.
     pub fn admin_count(&self) -> usize {
         let admin = |roles: &BTreeSet<Role>| roles.contains(&Role::Admin);

@@ -8,10 +8,12 @@ use std::sync::{PoisonError, RwLock};
 
 use tokio::sync::watch;
 
-use crate::domain::{Actor, Event, State};
+use crate::domain::{Actor, Event, Principal, State};
 
 pub struct Standings {
     versions: RwLock<HashMap<Actor, u64>>,
+    /// Integrations that sign in with a client certificate, by its SHA-256 (lowercase hex).
+    certificates: RwLock<HashMap<String, Principal>>,
     /// Bumped on every change, so streams can wait for one that concerns them.
     changes: watch::Sender<u64>,
 }
@@ -20,6 +22,7 @@ impl Standings {
     pub(super) fn of(state: &State) -> Self {
         Self {
             versions: RwLock::new(state.credential_versions().collect()),
+            certificates: RwLock::new(state.certificate_principals().collect()),
             changes: watch::Sender::new(0),
         }
     }
@@ -41,7 +44,52 @@ impl Standings {
         }
     }
 
+    /// The integration whose client certificate has this fingerprint, with its credential
+    /// version now.
+    pub fn certificate_principal(&self, sha256_hex: &str) -> Option<(Principal, u64)> {
+        let certificates = self
+            .certificates
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let principal = certificates.get(sha256_hex)?.clone();
+        let version = self.current_version(&principal.actor)?;
+        Some((principal, version))
+    }
+
+    /// Keeps the certificate map in step with the accounts.
+    fn observe_certificates(&self, event: &Event) {
+        let (account, now) = match event {
+            Event::AccountUpserted {
+                account_id,
+                roles,
+                client_certificate,
+                ..
+            } => {
+                let principal = Principal {
+                    actor: Actor::Account(account_id.clone()),
+                    roles: roles.clone(),
+                };
+                (
+                    account_id,
+                    client_certificate.clone().map(|f| (f, principal)),
+                )
+            }
+            Event::AccountDeleted { account_id } => (account_id, None),
+            _ => return,
+        };
+        let actor = Actor::Account(account.clone());
+        let mut certificates = self
+            .certificates
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        certificates.retain(|_, p| p.actor != actor);
+        if let Some((fingerprint, principal)) = now {
+            certificates.insert(fingerprint, principal);
+        }
+    }
+
     pub(super) fn observe(&self, event: &Event) {
+        self.observe_certificates(event);
         let (actor, version) = match event {
             Event::AgentUpserted {
                 agent_id,
@@ -81,5 +129,9 @@ impl Standings {
 impl crate::auth::CredentialStanding for Standings {
     fn current_version(&self, actor: &Actor) -> Option<u64> {
         Standings::current_version(self, actor)
+    }
+
+    fn certificate_principal(&self, sha256_hex: &str) -> Option<(Principal, u64)> {
+        Standings::certificate_principal(self, sha256_hex)
     }
 }

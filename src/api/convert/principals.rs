@@ -54,6 +54,7 @@ pub struct AccountWrite {
     pub display_name: String,
     pub secret: Option<Password>,
     pub roles: BTreeSet<Role>,
+    pub client_certificate: Option<String>,
 }
 
 impl TryFrom<pb::UpsertAccountRequest> for AccountWrite {
@@ -71,11 +72,13 @@ impl TryFrom<pb::UpsertAccountRequest> for AccountWrite {
         };
         let roles = roles("account.roles", &account.roles)?
             .ok_or_else(|| DomainError::invalid("account.roles", "must name at least one role"))?;
+        let client_certificate = certificate_fingerprint(&account.client_certificate_sha256)?;
         Ok(Self {
             account_id: account.account_id,
             display_name: account.display_name,
             secret,
             roles,
+            client_certificate,
         })
     }
 }
@@ -88,6 +91,7 @@ impl From<AccountRecord> for pb::Account {
             display_name: record.display_name,
             secret: String::new(),
             roles: wire_roles(&record.roles),
+            client_certificate_sha256: record.client_certificate.unwrap_or_default(),
         }
     }
 }
@@ -131,6 +135,22 @@ impl TryFrom<pb::RevokeCredentialsRequest> for cmd::RevokeCredentials {
         };
         Ok(Self { principal })
     }
+}
+
+/// A certificate fingerprint as an account stores it: 64 lowercase hex digits; `None` for
+/// none. Accepts the `sha256:` prefix the server logs and upper case digits.
+fn certificate_fingerprint(raw: &str) -> DomainResult<Option<String>> {
+    let hex = raw.strip_prefix("sha256:").unwrap_or(raw);
+    if hex.is_empty() {
+        return Ok(None);
+    }
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(DomainError::invalid(
+            "account.client_certificate_sha256",
+            "must be 64 hex digits (the certificate's SHA-256), optionally after `sha256:`",
+        ));
+    }
+    Ok(Some(hex.to_ascii_lowercase()))
 }
 
 /// Who a login names, checked: the principal and the password to verify.

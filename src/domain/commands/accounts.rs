@@ -21,6 +21,9 @@ pub struct UpsertAccount {
     pub roles: BTreeSet<Role>,
     /// `None` keeps the stored secret; creating an account needs one.
     pub secret_hash: Option<PasswordHashString>,
+    /// The client certificate's SHA-256 fingerprint (lowercase hex) an integration may sign
+    /// in with over mTLS; `None` for none.
+    pub client_certificate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,8 +40,25 @@ impl Command for UpsertAccount {
             display_name,
             roles,
             secret_hash,
+            client_certificate,
         } = self;
         check_id("account.account_id", &account_id)?;
+        if let Some(fingerprint) = &client_certificate {
+            if !roles.contains(&Role::Integration) {
+                return Err(DomainError::invalid(
+                    "account.client_certificate_sha256",
+                    "only an integration (ROLE_INTEGRATION) signs in with a client certificate",
+                ));
+            }
+            if let Some(other) = state.accounts.values().find(|a| {
+                a.account_id != account_id && a.client_certificate.as_ref() == Some(fingerprint)
+            }) {
+                return Err(DomainError::AlreadyExists(format!(
+                    "account '{}' already signs in with this client certificate",
+                    other.account_id
+                )));
+            }
+        }
         check_name("account.display_name", &display_name)?;
         if roles.is_empty() {
             return Err(DomainError::invalid(
@@ -70,7 +90,13 @@ impl Command for UpsertAccount {
         let created = existing.is_none();
         let credential_version = match existing {
             None => 1,
-            Some(a) if a.secret_hash != secret_hash || a.roles != roles => a.credential_version + 1,
+            Some(a)
+                if a.secret_hash != secret_hash
+                    || a.roles != roles
+                    || a.client_certificate != client_certificate =>
+            {
+                a.credential_version + 1
+            }
             Some(a) => a.credential_version,
         };
         let account = AccountRecord {
@@ -79,6 +105,7 @@ impl Command for UpsertAccount {
             roles: roles.clone(),
             secret_hash: secret_hash.clone(),
             credential_version,
+            client_certificate: client_certificate.clone(),
         };
         state.record(
             turn,
@@ -88,6 +115,7 @@ impl Command for UpsertAccount {
                 roles,
                 secret_hash,
                 credential_version,
+                client_certificate,
             },
         );
         Ok(AccountWritten { account, created })
@@ -213,6 +241,7 @@ impl Command for BootstrapAdmin {
             display_name: "First administrator".into(),
             roles: [Role::Admin].into(),
             secret_hash: Some(self.secret_hash),
+            client_certificate: None,
         }
         .run(state, turn)?;
         Ok(true)
