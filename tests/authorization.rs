@@ -135,6 +135,7 @@ async fn principals(server: &TestServer) -> Principals {
                     display_name: id.into(),
                     secret: PASSWORD.into(),
                     roles: vec![role as i32],
+                    ..Default::default()
                 }),
                 ..Default::default()
             })

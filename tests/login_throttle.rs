@@ -264,6 +264,7 @@ async fn create_account(c: &mut Clients, account_id: &str, secret: &str) {
                 display_name: format!("Account {account_id}"),
                 secret: secret.into(),
                 roles: vec![pb::Role::Supervisor as i32],
+                ..Default::default()
             }),
             ..Default::default()
         })

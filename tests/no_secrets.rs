@@ -166,6 +166,7 @@ async fn no_password_in_debug_logs_or_responses() {
                 display_name: "Operations".into(),
                 secret: ACCOUNT_SECRET.into(),
                 roles: vec![pb::Role::Supervisor as i32],
+                ..Default::default()
             }),
             ..Default::default()
         })

@@ -330,6 +330,7 @@ async fn a_supervisor_may_set_an_agent_not_ready_but_not_ready() {
                 display_name: "Sue".into(),
                 secret: PASSWORD.into(),
                 roles: vec![pb::Role::Supervisor.into()],
+                ..Default::default()
             }),
             ..Default::default()
         })

@@ -23,6 +23,8 @@ use switchboard::server::Server;
 use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
+// Each test crate uses some of these.
+#[allow(unused_imports)]
 pub use auth::{ADMIN, Channel, Who, sign_in, signed, unsigned};
 
 /// The processor's id with the default instance domain and name.
