@@ -30,6 +30,14 @@
 //! new process (its revision is after the one it recovered to): the task is requeued for RONA,
 //! its agent goes NOT_READY with reason `RONA` and is not offered the task again, and the task
 //! is offered to the agent that became ready after the restart, who can accept it.
+//!
+//! `accounts_refresh_chains_and_revocations_survive_a_restart_*`: who may sign in is state too.
+//! Accounts written before a restart sign in after it with their secrets; a refresh chain
+//! started (and rotated) before it goes on after it, its spent token still counting as spent;
+//! a chain signed out of stays ended; and the tokens of a principal whose credentials were
+//! revoked stay refused, access and refresh tokens alike, while the principal may sign in
+//! anew. Proven after a SIGKILL with everything recovered from the journal, after a SIGKILL
+//! with everything in a snapshot (`--snapshot-every 1`), and after a graceful stop.
 
 mod common;
 
@@ -39,16 +47,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use common::Clients;
 use common::process::ServerProcess;
 use common::routing_setup::RoutingSetup;
+use common::{ADMIN, Channel, Clients, Who};
 use switchboard::pb;
 use switchboard::pb::admin_service_client::AdminServiceClient;
+use switchboard::pb::auth_service_client::AuthServiceClient;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
-use common::Channel;
 use tonic::{Code, Response, Status};
 
 type Routing = RoutingServiceClient<Channel>;
@@ -115,6 +123,9 @@ struct Ledger {
     /// The furthest state each task is known to have reached: from replies during a round, and
     /// from the recovered server at the start of the next. The closer picks its work here.
     known: BTreeMap<String, pb::TaskState>,
+    /// Each task's owner, once it has one: only the agent on a task may wrap it up and close
+    /// it, so the closer acts as this agent.
+    owners: BTreeMap<String, String>,
     /// Acknowledged `NewTask` request ids and the task each created.
     created: BTreeMap<String, String>,
     /// `NewTask` request ids sent whose reply never came: the server died first.
@@ -140,6 +151,10 @@ impl Ledger {
                 }
             })
             .or_insert(state);
+        if !task.owner_agent_id.is_empty() {
+            self.owners
+                .insert(task.task_id.clone(), task.owner_agent_id.clone());
+        }
         self.max_revision = self.max_revision.max(revision);
         self.acks.push(Ack {
             round,
@@ -169,7 +184,11 @@ fn new_task_request(request_id: &str) -> pb::NewTaskRequest {
 /// One round: a server's life from its start to its SIGKILL.
 struct Round {
     number: usize,
+    /// Signed in as the first admin: the channel submitting tasks, and the reads.
     routing: Routing,
+    /// Each agent's desktop, signed in as that agent: it accepts its offers, wraps up and
+    /// closes its tasks.
+    agents: BTreeMap<String, Routing>,
     ledger: Arc<Mutex<Ledger>>,
     /// Mutating commands acknowledged this round.
     acknowledged: AtomicUsize,
@@ -259,12 +278,13 @@ async fn accept_offers(round: Arc<Round>) {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         for (agent_id, task_id) in offers {
+            let mut desktop = round.agents[&agent_id].clone();
             let request = pb::AcceptTaskRequest {
                 request_id: format!("accept-{task_id}"),
                 task_id,
                 agent_id,
             };
-            let Some(reply) = round.call("AcceptTask", routing.accept_task(request)).await else {
+            let Some(reply) = round.call("AcceptTask", desktop.accept_task(request)).await else {
                 return;
             };
             round.ack("AcceptTask", reply.task, reply.revision);
@@ -273,24 +293,34 @@ async fn accept_offers(round: Arc<Round>) {
 }
 
 /// The closer: wraps up active tasks and closes wrapping ones, picking among them in a
-/// scattered order so that tasks of every state are about when the server dies.
+/// scattered order so that tasks of every state are about when the server dies. Each task is
+/// wrapped up and closed by its owner's desktop.
 async fn finish_tasks(round: Arc<Round>) {
-    let mut routing = round.routing.clone();
     for step in 0usize.. {
         if !round.running() {
             break;
         }
-        let candidates: Vec<(String, pb::TaskState)> = lock(&round.ledger)
-            .known
-            .iter()
-            .filter(|(_, s)| matches!(s, pb::TaskState::Active | pb::TaskState::WrappingUp))
-            .map(|(id, s)| (id.clone(), *s))
-            .collect();
+        let candidates: Vec<(String, pb::TaskState, String)> = {
+            let ledger = lock(&round.ledger);
+            ledger
+                .known
+                .iter()
+                .filter(|(_, s)| matches!(s, pb::TaskState::Active | pb::TaskState::WrappingUp))
+                .map(|(id, s)| {
+                    let owner = ledger.owners.get(id).unwrap_or_else(|| {
+                        panic!("task {id} is {s:?}, yet no reply or listing named its owner")
+                    });
+                    (id.clone(), *s, owner.clone())
+                })
+                .collect()
+        };
         if candidates.is_empty() {
             tokio::time::sleep(Duration::from_millis(2)).await;
             continue;
         }
-        let (task_id, state) = candidates[step.wrapping_mul(7919) % candidates.len()].clone();
+        let (task_id, state, owner) =
+            candidates[step.wrapping_mul(7919) % candidates.len()].clone();
+        let mut routing = round.agents[&owner].clone();
         let (wanted, request_id) = if state == pb::TaskState::Active {
             (pb::TaskState::WrappingUp, format!("wrap-{task_id}"))
         } else {
@@ -606,16 +636,32 @@ async fn retry_new_tasks(
     (cut_off, committed)
 }
 
-/// MRD `chat` as `setup` has it and logged-in agents (NOT_READY), every write idempotent.
-async fn configure(channel: &Channel, setup: RoutingSetup, agents: &[&str]) {
+/// MRD `chat` as `setup` has it (written by the first admin) and agents that logged
+/// themselves in (NOT_READY), every write idempotent.
+async fn configure(server: &ServerProcess, setup: RoutingSetup, agents: &[&str]) {
     setup
         .agents(agents, PASSWORD)
-        .log_in(&RoutingServiceClient::new(channel.clone()))
+        .log_in(&server.raw_channel().await)
         .request_ids("setup")
-        .apply(&mut Clients::new(channel.clone()))
+        .apply(&mut Clients::new(server.channel().await))
         .await;
 }
 
+/// A routing client signed in as `agent`: an agent acts only as itself.
+async fn agent_routing(server: &ServerProcess, agent: &str) -> Routing {
+    RoutingServiceClient::new(server.channel_as(Who::Agent(agent), PASSWORD).await)
+}
+
+/// Every agent's desktop, each signed in as its agent.
+async fn desktops(server: &ServerProcess, agents: &[&str]) -> BTreeMap<String, Routing> {
+    let mut desktops = BTreeMap::new();
+    for &agent in agents {
+        desktops.insert(agent.to_owned(), agent_routing(server, agent).await);
+    }
+    desktops
+}
+
+/// `agent` goes READY; `routing` is signed in as that agent.
 async fn make_ready(routing: &mut Routing, agent: &str) {
     let reply = routing
         .change_agent_state(pb::ChangeAgentStateRequest {
@@ -659,12 +705,14 @@ async fn acknowledged_changes_survive_sigkill() {
 
     for (number, &kill_after) in KILL_AFTER.iter().enumerate() {
         let server = ServerProcess::start_durable(dir.path(), &CRASH_SERVER_ARGS).await;
-        let channel = server.channel().await;
-        let mut routing = RoutingServiceClient::new(channel.clone());
+        let mut routing = RoutingServiceClient::new(server.channel().await);
         if number == 0 {
-            configure(&channel, chat(HOUR, MAX_TASKS, HOUR), &AGENTS).await;
-            for agent in AGENTS {
-                make_ready(&mut routing, agent).await;
+            configure(&server, chat(HOUR, MAX_TASKS, HOUR), &AGENTS).await;
+        }
+        let mut agents = desktops(&server, &AGENTS).await;
+        if number == 0 {
+            for (agent, desktop) in &mut agents {
+                make_ready(desktop, agent).await;
             }
         } else {
             let seen = observe(&mut routing).await;
@@ -686,12 +734,18 @@ async fn acknowledged_changes_survive_sigkill() {
             let mut ledger = lock(&ledger);
             for task in &seen.tasks {
                 ledger.known.insert(task.task_id.clone(), task.state());
+                if !task.owner_agent_id.is_empty() {
+                    ledger
+                        .owners
+                        .insert(task.task_id.clone(), task.owner_agent_id.clone());
+                }
             }
         }
 
         let round = Arc::new(Round {
             number,
             routing,
+            agents,
             ledger: Arc::clone(&ledger),
             acknowledged: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
@@ -724,7 +778,16 @@ async fn acknowledged_changes_survive_sigkill() {
 
     // Recover from the last crash, then stop gracefully: that must change nothing.
     let server = ServerProcess::start_durable(dir.path(), &CRASH_SERVER_ARGS).await;
-    let channel = server.channel().await;
+    // Signed in once, before the graceful stop: the same token still works after the start
+    // (the signing key is in the data directory), so that signing in again, which commits,
+    // does not change what the restarted server reports.
+    let admin_token = common::sign_in(
+        &server.raw_channel().await,
+        Who::Account(ADMIN),
+        &server.admin_secret(),
+    )
+    .await;
+    let channel = common::signed(server.raw_channel().await, &admin_token);
     let mut routing = RoutingServiceClient::new(channel.clone());
     let context = format!("after the SIGKILL of round {}", KILL_AFTER.len() - 1);
     check_recovered(&observe(&mut routing).await, &lock(&ledger), &context);
@@ -745,7 +808,9 @@ async fn acknowledged_changes_survive_sigkill() {
             .expect("the reply carries the agent");
         assert_eq!(stored.display_name, format!("Agent {agent}"));
     }
-    let wrong = routing
+    // The agent logs in on the MRD as itself, with a wrong password, and signs in with one.
+    let wrong = agent_routing(&server, AGENTS[0])
+        .await
         .login_agent(pb::LoginAgentRequest {
             agent_id: AGENTS[0].into(),
             password: "not-the-password".into(),
@@ -757,6 +822,17 @@ async fn acknowledged_changes_survive_sigkill() {
         wrong.map(|_| ()).map_err(|s| s.code()),
         Err(Code::Unauthenticated),
         "a wrong password is refused after the crashes"
+    );
+    let wrong = common::auth::try_sign_in(
+        &server.raw_channel().await,
+        Who::Agent(AGENTS[1]),
+        "not-the-password",
+    )
+    .await;
+    assert_eq!(
+        wrong.map(|_| ()).map_err(|s| s.code()),
+        Err(Code::Unauthenticated),
+        "a wrong password does not sign in after the crashes"
     );
 
     let before = observe(&mut routing).await;
@@ -771,7 +847,8 @@ async fn acknowledged_changes_survive_sigkill() {
         Some("0"),
         "a graceful stop leaves a snapshot of everything"
     );
-    let mut routing = RoutingServiceClient::new(server.channel().await);
+    let channel = common::signed(server.raw_channel().await, &admin_token);
+    let mut routing = RoutingServiceClient::new(channel);
     let after = observe(&mut routing).await;
     assert_eq!(after, before, "a graceful stop and start changes nothing");
     eprintln!(
@@ -856,10 +933,9 @@ async fn read_story(routing: &mut Routing, task_id: &str) -> TaskStory {
 async fn offer_times_out_across_a_restart(stop: Stop, offer_timeout_seconds: u32) -> bool {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let server = ServerProcess::start_durable(dir.path(), &[]).await;
-    let channel = server.channel().await;
-    configure(&channel, chat(offer_timeout_seconds, 1, 0), &["ana", "ben"]).await;
-    let mut routing = RoutingServiceClient::new(channel);
-    make_ready(&mut routing, "ana").await;
+    configure(&server, chat(offer_timeout_seconds, 1, 0), &["ana", "ben"]).await;
+    make_ready(&mut agent_routing(&server, "ana").await, "ana").await;
+    let mut routing = RoutingServiceClient::new(server.channel().await);
     let created = routing
         .new_task(new_task_request("rona-task"))
         .await
@@ -890,8 +966,9 @@ async fn offer_times_out_across_a_restart(stop: Stop, offer_timeout_seconds: u32
     let server = ServerProcess::start_durable(dir.path(), &[]).await;
     let recovered = server.recovered_revision();
     let mut routing = RoutingServiceClient::new(server.channel().await);
+    let mut ben_desktop = agent_routing(&server, "ben").await;
     // Only now may ben take the task: before the stop, ana was the only candidate.
-    make_ready(&mut routing, "ben").await;
+    make_ready(&mut ben_desktop, "ben").await;
     let story = read_story(&mut routing, &task.task_id).await;
     let (Some(offered_to_ana), Some(rona), Some(offered_to_ben)) =
         (story.offered_to_ana, story.rona, story.offered_to_ben)
@@ -968,7 +1045,7 @@ async fn offer_times_out_across_a_restart(stop: Stop, offer_timeout_seconds: u32
         ),
         "{stop:?}: ben has the offer"
     );
-    let accepted = routing
+    let accepted = ben_desktop
         .accept_task(pb::AcceptTaskRequest {
             task_id: task.task_id.clone(),
             agent_id: "ben".into(),
@@ -1007,4 +1084,400 @@ async fn pending_offers_time_out_after_a_graceful_stop_and_after_sigkill() {
         prove_offer_timeout_across_a_restart(Stop::Graceful),
         prove_offer_timeout_across_a_restart(Stop::Crash),
     );
+}
+
+// ----- accounts_refresh_chains_and_revocations_survive_a_restart_* ---------------------------
+
+const SUPERVISOR_SECRET: &str = "supervisor-Secret-1";
+const CHANNEL_SECRET: &str = "channel-Secret-2";
+const REPORTS_SECRET: &str = "reports-Secret-3";
+
+/// How the server stops, and what its next start recovers from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Restart {
+    /// SIGKILL before any snapshot: the next start replays the journal, every event of it.
+    CrashFromJournal,
+    /// SIGKILL with a snapshot after every commit: the next start loads the snapshot, which
+    /// holds every acknowledged change.
+    CrashFromSnapshot,
+    /// SIGTERM: the stop leaves a snapshot of everything, and nothing to replay.
+    Graceful,
+}
+
+async fn upsert_account(
+    admin: &mut AdminServiceClient<Channel>,
+    account_id: &str,
+    secret: &str,
+    role: pb::Role,
+) {
+    admin
+        .upsert_account(pb::UpsertAccountRequest {
+            account: Some(pb::Account {
+                account_id: account_id.into(),
+                display_name: format!("Account {account_id}"),
+                secret: secret.into(),
+                roles: vec![role.into()],
+                ..Default::default()
+            }),
+            request_id: format!("account-{account_id}"),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("account {account_id} is written: {e:?}"));
+}
+
+async fn log_in(server: &ServerProcess, who: Who<'_>, password: &str) -> pb::LoginResponse {
+    common::auth::try_sign_in(&server.raw_channel().await, who, password)
+        .await
+        .unwrap_or_else(|e| panic!("{who:?} signs in: {e:?}"))
+}
+
+async fn refresh(
+    server: &ServerProcess,
+    refresh_token: &str,
+) -> Result<pb::RefreshResponse, Status> {
+    AuthServiceClient::new(server.raw_channel().await)
+        .refresh(pb::RefreshRequest {
+            refresh_token: refresh_token.into(),
+        })
+        .await
+        .map(Response::into_inner)
+}
+
+/// Who an access token says its bearer is (`WhoAmI`), or why it is refused.
+async fn who_am_i(
+    server: &ServerProcess,
+    access_token: &str,
+) -> Result<pb::WhoAmIResponse, Status> {
+    let channel = common::signed(server.raw_channel().await, access_token);
+    AuthServiceClient::new(channel)
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .map(Response::into_inner)
+}
+
+#[track_caller]
+fn assert_unauthenticated<T: std::fmt::Debug>(result: Result<T, Status>, what: &str) {
+    match result {
+        Err(status) => assert_eq!(status.code(), Code::Unauthenticated, "{what}: {status:?}"),
+        Ok(answer) => panic!("{what}: accepted, answering {answer:?}"),
+    }
+}
+
+/// What the run before the restart leaves for the one after it to check.
+struct BeforeRestart {
+    /// The supervisor's first login (its refresh token spent by the refresh below).
+    supervisor_login: pb::LoginResponse,
+    /// The supervisor's refresh: its refresh token is the chain's live one.
+    supervisor_refreshed: pb::RefreshResponse,
+    /// A login of the channel's that it keeps.
+    channel_kept: pb::LoginResponse,
+    /// A login of the channel's that it signed out of.
+    channel_signed_out: pb::LoginResponse,
+    /// Ana's login, and the reports account's, both revoked since.
+    ana: pb::LoginResponse,
+    reports: pb::LoginResponse,
+    /// A revision that every change made before the restart is at or before.
+    last_change: u64,
+}
+
+async fn make_credentials(server: &ServerProcess) -> BeforeRestart {
+    let mut admin = AdminServiceClient::new(server.channel().await);
+    upsert_account(
+        &mut admin,
+        "supervisor-1",
+        SUPERVISOR_SECRET,
+        pb::Role::Supervisor,
+    )
+    .await;
+    upsert_account(
+        &mut admin,
+        "channel-1",
+        CHANNEL_SECRET,
+        pb::Role::Integration,
+    )
+    .await;
+    upsert_account(&mut admin, "reports", REPORTS_SECRET, pb::Role::Supervisor).await;
+    admin
+        .upsert_agent(pb::UpsertAgentRequest {
+            agent: Some(pb::Agent {
+                agent_id: "ana".into(),
+                display_name: "Agent ana".into(),
+                password: PASSWORD.into(),
+                ..Default::default()
+            }),
+            request_id: "agent-ana".into(),
+        })
+        .await
+        .expect("ana is written");
+
+    // The supervisor signs in and refreshes once: the chain's live token is the second one.
+    let supervisor_login = log_in(server, Who::Account("supervisor-1"), SUPERVISOR_SECRET).await;
+    let supervisor_refreshed = refresh(server, &supervisor_login.refresh_token)
+        .await
+        .expect("the supervisor's refresh token is good");
+    // The channel signs in twice, and signs out of one of its chains.
+    let channel_kept = log_in(server, Who::Account("channel-1"), CHANNEL_SECRET).await;
+    let channel_signed_out = log_in(server, Who::Account("channel-1"), CHANNEL_SECRET).await;
+    AuthServiceClient::new(server.raw_channel().await)
+        .logout(pb::LogoutRequest {
+            refresh_token: channel_signed_out.refresh_token.clone(),
+        })
+        .await
+        .expect("the channel signs out");
+    assert_unauthenticated(
+        refresh(server, &channel_signed_out.refresh_token).await,
+        "a refresh token of a chain signed out of, before the restart",
+    );
+
+    // Ana (an agent) and the reports account are forced out.
+    let ana = log_in(server, Who::Agent("ana"), PASSWORD).await;
+    let reports = log_in(server, Who::Account("reports"), REPORTS_SECRET).await;
+    let mut last_change = 0;
+    for principal in [
+        pb::revoke_credentials_request::Principal::AgentId("ana".into()),
+        pb::revoke_credentials_request::Principal::AccountId("reports".into()),
+    ] {
+        last_change = admin
+            .revoke_credentials(pb::RevokeCredentialsRequest {
+                principal: Some(principal.clone()),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{principal:?} is revoked: {e:?}"))
+            .into_inner()
+            .revision;
+    }
+    for (what, login) in [("ana's", &ana), ("the reports account's", &reports)] {
+        assert_unauthenticated(
+            who_am_i(server, &login.access_token).await,
+            &format!("{what} revoked access token, before the restart"),
+        );
+        assert_unauthenticated(
+            refresh(server, &login.refresh_token).await,
+            &format!("{what} revoked refresh token, before the restart"),
+        );
+    }
+    // Nothing changed since the revocations: the revision a read reflects is still theirs.
+    let read = admin
+        .get_account(pb::GetAccountRequest {
+            account_id: "supervisor-1".into(),
+        })
+        .await
+        .expect("the supervisor's account is there")
+        .into_inner()
+        .revision;
+    assert!(read >= last_change, "{read} < {last_change}");
+    BeforeRestart {
+        supervisor_login,
+        supervisor_refreshed,
+        channel_kept,
+        channel_signed_out,
+        ana,
+        reports,
+        last_change: read,
+    }
+}
+
+async fn credentials_survive(restart: Restart) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let args: &[&str] = match restart {
+        Restart::CrashFromSnapshot => &["--snapshot-every", "1"],
+        Restart::CrashFromJournal | Restart::Graceful => &[],
+    };
+    let server = ServerProcess::start_durable(dir.path(), args).await;
+    let before = make_credentials(&server).await;
+    match restart {
+        Restart::CrashFromJournal | Restart::CrashFromSnapshot => server.kill(),
+        Restart::Graceful => assert!(server.terminate().await.success(), "a graceful stop"),
+    }
+
+    let server = ServerProcess::start_durable(dir.path(), args).await;
+    let field = |name: &str| -> u64 {
+        server
+            .log_field("state recovered", name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{restart:?}: no {name} in the log: {:?}", server.logs()))
+    };
+    let (recovered, snapshot, replayed) = (
+        server.recovered_revision(),
+        field("snapshot_revision"),
+        field("replayed"),
+    );
+    assert!(
+        recovered >= before.last_change,
+        "{restart:?}: recovered to {recovered}, before {}",
+        before.last_change
+    );
+    match restart {
+        Restart::CrashFromJournal => assert!(
+            snapshot == 0 && replayed == recovered,
+            "{restart:?}: everything comes from the journal: snapshot at {snapshot}, \
+             {replayed} of {recovered} events replayed"
+        ),
+        Restart::CrashFromSnapshot | Restart::Graceful => assert!(
+            snapshot >= before.last_change,
+            "{restart:?}: the snapshot at {snapshot} holds every change up to {}",
+            before.last_change
+        ),
+    }
+    if restart == Restart::Graceful {
+        assert_eq!(replayed, 0, "a graceful stop leaves nothing to replay");
+    }
+
+    // The accounts are there, as written, and their secrets sign them in.
+    let mut admin = AdminServiceClient::new(server.channel().await);
+    let mut listed = admin
+        .list_accounts(pb::ListAccountsRequest::default())
+        .await
+        .expect("the accounts are listed")
+        .into_inner()
+        .accounts;
+    listed.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    assert!(
+        listed.iter().all(|a| a.secret.is_empty()),
+        "{restart:?}: a secret in a listing"
+    );
+    let (supervisor, integration, admin_role) = (
+        [pb::Role::Supervisor as i32],
+        [pb::Role::Integration as i32],
+        [pb::Role::Admin as i32],
+    );
+    let ids_and_roles: Vec<(&str, &[i32])> = listed
+        .iter()
+        .map(|a| (a.account_id.as_str(), a.roles.as_slice()))
+        .collect();
+    assert_eq!(
+        ids_and_roles,
+        [
+            (ADMIN, admin_role.as_slice()),
+            ("channel-1", integration.as_slice()),
+            ("reports", supervisor.as_slice()),
+            ("supervisor-1", supervisor.as_slice()),
+        ],
+        "{restart:?}: the accounts and their roles"
+    );
+    for account in listed.iter().filter(|a| a.account_id != ADMIN) {
+        assert_eq!(
+            account.display_name,
+            format!("Account {}", account.account_id),
+            "{restart:?}: the display name as written"
+        );
+    }
+    for (account, secret) in [
+        ("supervisor-1", SUPERVISOR_SECRET),
+        ("channel-1", CHANNEL_SECRET),
+    ] {
+        let login = log_in(&server, Who::Account(account), secret).await;
+        assert_eq!(login.principal, format!("account:{account}"));
+        let wrong = common::auth::try_sign_in(
+            &server.raw_channel().await,
+            Who::Account(account),
+            "not-the-secret",
+        )
+        .await;
+        assert_unauthenticated(
+            wrong,
+            &format!("{restart:?}: {account} with a wrong secret"),
+        );
+    }
+
+    // An access token issued before the restart and never revoked is still good, with its
+    // roles: the supervisor's reads every agent's state.
+    let whoami = who_am_i(&server, &before.supervisor_refreshed.access_token)
+        .await
+        .unwrap_or_else(|e| panic!("{restart:?}: the supervisor's token is refused: {e:?}"));
+    assert_eq!(
+        (whoami.principal.as_str(), whoami.roles.as_slice()),
+        ("account:supervisor-1", supervisor.as_slice())
+    );
+    let supervisor_channel = common::signed(
+        server.raw_channel().await,
+        &before.supervisor_refreshed.access_token,
+    );
+    RoutingServiceClient::new(supervisor_channel)
+        .list_agent_states(pb::ListAgentStatesRequest::default())
+        .await
+        .unwrap_or_else(|e| panic!("{restart:?}: the supervisor lists agents: {e:?}"));
+
+    // The refresh chains went on: the live token of each refreshes once more.
+    let supervisor_next = refresh(&server, &before.supervisor_refreshed.refresh_token)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("{restart:?}: the supervisor's refresh token from before is refused: {e:?}")
+        });
+    assert_eq!(supervisor_next.principal, "account:supervisor-1");
+    let whoami = who_am_i(&server, &supervisor_next.access_token)
+        .await
+        .unwrap_or_else(|e| panic!("{restart:?}: the refreshed access token: {e:?}"));
+    assert_eq!(whoami.principal, "account:supervisor-1");
+    let channel_next = refresh(&server, &before.channel_kept.refresh_token)
+        .await
+        .unwrap_or_else(|e| panic!("{restart:?}: the channel's kept chain: {e:?}"));
+    assert_eq!(channel_next.principal, "account:channel-1");
+    // A chain signed out of stayed ended.
+    assert_unauthenticated(
+        refresh(&server, &before.channel_signed_out.refresh_token).await,
+        &format!("{restart:?}: a chain signed out of before the restart"),
+    );
+    // A token spent before the restart is still spent: presenting it again ends its chain,
+    // whose live token is then refused too.
+    assert_unauthenticated(
+        refresh(&server, &before.supervisor_login.refresh_token).await,
+        &format!("{restart:?}: a refresh token spent before the restart"),
+    );
+    assert_unauthenticated(
+        refresh(&server, &supervisor_next.refresh_token).await,
+        &format!("{restart:?}: the live token of a chain whose spent token came back"),
+    );
+
+    // Revoked before the restart, refused after it: access and refresh tokens alike.
+    for (what, login) in [
+        ("ana's", &before.ana),
+        ("the reports account's", &before.reports),
+    ] {
+        assert_unauthenticated(
+            who_am_i(&server, &login.access_token).await,
+            &format!("{restart:?}: {what} revoked access token"),
+        );
+        let revoked = common::signed(server.raw_channel().await, &login.access_token);
+        assert_unauthenticated(
+            RoutingServiceClient::new(revoked)
+                .get_agent_state(pb::GetAgentStateRequest {
+                    agent_id: "ana".into(),
+                })
+                .await,
+            &format!("{restart:?}: a call with {what} revoked access token"),
+        );
+        assert_unauthenticated(
+            refresh(&server, &login.refresh_token).await,
+            &format!("{restart:?}: {what} revoked refresh token"),
+        );
+    }
+    // A revoked principal may sign in anew, and its new token is good.
+    for (who, password, principal) in [
+        (Who::Agent("ana"), PASSWORD, "agent:ana"),
+        (Who::Account("reports"), REPORTS_SECRET, "account:reports"),
+    ] {
+        let login = log_in(&server, who, password).await;
+        let whoami = who_am_i(&server, &login.access_token)
+            .await
+            .unwrap_or_else(|e| panic!("{restart:?}: {principal}'s new token: {e:?}"));
+        assert_eq!(whoami.principal, principal);
+    }
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_refresh_chains_and_revocations_survive_a_restart_from_the_journal() {
+    credentials_survive(Restart::CrashFromJournal).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_refresh_chains_and_revocations_survive_a_restart_from_a_snapshot() {
+    credentials_survive(Restart::CrashFromSnapshot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_refresh_chains_and_revocations_survive_a_graceful_restart() {
+    credentials_survive(Restart::Graceful).await;
 }

@@ -7,12 +7,18 @@
 //! store, so `cargo test --test journal_contract sqlite::` runs one store's contract. The cases
 //! that need a journal to outlive the process are generated only for stores marked `durable`:
 //! the memory store's module simply has no such tests.
+//!
+//! Every record names its actor (`agent:<id>`, `account:<id>`, or the engine for timers), which
+//! the journal keeps with the event. The SQLite journal's own cases, after the contract, check
+//! the `actor` column the server writes and the upgrade of a schema-1 journal (which had none).
+
+mod common;
 
 use std::fs;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use switchboard::domain::{ClientId, Event, Record, Revision};
+use switchboard::domain::{Actor, ClientId, Event, Record, Revision};
 use switchboard::store::{
     Journal, MemoryJournal, RememberedRequest, Retention, SqliteJournal, StoreError, StoredSnapshot,
 };
@@ -45,6 +51,7 @@ macro_rules! every_store_cases {
             compaction_keeps_every_event_after_the_snapshot,
             compacting_every_event_keeps_the_revisions_going,
             compaction_forgets_requests_older_than_the_cutoff,
+            every_record_keeps_its_actor,
         );
     };
 }
@@ -230,14 +237,22 @@ fn tear_last_wal_frame(data_dir: &Path) {
 
 // ---- Helpers -------------------------------------------------------------------------------
 
-/// A record whose event and time follow from its revision, so a test can rebuild it.
+/// A record whose event, time and actor follow from its revision, so a test can rebuild it.
+/// The actors take turns: the engine, an agent, an account.
 fn record(revision: Revision) -> Record {
+    let actor = match revision % 3 {
+        0 => Actor::Engine,
+        1 => Actor::Agent(format!("agent-{revision}")),
+        _ => Actor::Account(format!("account.{revision}@example")),
+    };
     Record {
         revision,
         time_ms: 1_000 + revision,
+        actor: actor.clone(),
         event: Event::ClientRegistered {
             client_id: ClientId(Uuid::from_u128(u128::from(revision))),
             client_name: format!("desk \"{revision}\" – ü"),
+            owner: actor.clone(),
         },
     }
 }
@@ -520,6 +535,39 @@ fn compaction_forgets_requests_older_than_the_cutoff(store: &mut impl Store) {
     assert_eq!(journal.first_revision().unwrap(), 1);
 }
 
+fn every_record_keeps_its_actor(store: &mut impl Store) {
+    let journal = store.open();
+    let actors = [
+        Actor::Agent("ana".into()),
+        Actor::Account("admin".into()),
+        Actor::Engine,
+        Actor::Agent("x.y_z@example-1".into()),
+        Actor::Account("channel@example.com".into()),
+    ];
+    let batch: Vec<Record> = actors
+        .iter()
+        .zip(1..)
+        .map(|(actor, revision)| Record {
+            actor: actor.clone(),
+            ..record(revision)
+        })
+        .collect();
+    let refs: Vec<&Record> = batch.iter().collect();
+    journal.append(&refs, &[]).unwrap();
+    let read = journal.read_from(1, usize::MAX).unwrap();
+    assert_eq!(read, batch);
+    let read_actors: Vec<Actor> = read.into_iter().map(|r| r.actor).collect();
+    assert_eq!(
+        read_actors, actors,
+        "each record with its own actor, in order"
+    );
+    // Compaction keeps the actors of the events it keeps.
+    journal
+        .save_snapshot(&snapshot(5, "{}"), keep_events(2))
+        .unwrap();
+    assert_eq!(journal.read_from(0, usize::MAX).unwrap(), batch[3..]);
+}
+
 // ---- Durable stores ------------------------------------------------------------------------
 
 /// Events, requests, a snapshot and a compaction: something of everything a journal keeps.
@@ -626,4 +674,404 @@ fn a_crash_during_an_append_keeps_every_earlier_batch_and_nothing_of_it(
         after,
         "after a reopen that follows the crash"
     );
+}
+
+// ---- The SQLite journal's own: actors on disk, and the upgrade from schema 1 ---------------
+
+mod sqlite_journal {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use rusqlite::Connection;
+    use switchboard::config::ServerConfig;
+    use switchboard::domain::routing::model::RequeueReason;
+    use switchboard::pb;
+    use switchboard::pb::routing_service_client::RoutingServiceClient;
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::common::routing_setup::RoutingSetup;
+    use crate::common::{TestServer, Who};
+
+    /// The journal's file in a data directory.
+    const JOURNAL_FILE: &str = "journal.sqlite3";
+
+    /// The tables as schema version 1 had them: `events` without `actor`.
+    const SCHEMA_1: &str = "
+        CREATE TABLE journal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE events (
+            revision BIGINT PRIMARY KEY,
+            time_ms BIGINT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE snapshots (
+            revision BIGINT PRIMARY KEY,
+            time_ms BIGINT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE TABLE requests (
+            request_id TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            revision BIGINT NOT NULL,
+            time_ms BIGINT NOT NULL
+        );
+        CREATE INDEX requests_by_time ON requests (time_ms);
+        INSERT INTO journal_meta (key, value) VALUES ('schema_version', '1');";
+
+    /// `(revision, actor)` as the `actor` column holds them.
+    fn actor_column(data_dir: &Path) -> Vec<(Revision, String)> {
+        let conn = Connection::open(data_dir.join(JOURNAL_FILE)).expect("open the journal file");
+        let mut select = conn
+            .prepare("SELECT revision, actor FROM events ORDER BY revision")
+            .expect("events have an actor column");
+        select
+            .query_map([], |row| {
+                Ok((from_sql(row.get::<_, i64>(0)?), row.get::<_, String>(1)?))
+            })
+            .expect("the query runs")
+            .collect::<Result<_, _>>()
+            .expect("the rows read")
+    }
+
+    fn schema_version(data_dir: &Path) -> String {
+        Connection::open(data_dir.join(JOURNAL_FILE))
+            .expect("open the journal file")
+            .query_row(
+                "SELECT value FROM journal_meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("the journal has a schema version")
+    }
+
+    fn from_sql(value: i64) -> Revision {
+        u64::try_from(value).expect("a revision is not negative")
+    }
+
+    #[test]
+    fn the_actor_column_names_who_caused_each_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = SqliteJournal::open(dir.path()).unwrap();
+        let actors = [
+            Actor::Agent("ana".into()),
+            Actor::Account("admin".into()),
+            Actor::Engine,
+        ];
+        let batch: Vec<Record> = actors
+            .iter()
+            .zip(1..)
+            .map(|(actor, revision)| Record {
+                actor: actor.clone(),
+                ..record(revision)
+            })
+            .collect();
+        let refs: Vec<&Record> = batch.iter().collect();
+        journal.append(&refs, &[]).unwrap();
+        journal.close().unwrap();
+        drop(journal);
+
+        assert_eq!(
+            actor_column(dir.path()),
+            [
+                (1, "agent:ana".to_owned()),
+                (2, "account:admin".to_owned()),
+                (3, "engine".to_owned()),
+            ]
+        );
+        assert_eq!(schema_version(dir.path()), "2");
+        let journal = SqliteJournal::open(dir.path()).unwrap();
+        assert_eq!(journal.read_from(1, usize::MAX).unwrap(), batch);
+    }
+
+    #[test]
+    fn a_schema_1_journal_is_upgraded_on_open_with_its_events_the_engines() {
+        let dir = tempfile::tempdir().unwrap();
+        // A journal as a server of schema 1 left it: events, a snapshot, a remembered request.
+        // Its events knew no principals at all: their bodies name no client owner either (which
+        // reads as the engine).
+        let old: Vec<Record> = records(1..=4)
+            .into_iter()
+            .map(|r| Record {
+                actor: Actor::Engine,
+                event: match r.event {
+                    Event::ClientRegistered {
+                        client_id,
+                        client_name,
+                        ..
+                    } => Event::ClientRegistered {
+                        client_id,
+                        client_name,
+                        owner: Actor::Engine,
+                    },
+                    other => other,
+                },
+                ..r
+            })
+            .collect();
+        let schema_1_body = |event: &Event| {
+            let mut body = serde_json::to_value(event).unwrap();
+            body.as_object_mut()
+                .expect("an event is a JSON object")
+                .remove("owner")
+                .expect("the event names its owner");
+            body.to_string()
+        };
+        {
+            let conn = Connection::open(dir.path().join(JOURNAL_FILE)).unwrap();
+            conn.execute_batch(SCHEMA_1).unwrap();
+            for r in &old {
+                conn.execute(
+                    "INSERT INTO events (revision, time_ms, body) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![
+                        i64::try_from(r.revision).unwrap(),
+                        i64::try_from(r.time_ms).unwrap(),
+                        schema_1_body(&r.event)
+                    ],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO snapshots (revision, time_ms, body) VALUES (2, 50002, '{\"at\":2}')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO requests (request_id, fingerprint, answer, revision, time_ms)
+                 VALUES ('old-request', 'fingerprint of old-request', '{}', 3, 1000)",
+                [],
+            )
+            .unwrap();
+        }
+
+        let journal = SqliteJournal::open(dir.path()).expect("a schema-1 journal opens");
+        // Every old event is read as the engine's; nothing else about it changed.
+        let as_engines = old.clone();
+        assert_eq!(journal.read_from(0, usize::MAX).unwrap(), as_engines);
+        assert_eq!(journal.first_revision().unwrap(), 1);
+        assert_eq!(journal.last_revision().unwrap(), 4);
+        assert_eq!(
+            journal.latest_snapshot().unwrap(),
+            Some(StoredSnapshot {
+                revision: 2,
+                time_ms: 50_002,
+                body: r#"{"at":2}"#.into(),
+            })
+        );
+        assert_eq!(
+            journal.remembered_requests(0).unwrap(),
+            [RememberedRequest {
+                request_id: "old-request".into(),
+                fingerprint: "fingerprint of old-request".into(),
+                answer: "{}".into(),
+                revision: 3,
+                time_ms: 1_000,
+            }]
+        );
+        // New events keep their actors, after the old ones.
+        let new = Record {
+            actor: Actor::Agent("ana".into()),
+            ..record(5)
+        };
+        journal.append(&[&new], &[]).unwrap();
+        let mut all = as_engines.clone();
+        all.push(new.clone());
+        assert_eq!(journal.read_from(0, usize::MAX).unwrap(), all);
+        journal.close().unwrap();
+        drop(journal);
+
+        // On disk: schema 2, with an `actor` column that says `engine` for the old events.
+        assert_eq!(schema_version(dir.path()), "2");
+        assert_eq!(
+            actor_column(dir.path()),
+            [
+                (1, "engine".to_owned()),
+                (2, "engine".to_owned()),
+                (3, "engine".to_owned()),
+                (4, "engine".to_owned()),
+                (5, "agent:ana".to_owned()),
+            ]
+        );
+        // An upgraded journal opens as any schema-2 one, everything still there.
+        let journal = SqliteJournal::open(dir.path()).expect("the upgraded journal reopens");
+        assert_eq!(journal.read_from(0, usize::MAX).unwrap(), all);
+        assert_eq!(schema_version(dir.path()), "2");
+    }
+
+    /// What the server journals for real: the first admin's writes are `account:admin`'s, an
+    /// agent's own moves `agent:<id>`'s, and what a timer decides (here a RONA) the engine's.
+    #[tokio::test]
+    async fn the_server_journals_each_events_actor() {
+        const PASSWORD: &str = "actor-Pw-1";
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start_with(ServerConfig {
+            data_dir: dir.path().to_owned(),
+            in_memory: false,
+            bootstrap_secret_file: Some(dir.path().join("bootstrap-admin.secret")),
+            ..ServerConfig::in_memory()
+        })
+        .await;
+        let mut admin = crate::common::Clients::new(server.channel().await);
+        RoutingSetup::chat()
+            .offer_timeout(1)
+            .agents(&["ana"], PASSWORD)
+            .log_in(&server.raw_channel().await)
+            .apply(&mut admin)
+            .await;
+        let mut ana =
+            RoutingServiceClient::new(server.channel_as(Who::Agent("ana"), PASSWORD).await);
+        ana.change_agent_state(pb::ChangeAgentStateRequest {
+            agent_id: "ana".into(),
+            state: pb::AgentState::Ready.into(),
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ana goes ready");
+        let mut routing = RoutingServiceClient::new(server.channel().await);
+        let task_id = routing
+            .new_task(pb::NewTaskRequest {
+                mrd: "chat".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("the task is queued")
+            .into_inner()
+            .task_id;
+        // Ana lets the offer go: after a second, the engine requeues the task (RONA).
+        let mut watch = routing
+            .watch_routing_events(pb::WatchRoutingEventsRequest {
+                start_revision: 1,
+                task_id: task_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("the watch opens")
+            .into_inner();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let frame = tokio::time::timeout_at(deadline, watch.next())
+                .await
+                .expect("the offer times out")
+                .expect("the watch is open")
+                .expect("the watch is healthy");
+            if let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame
+                && let Some(pb::routing_event::Event::TaskStateChanged(c)) = event.event
+                && c.requeue_reason() == pb::RequeueReason::Rona
+            {
+                break;
+            }
+        }
+        drop((watch, routing, ana, admin));
+        server.stop().await;
+
+        let journal = SqliteJournal::open(dir.path()).unwrap();
+        let records = journal.read_from(1, usize::MAX).unwrap();
+        drop(journal);
+        let actor_of = |what: &str, wanted: &dyn Fn(&Event) -> bool| -> Vec<Actor> {
+            let found: Vec<Actor> = records
+                .iter()
+                .filter(|r| wanted(&r.event))
+                .map(|r| r.actor.clone())
+                .collect();
+            assert!(!found.is_empty(), "no {what} in the journal: {records:#?}");
+            found
+        };
+        let engine = Actor::Engine;
+        let admin = Actor::Account("admin".into());
+        let ana = Actor::Agent("ana".into());
+        // What each case is, which events it is about, and whose they must be.
+        type Case<'a> = (&'a str, &'a dyn Fn(&Event) -> bool, &'a Actor);
+        let cases: [Case<'_>; 10] = [
+            (
+                "the first admin's creation",
+                &|e| matches!(e, Event::AccountUpserted { account_id, .. } if account_id == "admin"),
+                &engine,
+            ),
+            (
+                "the admin's sign-in",
+                &|e| matches!(e, Event::RefreshIssued { principal, .. } if *principal == Actor::Account("admin".into())),
+                &admin,
+            ),
+            (
+                "the MRD",
+                &|e| matches!(e, Event::MrdUpserted { .. }),
+                &admin,
+            ),
+            (
+                "ana's record",
+                &|e| matches!(e, Event::AgentUpserted { agent_id, .. } if agent_id == "ana"),
+                &admin,
+            ),
+            (
+                "ana's sign-in",
+                &|e| matches!(e, Event::RefreshIssued { principal, .. } if *principal == Actor::Agent("ana".into())),
+                &ana,
+            ),
+            (
+                "ana's login on the MRD",
+                &|e| matches!(e, Event::AgentLoggedIn { agent_id, .. } if agent_id == "ana"),
+                &ana,
+            ),
+            (
+                "ana's READY",
+                &|e| matches!(e, Event::AgentReady { agent_id, .. } if agent_id == "ana"),
+                &ana,
+            ),
+            (
+                "the new task",
+                &|e| matches!(e, Event::TaskQueued { .. }),
+                &admin,
+            ),
+            (
+                "the RONA requeue",
+                &|e| {
+                    matches!(
+                        e,
+                        Event::TaskRequeued {
+                            reason: RequeueReason::Rona,
+                            ..
+                        }
+                    )
+                },
+                &engine,
+            ),
+            (
+                "ana's NOT_READY for RONA",
+                &|e| matches!(e, Event::AgentNotReady { agent_id, reason_code, .. } if agent_id == "ana" && reason_code == "RONA"),
+                &engine,
+            ),
+        ];
+        for (what, wanted, actor) in cases {
+            let found = actor_of(what, wanted);
+            assert!(
+                found.iter().all(|a| a == actor),
+                "{what}: journaled as {found:?}, not {actor}"
+            );
+        }
+        // The first offer is decided within the NewTask, so it is the admin's too.
+        let offers: Vec<&Record> = records
+            .iter()
+            .filter(|r| matches!(&r.event, Event::TaskAgentSelected { .. }))
+            .collect();
+        assert_eq!(
+            offers.first().map(|r| &r.actor),
+            Some(&admin),
+            "{offers:#?}"
+        );
+
+        // The column says what `read_from` says, in the forms `agent:<id>`, `account:<id>`,
+        // `engine`, and holds no other actor.
+        let column = actor_column(dir.path());
+        let typed: Vec<(Revision, String)> = records
+            .iter()
+            .map(|r| (r.revision, r.actor.to_string()))
+            .collect();
+        assert_eq!(column, typed);
+        let distinct: BTreeSet<&str> = column.iter().map(|(_, a)| a.as_str()).collect();
+        assert_eq!(
+            distinct,
+            BTreeSet::from(["account:admin", "agent:ana", "engine"])
+        );
+    }
 }

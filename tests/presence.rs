@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
 use common::desktop::ConnectedDesktop;
 use common::routing_setup::RoutingSetup;
+use common::{Channel, TestServer, Who};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::routing_event::Event as Ev;
@@ -32,12 +32,23 @@ async fn configure(c: &mut common::Clients, agents: &[&str]) {
         .await;
 }
 
-async fn routing(server: &TestServer) -> RoutingServiceClient<tonic::transport::Channel> {
+/// A routing client signed in as the first admin: it submits tasks, reads and watches.
+async fn routing(server: &TestServer) -> RoutingServiceClient<Channel> {
     RoutingServiceClient::new(server.channel().await)
 }
 
+/// A routing client signed in as `agent_id`, which acts only as itself.
+async fn agent_routing(server: &TestServer, agent_id: &str) -> RoutingServiceClient<Channel> {
+    RoutingServiceClient::new(server.channel_as(Who::Agent(agent_id), PASSWORD).await)
+}
+
+/// A fresh access token of `agent_id`, for its desktop's `Connect` stream.
+async fn agent_token(server: &TestServer, agent_id: &str) -> String {
+    common::sign_in(&server.raw_channel().await, Who::Agent(agent_id), PASSWORD).await
+}
+
 async fn watch_from(
-    routing: &mut RoutingServiceClient<tonic::transport::Channel>,
+    routing: &mut RoutingServiceClient<Channel>,
     start_revision: u64,
 ) -> Streaming<pb::WatchRoutingEventsResponse> {
     routing
@@ -71,10 +82,8 @@ async fn wait_for(
     }
 }
 
-async fn log_in_ready(
-    routing: &mut RoutingServiceClient<tonic::transport::Channel>,
-    agent_id: &str,
-) -> u64 {
+/// Logs `agent_id` in and makes it ready; `routing` is signed in as that agent.
+async fn log_in_ready(routing: &mut RoutingServiceClient<Channel>, agent_id: &str) -> u64 {
     routing
         .login_agent(pb::LoginAgentRequest {
             agent_id: agent_id.into(),
@@ -95,7 +104,7 @@ async fn log_in_ready(
         .revision
 }
 
-async fn new_task(routing: &mut RoutingServiceClient<tonic::transport::Channel>) -> String {
+async fn new_task(routing: &mut RoutingServiceClient<Channel>) -> String {
     routing
         .new_task(pb::NewTaskRequest {
             mrd: "chat".into(),
@@ -107,9 +116,11 @@ async fn new_task(routing: &mut RoutingServiceClient<tonic::transport::Channel>)
         .task_id
 }
 
-/// A desktop signed in as `agent_id`, logged in and ready for routing.
+/// A desktop signed in as `agent_id` (its stream carries the agent's token), logged in and
+/// ready for routing.
 async fn ready_desktop(server: &TestServer, agent_id: &str) -> (ConnectedDesktop, String) {
-    let mut desktop = ConnectedDesktop::open(server.addr, None).await;
+    let token = agent_token(server, agent_id).await;
+    let mut desktop = ConnectedDesktop::open_as(server.addr, &token, None).await;
     let resource_id = desktop.sign_in(agent_id, PASSWORD).await;
     desktop.invoke(&resource_id, "session.login").await;
     desktop.invoke(&resource_id, "routing.ready").await;
@@ -137,7 +148,7 @@ async fn a_desktop_that_vanishes_mid_offer_has_its_task_rerouted() {
     )
     .await;
     // Ben is ready only once the task is Ana's, so the task can only reach him through her.
-    log_in_ready(&mut routing, "ben").await;
+    log_in_ready(&mut agent_routing(&server, "ben").await, "ben").await;
 
     desktop.vanish();
 
@@ -202,7 +213,9 @@ async fn a_desktop_that_reconnects_in_time_keeps_its_session_and_catches_up() {
     // While it is away, a task is offered to its agent.
     let task_id = new_task(&mut routing).await;
 
-    let mut back = ConnectedDesktop::open(server.addr, Some(&client_id)).await;
+    // The client is ana's: her desktop resumes it, signed in as her again.
+    let token = agent_token(&server, "ana").await;
+    let mut back = ConnectedDesktop::open_as(server.addr, &token, Some(&client_id)).await;
     assert!(back.greeting.resumed, "the stream resumed the client");
     assert_eq!(back.client_id(), client_id);
     assert_eq!(c.client_count().await, 1, "still one client, not a new one");
@@ -272,7 +285,7 @@ async fn a_client_that_never_comes_back_cannot_be_resumed() {
     })
     .await;
     let mut c = server.clients().await;
-    let desktop = ConnectedDesktop::open(server.addr, None).await;
+    let desktop = ConnectedDesktop::open(&server, None).await;
     let client_id = desktop.client_id().to_owned();
     desktop.vanish();
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -283,7 +296,7 @@ async fn a_client_that_never_comes_back_cannot_be_resumed() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let refused = ConnectedDesktop::try_open(server.addr, Some(&client_id)).await;
+    let refused = ConnectedDesktop::try_open(&server, Some(&client_id)).await;
     let status = refused.err().expect("an expired client is not resumed");
     assert_eq!(status.code(), tonic::Code::NotFound);
     assert!(
@@ -341,6 +354,8 @@ async fn desktops_resume_after_a_restart() {
     let config = ServerConfig {
         data_dir: dir.path().to_owned(),
         in_memory: false,
+        // The first start writes the first admin's secret where the restart finds it.
+        bootstrap_secret_file: Some(dir.path().join("bootstrap-admin.secret")),
         presence_grace_ms: 60_000,
         ..ServerConfig::in_memory()
     };
@@ -354,7 +369,8 @@ async fn desktops_resume_after_a_restart() {
 
     // Every client gets a fresh grace period after a restart, in which its desktop returns.
     let server = TestServer::start_with(config).await;
-    let mut back = ConnectedDesktop::open(server.addr, Some(&client_id)).await;
+    let token = agent_token(&server, "ana").await;
+    let mut back = ConnectedDesktop::open_as(server.addr, &token, Some(&client_id)).await;
     assert!(back.greeting.resumed);
     let view = back.invoke(&resource_id, "routing.not_ready").await;
     assert_eq!(

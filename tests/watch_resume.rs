@@ -31,14 +31,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::Channel;
 use common::routing_setup::RoutingSetup;
-use common::{Clients, TestServer};
+use common::{Clients, TestServer, Who};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use switchboard::pb::watch_routing_events_response::Frame;
 use tokio_stream::StreamExt;
-use common::Channel;
 use tonic::transport::Endpoint;
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
@@ -50,15 +50,18 @@ const WAIT: Duration = Duration::from_secs(20);
 type Watch = Streaming<pb::WatchRoutingEventsResponse>;
 type Routing = RoutingServiceClient<Channel>;
 
-/// A durable server configuration on `dir`, otherwise `ServerConfig::in_memory()`'s.
+/// A durable server configuration on `dir`, otherwise `ServerConfig::in_memory()`'s. The
+/// first start writes the first admin's secret into `dir` too, where a restart finds it.
 fn durable(dir: &Path) -> ServerConfig {
     ServerConfig {
         data_dir: dir.into(),
         in_memory: false,
+        bootstrap_secret_file: Some(dir.join("bootstrap-admin.secret")),
         ..ServerConfig::in_memory()
     }
 }
 
+/// A routing client signed in as the first admin: it watches and reads.
 async fn routing(server: &TestServer) -> Routing {
     RoutingServiceClient::new(server.channel().await)
 }
@@ -76,36 +79,50 @@ async fn routing_with_small_window(server: &TestServer) -> Routing {
         .connect()
         .await
         .expect("the server accepts connections");
-    RoutingServiceClient::new(channel)
+    RoutingServiceClient::new(common::signed(channel, &server.admin_token().await))
 }
 
-/// MRD `chat` and one agent per id, each logged in on `chat` (NOT_READY). Returns the revision
-/// of the last login.
-async fn configure(c: &mut Clients, r: &mut Routing, agents: &[&str]) -> u64 {
+/// MRD `chat` and one agent per id, each logged in on `chat` (NOT_READY) by itself. Returns
+/// the revision of the last login.
+async fn configure(server: &TestServer, c: &mut Clients, agents: &[&str]) -> u64 {
     RoutingSetup::chat()
         .agents(agents, PASSWORD)
         .display_names(str::to_owned)
-        .log_in(r)
+        .log_in(&server.raw_channel().await)
         .apply(c)
         .await
 }
 
-/// Flips one agent between READY and NOT_READY; it starts NOT_READY, as after login.
+/// Flips one agent between READY and NOT_READY, signed in as that agent (an agent changes
+/// only its own state); it starts NOT_READY, as after login.
 struct Toggler {
     agent: &'static str,
     ready: bool,
+    routing: Routing,
 }
 
 impl Toggler {
-    fn new(agent: &'static str) -> Self {
+    /// Signs `agent` in on `server`. Signing in commits an event, but no routing event.
+    async fn new(server: &TestServer, agent: &'static str) -> Self {
         Self {
             agent,
             ready: false,
+            routing: Self::signed_in(server, agent).await,
         }
     }
 
+    async fn signed_in(server: &TestServer, agent: &str) -> Routing {
+        RoutingServiceClient::new(server.channel_as(Who::Agent(agent), PASSWORD).await)
+    }
+
+    /// Signs in again on `server` (a restarted one), keeping what the agent's state is.
+    async fn sign_in_again(&mut self, server: &TestServer) {
+        self.routing = Self::signed_in(server, self.agent).await;
+    }
+
     /// Toggles `n` times, one call after the other; returns each response's revision.
-    async fn toggle(&mut self, r: &mut Routing, n: usize) -> Vec<u64> {
+    async fn toggle(&mut self, n: usize) -> Vec<u64> {
+        let r = &mut self.routing;
         let mut revisions = Vec::with_capacity(n);
         for _ in 0..n {
             let state = if self.ready {
@@ -341,7 +358,7 @@ async fn a_watch_resumed_after_a_restart_has_no_gap_and_no_duplicate() {
     let server = TestServer::start_with(durable(dir.path())).await;
     let mut c = server.clients().await;
     let mut r = routing(&server).await;
-    let login = configure(&mut c, &mut r, &["ana"]).await;
+    let login = configure(&server, &mut c, &["ana"]).await;
 
     // Two watchers from the start. Each first reads the history up to the login (the latest
     // revision when it subscribed), so each part of the comparison is easy to tell apart.
@@ -355,8 +372,8 @@ async fn a_watch_resumed_after_a_restart_has_no_gap_and_no_duplicate() {
         "the login is a routing event"
     );
 
-    let mut ana = Toggler::new("ana");
-    let before = ana.toggle(&mut r, 10).await;
+    let mut ana = Toggler::new(&server, "ana").await;
+    let before = ana.toggle(10).await;
 
     // One watcher reads only some of them and goes away.
     seen_partial.extend(events_through(&mut partial, before[4]).await);
@@ -374,7 +391,8 @@ async fn a_watch_resumed_after_a_restart_has_no_gap_and_no_duplicate() {
     // Nothing happens while the server is down. It comes back on the same directory.
     let server = TestServer::start_with(durable(dir.path())).await;
     let mut r = routing(&server).await;
-    let after = ana.toggle(&mut r, 10).await;
+    ana.sign_in_again(&server).await;
+    let after = ana.toggle(10).await;
     let latest = *after.last().unwrap();
 
     let reference = events_through(&mut open(&mut r, 1, "").await, latest).await;
@@ -426,10 +444,10 @@ async fn a_start_older_than_the_journal_keeps_is_out_of_range_naming_the_oldest(
     let server = TestServer::start_with(config.clone()).await;
     let mut c = server.clients().await;
     let mut r = routing(&server).await;
-    configure(&mut c, &mut r, &["ana"]).await;
-    let mut ana = Toggler::new("ana");
+    configure(&server, &mut c, &["ana"]).await;
+    let mut ana = Toggler::new(&server, "ana").await;
     // Two events per toggle: well over 100 events, several snapshots and compactions.
-    let toggles = ana.toggle(&mut r, 60).await;
+    let toggles = ana.toggle(60).await;
     let latest = *toggles.last().unwrap();
     assert!(latest > 120, "{latest}");
 
@@ -482,7 +500,8 @@ async fn a_start_older_than_the_journal_keeps_is_out_of_range_naming_the_oldest(
     assert!(!expected.is_empty());
     assert_eq!(revisions(&replayed), expected);
     // The same watch goes on with what happens after the restart.
-    let more = ana.toggle(&mut r, 3).await;
+    ana.sign_in_again(&server).await;
+    let more = ana.toggle(3).await;
     let live = events_through(&mut watch, *more.last().unwrap()).await;
     assert_eq!(revisions(&live), more);
 
@@ -499,7 +518,7 @@ async fn idle_and_filtered_watches_get_progress_notices_covering_what_committed(
     .await;
     let mut c = server.clients().await;
     let mut r = routing(&server).await;
-    let configured = configure(&mut c, &mut r, &["ana", "bob"]).await;
+    let configured = configure(&server, &mut c, &["ana", "bob"]).await;
 
     // An idle watch with no traffic at all gets a notice naming the current revision.
     let mut idle = open(&mut r, 0, "").await;
@@ -523,7 +542,7 @@ async fn idle_and_filtered_watches_get_progress_notices_covering_what_committed(
 
     // A watch on bob, who stays idle, while ana's state changes.
     let mut bobs = open(&mut r, 0, "bob").await;
-    let anas = Toggler::new("ana").toggle(&mut r, 5).await;
+    let anas = Toggler::new(&server, "ana").await.toggle(5).await;
     let last = *anas.last().unwrap();
     let mut previous = 0;
     let covered = loop {
@@ -540,7 +559,7 @@ async fn idle_and_filtered_watches_get_progress_notices_covering_what_committed(
     };
 
     // A notice is a resume point: watching from the next revision loses nothing of bob's.
-    let bob = Toggler::new("bob").toggle(&mut r, 1).await[0];
+    let bob = Toggler::new(&server, "bob").await.toggle(1).await[0];
     assert!(bob > covered);
     let resumed = events_through(&mut open(&mut r, covered + 1, "bob").await, bob).await;
     assert_eq!(revisions(&resumed), [bob]);
@@ -563,7 +582,8 @@ async fn a_stalled_watcher_is_cut_off_with_a_resume_point_and_loses_nothing() {
     .await;
     let mut c = server.clients().await;
     let mut r = routing(&server).await;
-    configure(&mut c, &mut r, &["ana"]).await;
+    configure(&server, &mut c, &["ana"]).await;
+    let mut ana = Toggler::new(&server, "ana").await;
 
     // The slow watcher never reads until the end; the fast one reads all along, in a task.
     let mut slow = open(&mut routing_with_small_window(&server).await, 0, "").await;
@@ -591,7 +611,7 @@ async fn a_stalled_watcher_is_cut_off_with_a_resume_point_and_loses_nothing() {
     });
 
     // One call after the other: each commit publishes two events, far below the buffer.
-    let toggles = Toggler::new("ana").toggle(&mut r, TOGGLES).await;
+    let toggles = ana.toggle(TOGGLES).await;
     let latest = *toggles.last().unwrap();
     last_tx.send(latest).unwrap();
     let fast_seen = fast_reader.await.expect("the fast watcher saw everything");
@@ -663,14 +683,13 @@ async fn a_watch_catching_up_while_events_commit_misses_none() {
     })
     .await;
     let mut c = server.clients().await;
-    let mut r = routing(&server).await;
-    let login = configure(&mut c, &mut r, &["ana"]).await;
-    let mut ana = Toggler::new("ana");
+    let login = configure(&server, &mut c, &["ana"]).await;
+    let mut ana = Toggler::new(&server, "ana").await;
     // Far more history than the replay can push out before the client's window is full.
-    let mut expected = ana.toggle(&mut r, 2000).await;
+    let mut expected = ana.toggle(2000).await;
 
     let mut watch = open(&mut routing_with_small_window(&server).await, 1, "").await;
-    let more = ana.toggle(&mut r, 5).await;
+    let more = ana.toggle(5).await;
     let latest = *more.last().unwrap();
     expected.extend(&more);
 
@@ -720,7 +739,9 @@ async fn a_start_beyond_the_head_is_out_of_range_naming_the_head() {
     .await;
     let mut c = server.clients().await;
     let mut r = routing(&server).await;
-    let login = configure(&mut c, &mut r, &["ana"]).await;
+    let login = configure(&server, &mut c, &["ana"]).await;
+    // Signed in before the head is read: signing in commits.
+    let mut ana = Toggler::new(&server, "ana").await;
     let head = head(&mut r).await;
     assert!(head >= login, "{head} < {login}");
 
@@ -741,7 +762,7 @@ async fn a_start_beyond_the_head_is_out_of_range_naming_the_head() {
         panic!("nothing happened, so the first frame is a progress notice");
     };
     assert_eq!(notice.revision, head);
-    let toggled = Toggler::new("ana").toggle(&mut r, 1).await[0];
+    let toggled = ana.toggle(1).await[0];
     assert!(toggled > head);
     assert_eq!(
         revisions(&events_through(&mut next, toggled).await),

@@ -15,11 +15,12 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
+use crate::auth::{self, Who};
 use crate::echo::pb::echo_service_client::EchoServiceClient;
 use crate::echo::pb::{EchoRequest, SubscribeRequest};
 use crate::procs::{Cores, ServerChild, ServerKind};
 use crate::stats::{Latency, heading, ms, ratio};
-use crate::unary::{AGENT, start_with_agent};
+use crate::unary::{AGENT, PASSWORD, start_with_agent};
 
 pub struct Settings {
     pub streams: Vec<usize>,
@@ -128,10 +129,13 @@ async fn switchboard_run(
 ) -> Figures {
     let data = tempfile::tempdir().expect("a temporary directory");
     let server = start_with_agent(data.path(), &[], cores).await;
+    // Every stream is the agent's desktop following its own state, signed in as the agent.
+    let token = server.token_as(Who::Agent(AGENT), PASSWORD).await;
     let connections = channels(&server, n.div_ceil(per_connection)).await;
     let (arrivals_tx, arrivals) = mpsc::unbounded_channel();
     for i in 0..n {
-        let mut stream = RoutingServiceClient::new(connections[i / per_connection].clone())
+        let signed = auth::signed(connections[i / per_connection].clone(), &token);
+        let mut stream = RoutingServiceClient::new(signed)
             .watch_routing_events(pb::WatchRoutingEventsRequest {
                 agent_id: AGENT.into(),
                 kinds: vec![pb::RoutingEventKind::AgentStateChanged.into()],
@@ -154,7 +158,7 @@ async fn switchboard_run(
             }
         });
     }
-    let routing = RoutingServiceClient::new(server.connect().await);
+    let routing = RoutingServiceClient::new(auth::signed(server.connect().await, &token));
     let mut ready = true;
     measure(n, events, arrivals, || {
         let mut routing = routing.clone();

@@ -9,6 +9,7 @@
 //!
 //! Sections: `unary`, `routing`, `fanout`, `memory`, `recovery`. BENCHMARKS.md explains each.
 
+mod auth;
 mod echo;
 mod fanout;
 mod memory;

@@ -1,7 +1,8 @@
 //! Memory per connected, logged-in, idle desktop, from the server's resident set size
 //! (`VmRSS` in `/proc/<pid>/status`) before and after the desktops arrive.
 //!
-//! A desktop is what a real one holds: a connection of its own with a `Connect` stream open,
+//! A desktop is what a real one holds: a connection of its own, signed in as its agent
+//! (`AuthService.Login`, the access token on every call), with a `Connect` stream open,
 //! both services bound, its agent's session prepared (the password checked) and both of the
 //! session's resources bound. Baseline: the echo server with as many connections, each with a
 //! `Subscribe` stream open.
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
+use crate::auth::{self, Who};
 use crate::echo::pb::SubscribeRequest;
 use crate::echo::pb::echo_service_client::EchoServiceClient;
 use crate::procs::{Cores, ServerChild, ServerKind};
@@ -160,7 +162,9 @@ struct Desktop {
 impl Desktop {
     async fn sign_in(server: &ServerChild, services: &[pb::ServiceInfo], agent_id: &str) -> Self {
         let (requests, rx) = mpsc::channel(4);
-        let mut responses = CoreServiceClient::new(server.connect().await)
+        let channel = server.connect().await;
+        let token = auth::sign_in(&channel, Who::Agent(agent_id), PASSWORD).await;
+        let mut responses = CoreServiceClient::new(auth::signed(channel, &token))
             .connect(ReceiverStream::new(rx))
             .await
             .expect("the stream opens")

@@ -7,13 +7,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tonic::transport::{Channel, Endpoint};
+
+use crate::auth::{self, ADMIN, Who};
 
 /// A failure guard for start-up only: a million-event recovery takes seconds, not minutes.
 const START_WAIT: Duration = Duration::from_secs(120);
@@ -59,6 +61,8 @@ pub enum ServerKind<'a> {
 pub struct ServerChild {
     child: Child,
     pub addr: SocketAddr,
+    /// Switchboard's data directory, where its first start wrote the first admin's secret.
+    data_dir: Option<PathBuf>,
     /// From spawning the process until it announced that it serves.
     pub start_to_serving: Duration,
 }
@@ -111,6 +115,10 @@ impl ServerChild {
         let mut server = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: match kind {
+                ServerKind::Echo => None,
+                ServerKind::Switchboard { data_dir, .. } => Some(data_dir.to_path_buf()),
+            },
             start_to_serving: Duration::ZERO,
         };
         let mut seen = Vec::new();
@@ -147,6 +155,34 @@ impl ServerChild {
     /// A new HTTP/2 connection to the server.
     pub async fn connect(&self) -> Channel {
         connect(self.addr).await
+    }
+
+    /// A fresh access token of `who` (Switchboard only).
+    pub async fn token_as(&self, who: Who<'_>, password: &str) -> String {
+        auth::sign_in(&self.connect().await, who, password).await
+    }
+
+    /// A fresh access token of the first admin (Switchboard only).
+    pub async fn admin_token(&self) -> String {
+        let data_dir = self
+            .data_dir
+            .as_deref()
+            .expect("only Switchboard has a first admin");
+        self.token_as(Who::Account(ADMIN), &auth::admin_secret(data_dir))
+            .await
+    }
+
+    /// A new connection signed in as `who` (Switchboard only).
+    pub async fn connect_as(&self, who: Who<'_>, password: &str) -> auth::Channel {
+        let channel = self.connect().await;
+        let token = auth::sign_in(&channel, who, password).await;
+        auth::signed(channel, &token)
+    }
+
+    /// A new connection signed in as the first admin (Switchboard only).
+    pub async fn connect_admin(&self) -> auth::Channel {
+        let token = self.admin_token().await;
+        auth::signed(self.connect().await, &token)
     }
 
     /// Resident memory, KiB (`VmRSS` in `/proc/<pid>/status`).

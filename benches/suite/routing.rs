@@ -16,6 +16,7 @@ use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
+use crate::auth::{self, Who};
 use crate::echo::pb::EchoRequest;
 use crate::echo::pb::echo_service_client::EchoServiceClient;
 use crate::procs::{Cores, ServerChild, ServerKind};
@@ -98,13 +99,16 @@ async fn center((agents, waiting): (usize, usize), tasks: usize, cores: Option<C
         },
         cores.map(|c| c.server),
     );
-    let channel = server.connect().await;
-    let mut routing = RoutingServiceClient::new(channel.clone());
+    // The channel server submits tasks as the first admin; each agent accepts and closes its
+    // own, signed in as itself (on the first task it gets, untimed), on one shared connection.
+    let mut routing = RoutingServiceClient::new(server.connect_admin().await);
+    let agents_connection = server.connect().await;
+    let mut agents: HashMap<String, RoutingServiceClient<auth::Channel>> = HashMap::new();
     let waiting_now = queue_length(&mut routing, "backlog").await;
     assert_eq!(waiting_now as usize, waiting, "the backlog is waiting");
 
     // Timestamps each selection as it arrives, on a connection of its own.
-    let mut watch = RoutingServiceClient::new(server.connect().await)
+    let mut watch = RoutingServiceClient::new(server.connect_admin().await)
         .watch_routing_events(pb::WatchRoutingEventsRequest {
             kinds: vec![pb::RoutingEventKind::TaskAgentSelected.into()],
             ..Default::default()
@@ -151,7 +155,18 @@ async fn center((agents, waiting): (usize, usize), tasks: usize, cores: Option<C
             early.insert(task, (agent, at));
         };
         samples.push(at - started);
-        routing
+        if !agents.contains_key(&agent_id) {
+            let token = auth::sign_in(
+                &agents_connection,
+                Who::Agent(&agent_id),
+                crate::unary::PASSWORD,
+            )
+            .await;
+            let signed = auth::signed(agents_connection.clone(), &token);
+            agents.insert(agent_id.clone(), RoutingServiceClient::new(signed));
+        }
+        let agent = agents.get_mut(&agent_id).expect("signed in above");
+        agent
             .accept_task(pb::AcceptTaskRequest {
                 task_id: task_id.clone(),
                 agent_id,
@@ -159,7 +174,7 @@ async fn center((agents, waiting): (usize, usize), tasks: usize, cores: Option<C
             })
             .await
             .expect("the agent accepts");
-        routing
+        agent
             .change_task_state(pb::ChangeTaskStateRequest {
                 task_id,
                 state: pb::TaskState::Closed.into(),
@@ -210,10 +225,7 @@ fn seed(dir: &std::path::Path, agents: usize, waiting: usize) -> usize {
     agents - backlog_team
 }
 
-async fn queue_length(
-    routing: &mut RoutingServiceClient<tonic::transport::Channel>,
-    queue: &str,
-) -> u64 {
+async fn queue_length(routing: &mut RoutingServiceClient<auth::Channel>, queue: &str) -> u64 {
     let stats = routing
         .get_queue_stats(pb::GetQueueStatsRequest {
             mrd: "chat".into(),

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 use switchboard::domain::agents::PasswordHashString;
-use switchboard::domain::{Event, Record};
+use switchboard::domain::{Actor, Event, Record};
 use switchboard::store::{Journal, SqliteJournal};
 
 use crate::world::World;
@@ -71,6 +71,8 @@ impl Seeder {
                 Record {
                     revision: self.revision,
                     time_ms: now,
+                    // Seeds stand for what the engine would have journaled on its own.
+                    actor: Actor::Engine,
                     event,
                 }
             })

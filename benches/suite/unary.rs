@@ -1,6 +1,7 @@
 //! Unary throughput and latency: `GetAgentState` (a read) and `ChangeAgentState` (a durable
 //! write) against the baseline's `Echo`, each driven by `h2load` with a prepared gRPC body, a
-//! closed loop of `connections x streams` calls in flight.
+//! closed loop of `connections x streams` calls in flight. Every Switchboard call carries the
+//! agent's access token (`authorization: Bearer ...`), as a desktop's would.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -11,6 +12,7 @@ use switchboard::pb;
 use switchboard::pb::admin_service_client::AdminServiceClient;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 
+use crate::auth::{self, Who};
 use crate::echo::pb::EchoRequest;
 use crate::echo::pb::echo_service_client::EchoServiceClient;
 use crate::procs::{Cores, ServerChild, ServerKind, cpu_seconds};
@@ -81,6 +83,7 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
                 &server,
                 "/switchboard.bench.EchoService/Echo",
                 &echo_body,
+                None,
                 settings,
                 cores,
             )
@@ -90,7 +93,11 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
 
         let data = tempfile::tempdir().expect("a temporary directory");
         let server = start_with_agent(data.path(), &[], cores).await;
-        let mut routing = RoutingServiceClient::new(server.connect().await);
+        // Signed in as the agent, as its desktop is: it reads and changes its own state. h2load
+        // sends the same `authorization` header on every call of both runs; it sees only HTTP
+        // status, but the ChangeAgentState run's journal check below proves the header passes.
+        let token = server.token_as(Who::Agent(AGENT), PASSWORD).await;
+        let mut routing = RoutingServiceClient::new(auth::signed(server.connect().await, &token));
         routing
             .get_agent_state(get_body.clone())
             .await
@@ -100,6 +107,7 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
                 &server,
                 "/switchboard.v1.RoutingService/GetAgentState",
                 &get_body,
+                Some(&token),
                 settings,
                 cores,
             )
@@ -119,6 +127,7 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
             &server,
             "/switchboard.v1.RoutingService/ChangeAgentState",
             &change_body,
+            Some(&token),
             settings,
             cores,
         )
@@ -180,7 +189,7 @@ pub async fn run(settings: &Settings, cores: Option<Cores>) {
 }
 
 /// A durable Switchboard (journal in `data_dir`) with MRD `chat` and [`AGENT`] logged in on
-/// it, READY.
+/// it, READY: the first admin writes the MRD and the agent, the agent logs itself in.
 pub async fn start_with_agent(
     data_dir: &std::path::Path,
     flags: &[&str],
@@ -190,8 +199,7 @@ pub async fn start_with_agent(
         &ServerKind::Switchboard { data_dir, flags },
         cores.map(|c| c.server),
     );
-    let channel = server.connect().await;
-    let mut admin = AdminServiceClient::new(channel.clone());
+    let mut admin = AdminServiceClient::new(server.connect_admin().await);
     admin
         .upsert_mrd(pb::UpsertMrdRequest {
             mrd: Some(pb::Mrd {
@@ -216,7 +224,8 @@ pub async fn start_with_agent(
         })
         .await
         .expect("the agent is created");
-    let mut routing = RoutingServiceClient::new(channel);
+    let mut routing =
+        RoutingServiceClient::new(server.connect_as(Who::Agent(AGENT), PASSWORD).await);
     routing
         .login_agent(pb::LoginAgentRequest {
             agent_id: AGENT.into(),
@@ -239,7 +248,7 @@ pub async fn start_with_agent(
 }
 
 /// The server's current revision, as a read reports it.
-pub async fn revision(routing: &mut RoutingServiceClient<tonic::transport::Channel>) -> u64 {
+pub async fn revision(routing: &mut RoutingServiceClient<auth::Channel>) -> u64 {
     routing
         .get_agent_state(pb::GetAgentStateRequest {
             agent_id: AGENT.into(),
@@ -250,11 +259,13 @@ pub async fn revision(routing: &mut RoutingServiceClient<tonic::transport::Chann
         .revision
 }
 
-/// Drives `path` with `body` (a gRPC frame around it) through h2load on the load core.
+/// Drives `path` with `body` (a gRPC frame around it) through h2load on the load core; with
+/// `token`, every call carries it as `authorization: Bearer <token>`.
 async fn h2load(
     server: &ServerChild,
     path: &str,
     body: &impl Message,
+    token: Option<&str>,
     settings: &Settings,
     cores: Option<Cores>,
 ) -> Run {
@@ -289,7 +300,11 @@ async fn h2load(
         .args(["--warm-up-time", &settings.warm_up_secs.to_string()])
         .arg("-d")
         .arg(&body_file)
-        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
+    if let Some(token) = token {
+        command.args(["-H", &format!("authorization: Bearer {token}")]);
+    }
+    command
         .arg(format!("--log-file={}", log_file.display()))
         .arg(format!("{}{path}", server.url()))
         .stdout(Stdio::piped())

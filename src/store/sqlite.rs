@@ -18,8 +18,11 @@ const LOCK_FILE: &str = "LOCK";
 const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_VERSION: &str = "2";
 /// Version 1 had no `actor` column: its events were all recorded as the engine's.
-const ADD_ACTORS: &str = "ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT 'engine';
-     UPDATE journal_meta SET value = '2' WHERE key = 'schema_version';";
+/// One transaction: a crash midway leaves version 1 as it was, never half upgraded.
+const ADD_ACTORS: &str = "BEGIN;
+     ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT 'engine';
+     UPDATE journal_meta SET value = '2' WHERE key = 'schema_version';
+     COMMIT;";
 
 pub struct SqliteJournal {
     path: PathBuf,

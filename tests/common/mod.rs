@@ -49,10 +49,12 @@ impl TestServer {
     /// first admin's secret goes to a file of the test's own.
     pub async fn start_with(config: ServerConfig) -> Self {
         let secrets = tempfile::tempdir().expect("a temporary directory");
-        let secret_file = config
-            .bootstrap_secret_file
-            .clone()
-            .unwrap_or_else(|| secrets.path().join("bootstrap-admin.secret"));
+        // A durable server keeps it in its data directory, where a restart finds it.
+        let secret_file = match (&config.bootstrap_secret_file, config.in_memory) {
+            (Some(file), _) => file.clone(),
+            (None, false) => config.bootstrap_secret_path(),
+            (None, true) => secrets.path().join("bootstrap-admin.secret"),
+        };
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("a valid address"),
             bootstrap_secret_file: Some(secret_file.clone()),
