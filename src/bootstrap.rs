@@ -34,10 +34,14 @@ pub async fn ensure_admin(engine: &EngineHandle, secret_file: &Path) -> Result<(
     }
     let secret = new_secret();
     // Written first: an admin whose secret nobody could read would lock everyone out.
-    write_private(secret_file, &secret).map_err(|source| BootstrapError::File {
-        path: secret_file.to_owned(),
-        source,
-    })?;
+    let (path, contents) = (secret_file.to_owned(), secret.clone());
+    tokio::task::spawn_blocking(move || write_private(&path, &contents))
+        .await
+        .map_err(|e| DomainError::Internal(format!("writing the secret file: {e}")))?
+        .map_err(|source| BootstrapError::File {
+            path: secret_file.to_owned(),
+            source,
+        })?;
     let secret_hash = engine.hash_secret(Password::new(secret)).await?;
     let command = BootstrapAdmin {
         account_id: BOOTSTRAP_ACCOUNT.into(),

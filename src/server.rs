@@ -86,28 +86,32 @@ impl Server {
             State::new(directory.clone(), models).with_presence_grace(config.presence_grace_ms);
         // Opening the journal and replaying it read the disk: off the async workers.
         let recovery = config.clone();
-        let engine = tokio::task::spawn_blocking(move || -> Result<EngineHandle, ServerError> {
-            let journal: Arc<dyn Journal> = if recovery.in_memory {
-                Arc::new(MemoryJournal::new())
-            } else {
-                let journal = SqliteJournal::open(&recovery.data_dir)?;
-                info!(path = %journal.path().display(), "journal opened");
-                Arc::new(journal)
-            };
-            let clock = Arc::new(SystemClock);
-            Ok(Engine::start(
-                state,
-                journal,
-                clock.clone(),
-                recovery.engine(),
-                recovery.watch(),
-            )?
-            .with_logins(Logins::new(&recovery.logins(), clock)))
-        })
-        .await??;
+        let (engine, signing_key) =
+            tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+                // The token signing key is read (or made) here too, for the same reason.
+                let key_dir = (!recovery.in_memory).then_some(recovery.data_dir.as_path());
+                let signing_key = SigningKey::load_or_create(key_dir)?;
+                let journal: Arc<dyn Journal> = if recovery.in_memory {
+                    Arc::new(MemoryJournal::new())
+                } else {
+                    let journal = SqliteJournal::open(&recovery.data_dir)?;
+                    info!(path = %journal.path().display(), "journal opened");
+                    Arc::new(journal)
+                };
+                let clock = Arc::new(SystemClock);
+                let engine = Engine::start(
+                    state,
+                    journal,
+                    clock.clone(),
+                    recovery.engine(),
+                    recovery.watch(),
+                )?
+                .with_logins(Logins::new(&recovery.logins(), clock));
+                Ok((engine, signing_key))
+            })
+            .await??;
 
         ensure_admin(&engine, &config.bootstrap_secret_path()).await?;
-        let key_dir = (!config.in_memory).then_some(config.data_dir.as_path());
         let issuer = Arc::new(TokenIssuer::new(
             TokenConfig {
                 issuer: "switchboard".into(),
@@ -115,7 +119,7 @@ impl Server {
                 audience: format!("switchboard:{}", config.instance_domain),
                 ttl_secs: config.access_token_ttl_secs,
             },
-            SigningKey::load_or_create(key_dir)?,
+            signing_key,
         ));
         let auth = AuthLayer::new(
             Arc::clone(&issuer),

@@ -148,7 +148,6 @@ pub fn unlisted_message(path: &str) -> String {
 mod tests {
     use std::collections::HashSet;
 
-    use prost::Message;
 
     use super::*;
 
@@ -193,23 +192,6 @@ mod tests {
         for (path, access) in POLICY {
             assert_ne!(*access, Access::Roles(&[]), "{path}");
         }
-    }
-
-    #[test]
-    fn every_method_of_the_contract_has_a_row() {
-        let set = prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET)
-            .expect("the built descriptor set decodes");
-        let mut methods = 0;
-        for file in &set.file {
-            for service in &file.service {
-                for method in &service.method {
-                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
-                    assert!(access(&path).is_some(), "{path} has no policy row");
-                    methods += 1;
-                }
-            }
-        }
-        assert!(methods > 40, "only {methods} methods in the descriptor set");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! and nothing can change between the check and the change. The engine's own moves pass.
 
 use super::error::{DomainError, DomainResult};
+use super::ids::ClientId;
 use super::principals::{Actor, Principal, Role};
 use super::routing::model::{RequestedAgentState, Task, TaskState};
 use super::state::{Client, Session};
@@ -52,7 +53,11 @@ pub(super) fn steer_agent(
 }
 
 /// Using a client (binding, resuming, unregistering): the principal that registered it.
-pub(super) fn own_client(who: &Principal, client: &Client, client_id: &str) -> DomainResult<()> {
+pub(super) fn own_client(
+    who: &Principal,
+    client: &Client,
+    client_id: ClientId,
+) -> DomainResult<()> {
     if is_engine(who) || client.owner == who.actor {
         return Ok(());
     }

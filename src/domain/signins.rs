@@ -64,14 +64,6 @@ impl SignIns {
         mine.into_iter()
     }
 
-    pub fn len(&self) -> usize {
-        self.chains.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chains.is_empty()
-    }
-
     /// The fold's part for sign-ins; a principal's chains go with its credentials.
     pub fn apply(&mut self, event: &Event) {
         match event {

@@ -253,6 +253,17 @@ impl State {
         self.clients.values().filter(|c| &c.owner == owner).count()
     }
 
+    /// The client, if `who` may use it (see `access::own_client`).
+    pub(super) fn owned_client(
+        &self,
+        client_id: ClientId,
+        who: &Principal,
+    ) -> DomainResult<&Client> {
+        let client = self.client(client_id)?;
+        super::access::own_client(who, client, client_id)?;
+        Ok(client)
+    }
+
     pub(super) fn client(&self, client_id: ClientId) -> DomainResult<&Client> {
         self.clients
             .get(&client_id)

@@ -124,16 +124,21 @@ impl TryFrom<pb::RevokeCredentialsRequest> for cmd::RevokeCredentials {
     fn try_from(req: pb::RevokeCredentialsRequest) -> DomainResult<Self> {
         use pb::revoke_credentials_request::Principal as Named;
         let principal = match required("principal", req.principal)? {
-            Named::AgentId(id) => {
-                check_id("agent_id", &id)?;
-                Actor::Agent(id)
-            }
-            Named::AccountId(id) => {
-                check_id("account_id", &id)?;
-                Actor::Account(id)
-            }
+            Named::AgentId(id) => agent_or_account(true, id)?,
+            Named::AccountId(id) => agent_or_account(false, id)?,
         };
         Ok(Self { principal })
+    }
+}
+
+/// The principal a request's `agent_id` or `account_id` (a oneof) names, its id checked.
+fn agent_or_account(agent: bool, id: String) -> DomainResult<Actor> {
+    if agent {
+        check_id("agent_id", &id)?;
+        Ok(Actor::Agent(id))
+    } else {
+        check_id("account_id", &id)?;
+        Ok(Actor::Account(id))
     }
 }
 
@@ -165,14 +170,8 @@ impl TryFrom<pb::LoginRequest> for LoginWrite {
     fn try_from(req: pb::LoginRequest) -> DomainResult<Self> {
         use pb::login_request::Principal as Named;
         let principal = match required("principal", req.principal)? {
-            Named::AgentId(id) => {
-                check_id("agent_id", &id)?;
-                Actor::Agent(id)
-            }
-            Named::AccountId(id) => {
-                check_id("account_id", &id)?;
-                Actor::Account(id)
-            }
+            Named::AgentId(id) => agent_or_account(true, id)?,
+            Named::AccountId(id) => agent_or_account(false, id)?,
         };
         check_password("password", &req.password)?;
         Ok(Self {

@@ -134,8 +134,7 @@ impl Command for UnregisterClient {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
         let client_id = self.client_id;
-        let client = state.client(client_id)?;
-        access::own_client(&turn.principal, client, &client_id.to_string())?;
+        state.owned_client(client_id, &turn.principal)?;
         let orphaned = state.orphaned_by(client_id);
         state.record(turn, Event::ClientUnregistered { client_id });
         for resource_id in orphaned {
@@ -155,8 +154,7 @@ impl Command for BindService {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
         let Self { client_id, service } = self;
-        let client = state.client(client_id)?;
-        access::own_client(&turn.principal, client, &client_id.to_string())?;
+        let client = state.owned_client(client_id, &turn.principal)?;
         if !client.services.contains(&service) {
             state.record(turn, Event::ServiceBound { client_id, service });
         }
@@ -177,8 +175,7 @@ impl Command for UnbindService {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
         let Self { client_id, service } = self;
-        let client = state.client(client_id)?;
-        access::own_client(&turn.principal, client, &client_id.to_string())?;
+        let client = state.owned_client(client_id, &turn.principal)?;
         if !client.services.contains(&service) {
             return Err(state.not_bound_to_service(client_id, service));
         }
@@ -206,8 +203,7 @@ impl Command for BindResource {
             service,
             resource_id,
         } = self;
-        let client = state.client(client_id)?;
-        access::own_client(&turn.principal, client, &client_id.to_string())?;
+        let client = state.owned_client(client_id, &turn.principal)?;
         if !client.services.contains(&service) {
             return Err(state.not_bound_to_service(client_id, service));
         }
@@ -255,8 +251,7 @@ impl Command for UnbindResource {
             service,
             resource_id,
         } = self;
-        let client = state.client(client_id)?;
-        access::own_client(&turn.principal, client, &client_id.to_string())?;
+        let client = state.owned_client(client_id, &turn.principal)?;
         if !client.resources.contains(&(service, resource_id.clone())) {
             return Err(DomainError::FailedPrecondition(format!(
                 "client {client_id} has not bound resource '{resource_id}' of service '{}'",

@@ -2,7 +2,6 @@
 //! Streams are not journaled; they only hold or release a client's lease.
 
 use super::{Command, Turn};
-use crate::domain::access;
 use crate::domain::error::DomainResult;
 use crate::domain::ids::ClientId;
 use crate::domain::presence::StreamId;
@@ -38,8 +37,7 @@ pub struct AttachStream {
 impl Command for AttachStream {
     type Answer = ();
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
-        let client = state.client(self.client_id)?;
-        access::own_client(&turn.principal, client, &self.client_id.to_string())?;
+        state.owned_client(self.client_id, &turn.principal)?;
         state.presence.attach(self.client_id, self.stream);
         Ok(())
     }

@@ -6,6 +6,7 @@ use super::{Command, Page, Turn};
 use crate::domain::access::{self, TaskAct};
 use crate::domain::agents::PasswordHashString;
 use crate::domain::error::DomainResult;
+use crate::domain::principals::Principal;
 use crate::domain::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
 use crate::domain::routing::{AgentStatusView, QueueStats};
 use crate::domain::state::State;
@@ -17,6 +18,18 @@ fn settled_task(task: Task, state: &State) -> Task {
         .task(&task.spec.task_id)
         .cloned()
         .unwrap_or(task)
+}
+
+/// The task, if `who` may do `act` to it.
+fn task_for<'a>(
+    state: &'a State,
+    who: &Principal,
+    task_id: &str,
+    act: TaskAct,
+) -> DomainResult<&'a Task> {
+    let task = state.routing.task(task_id)?;
+    access::act_on_task(who, task, act)?;
+    Ok(task)
 }
 
 /// The agent's status as it stands after routing settled.
@@ -148,8 +161,12 @@ pub struct ChangeTaskState {
 impl Command for ChangeTaskState {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
-        let task = state.routing.task(&self.task_id)?;
-        access::act_on_task(&turn.principal, task, TaskAct::Change(self.state))?;
+        task_for(
+            state,
+            &turn.principal,
+            &self.task_id,
+            TaskAct::Change(self.state),
+        )?;
         let r = &mut state.routing;
         r.change_task_state(&self.task_id, self.state, turn.now, &mut turn.sink)?;
         r.task(&self.task_id).cloned()
@@ -169,8 +186,7 @@ pub struct TransferTask {
 impl Command for TransferTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
-        let task = state.routing.task(&self.task_id)?;
-        access::act_on_task(&turn.principal, task, TaskAct::Transfer)?;
+        task_for(state, &turn.principal, &self.task_id, TaskAct::Transfer)?;
         let r = &mut state.routing;
         r.transfer_task(
             &self.task_id,
@@ -197,8 +213,7 @@ pub struct ConferenceTask {
 impl Command for ConferenceTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
-        let task = state.routing.task(&self.task_id)?;
-        access::act_on_task(&turn.principal, task, TaskAct::Conference)?;
+        task_for(state, &turn.principal, &self.task_id, TaskAct::Conference)?;
         let r = &mut state.routing;
         r.conference_task(
             &self.task_id,
@@ -236,8 +251,7 @@ pub struct GetTaskState {
 impl Command for GetTaskState {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
-        let task = state.routing.task(&self.task_id)?;
-        access::act_on_task(&turn.principal, task, TaskAct::Read)?;
+        let task = task_for(state, &turn.principal, &self.task_id, TaskAct::Read)?;
         Ok(task.clone())
     }
 }

@@ -158,23 +158,6 @@ impl Command for SignOut {
     }
 }
 
-/// Who a principal is now: its roles and credential version; `None` once it is gone.
-#[derive(Debug, Clone)]
-pub struct CurrentStanding {
-    pub principal: Actor,
-}
-
-impl Command for CurrentStanding {
-    type Answer = Option<Standing>;
-    fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Option<Standing>> {
-        Ok(state.credential(&self.principal).map(|c| Standing {
-            principal: self.principal,
-            roles: c.roles,
-            credential_version: c.credential_version,
-        }))
-    }
-}
-
 /// Whose chain this is, so that a refresh or a logout is recorded as that principal's.
 #[derive(Debug, Clone)]
 pub struct ChainPrincipal {
