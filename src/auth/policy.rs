@@ -148,7 +148,6 @@ pub fn unlisted_message(path: &str) -> String {
 mod tests {
     use std::collections::HashSet;
 
-
     use super::*;
 
     fn well_formed(path: &str) -> bool {
