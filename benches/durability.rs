@@ -5,6 +5,10 @@
 //!
 //! `cargo bench --bench durability` (add `-- --quick` for a small smoke run).
 
+#[path = "suite/auth.rs"]
+#[allow(dead_code)]
+mod auth;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +19,8 @@ use switchboard::pb::admin_service_client::AdminServiceClient;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use switchboard::server::Server;
 use tonic::transport::{Channel, Endpoint};
+
+use auth::Who;
 
 const PASSWORD: &str = "bench-Password-1";
 
@@ -60,18 +66,10 @@ async fn throughput(settings: &Settings) {
     );
     let (mut memory, mut durable) = (Vec::new(), Vec::new());
     for round in 0..settings.rounds {
-        // Alternate, so that drift in the machine's load hits both alike.
-        let m = run_load(ServerConfig::in_memory(), settings).await;
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let d = run_load(
-            ServerConfig {
-                in_memory: false,
-                data_dir: dir.path().to_owned(),
-                ..ServerConfig::in_memory()
-            },
-            settings,
-        )
-        .await;
+        // Alternate, so that drift in the machine's load hits both alike. Both write the
+        // first admin's secret into a directory of their own.
+        let m = run_load(true, settings).await;
+        let d = run_load(false, settings).await;
         println!("  round {round}: in-memory {m:>9.0} calls/s   durable {d:>9.0} calls/s");
         memory.push(m);
         durable.push(d);
@@ -82,8 +80,16 @@ async fn throughput(settings: &Settings) {
     println!("  ratio durable / in-memory: {:.2}", d / m);
 }
 
-/// Calls per second of `ChangeAgentState` against a fresh server with `config`.
-async fn run_load(config: ServerConfig, settings: &Settings) -> f64 {
+/// Calls per second of `ChangeAgentState` against a fresh server, its journal in memory or
+/// in SQLite. Each agent signs in and changes its own state with its own token, as a desktop
+/// does.
+async fn run_load(in_memory: bool, settings: &Settings) -> f64 {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = ServerConfig {
+        in_memory,
+        data_dir: dir.path().to_owned(),
+        ..ServerConfig::in_memory()
+    };
     let server = Server::start(config).await.expect("the server starts");
     let channels: Vec<Channel> = {
         let mut v = Vec::new();
@@ -92,7 +98,13 @@ async fn run_load(config: ServerConfig, settings: &Settings) -> f64 {
         }
         v
     };
-    let mut admin = AdminServiceClient::new(channels[0].clone());
+    let admin_token = auth::sign_in(
+        &channels[0],
+        Who::Account(auth::ADMIN),
+        &auth::admin_secret(dir.path()),
+    )
+    .await;
+    let mut admin = AdminServiceClient::new(auth::signed(channels[0].clone(), &admin_token));
     admin
         .upsert_mrd(pb::UpsertMrdRequest {
             mrd: Some(pb::Mrd {
@@ -105,7 +117,7 @@ async fn run_load(config: ServerConfig, settings: &Settings) -> f64 {
         })
         .await
         .expect("the MRD is configured");
-    let mut routing = RoutingServiceClient::new(channels[0].clone());
+    let mut agents = Vec::new();
     for i in 0..settings.in_flight {
         let agent_id = format!("agent{i:04}");
         admin
@@ -120,6 +132,9 @@ async fn run_load(config: ServerConfig, settings: &Settings) -> f64 {
             })
             .await
             .expect("the agent is created");
+        let channel = channels[i % channels.len()].clone();
+        let token = auth::sign_in(&channel, Who::Agent(&agent_id), PASSWORD).await;
+        let mut routing = RoutingServiceClient::new(auth::signed(channel, &token));
         routing
             .login_agent(pb::LoginAgentRequest {
                 agent_id,
@@ -128,14 +143,14 @@ async fn run_load(config: ServerConfig, settings: &Settings) -> f64 {
             })
             .await
             .expect("the agent logs in");
+        agents.push(routing);
     }
 
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
-    for i in 0..settings.in_flight {
-        let mut routing = RoutingServiceClient::new(channels[i % channels.len()].clone());
+    for (i, mut routing) in agents.into_iter().enumerate() {
         let (counting, stop, done) = (counting.clone(), stop.clone(), done.clone());
         workers.push(tokio::spawn(async move {
             let agent_id = format!("agent{i:04}");
