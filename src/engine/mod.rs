@@ -264,6 +264,10 @@ impl Engine {
         pending: &mut Pending,
     ) -> Result<Committed<C::Answer>, DomainError> {
         let (answer, decided) = self.state.execute_as(command, principal, now)?;
+        debug_assert!(
+            !C::READS_ONLY || decided.is_empty(),
+            "a command marked READS_ONLY recorded events"
+        );
         for d in decided {
             self.standings.observe(&d.event);
             self.revision += 1;

@@ -129,6 +129,7 @@ pub struct GetAccount {
 
 impl Command for GetAccount {
     type Answer = AccountRecord;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<AccountRecord> {
         state
             .accounts
@@ -146,6 +147,7 @@ pub struct ListAccounts {
 
 impl Command for ListAccounts {
     type Answer = Page<AccountRecord>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(Page::of_map(
             &state.accounts,
@@ -217,6 +219,7 @@ pub struct PrincipalCredential {
 
 impl Command for PrincipalCredential {
     type Answer = Option<Credential>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state.credential(&self.principal))
     }
@@ -254,6 +257,7 @@ pub struct HasAdmin;
 
 impl Command for HasAdmin {
     type Answer = bool;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<bool> {
         Ok(state.admin_count() > 0)
     }

@@ -20,6 +20,7 @@ pub struct GetAgent {
 
 impl Command for GetAgent {
     type Answer = AgentRecord;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentRecord> {
         crate::domain::access::see_agent(&turn.principal, &self.agent_id)?;
         state.agent(&self.agent_id).cloned()
@@ -34,6 +35,7 @@ pub struct ListAgents {
 
 impl Command for ListAgents {
     type Answer = Page<AgentRecord>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(Page::of_map(
             &state.agents,
@@ -193,6 +195,7 @@ pub struct ListMrds;
 
 impl Command for ListMrds {
     type Answer = Vec<MrdConfig>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state.routing.mrds().cloned().collect())
     }
@@ -228,6 +231,7 @@ pub struct ListQueues;
 
 impl Command for ListQueues {
     type Answer = Vec<QueueConfig>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state.routing.queues().cloned().collect())
     }
@@ -248,6 +252,7 @@ pub struct ListReasonCodes;
 
 impl Command for ListReasonCodes {
     type Answer = Vec<ReasonCode>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state.routing.reason_codes().cloned().collect())
     }

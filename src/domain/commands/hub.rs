@@ -54,6 +54,7 @@ pub struct ServerLoad;
 
 impl Command for ServerLoad {
     type Answer = Load;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Load> {
         Ok(state.load())
     }
@@ -65,6 +66,7 @@ pub struct GetCapabilities;
 
 impl Command for GetCapabilities {
     type Answer = BTreeMap<String, String>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state.capabilities())
     }
@@ -77,6 +79,7 @@ pub struct GetSessionState {
 
 impl Command for GetSessionState {
     type Answer = SessionView;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<SessionView> {
         let session = state.session(&self.resource_id)?;
         access::see_session(&turn.principal, &self.resource_id, session)?;

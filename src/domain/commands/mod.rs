@@ -42,6 +42,10 @@ pub trait Command: fmt::Debug + Send + 'static {
     /// Serialisable, so that a retried request can get the first answer after a restart.
     type Answer: fmt::Debug + Clone + Serialize + DeserializeOwned + Send + 'static;
 
+    /// Whether the command only reads: it records no event, so it may be answered while
+    /// writes are refused (a full inbox, a journal that cannot be written).
+    const READS_ONLY: bool = false;
+
     /// Decides and applies the command's events through `turn`. On error nothing changed.
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Self::Answer>;
 

@@ -237,6 +237,7 @@ pub struct GetAgentState {
 
 impl Command for GetAgentState {
     type Answer = AgentStatusView;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentStatusView> {
         access::see_agent(&turn.principal, &self.agent_id)?;
         state.routing.agent_status(&self.agent_id)
@@ -250,6 +251,7 @@ pub struct GetTaskState {
 
 impl Command for GetTaskState {
     type Answer = Task;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
         let task = task_for(state, &turn.principal, &self.task_id, TaskAct::Read)?;
         Ok(task.clone())
@@ -264,6 +266,7 @@ pub struct ListAgentStates {
 
 impl Command for ListAgentStates {
     type Answer = Page<AgentStatusView>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state
             .routing
@@ -279,6 +282,7 @@ pub struct ListTasks {
 
 impl Command for ListTasks {
     type Answer = Page<Task>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Self::Answer> {
         Ok(state.routing.tasks_after(self.after.as_deref(), self.limit))
     }
@@ -292,6 +296,7 @@ pub struct GetQueueStats {
 
 impl Command for GetQueueStats {
     type Answer = QueueStats;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<QueueStats> {
         state.routing.queue_stats(&self.mrd, &self.queue, turn.now)
     }

@@ -166,6 +166,7 @@ pub struct ChainPrincipal {
 
 impl Command for ChainPrincipal {
     type Answer = Option<Actor>;
+    const READS_ONLY: bool = true;
     fn run(self, state: &mut State, _: &mut Turn) -> DomainResult<Option<Actor>> {
         Ok(state
             .signins
