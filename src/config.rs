@@ -77,6 +77,20 @@ pub struct ServerConfig {
     #[arg(long, env = "SWITCHBOARD_RETAIN_EVENTS", default_value_t = 1_000_000)]
     pub retain_events: u64,
 
+    /// How long a closed task stays in memory (and in snapshots), in seconds. After that
+    /// `GetTaskState` and `ListTasks` answer it from the journal's history.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CLOSED_TASK_RETENTION_SECS",
+        default_value_t = 900
+    )]
+    pub closed_task_retention_secs: u64,
+
+    /// How long the journal keeps a closed task in its history, in seconds (default: 7
+    /// days); at least the closed-task retention.
+    #[arg(long, env = "SWITCHBOARD_TASK_HISTORY_SECS", default_value_t = 604_800)]
+    pub task_history_secs: u64,
+
     /// How long a `request_id` is remembered, across restarts too, in seconds.
     #[arg(long, env = "SWITCHBOARD_REQUEST_WINDOW_SECS", default_value_t = 3_600)]
     pub request_window_secs: u64,
@@ -195,6 +209,8 @@ impl Default for ServerConfig {
             in_memory: false,
             snapshot_every: 100_000,
             retain_events: 1_000_000,
+            closed_task_retention_secs: 900,
+            task_history_secs: 604_800,
             request_window_secs: 3_600,
             presence_grace_ms: DEFAULT_PRESENCE_GRACE_MS,
             watch_progress_ms: 10_000,
@@ -233,11 +249,17 @@ impl ServerConfig {
             .unwrap_or_else(|| self.data_dir.join("bootstrap-admin.secret"))
     }
 
+    /// How long a closed task stays in memory.
+    pub fn closed_task_retention_ms(&self) -> u64 {
+        self.closed_task_retention_secs.saturating_mul(1000)
+    }
+
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             snapshot_every: self.snapshot_every,
             retain_events: self.retain_events,
             request_window_ms: self.request_window_secs.saturating_mul(1000),
+            task_history_ms: self.task_history_secs.saturating_mul(1000),
         }
     }
 
@@ -266,6 +288,16 @@ impl ServerConfig {
             flag: "instance-domain",
             reason: e.to_string(),
         })?;
+        if self.task_history_secs < self.closed_task_retention_secs {
+            return Err(ConfigError::Invalid {
+                flag: "task-history-secs",
+                reason: format!(
+                    "{} is shorter than --closed-task-retention-secs {}: a closed task would \
+                     leave memory after it left the history",
+                    self.task_history_secs, self.closed_task_retention_secs
+                ),
+            });
+        }
         let id = self.processor_id.unwrap_or_else(|| {
             ServiceDirectory::derived_processor_id(&self.instance_domain, &self.processor_name)
         });

@@ -82,8 +82,9 @@ impl Server {
         let models = Arc::new(config.load_models()?);
         let lifecycle = Lifecycle::default();
 
-        let state =
-            State::new(directory.clone(), models).with_presence_grace(config.presence_grace_ms);
+        let state = State::new(directory.clone(), models)
+            .with_presence_grace(config.presence_grace_ms)
+            .with_closed_task_retention(config.closed_task_retention_ms());
         // Opening the journal and replaying it read the disk: off the async workers.
         let recovery = config.clone();
         let (engine, signing_key) =

@@ -691,6 +691,7 @@ async fn malformed_page_tokens_are_refused_on_every_listing() {
             .list_tasks(pb::ListTasksRequest {
                 page_size: 0,
                 page_token,
+                ..Default::default()
             })
             .await;
         assert_refused(tasks, "page_token", "");

@@ -360,6 +360,7 @@ async fn observe(routing: &mut Routing) -> Observed {
             .list_tasks(pb::ListTasksRequest {
                 page_size: 1000,
                 page_token,
+                ..Default::default()
             })
             .await
             .expect("tasks are listed")

@@ -81,6 +81,7 @@ async fn tasks(r: &mut Routing) -> Vec<pb::TaskStatus> {
         .list_tasks(pb::ListTasksRequest {
             page_size: 1000,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .expect("tasks are listed")

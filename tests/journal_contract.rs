@@ -18,9 +18,11 @@ use std::fs;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
+use switchboard::domain::routing::model::{Task, TaskSpec, TaskState};
 use switchboard::domain::{Actor, ClientId, Event, Record, Revision};
 use switchboard::store::{
-    Journal, MemoryJournal, RememberedRequest, Retention, SqliteJournal, StoreError, StoredSnapshot,
+    ClosedTask, HistoryQuery, Journal, MemoryJournal, RememberedRequest, Retention, SqliteJournal,
+    StoreError, StoredSnapshot,
 };
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -52,6 +54,9 @@ macro_rules! every_store_cases {
             compacting_every_event_keeps_the_revisions_going,
             compaction_forgets_requests_older_than_the_cutoff,
             every_record_keeps_its_actor,
+            the_history_finds_closed_tasks_by_id_and_pages_them_in_closing_order,
+            a_task_id_closed_again_replaces_its_history_entry,
+            compaction_forgets_history_closed_before_the_cutoff,
         );
     };
 }
@@ -187,7 +192,7 @@ impl DurableStore for SqliteStore {
         // writes a commit as WAL frames, the last one marking the commit, and a crash cuts
         // the last frame short.
         journal
-            .append(records, requests)
+            .append(records, requests, &[])
             .expect("the append to tear");
         let image = self.take_crash_image();
         tear_last_wal_frame(&image);
@@ -290,7 +295,7 @@ fn append_with(
 ) {
     let batch = records(revisions);
     let refs: Vec<&Record> = batch.iter().collect();
-    journal.append(&refs, requests).expect("append");
+    journal.append(&refs, requests, &[]).expect("append");
 }
 
 /// The error an append of these revisions gets.
@@ -298,7 +303,7 @@ fn refused(journal: &dyn Journal, revisions: &[Revision]) -> StoreError {
     let batch: Vec<Record> = revisions.iter().copied().map(record).collect();
     let refs: Vec<&Record> = batch.iter().collect();
     journal
-        .append(&refs, &[])
+        .append(&refs, &[], &[])
         .expect_err("the append is refused")
 }
 
@@ -311,6 +316,7 @@ fn keep_everything() -> Retention {
     Retention {
         events: u64::MAX,
         requests_since: 0,
+        history_since: 0,
     }
 }
 
@@ -318,6 +324,7 @@ fn keep_events(events: u64) -> Retention {
     Retention {
         events,
         requests_since: 0,
+        history_since: 0,
     }
 }
 
@@ -329,6 +336,7 @@ struct Contents {
     records: Vec<Record>,
     snapshot: Option<StoredSnapshot>,
     requests: Vec<RememberedRequest>,
+    history: Vec<ClosedTask>,
 }
 
 fn contents(journal: &dyn Journal) -> Contents {
@@ -338,10 +346,152 @@ fn contents(journal: &dyn Journal) -> Contents {
         records: journal.read_from(0, usize::MAX).expect("read_from"),
         snapshot: journal.latest_snapshot().expect("latest_snapshot"),
         requests: journal.remembered_requests(0).expect("remembered_requests"),
+        history: history(journal, 0, Revision::MAX),
     }
 }
 
+/// A task as it closed at revision `revision`, time `closed_at`.
+fn closed(task_id: &str, revision: Revision, closed_at: u64) -> ClosedTask {
+    let spec = TaskSpec {
+        task_id: task_id.into(),
+        request_id: String::new(),
+        mrd: "chat".into(),
+        queue: "default".into(),
+        priority: 5,
+        conversation_id: String::new(),
+        last_agent_id: String::new(),
+        labels: vec![],
+        attributes: Default::default(),
+        created_by: Actor::Engine,
+    };
+    ClosedTask {
+        revision,
+        closed_at,
+        task: Task {
+            spec,
+            state: TaskState::Closed,
+            priority: 5,
+            close_reason: None,
+            created_at: closed_at.saturating_sub(10),
+            queued_at: closed_at.saturating_sub(10),
+            seq: revision,
+            step: 0,
+            step_deadline: None,
+            ttl_deadline: None,
+            offer: None,
+            owner: Some("agent-1".into()),
+            participants: Default::default(),
+            wrap_deadline: None,
+            declined_by: Default::default(),
+            updated_at: closed_at,
+        },
+    }
+}
+
+/// Writes closed tasks to the history, with no records of their own.
+fn close_tasks(journal: &dyn Journal, tasks: &[ClosedTask]) {
+    let refs: Vec<&ClosedTask> = tasks.iter().collect();
+    journal
+        .append(&[], &[], &refs)
+        .expect("append closed tasks");
+}
+
+/// Everything the history has closed in `[from, until)`, a page of 2 at a time.
+fn history(journal: &dyn Journal, from: u64, until: u64) -> Vec<ClosedTask> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = journal
+            .closed_tasks(HistoryQuery {
+                closed_from: from,
+                closed_until: until,
+                after,
+                limit: 2,
+            })
+            .expect("closed_tasks");
+        let Some(last) = page.last() else {
+            return all;
+        };
+        after = last.revision;
+        all.extend(page);
+    }
+}
+
+fn ids(tasks: &[ClosedTask]) -> Vec<&str> {
+    tasks.iter().map(|c| c.task.spec.task_id.as_str()).collect()
+}
+
 // ---- Every store ---------------------------------------------------------------------------
+
+fn the_history_finds_closed_tasks_by_id_and_pages_them_in_closing_order(store: &mut impl Store) {
+    let journal = store.open();
+    assert_eq!(journal.closed_task("t-1").unwrap(), None);
+    // Written with the records that close them, in the same append.
+    let batch = records(1..=3);
+    let refs: Vec<&Record> = batch.iter().collect();
+    let (a, b) = (closed("t-b", 2, 2_000), closed("t-a", 3, 3_000));
+    journal.append(&refs, &[], &[&a, &b]).unwrap();
+    close_tasks(
+        &*journal,
+        &[closed("t-c", 7, 3_000), closed("t-d", 9, 9_000)],
+    );
+    assert_eq!(journal.closed_task("t-a").unwrap(), Some(b.clone()));
+    assert_eq!(journal.closed_task("t-z").unwrap(), None);
+    assert_eq!(
+        ids(&history(&*journal, 0, u64::MAX)),
+        ["t-b", "t-a", "t-c", "t-d"]
+    );
+    // `closed_from` is inclusive, `closed_until` exclusive.
+    assert_eq!(ids(&history(&*journal, 3_000, 9_000)), ["t-a", "t-c"]);
+    assert!(history(&*journal, 9_001, u64::MAX).is_empty());
+    let after_a = journal
+        .closed_tasks(HistoryQuery {
+            closed_from: 0,
+            closed_until: u64::MAX,
+            after: 3,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(ids(&after_a), ["t-c", "t-d"]);
+}
+
+fn a_task_id_closed_again_replaces_its_history_entry(store: &mut impl Store) {
+    let journal = store.open();
+    close_tasks(
+        &*journal,
+        &[closed("t-1", 2, 2_000), closed("t-2", 3, 3_000)],
+    );
+    let again = closed("t-1", 8, 8_000);
+    close_tasks(&*journal, std::slice::from_ref(&again));
+    assert_eq!(journal.closed_task("t-1").unwrap(), Some(again));
+    assert_eq!(ids(&history(&*journal, 0, u64::MAX)), ["t-2", "t-1"]);
+}
+
+fn compaction_forgets_history_closed_before_the_cutoff(store: &mut impl Store) {
+    let journal = store.open();
+    append(&*journal, 1..=3);
+    close_tasks(
+        &*journal,
+        &[
+            closed("old", 1, 1_000),
+            closed("at-cutoff", 2, 2_000),
+            closed("young", 3, 3_000),
+        ],
+    );
+    let retention = Retention {
+        events: u64::MAX,
+        requests_since: 0,
+        history_since: 2_000,
+    };
+    journal
+        .save_snapshot(&snapshot(3, "{}"), retention)
+        .unwrap();
+    assert_eq!(
+        ids(&history(&*journal, 0, u64::MAX)),
+        ["at-cutoff", "young"]
+    );
+    assert_eq!(journal.closed_task("old").unwrap(), None);
+}
 
 fn an_empty_journal_has_nothing(store: &mut impl Store) {
     let journal = store.open();
@@ -352,7 +502,7 @@ fn an_empty_journal_has_nothing(store: &mut impl Store) {
     assert_eq!(journal.latest_snapshot().unwrap(), None);
     assert!(journal.remembered_requests(0).unwrap().is_empty());
     // An append with nothing in it changes nothing.
-    journal.append(&[], &[]).unwrap();
+    journal.append(&[], &[], &[]).unwrap();
     assert_eq!(journal.last_revision().unwrap(), 0);
 }
 
@@ -392,7 +542,7 @@ fn refuses_a_batch_that_does_not_follow_and_keeps_nothing_of_it(store: &mut impl
     let remembered = request("in-the-refused-batch", 4, 9_000);
     let batch = [record(4), record(6)];
     let err = journal
-        .append(&[&batch[0], &batch[1]], &[&remembered])
+        .append(&[&batch[0], &batch[1]], &[&remembered], &[])
         .expect_err("a batch with a gap inside");
     assert_eq!(gap(err), (5, 6));
     assert_eq!(journal.last_revision().unwrap(), 3);
@@ -412,7 +562,7 @@ fn remembers_requests_with_their_batch_oldest_first(store: &mut impl Store) {
     append_with(&*journal, 1..=2, &[&first]);
     append_with(&*journal, 3..=3, &[&second]);
     // A batch of requests alone, as for a retried command that changed nothing.
-    journal.append(&[], &[&third]).unwrap();
+    journal.append(&[], &[&third], &[]).unwrap();
     assert_eq!(journal.last_revision().unwrap(), 3);
     assert_eq!(
         journal.remembered_requests(0).unwrap(),
@@ -526,6 +676,7 @@ fn compaction_forgets_requests_older_than_the_cutoff(store: &mut impl Store) {
     let retention = Retention {
         events: u64::MAX,
         requests_since: 2_000,
+        history_since: 0,
     };
     journal
         .save_snapshot(&snapshot(3, "{}"), retention)
@@ -553,7 +704,7 @@ fn every_record_keeps_its_actor(store: &mut impl Store) {
         })
         .collect();
     let refs: Vec<&Record> = batch.iter().collect();
-    journal.append(&refs, &[]).unwrap();
+    journal.append(&refs, &[], &[]).unwrap();
     let read = journal.read_from(1, usize::MAX).unwrap();
     assert_eq!(read, batch);
     let read_actors: Vec<Actor> = read.into_iter().map(|r| r.actor).collect();
@@ -573,10 +724,12 @@ fn every_record_keeps_its_actor(store: &mut impl Store) {
 /// Events, requests, a snapshot and a compaction: something of everything a journal keeps.
 fn fill(journal: &dyn Journal) {
     append_with(journal, 1..=4, &[&request("one", 4, 1_000)]);
+    close_tasks(journal, &[closed("t-1", 4, 1_000)]);
     append_with(journal, 5..=8, &[&request("two", 8, 2_000)]);
     let retention = Retention {
         events: 3,
         requests_since: 1_500,
+        history_since: 0,
     };
     journal
         .save_snapshot(&snapshot(7, r#"{"state":7}"#), retention)
@@ -767,7 +920,7 @@ mod sqlite_journal {
             })
             .collect();
         let refs: Vec<&Record> = batch.iter().collect();
-        journal.append(&refs, &[]).unwrap();
+        journal.append(&refs, &[], &[]).unwrap();
         journal.close().unwrap();
         drop(journal);
 
@@ -873,7 +1026,7 @@ mod sqlite_journal {
             actor: Actor::Agent("ana".into()),
             ..record(5)
         };
-        journal.append(&[&new], &[]).unwrap();
+        journal.append(&[&new], &[], &[]).unwrap();
         let mut all = as_engines.clone();
         all.push(new.clone());
         assert_eq!(journal.read_from(0, usize::MAX).unwrap(), all);

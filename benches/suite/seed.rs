@@ -79,7 +79,7 @@ impl Seeder {
             .collect();
         let refs: Vec<&Record> = records.iter().collect();
         self.journal
-            .append(&refs, &[])
+            .append(&refs, &[], &[])
             .expect("the journal takes the batch");
     }
 

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::convert;
 use super::convert::agents::WithPassword;
 use super::convert::events::RoutingFilter;
 use super::paging::{PageRequest, next_page_token};
@@ -14,11 +15,11 @@ use super::{
     Api, ApiResult, caller, end_on_revocation, end_on_shutdown, reply, request_key, token_of,
     watch_frames,
 };
-use crate::domain::Principal;
 use crate::domain::commands as cmd;
-use crate::domain::{DomainResult, access};
+use crate::domain::{DomainError, DomainResult, Millis, Page, Principal, Revision, access};
 use crate::pb;
 use crate::pb::routing_service_server::RoutingService;
+use crate::store::HistoryQuery;
 
 impl Api {
     pub(super) async fn connect_agent(
@@ -188,9 +189,19 @@ impl Api {
         who: &Principal,
         req: pb::GetTaskStateRequest,
     ) -> DomainResult<pb::GetTaskStateResponse> {
-        let (task, revision) = self
-            .run(who, None, cmd::GetTaskState::try_from(req)?)
-            .await?;
+        let command = cmd::GetTaskState::try_from(req)?;
+        let task_id = command.task_id.clone();
+        let (task, revision) = match self.run(who, None, command).await {
+            Err(DomainError::NotFound { kind: "task", .. }) => {
+                // Closed past the retention: the history has it, under the same rule.
+                let Some(closed) = self.engine().history().task(task_id.clone()).await? else {
+                    return Err(DomainError::not_found("task", &task_id));
+                };
+                access::read_task(who, &closed.task)?;
+                (closed.task, closed.revision)
+            }
+            answered => answered?,
+        };
         Ok(pb::GetTaskStateResponse {
             task: Some(task.into()),
             revision,
@@ -219,11 +230,74 @@ impl Api {
         req: pb::ListTasksRequest,
     ) -> DomainResult<pb::ListTasksResponse> {
         let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
+        if req.closed_from.is_some() || req.closed_until.is_some() {
+            return self.list_closed_tasks(&req, after, limit).await;
+        }
         let (page, revision) = self.run(who, None, cmd::ListTasks { after, limit }).await?;
         Ok(pb::ListTasksResponse {
             next_page_token: next_page_token(&page),
             tasks: page.items.iter().map(pb::TaskStatus::from).collect(),
             revision,
+        })
+    }
+
+    /// A page of the history: tasks closed in the request's range, in closing order. The page
+    /// key is the closing revision; the answer's revision is the last one committed.
+    async fn list_closed_tasks(
+        &self,
+        req: &pb::ListTasksRequest,
+        after: Option<String>,
+        limit: usize,
+    ) -> DomainResult<pb::ListTasksResponse> {
+        let bound = |field, at: &Option<prost_types::Timestamp>, unset| {
+            at.as_ref()
+                .map_or(Ok(unset), |at| convert::millis(field, at))
+        };
+        let closed_from = bound("closed_from", &req.closed_from, 0)?;
+        let closed_until = bound("closed_until", &req.closed_until, Millis::MAX)?;
+        if closed_until <= closed_from {
+            return Err(DomainError::invalid(
+                "closed_until",
+                "must be after closed_from",
+            ));
+        }
+        let after = match after {
+            None => 0,
+            Some(key) => key.parse::<Revision>().map_err(|_| {
+                DomainError::invalid(
+                    "page_token",
+                    "is not a token of a history listing; pass the next_page_token of the \
+                     previous page with the same closed_from and closed_until",
+                )
+            })?,
+        };
+        let mut closed = self
+            .engine()
+            .history()
+            .page(HistoryQuery {
+                closed_from,
+                closed_until,
+                after,
+                limit: limit + 1,
+            })
+            .await?;
+        // One row past the page says there is a next one, which starts after this page's last.
+        let more = closed.len() > limit;
+        closed.truncate(limit);
+        let page = Page {
+            next_after: more
+                .then(|| closed.last().map(|c| c.revision.to_string()))
+                .flatten(),
+            items: closed,
+        };
+        Ok(pb::ListTasksResponse {
+            next_page_token: next_page_token(&page),
+            tasks: page
+                .items
+                .iter()
+                .map(|c| pb::TaskStatus::from(&c.task))
+                .collect(),
+            revision: self.engine().watch().committed(),
         })
     }
 

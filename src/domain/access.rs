@@ -106,6 +106,12 @@ pub(super) enum TaskAct {
     Change(TaskState),
 }
 
+/// Whether `who` may read `task`: the rule `GetTaskState` applies, for a task the history
+/// answers as for one in memory.
+pub fn read_task(who: &Principal, task: &Task) -> DomainResult<()> {
+    act_on_task(who, task, TaskAct::Read)
+}
+
 /// A task may be read and changed by the agents on it, by the integration that created it,
 /// and by supervisors and admins to read, requeue or transfer it.
 pub(super) fn act_on_task(who: &Principal, task: &Task, act: TaskAct) -> DomainResult<()> {

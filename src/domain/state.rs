@@ -16,7 +16,7 @@ use super::ids::ClientId;
 use super::presence::Presence;
 use super::principals::{Actor, Principal, Role};
 use super::routing::Routing;
-use super::routing::model::RequestedAgentState;
+use super::routing::model::{RequestedAgentState, Task};
 use super::services::{ServiceDirectory, ServiceKind};
 use super::signins::SignIns;
 use super::workflow::{ModelCatalog, WorkflowModel};
@@ -64,11 +64,16 @@ pub struct State {
     pub(super) signins: SignIns,
     /// Not journaled: rebuilt at start-up with a fresh grace period for every client.
     pub(super) presence: Presence,
+    /// How long a closed task stays in memory (it is in the journal's history from its close).
+    pub(super) closed_task_retention_ms: Millis,
 }
 
 /// How long a client without an open stream stays registered after its last call, unless
 /// the server is configured otherwise.
 pub const DEFAULT_PRESENCE_GRACE_MS: Millis = 60_000;
+
+/// How long a closed task stays in memory unless the server is configured otherwise.
+pub const DEFAULT_CLOSED_TASK_RETENTION_MS: Millis = 15 * 60_000;
 
 impl State {
     pub fn new(directory: ServiceDirectory, models: Arc<ModelCatalog>) -> Self {
@@ -82,7 +87,14 @@ impl State {
             routing: Routing::default(),
             signins: SignIns::default(),
             presence: Presence::new(DEFAULT_PRESENCE_GRACE_MS),
+            closed_task_retention_ms: DEFAULT_CLOSED_TASK_RETENTION_MS,
         }
+    }
+
+    /// Sets how long a closed task stays in memory before only the history has it.
+    pub fn with_closed_task_retention(mut self, retention_ms: Millis) -> Self {
+        self.closed_task_retention_ms = retention_ms;
+        self
     }
 
     /// Sets how long a client without a stream stays registered after its last call.
@@ -97,19 +109,36 @@ impl State {
 
     /// When the engine must next run `Tick`.
     pub fn next_deadline(&self) -> Option<Millis> {
-        match (self.routing.next_deadline(), self.presence.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let retire = self.routing.oldest_closed().map(|at| {
+            at.saturating_add(self.closed_task_retention_ms)
+                .saturating_add(1)
+        });
+        [
+            self.routing.next_deadline(),
+            self.presence.next_deadline(),
+            retire,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Drops from memory the tasks closed longer ago than the retention; returns them.
+    pub fn retire_closed_tasks(&mut self, now: Millis) -> Vec<Task> {
+        self.routing
+            .retire_closed(now.saturating_sub(self.closed_task_retention_ms))
     }
 
     /// Call once after replaying the journal (at `now`): what it replayed was already
-    /// settled, and every client gets a grace period to reconnect in.
-    pub fn finish_replay(&mut self, now: Millis) {
+    /// settled, and every client gets a grace period to reconnect in. Returns the closed
+    /// tasks past the retention that it dropped from memory, for the caller to make sure the
+    /// history has them (a journal written before the history existed does not).
+    pub fn finish_replay(&mut self, now: Millis) -> Vec<Task> {
         self.routing.finish_replay();
         for client_id in self.clients.keys() {
             self.presence.arrived(*client_id, now);
         }
+        self.retire_closed_tasks(now)
     }
 
     /// Decides and applies one command at `now`: its answer, and its events in order with
@@ -133,6 +162,7 @@ impl State {
         let acting = command.acting_client();
         let mut turn = Turn::new(now, principal.clone());
         let answer = command.run(self, &mut turn)?;
+        self.retire_closed_tasks(now);
         let Turn {
             mut decided,
             mut sink,

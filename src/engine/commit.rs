@@ -18,7 +18,7 @@ use crate::domain::presence::StreamId;
 use crate::domain::{
     ClientId, DomainError, DomainResult, Event, Millis, Record, Revision, Snapshot,
 };
-use crate::store::{Journal, RememberedRequest, Retention, StoredSnapshot};
+use crate::store::{ClosedTask, Journal, RememberedRequest, Retention, StoredSnapshot};
 use crate::watch::WatchHub;
 
 /// Batches written in one transaction at most: bounds how long one commit holds replies.
@@ -29,6 +29,8 @@ const MAX_GROUP: usize = 64;
 pub(super) struct Pending {
     pub records: Vec<Arc<Record>>,
     pub requests: Vec<RememberedRequest>,
+    /// Tasks this batch closes, for the history.
+    pub closed: Vec<ClosedTask>,
     /// Streams that start receiving their client's events, before this batch's deliveries.
     pub attach: Vec<(ClientId, StreamId, Outbox)>,
     /// Streams that stop, after this batch's deliveries.
@@ -55,6 +57,7 @@ impl Pending {
     pub fn only_answers(&self) -> bool {
         self.records.is_empty()
             && self.requests.is_empty()
+            && self.closed.is_empty()
             && self.attach.is_empty()
             && self.detach.is_empty()
             && self.snapshot.is_none()
@@ -134,8 +137,9 @@ impl Committer {
                 .collect();
             let requests: Vec<&RememberedRequest> =
                 group.iter().flat_map(|p| p.requests.iter()).collect();
+            let closed: Vec<&ClosedTask> = group.iter().flat_map(|p| p.closed.iter()).collect();
             // Durable before visible: nothing of the group is seen unless this succeeds.
-            if let Err(e) = self.journal.append(&records, &requests) {
+            if let Err(e) = self.journal.append(&records, &requests, &closed) {
                 error!(error = %e, "journal append failed; the engine stops");
                 for pending in group {
                     for held in pending.replies {

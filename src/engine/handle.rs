@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Message;
+use super::history::History;
 use super::job::{Attach, Call, Detach, Job};
 use super::standing::Standings;
 use crate::credentials::Logins;
@@ -59,6 +60,7 @@ pub struct EngineHandle {
     watch: WatchHub,
     logins: Arc<Logins>,
     standings: Arc<Standings>,
+    history: History,
 }
 
 impl EngineHandle {
@@ -66,13 +68,20 @@ impl EngineHandle {
         tx: mpsc::Sender<Message>,
         watch: WatchHub,
         standings: Arc<Standings>,
+        history: History,
     ) -> Self {
         Self {
             tx,
             watch,
             logins: Arc::new(Logins::default()),
             standings,
+            history,
         }
+    }
+
+    /// Closed tasks past the retention, from the journal's history.
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// The principals' credential versions, which tokens are checked against.

@@ -5,12 +5,14 @@
 mod clock;
 mod commit;
 mod handle;
+mod history;
 mod job;
 mod requests;
 mod standing;
 
 pub use clock::{Clock, SystemClock};
 pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey};
+pub use history::History;
 pub use standing::Standings;
 
 use std::collections::VecDeque;
@@ -25,7 +27,7 @@ use self::job::{Detach, Job};
 use self::requests::RequestLedger;
 use crate::domain::commands::{Command, DetachStream};
 use crate::domain::{DomainError, Millis, Principal, Record, Revision, Snapshot, State};
-use crate::store::{Journal, Retention, StoreError};
+use crate::store::{ClosedTask, Journal, Retention, StoreError};
 use crate::watch::{WatchConfig, WatchHub};
 
 /// Commands taken per batch: large enough to amortise a commit, small enough that one
@@ -47,6 +49,8 @@ pub struct EngineConfig {
     pub retain_events: u64,
     /// How long a request id is remembered.
     pub request_window_ms: Millis,
+    /// How long the journal keeps a closed task in its history.
+    pub task_history_ms: Millis,
 }
 
 #[derive(Debug, Error)]
@@ -128,7 +132,8 @@ impl Engine {
             }
         }
         let now = clock.now();
-        state.finish_replay(now);
+        let retired = state.finish_replay(now);
+        history::backfill(journal.as_ref(), &state, retired)?;
         let since = now.saturating_sub(config.request_window_ms);
         let requests = RequestLedger::recover(journal.remembered_requests(since)?);
         info!(
@@ -141,6 +146,7 @@ impl Engine {
         );
 
         let watch = WatchHub::new(Arc::clone(&journal), revision, watch);
+        let history = History::new(Arc::clone(&journal));
         let (to_engine, from_committer) = mpsc::unbounded_channel();
         let (to_committer, batches) = mpsc::channel(COMMIT_DEPTH);
         let visible = VisibleRevision::new(revision);
@@ -161,7 +167,7 @@ impl Engine {
             standings: Arc::clone(&standings),
         };
         tokio::spawn(engine.run(rx, from_committer, committer));
-        Ok(EngineHandle::new(tx, watch, standings))
+        Ok(EngineHandle::new(tx, watch, standings, history))
     }
 
     async fn run(
@@ -271,6 +277,13 @@ impl Engine {
         for d in decided {
             self.standings.observe(&d.event);
             self.revision += 1;
+            if let Some(task) = history::closed_by(&d.event, &self.state) {
+                pending.closed.push(ClosedTask {
+                    revision: self.revision,
+                    closed_at: now,
+                    task,
+                });
+            }
             if !d.audience.is_empty() {
                 pending.deliveries.push((pending.records.len(), d.audience));
             }
@@ -299,6 +312,7 @@ impl Engine {
             retention: Retention {
                 events: self.config.retain_events,
                 requests_since: now.saturating_sub(self.config.request_window_ms),
+                history_since: now.saturating_sub(self.config.task_history_ms),
             },
         }
     }
@@ -309,6 +323,7 @@ fn merge(into: &mut Pending, more: Pending) {
     let offset = into.records.len();
     into.records.extend(more.records);
     into.requests.extend(more.requests);
+    into.closed.extend(more.closed);
     into.attach.extend(more.attach);
     into.detach.extend(more.detach);
     into.deliveries.extend(

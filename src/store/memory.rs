@@ -1,7 +1,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Journal, RememberedRequest, Retention, StoreError, StoredSnapshot};
+use super::{
+    ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot,
+};
 use crate::domain::{Millis, Record, Revision};
 
 /// Keeps everything in memory; gone with the process.
@@ -17,6 +19,9 @@ struct Inner {
     first: Revision,
     snapshot: Option<StoredSnapshot>,
     requests: BTreeMap<String, RememberedRequest>,
+    /// The history by task id, and its order: closing revision to task id.
+    history: BTreeMap<String, ClosedTask>,
+    history_order: BTreeMap<Revision, String>,
 }
 
 impl Inner {
@@ -44,7 +49,12 @@ impl MemoryJournal {
 }
 
 impl Journal for MemoryJournal {
-    fn append(&self, batch: &[&Record], requests: &[&RememberedRequest]) -> Result<(), StoreError> {
+    fn append(
+        &self,
+        batch: &[&Record],
+        requests: &[&RememberedRequest],
+        closed: &[&ClosedTask],
+    ) -> Result<(), StoreError> {
         let mut inner = self.inner();
         for (expected, record) in (inner.last() + 1..).zip(batch) {
             if record.revision != expected {
@@ -60,7 +70,30 @@ impl Journal for MemoryJournal {
                 .requests
                 .insert(request.request_id.clone(), (*request).clone());
         }
+        for c in closed {
+            let task_id = c.task.spec.task_id.clone();
+            if let Some(old) = inner.history.insert(task_id.clone(), (*c).clone()) {
+                inner.history_order.remove(&old.revision);
+            }
+            inner.history_order.insert(c.revision, task_id);
+        }
         Ok(())
+    }
+
+    fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {
+        Ok(self.inner().history.get(task_id).cloned())
+    }
+
+    fn closed_tasks(&self, query: HistoryQuery) -> Result<Vec<ClosedTask>, StoreError> {
+        let inner = self.inner();
+        Ok(inner
+            .history_order
+            .range(query.after.saturating_add(1)..)
+            .map(|(_, task_id)| &inner.history[task_id])
+            .filter(|c| c.closed_at >= query.closed_from && c.closed_at < query.closed_until)
+            .take(query.limit)
+            .cloned()
+            .collect())
     }
 
     fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError> {
@@ -114,6 +147,18 @@ impl Journal for MemoryJournal {
         inner
             .requests
             .retain(|_, r| r.time_ms >= retention.requests_since);
+        let Inner {
+            history,
+            history_order,
+            ..
+        } = &mut *inner;
+        history.retain(|_, c| {
+            let keep = c.closed_at >= retention.history_since;
+            if !keep {
+                history_order.remove(&c.revision);
+            }
+            keep
+        });
         Ok(())
     }
 

@@ -14,6 +14,7 @@ pub use sqlite::SqliteJournal;
 
 use thiserror::Error;
 
+use crate::domain::routing::model::Task;
 use crate::domain::{Millis, Record, Revision};
 
 #[derive(Debug, Error)]
@@ -55,16 +56,46 @@ pub struct Retention {
     pub events: u64,
     /// Remembered requests younger than this at the time of compaction are kept.
     pub requests_since: Millis,
+    /// Closed tasks that closed at or after this are kept in the history.
+    pub history_since: Millis,
+}
+
+/// A task as it closed, written to the history in the transaction of the event that closed
+/// it. A task id used again after its task left memory replaces the older entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedTask {
+    /// The revision of the event that closed it: the history's order and page key.
+    pub revision: Revision,
+    pub closed_at: Millis,
+    pub task: Task,
+}
+
+/// A slice of the history: tasks closed in `[closed_from, closed_until)`, in closing order,
+/// after the closing revision `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub closed_from: Millis,
+    pub closed_until: Millis,
+    pub after: Revision,
+    pub limit: usize,
 }
 
 pub trait Journal: Send + Sync + 'static {
-    /// Appends records whose revisions follow the last one without a gap, and remembers
-    /// requests, in one transaction. Durable on return.
+    /// Appends records whose revisions follow the last one without a gap, remembers
+    /// requests and writes the tasks they closed to the history, in one transaction. Durable
+    /// on return.
     fn append(
         &self,
         records: &[&Record],
         requests: &[&RememberedRequest],
+        closed: &[&ClosedTask],
     ) -> Result<(), StoreError>;
+
+    /// The closed task with this id in the history.
+    fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError>;
+
+    /// A page of the history.
+    fn closed_tasks(&self, query: HistoryQuery) -> Result<Vec<ClosedTask>, StoreError>;
 
     /// Up to `limit` records with revision >= `from`, in revision order.
     fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError>;
@@ -79,7 +110,8 @@ pub trait Journal: Send + Sync + 'static {
     fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError>;
 
     /// Stores a snapshot, then drops what it makes unnecessary: older snapshots, events it
-    /// covers beyond those `retention` keeps, and requests older than `retention` says.
+    /// covers beyond those `retention` keeps, and requests and closed tasks older than
+    /// `retention` says.
     fn save_snapshot(
         &self,
         snapshot: &StoredSnapshot,

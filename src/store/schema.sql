@@ -32,3 +32,15 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 
 CREATE INDEX IF NOT EXISTS requests_by_time ON requests (time_ms);
+
+-- Closed tasks, each as it closed (`body`: the task as JSON), written with the event that
+-- closed it and kept for the configured history. `revision` is that event's: the order.
+CREATE TABLE IF NOT EXISTS task_history (
+    task_id TEXT PRIMARY KEY,
+    revision BIGINT NOT NULL,
+    closed_at BIGINT NOT NULL,
+    body TEXT NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS task_history_by_revision ON task_history (revision);
+CREATE INDEX IF NOT EXISTS task_history_by_close ON task_history (closed_at);

@@ -8,7 +8,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Journal, RememberedRequest, Retention, StoreError, StoredSnapshot};
+use super::{
+    ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot,
+};
+use crate::domain::routing::model::Task;
 use crate::domain::{Actor, Event, Millis, Record, Revision};
 
 /// The journal's file name inside the data directory.
@@ -138,13 +141,34 @@ fn last_revision(conn: &Connection) -> rusqlite::Result<Revision> {
     Ok(from_sql_int(last))
 }
 
+/// A history row as stored: closing revision, close time, the task as JSON.
+type HistoryRow = (i64, i64, String);
+
+fn history_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+fn closed_task((revision, closed_at, body): HistoryRow) -> Result<ClosedTask, StoreError> {
+    let task: Task = serde_json::from_str(&body).map_err(|e| {
+        StoreError::Read(format!(
+            "the history's task closed at revision {revision} is unreadable: {e}"
+        ))
+    })?;
+    Ok(ClosedTask {
+        revision: from_sql_int(revision),
+        closed_at: from_sql_int(closed_at),
+        task,
+    })
+}
+
 impl Journal for SqliteJournal {
     fn append(
         &self,
         records: &[&Record],
         requests: &[&RememberedRequest],
+        closed: &[&ClosedTask],
     ) -> Result<(), StoreError> {
-        if records.is_empty() && requests.is_empty() {
+        if records.is_empty() && requests.is_empty() && closed.is_empty() {
             return Ok(());
         }
         let mut conn = self.writer();
@@ -202,7 +226,66 @@ impl Journal for SqliteJournal {
                     .map_err(write_error)?;
             }
         }
+        if !closed.is_empty() {
+            let mut keep = tx
+                .prepare_cached(
+                    "INSERT INTO task_history (task_id, revision, closed_at, body)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (task_id) DO UPDATE SET
+                        revision = excluded.revision, closed_at = excluded.closed_at,
+                        body = excluded.body",
+                )
+                .map_err(write_error)?;
+            for c in closed {
+                let body = serde_json::to_string(&c.task).map_err(write_error)?;
+                keep.execute(params![
+                    c.task.spec.task_id,
+                    sql_int(c.revision),
+                    sql_int(c.closed_at),
+                    body
+                ])
+                .map_err(write_error)?;
+            }
+        }
         tx.commit().map_err(write_error)
+    }
+
+    fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {
+        let conn = self.reader();
+        let row = conn
+            .prepare_cached("SELECT revision, closed_at, body FROM task_history WHERE task_id = ?1")
+            .map_err(read_error)?
+            .query_row([task_id], history_row)
+            .optional()
+            .map_err(read_error)?;
+        row.map(closed_task).transpose()
+    }
+
+    fn closed_tasks(&self, query: HistoryQuery) -> Result<Vec<ClosedTask>, StoreError> {
+        let conn = self.reader();
+        let mut select = conn
+            .prepare_cached(
+                "SELECT revision, closed_at, body FROM task_history
+                 WHERE closed_at >= ?1 AND closed_at < ?2 AND revision > ?3
+                 ORDER BY revision LIMIT ?4",
+            )
+            .map_err(read_error)?;
+        let rows = select
+            .query_map(
+                params![
+                    sql_int(query.closed_from),
+                    sql_int(query.closed_until),
+                    sql_int(query.after),
+                    sql_int(query.limit as u64)
+                ],
+                history_row,
+            )
+            .map_err(read_error)?;
+        let mut page = Vec::with_capacity(query.limit.min(1024));
+        for row in rows {
+            page.push(closed_task(row.map_err(read_error)?)?);
+        }
+        Ok(page)
     }
 
     fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError> {
@@ -309,6 +392,11 @@ impl Journal for SqliteJournal {
         tx.execute(
             "DELETE FROM requests WHERE time_ms < ?1",
             [sql_int(retention.requests_since)],
+        )
+        .map_err(write_error)?;
+        tx.execute(
+            "DELETE FROM task_history WHERE closed_at < ?1",
+            [sql_int(retention.history_since)],
         )
         .map_err(write_error)?;
         tx.commit().map_err(write_error)

@@ -28,6 +28,19 @@ pub fn timestamp(ms: Millis) -> Option<Timestamp> {
     })
 }
 
+/// A wire timestamp as a domain time, refusing one before 1970 or with nanos out of range.
+pub fn millis(field: &'static str, at: &Timestamp) -> DomainResult<Millis> {
+    let seconds = u64::try_from(at.seconds)
+        .map_err(|_| DomainError::invalid(field, "must not be before 1970-01-01T00:00:00Z"))?;
+    let nanos = u64::try_from(at.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .ok_or_else(|| DomainError::invalid(field, "nanos must be 0 to 999,999,999"))?;
+    Ok(seconds
+        .saturating_mul(1000)
+        .saturating_add(nanos / 1_000_000))
+}
+
 /// A duration the contract sets in seconds, as the domain keeps it. Never overflows: the
 /// domain's bounds refuse what is too long, and its message states the seconds given.
 pub fn seconds_to_ms(seconds: u32) -> Millis {

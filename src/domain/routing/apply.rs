@@ -304,6 +304,13 @@ impl Routing {
                         released.push(offered_to);
                     }
                 }
+                if let Some(task) = self.tasks.get(task_id) {
+                    let task = task.clone();
+                    self.unnote_closed(&task);
+                }
+                if *state == TaskState::Closed {
+                    self.note_closed(task_id, *at);
+                }
                 if let Some(task) = self.tasks.get_mut(task_id) {
                     task.state = *state;
                     task.close_reason = *close_reason;

@@ -11,7 +11,8 @@
 //! - `commands`: what operators, channels and agents ask for;
 //! - `settle`: timers, dispatch (offers) and state notices;
 //! - `apply`: the fold, which keeps the indexes of `index` in step;
-//! - `views` and `snapshot`: read models and the snapshot form.
+//! - `views` and `snapshot`: read models and the snapshot form;
+//! - `retention`: closed tasks leaving memory.
 
 mod apply;
 mod commands;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod expr;
 mod index;
 pub mod model;
+mod retention;
 mod selection;
 mod settle;
 mod snapshot;
@@ -87,6 +89,8 @@ pub struct Routing {
     /// Agent ids in order, for paging through them.
     agent_ids: BTreeSet<String>,
     tasks: BTreeMap<String, Task>,
+    /// Closed tasks still in memory, by when they closed: the oldest leave first.
+    closed: BTreeSet<(Millis, String)>,
     /// Logged-in agents per MRD.
     mrd_agents: BTreeMap<String, BTreeSet<String>>,
     next_seq: u64,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Routing;
 use super::config::{MrdConfig, QueueConfig, ReasonCode};
-use super::model::{AgentState, RoutingAgent, Task};
+use super::model::{AgentState, RoutingAgent, Task, TaskState};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoutingSnapshot {
@@ -91,6 +91,9 @@ impl Routing {
             routing.agents.insert(agent_id, agent);
         }
         for task in snapshot.tasks {
+            if task.state == TaskState::Closed {
+                routing.note_closed(&task.spec.task_id, task.updated_at);
+            }
             routing.tasks.insert(task.spec.task_id.clone(), task);
         }
         for a in snapshot.announced {
