@@ -77,6 +77,12 @@ pub struct ServerConfig {
     #[arg(long, env = "SWITCHBOARD_RETAIN_EVENTS", default_value_t = 1_000_000)]
     pub retain_events: u64,
 
+    /// Request ids remembered at most; past it the oldest are forgotten before the window
+    /// ends (said once in the log). About 1 KB of memory each.
+    #[arg(long, env = "SWITCHBOARD_MAX_REMEMBERED_REQUESTS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_remembered_requests: u64,
+
     /// How long a closed task stays in memory (and in snapshots), in seconds. After that
     /// `GetTaskState` and `ListTasks` answer it from the journal's history.
     #[arg(
@@ -209,6 +215,7 @@ impl Default for ServerConfig {
             in_memory: false,
             snapshot_every: 100_000,
             retain_events: 1_000_000,
+            max_remembered_requests: 1_000_000,
             closed_task_retention_secs: 900,
             task_history_secs: 604_800,
             request_window_secs: 3_600,
@@ -260,6 +267,8 @@ impl ServerConfig {
             retain_events: self.retain_events,
             request_window_ms: self.request_window_secs.saturating_mul(1000),
             task_history_ms: self.task_history_secs.saturating_mul(1000),
+            max_remembered_requests: usize::try_from(self.max_remembered_requests)
+                .unwrap_or(usize::MAX),
         }
     }
 

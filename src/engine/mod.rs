@@ -49,6 +49,8 @@ pub struct EngineConfig {
     pub retain_events: u64,
     /// How long a request id is remembered.
     pub request_window_ms: Millis,
+    /// How many request ids are remembered at most.
+    pub max_remembered_requests: usize,
     /// How long the journal keeps a closed task in its history.
     pub task_history_ms: Millis,
 }
@@ -135,7 +137,10 @@ impl Engine {
         let retired = state.finish_replay(now);
         history::backfill(journal.as_ref(), &state, retired)?;
         let since = now.saturating_sub(config.request_window_ms);
-        let requests = RequestLedger::recover(journal.remembered_requests(since)?);
+        let requests = RequestLedger::recover(
+            journal.remembered_requests(since)?,
+            config.max_remembered_requests,
+        );
         info!(
             revision,
             snapshot_revision,

@@ -20,17 +20,26 @@ struct Remembered {
     time_ms: Millis,
 }
 
-#[derive(Default)]
 pub(super) struct RequestLedger {
     by_id: HashMap<String, Remembered>,
     /// Ids in the order they were remembered, to forget them when the window passes.
     order: VecDeque<(Millis, String)>,
+    /// At most this many answers are kept, however young: past it the oldest go first, so
+    /// that a burst of ids shortens the window instead of growing the heap without end.
+    max: usize,
+    /// Whether the cap has cut the window short yet (said once in the log).
+    capped: bool,
 }
 
 impl RequestLedger {
-    /// The ledger as the journal kept it.
-    pub fn recover(stored: Vec<RememberedRequest>) -> Self {
-        let mut ledger = Self::default();
+    /// The ledger as the journal kept it, holding at most `max` answers.
+    pub fn recover(stored: Vec<RememberedRequest>, max: usize) -> Self {
+        let mut ledger = Self {
+            by_id: HashMap::new(),
+            order: VecDeque::new(),
+            max: max.max(1),
+            capped: false,
+        };
         for request in stored {
             ledger.insert(
                 request.request_id,
@@ -118,6 +127,22 @@ impl RequestLedger {
     fn insert(&mut self, id: String, remembered: Remembered) {
         self.order.push_back((remembered.time_ms, id.clone()));
         self.by_id.insert(id, remembered);
+        while self.by_id.len() > self.max {
+            let Some((at, id)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_id.get(&id).is_some_and(|r| r.time_ms == at) {
+                self.by_id.remove(&id);
+                if !self.capped {
+                    self.capped = true;
+                    tracing::warn!(
+                        max = self.max,
+                        "request ids arrive faster than the window can keep them: the oldest \
+                         are forgotten early (raise --max-remembered-requests)"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -125,4 +150,35 @@ impl RequestLedger {
 /// (ids are checked), so two principals' ids never collide.
 fn scoped_id(owner: &Actor, request_id: &str) -> String {
     format!("{owner}\n{request_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> RequestKey {
+        RequestKey {
+            id: id.into(),
+            fingerprint: format!("fingerprint of {id}"),
+        }
+    }
+
+    #[test]
+    fn past_its_cap_the_ledger_forgets_the_oldest_first() {
+        let mut ledger = RequestLedger::recover(Vec::new(), 2);
+        let owner = Actor::Engine;
+        for (at, id) in [(1, "a"), (2, "b"), (3, "c")] {
+            let answer = Committed {
+                answer: id.to_owned(),
+                revision: at,
+            };
+            ledger.remember(&owner, key(id), &answer, at);
+        }
+        assert_eq!(ledger.len(), 2);
+        assert!(ledger.answer::<String>(&owner, &key("a")).is_none());
+        for id in ["b", "c"] {
+            let answer = ledger.answer::<String>(&owner, &key(id)).unwrap().unwrap();
+            assert_eq!(answer.answer, id);
+        }
+    }
 }
