@@ -21,6 +21,7 @@ mod common;
 #[path = "common/random_messages.rs"]
 mod random_messages;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,6 +47,8 @@ const KEPT_MRD: &str = "voice";
 /// Ids the made-up messages use, so that some requests reach the rules behind "not found".
 const FODDER_AGENT: &str = "fodder";
 const FODDER_MRD: &str = "fodder-mrd";
+/// A well-formed JWT that this server never signed.
+const FORGED_TOKEN: &str = "eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl";
 /// tonic's default limit on a decoded message.
 const MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 /// Bounds the wait for any answer: a failure guard, never a pass condition.
@@ -71,7 +74,7 @@ const DECODE_FAILURES: [&str; 5] = [
 ];
 
 /// What a case's body is, which decides the answers it may get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Body {
     /// Every frame holds a well-formed message of the request type.
     WellFormed,
@@ -98,6 +101,8 @@ struct Case {
     bytes: Vec<u8>,
     content_type: &'static str,
     encoding: Option<&'static str>,
+    /// `grpc-timeout`, when the case sets one.
+    timeout: Option<&'static str>,
 }
 
 impl Case {
@@ -108,6 +113,7 @@ impl Case {
             bytes,
             content_type: "application/grpc",
             encoding: None,
+            timeout: None,
         }
     }
 }
@@ -276,8 +282,26 @@ fn cases(schema: &Schema, method: &Method) -> Vec<Case> {
             let message = make(Twist::None, &mut rng).expect("no twist");
             many.extend_from_slice(&frame(0, &message));
         }
-        out.push(Case::new("five messages", Body::WellFormed, many));
+        out.push(Case::new("five messages", Body::WellFormed, many.clone()));
+        many.extend_from_slice(&frame(0, &[0xff, 0xff, 0xff]));
+        out.push(Case::new(
+            "messages, then one that does not decode",
+            Body::Malformed,
+            many,
+        ));
         out.push(Case::new("no message", Body::WellFormed, Vec::new()));
+    }
+
+    // Deadlines: one that has passed on arrival, and values that are not a timeout.
+    for timeout in ["1n", "0S", "99999999H", "soon", "-5m"] {
+        out.push(Case {
+            timeout: Some(timeout),
+            ..Case::new(
+                format!("grpc-timeout {timeout}"),
+                Body::WellFormed,
+                frame(0, &message),
+            )
+        });
     }
 
     for content_type in ["application/json", "text/plain"] {
@@ -306,6 +330,18 @@ enum Answer {
     NoStatus { http: http::StatusCode },
     /// No answer: a reset, a broken connection, or nothing within `WAIT`.
     Failed(String),
+}
+
+impl Answer {
+    /// The status code's name, or what came instead.
+    fn outcome(&self) -> String {
+        match self {
+            Self::Status { status, .. } => format!("{:?}", status.code()),
+            Self::Open { .. } => "open stream".into(),
+            Self::NoStatus { http } => format!("HTTP {http}"),
+            Self::Failed(_) => "no answer".into(),
+        }
+    }
 }
 
 impl fmt::Display for Answer {
@@ -391,6 +427,9 @@ impl Connection {
         if let Some(encoding) = case.encoding {
             request = request.header("grpc-encoding", encoding);
         }
+        if let Some(timeout) = case.timeout {
+            request = request.header("grpc-timeout", timeout);
+        }
         let request = request.body(()).expect("a valid request");
         let (response, mut send) = sender
             .send_request(request, case.bytes.is_empty())
@@ -455,15 +494,22 @@ impl Connection {
     }
 }
 
-/// Everything wrong with `answer` to `case` on `method`, called with a token or not.
-fn violations(method: &Method, case: &Case, signed: bool, answer: &Answer) -> Vec<String> {
+/// Everything wrong with `answer` to `case` on `method`; `unsigned` says how the call lacked
+/// a valid token ("no token", "a forged token"), `None` for a signed-in call.
+fn violations(
+    method: &Method,
+    case: &Case,
+    unsigned: Option<&str>,
+    answer: &Answer,
+) -> Vec<String> {
+    let signed = unsigned.is_none();
     let mut found = Vec::new();
     let mut violation = |what: &str| {
         found.push(format!(
             "{} [{}{}]: {what}: {answer}",
             method.path,
             case.name,
-            if signed { "" } else { ", no token" }
+            unsigned.map(|how| format!(", {how}")).unwrap_or_default()
         ))
     };
     let public = matches!(access(&method.path), Some(Access::Public));
@@ -617,6 +663,62 @@ async fn serving(server: &ServerProcess) -> ServingStatus {
     answer.status()
 }
 
+/// How each kind of body was answered on this server's own methods, signed in.
+type Tally = BTreeMap<(Body, String), usize>;
+
+/// Every case on every method, as the admin or (where only agents may call) an agent: the
+/// violations, the number of calls, and the tally.
+async fn signed_barrage(
+    methods: &[Method],
+    cases: &[Vec<Case>],
+    as_admin: &mut Connection,
+    as_agent: &mut Connection,
+) -> (Vec<String>, usize, Tally) {
+    let mut found = Vec::new();
+    let mut calls = 0;
+    let mut tally = Tally::new();
+    for (method, cases) in methods.iter().zip(cases) {
+        let caller = if caller_is_agent(&method.path) {
+            &mut *as_agent
+        } else {
+            &mut *as_admin
+        };
+        for case in cases {
+            let answer = caller.call(method, case).await;
+            found.extend(violations(method, case, None, &answer));
+            calls += 1;
+            if method.path.starts_with("/switchboard.v1.") {
+                *tally.entry((case.body, answer.outcome())).or_default() += 1;
+            }
+        }
+    }
+    (found, calls, tally)
+}
+
+/// Every fourth case but the huge ones on every method, without a token and with a forged
+/// one (each from another offset, so that between them they send every kind of body).
+async fn unsigned_barrage(
+    methods: &[Method],
+    cases: &[Vec<Case>],
+    nobody: &mut Connection,
+    forged: &mut Connection,
+) -> (Vec<String>, usize) {
+    let mut found = Vec::new();
+    let mut calls = 0;
+    for (method, cases) in methods.iter().zip(cases) {
+        let unsigned = [("no token", &mut *nobody), ("a forged token", &mut *forged)];
+        for (i, (how, connection)) in unsigned.into_iter().enumerate() {
+            let some = cases.iter().filter(|c| !c.name.starts_with("huge"));
+            for case in some.skip(2 * i).step_by(4) {
+                let answer = connection.call(method, case).await;
+                found.extend(violations(method, case, Some(how), &answer));
+                calls += 1;
+            }
+        }
+    }
+    (found, calls)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_hostile_bodies_on_every_method_get_proper_statuses_and_break_nothing() {
     let data = tempfile::tempdir().expect("a temporary directory");
@@ -631,6 +733,7 @@ async fn malformed_and_hostile_bodies_on_every_method_get_proper_statuses_and_br
     let mut as_admin = Connection::new(server.addr(), Some(admin_token));
     let mut as_agent = Connection::new(server.addr(), Some(agent_token));
     let mut nobody = Connection::new(server.addr(), None);
+    let mut forged = Connection::new(server.addr(), Some(FORGED_TOKEN.into()));
 
     let (schema, methods) = Schema::read(&[
         pb::FILE_DESCRIPTOR_SET,
@@ -641,32 +744,38 @@ async fn malformed_and_hostile_bodies_on_every_method_get_proper_statuses_and_br
     assert!(methods.len() > 50, "only {} methods read", methods.len());
     assert!(methods.iter().any(|m| m.path.ends_with("/Connect")));
 
-    let mut found = Vec::new();
-    let mut calls = 0;
-    for method in &methods {
-        let signed = if caller_is_agent(&method.path) {
-            &mut as_agent
-        } else {
-            &mut as_admin
-        };
-        let cases = cases(&schema, method);
-        for case in &cases {
-            let answer = signed.call(method, case).await;
-            found.extend(violations(method, case, true, &answer));
-            calls += 1;
-        }
-        // Without a token, whatever the body: the first cases cover each kind.
-        for case in cases
-            .iter()
-            .filter(|c| !c.name.starts_with("huge"))
-            .step_by(3)
-        {
-            let answer = nobody.call(method, case).await;
-            found.extend(violations(method, case, false, &answer));
-            calls += 1;
-        }
+    let started = std::time::Instant::now();
+    let cases: Vec<Vec<Case>> = methods.iter().map(|m| cases(&schema, m)).collect();
+    let made = started.elapsed();
+    // Signed in, and without a valid token, side by side on their own connections.
+    let (signed, unsigned) = tokio::join!(
+        signed_barrage(&methods, &cases, &mut as_admin, &mut as_agent),
+        unsigned_barrage(&methods, &cases, &mut nobody, &mut forged),
+    );
+    // Figures for whoever reads the output; nothing depends on them.
+    eprintln!(
+        "cases made in {made:?}, sent in {:?}",
+        started.elapsed() - made
+    );
+    let (mut found, signed_calls, tally) = signed;
+    let (unsigned_found, unsigned_calls) = unsigned;
+    found.extend(unsigned_found);
+    let calls = signed_calls + unsigned_calls;
+    eprintln!(
+        "{calls} calls on {} methods; signed-in answers on switchboard.v1:",
+        methods.len()
+    );
+    for ((body, outcome), count) in &tally {
+        eprintln!("  {body:?} -> {outcome}: {count}");
     }
-    eprintln!("{calls} calls on {} methods", methods.len());
+    // The made-up requests got past decoding to the rules, both ways.
+    let well_formed = |outcome: &str| tally.get(&(Body::WellFormed, outcome.into())).copied();
+    for outcome in ["Ok", "InvalidArgument", "NotFound"] {
+        assert!(
+            well_formed(outcome).unwrap_or(0) >= 10,
+            "too few well-formed requests answered {outcome}: {tally:?}"
+        );
+    }
 
     // Still serving, and a normal call works.
     assert_eq!(serving(&server).await, ServingStatus::Serving);

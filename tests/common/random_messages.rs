@@ -208,8 +208,8 @@ impl<'a> Generator<'a> {
         let number = field.number() as u32;
         match self.twist {
             Twist::HugeString(len) if field.r#type() == Type::String => {
-                let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-                length_delimited(number, &text, out);
+                let text = b"abcdefghijklmnopqrstuvwxyz".repeat(len / 26 + 1);
+                length_delimited(number, &text[..len], out);
             }
             Twist::BadUtf8 if field.r#type() == Type::String => {
                 length_delimited(number, &[b'o', b'k', 0xff, 0xfe, 0xc3], out);
