@@ -239,10 +239,7 @@ fn cases(schema: &Schema, method: &Method) -> Vec<Case> {
         Body::Malformed,
         frame(255, &message),
     ));
-    for encoding in ["br", "gzip", "identity;q=1", "😀"] {
-        if encoding == "😀" {
-            continue; // not a valid header value; h2 refuses to send it
-        }
+    for encoding in ["br", "gzip", "identity;q=1"] {
         out.push(Case {
             encoding: Some(encoding),
             ..Case::new(
