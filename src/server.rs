@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::info;
 
-use crate::api::{Api, AuthSettings};
+use crate::api::{Api, AuthSettings, CardinalityLayer};
 use crate::auth::{AuthLayer, KeyError, SigningKey, TokenCache, TokenConfig, TokenIssuer};
 use crate::bootstrap::{BootstrapError, ensure_admin};
 use crate::config::{ConfigError, ServerConfig};
@@ -172,9 +172,11 @@ impl Server {
         if let Some(tls) = &tls {
             builder = builder.tls_config(tls.tonic_config())?;
         }
-        // Every service sits behind the one policy table, health and reflection included.
+        // Every service sits behind the one policy table, health and reflection included, and
+        // answers a call without its one request message as gRPC's status table says.
         let router = builder
             .layer(auth)
+            .layer(CardinalityLayer)
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod auth;
+mod cardinality;
 mod connect;
 mod convert;
 mod core;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use tonic::Status;
 
+pub use self::cardinality::CardinalityLayer;
 use self::convert::agents::WithPassword;
 use crate::auth::{Authenticated, TokenIssuer};
 use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_text};
