@@ -83,6 +83,12 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_remembered_requests: u64,
 
+    /// Open tasks (waiting, offered or in hand) held at most; past it `NewTask` is
+    /// `RESOURCE_EXHAUSTED`.
+    #[arg(long, env = "SWITCHBOARD_MAX_OPEN_TASKS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_open_tasks: u64,
+
     /// How long a closed task stays in memory (and in snapshots), in seconds. After that
     /// `GetTaskState` and `ListTasks` answer it from the journal's history.
     #[arg(
@@ -216,6 +222,7 @@ impl Default for ServerConfig {
             snapshot_every: 100_000,
             retain_events: 1_000_000,
             max_remembered_requests: 1_000_000,
+            max_open_tasks: 100_000,
             closed_task_retention_secs: 900,
             task_history_secs: 604_800,
             request_window_secs: 3_600,

@@ -84,7 +84,8 @@ impl Server {
 
         let state = State::new(directory.clone(), models)
             .with_presence_grace(config.presence_grace_ms)
-            .with_closed_task_retention(config.closed_task_retention_ms());
+            .with_closed_task_retention(config.closed_task_retention_ms())
+            .with_max_open_tasks(usize::try_from(config.max_open_tasks).unwrap_or(usize::MAX));
         // Opening the journal and replaying it read the disk: off the async workers.
         let recovery = config.clone();
         let (engine, signing_key) =

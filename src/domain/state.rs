@@ -66,6 +66,8 @@ pub struct State {
     pub(super) presence: Presence,
     /// How long a closed task stays in memory (it is in the journal's history from its close).
     pub(super) closed_task_retention_ms: Millis,
+    /// Open tasks held at most: past it `NewTask` is refused rather than the heap growing.
+    pub(super) max_open_tasks: usize,
 }
 
 /// How long a client without an open stream stays registered after its last call, unless
@@ -74,6 +76,9 @@ pub const DEFAULT_PRESENCE_GRACE_MS: Millis = 60_000;
 
 /// How long a closed task stays in memory unless the server is configured otherwise.
 pub const DEFAULT_CLOSED_TASK_RETENTION_MS: Millis = 15 * 60_000;
+
+/// Open tasks held at most unless the server is configured otherwise.
+pub const DEFAULT_MAX_OPEN_TASKS: usize = 100_000;
 
 impl State {
     pub fn new(directory: ServiceDirectory, models: Arc<ModelCatalog>) -> Self {
@@ -88,7 +93,26 @@ impl State {
             signins: SignIns::default(),
             presence: Presence::new(DEFAULT_PRESENCE_GRACE_MS),
             closed_task_retention_ms: DEFAULT_CLOSED_TASK_RETENTION_MS,
+            max_open_tasks: DEFAULT_MAX_OPEN_TASKS,
         }
+    }
+
+    /// Sets how many open tasks the server holds at most.
+    pub fn with_max_open_tasks(mut self, max_open_tasks: usize) -> Self {
+        self.max_open_tasks = max_open_tasks;
+        self
+    }
+
+    /// Refuses a new task when the open ones fill the cap: channels hear it at once and can
+    /// divert or retry, instead of the heap growing while no agent works the queues.
+    pub(super) fn check_room_for_a_task(&self) -> DomainResult<()> {
+        if self.routing.open_tasks() >= self.max_open_tasks {
+            return Err(DomainError::ResourceExhausted(format!(
+                "the server holds {} open tasks, its --max-open-tasks; retry when tasks close",
+                self.max_open_tasks
+            )));
+        }
+        Ok(())
     }
 
     /// Sets how long a closed task stays in memory before only the history has it.

@@ -106,6 +106,7 @@ impl Command for NewTask {
             created_by: turn.principal.actor.clone(),
             ..self.0
         };
+        state.check_room_for_a_task()?;
         state.routing.new_task(spec, turn.now, &mut turn.sink)?;
         state.routing.task(&task_id).cloned()
     }

@@ -26,6 +26,11 @@ impl Routing {
         self.closed.first().map(|(at, _)| *at)
     }
 
+    /// Tasks not closed yet: waiting, offered or in hand.
+    pub fn open_tasks(&self) -> usize {
+        self.tasks.len() - self.closed.len()
+    }
+
     /// Closed tasks in memory, oldest close first.
     pub fn closed_tasks(&self) -> impl Iterator<Item = &Task> {
         self.closed.iter().filter_map(|(_, id)| self.tasks.get(id))

@@ -1,7 +1,8 @@
-//! Closed tasks leave memory after `--closed-task-retention-secs` and live on in the journal's
-//! history: `GetTaskState` answers them from it (under the same ownership rule), `ListTasks`
-//! pages them by close time, and snapshots no longer carry them. Run against the server
-//! binary on a durable data directory, across restarts.
+//! What bounds the tasks a server holds. Closed tasks leave memory after
+//! `--closed-task-retention-secs` and live on in the journal's history: `GetTaskState` answers
+//! them from it (under the same ownership rule), `ListTasks` pages them by close time, and
+//! snapshots no longer carry them. Open tasks are capped by `--max-open-tasks`. Run against the
+//! server binary on a durable data directory, across restarts.
 
 mod common;
 
@@ -161,6 +162,45 @@ async fn closed_tasks_leave_memory_and_are_answered_from_the_history() {
     );
     server.terminate().await;
     assert_no_closed_task_in_the_snapshot(dir.path(), &closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_tasks_are_refused_while_the_open_ones_fill_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_durable(dir.path(), &["--max-open-tasks", "2"]).await;
+    RoutingSetup::chat()
+        .max_tasks(1)
+        .wrap_up_timeout(300)
+        .agents(&["ana"], PASSWORD)
+        .log_in(&server.raw_channel().await)
+        .apply(&mut Clients::new(server.channel().await))
+        .await;
+    let mut admin = RoutingServiceClient::new(server.channel().await);
+    let mut ana = agent(&server, "ana").await;
+    ready(&mut ana, "ana").await;
+    let first = submit(&mut admin, "first").await;
+    submit(&mut admin, "second").await;
+    let refused = admin
+        .new_task(pb::NewTaskRequest {
+            request_id: "third".into(),
+            mrd: MRD.into(),
+            ..Default::default()
+        })
+        .await;
+    assert_status(refused, Code::ResourceExhausted, "--max-open-tasks");
+    // A task that closes makes room.
+    accept(&mut ana, &first).await;
+    for state in [pb::TaskState::WrappingUp, pb::TaskState::Closed] {
+        ana.change_task_state(pb::ChangeTaskStateRequest {
+            task_id: first.clone(),
+            state: state.into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("the owner moves its task on");
+    }
+    submit(&mut admin, "third").await;
+    server.terminate().await;
 }
 
 /// The latest snapshot (written at the graceful stop) carries none of `closed`.
