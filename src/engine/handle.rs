@@ -7,11 +7,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Message;
 use super::job::{Attach, Call, Detach, Job};
 use super::standing::Standings;
+use super::{EngineStatus, Message};
 use crate::credentials::Logins;
 use crate::domain::agents::{Credential, PasswordHashString};
 use crate::domain::commands::{AttachStream, Command, DetachStream, PrincipalCredential};
@@ -59,6 +59,7 @@ pub struct EngineHandle {
     watch: WatchHub,
     logins: Arc<Logins>,
     standings: Arc<Standings>,
+    status: watch::Receiver<EngineStatus>,
 }
 
 impl EngineHandle {
@@ -66,13 +67,20 @@ impl EngineHandle {
         tx: mpsc::Sender<Message>,
         watch: WatchHub,
         standings: Arc<Standings>,
+        status: watch::Receiver<EngineStatus>,
     ) -> Self {
         Self {
             tx,
             watch,
             logins: Arc::new(Logins::default()),
             standings,
+            status,
         }
+    }
+
+    /// Whether writes are taken (health follows it); closed once the engine has stopped.
+    pub fn status(&self) -> watch::Receiver<EngineStatus> {
+        self.status.clone()
     }
 
     /// The principals' credential versions, which tokens are checked against.
