@@ -10,6 +10,8 @@ use crate::domain::Principal;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
 use crate::domain::{ClientId, DomainResult, ServiceKind};
+use crate::engine::EngineStatus;
+use crate::lifecycle::Phase;
 use crate::pb;
 use crate::pb::core_service_server::CoreService;
 
@@ -28,9 +30,15 @@ impl Api {
             .answer
             .client_count;
         let lifecycle = self.lifecycle();
+        // A server whose journal cannot be written answers reads only: out of service.
+        let writable = *self.engine().status().borrow() == EngineStatus::Writable;
+        let status = match lifecycle.phase() {
+            Phase::InService if !writable => pb::ServiceStatus::OutOfService,
+            phase => pb::ServiceStatus::from(phase),
+        };
         Ok(pb::GetServerStatusResponse {
-            status: pb::ServiceStatus::from(lifecycle.phase()).into(),
-            accepting_clients: lifecycle.accepting_clients(),
+            status: status.into(),
+            accepting_clients: writable && lifecycle.accepting_clients(),
             client_count: saturating_u32(client_count),
             instance_domain: self.inner.instance_domain.clone(),
             server_id: self.directory().processor_id.clone(),
