@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use common::desktop::ConnectedDesktop;
 use common::process::ServerProcess;
 use common::{ADMIN, Channel, Clients, TestServer, Who, assert_status, sign_in, signed};
 use switchboard::config::ServerConfig;
@@ -198,8 +199,9 @@ async fn server_status(clients: &mut Clients) -> pb::GetServerStatusResponse {
 
 // ---- The fault-injecting journal over gRPC -------------------------------------------------
 
-/// A server on a `FaultyJournal` in `data_dir`, with the first admin signed in.
-async fn start_faulty(data_dir: &Path, failing: Arc<AtomicBool>) -> (Server, Channel) {
+/// A server on a `FaultyJournal` in `data_dir`, with the first admin signed in: its
+/// connection and its access token.
+async fn start_faulty(data_dir: &Path, failing: Arc<AtomicBool>) -> (Server, Channel, String) {
     let journal = FaultyJournal {
         inner: SqliteJournal::open(data_dir).expect("the journal opens"),
         failing,
@@ -220,17 +222,19 @@ async fn start_faulty(data_dir: &Path, failing: Arc<AtomicBool>) -> (Server, Cha
         .expect("the server accepts connections");
     let secret = common::auth::read_bootstrap_secret(&secret_file);
     let token = sign_in(&raw, Who::Account(ADMIN), &secret).await;
-    (server, signed(raw, &token))
+    (server, signed(raw, &token), token)
 }
 
 #[tokio::test]
 async fn a_journal_that_cannot_write_refuses_writes_answers_reads_and_resumes() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let failing = Arc::new(AtomicBool::new(false));
-    let (server, channel) = start_faulty(dir.path(), Arc::clone(&failing)).await;
+    let (server, channel, token) = start_faulty(dir.path(), Arc::clone(&failing)).await;
     let mut clients = Clients::new(channel.clone());
     let written = upsert(&mut clients, "before").await.expect("a write");
     wait_for_health(&channel, ServingStatus::Serving).await;
+    let mut desktop = ConnectedDesktop::open_as(server.local_addr(), &token, None).await;
+    let client_id = desktop.client_id().to_owned();
 
     failing.store(true, Ordering::SeqCst);
     // The failing batch's caller, and every caller after it, hears the change did not happen.
@@ -250,6 +254,15 @@ async fn a_journal_that_cannot_write_refuses_writes_answers_reads_and_resumes() 
         assert_status(result, Code::Unavailable, "journal");
     }
     wait_for_health(&channel, ServingStatus::NotServing).await;
+    // Desktop streams end, telling the desktop to reconnect; a new one is refused meanwhile.
+    let ended = desktop
+        .ending()
+        .await
+        .expect("the stream ends with a status");
+    assert_eq!(ended.code(), Code::Aborted, "{ended:?}");
+    assert!(ended.message().contains("reconnect"), "{ended:?}");
+    let refused = ConnectedDesktop::try_open_as(server.local_addr(), &token, None).await;
+    assert_status(refused.map(|d| d.greeting), Code::Unavailable, "journal");
     // Degraded now: a write is refused at once, saying why.
     assert_status(
         upsert(&mut clients, "refused").await,
@@ -270,6 +283,10 @@ async fn a_journal_that_cannot_write_refuses_writes_answers_reads_and_resumes() 
     assert!(resumed > written, "{resumed} follows {written}");
     assert_eq!(codes(&mut clients).await, set_of(&["after", "before"]));
     assert!(server_status(&mut clients).await.accepting_clients);
+    // The desktop comes back as the client it was: its registration was durable.
+    let back = ConnectedDesktop::open_as(server.local_addr(), &token, Some(&client_id)).await;
+    assert_eq!(back.client_id(), client_id);
+    back.close().await;
     server.shutdown().await.expect("a clean stop");
 
     // Nothing acknowledged is lost, nothing refused appears.
