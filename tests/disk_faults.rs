@@ -273,8 +273,21 @@ async fn a_journal_that_cannot_write_refuses_writes_answers_reads_and_resumes() 
     assert_eq!(codes(&mut clients).await, set_of(&["before"]));
     let status = server_status(&mut clients).await;
     assert!(
-        !status.accepting_clients,
-        "a server that cannot write takes no clients: {status:?}"
+        status.status() == pb::ServiceStatus::OutOfService && !status.accepting_clients,
+        "a server that cannot write is out of service and takes no clients: {status:?}"
+    );
+    let services = clients
+        .core
+        .list_services(pb::ListServicesRequest {})
+        .await
+        .expect("services are listed")
+        .into_inner()
+        .services;
+    assert!(
+        services
+            .iter()
+            .all(|s| s.status() == pb::ServiceStatus::OutOfService && !s.accepting_clients),
+        "{services:?}"
     );
 
     failing.store(false, Ordering::SeqCst);
@@ -282,7 +295,11 @@ async fn a_journal_that_cannot_write_refuses_writes_answers_reads_and_resumes() 
     let resumed = upsert(&mut clients, "after").await.expect("writes resume");
     assert!(resumed > written, "{resumed} follows {written}");
     assert_eq!(codes(&mut clients).await, set_of(&["after", "before"]));
-    assert!(server_status(&mut clients).await.accepting_clients);
+    let status = server_status(&mut clients).await;
+    assert!(
+        status.status() == pb::ServiceStatus::InService && status.accepting_clients,
+        "{status:?}"
+    );
     // The desktop comes back as the client it was: its registration was durable.
     let back = ConnectedDesktop::open_as(server.local_addr(), &token, Some(&client_id)).await;
     assert_eq!(back.client_id(), client_id);

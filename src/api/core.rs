@@ -22,6 +22,17 @@ impl Api {
         self.directory().resolve("service_id", raw)
     }
 
+    /// The server's status and whether it takes clients: out of service, taking none, while
+    /// its journal cannot be written (it answers reads only).
+    fn serving(&self) -> (pb::ServiceStatus, bool) {
+        let lifecycle = self.lifecycle();
+        let writable = *self.engine().status().borrow() == EngineStatus::Writable;
+        match lifecycle.phase() {
+            Phase::InService if !writable => (pb::ServiceStatus::OutOfService, false),
+            phase => (phase.into(), lifecycle.accepting_clients()),
+        }
+    }
+
     pub(super) async fn get_server_status(&self) -> DomainResult<pb::GetServerStatusResponse> {
         let client_count = self
             .engine()
@@ -29,16 +40,10 @@ impl Api {
             .await?
             .answer
             .client_count;
-        let lifecycle = self.lifecycle();
-        // A server whose journal cannot be written answers reads only: out of service.
-        let writable = *self.engine().status().borrow() == EngineStatus::Writable;
-        let status = match lifecycle.phase() {
-            Phase::InService if !writable => pb::ServiceStatus::OutOfService,
-            phase => pb::ServiceStatus::from(phase),
-        };
+        let (status, accepting_clients) = self.serving();
         Ok(pb::GetServerStatusResponse {
             status: status.into(),
-            accepting_clients: writable && lifecycle.accepting_clients(),
+            accepting_clients,
             client_count: saturating_u32(client_count),
             instance_domain: self.inner.instance_domain.clone(),
             server_id: self.directory().processor_id.clone(),
@@ -52,7 +57,7 @@ impl Api {
             .await?
             .answer
             .per_service;
-        let lifecycle = self.lifecycle();
+        let (status, accepting_clients) = self.serving();
         let directory = self.directory();
         let services = ServiceKind::ALL
             .into_iter()
@@ -60,8 +65,8 @@ impl Api {
                 service_id: directory.id(kind).to_owned(),
                 service_name: directory.name(kind).to_owned(),
                 service_type: kind.service_type().to_owned(),
-                status: pb::ServiceStatus::from(lifecycle.phase()).into(),
-                accepting_clients: lifecycle.accepting_clients(),
+                status: status.into(),
+                accepting_clients,
                 client_count: saturating_u32(per_service.get(&kind).copied().unwrap_or(0)),
             })
             .collect();
