@@ -12,27 +12,29 @@ mod clock;
 mod commit;
 mod handle;
 mod job;
+mod recovery;
 mod requests;
 mod standing;
 
 pub use clock::{Clock, SystemClock};
 pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey};
+pub use recovery::RecoveryError;
 pub use standing::Standings;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use self::commit::{Committer, Notice, Pending, SnapshotTaken, VisibleRevision};
 use self::job::{Detach, Job};
+use self::recovery::{Recovered, recover};
 use self::requests::RequestLedger;
 use crate::domain::commands::Command;
-use crate::domain::{DomainError, Millis, Principal, Record, Revision, Snapshot, State};
-use crate::store::{Journal, Retention, StoreError};
+use crate::domain::{DomainError, Millis, Principal, Record, Revision, State};
+use crate::store::{Journal, Retention};
 use crate::watch::{WatchConfig, WatchHub};
 
 /// Commands taken per batch: large enough to amortise a commit, small enough that one
@@ -42,8 +44,6 @@ const MAX_BATCH: usize = 256;
 const QUEUE_DEPTH: usize = 4096;
 /// Batches on their way to the journal before the engine waits for the committer.
 const COMMIT_DEPTH: usize = 64;
-/// Records read per page while replaying.
-const REPLAY_PAGE: usize = 4096;
 /// How often a journal that failed is tried again.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
@@ -66,22 +66,6 @@ pub struct EngineConfig {
     pub retain_events: u64,
     /// How long a request id is remembered.
     pub request_window_ms: Millis,
-}
-
-#[derive(Debug, Error)]
-pub enum RecoveryError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the snapshot at revision {revision} is unreadable: {reason}")]
-    Snapshot { revision: Revision, reason: String },
-    #[error(
-        "the journal starts at revision {first}, after the snapshot's {snapshot}: events are missing"
-    )]
-    Missing { first: Revision, snapshot: Revision },
-    #[error("starting the committer thread: {0}")]
-    Thread(#[from] std::io::Error),
-    #[error("the recovery task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
 }
 
 enum Message {
@@ -112,91 +96,6 @@ pub struct Engine {
     /// When the journal is next probed; `Some` exactly while degraded.
     next_probe: Option<tokio::time::Instant>,
     status: watch::Sender<EngineStatus>,
-}
-
-/// What recovery rebuilt from the journal.
-struct Recovered {
-    state: State,
-    revision: Revision,
-    snapshot_revision: Revision,
-    requests: RequestLedger,
-}
-
-/// Rebuilds state from the newest snapshot that decodes and the journal after it, then the
-/// remembered requests: what start-up does, and what a rebuild after a failed append does.
-fn recover(
-    mut state: State,
-    journal: &dyn Journal,
-    now: Millis,
-    config: &EngineConfig,
-) -> Result<Recovered, RecoveryError> {
-    let started = std::time::Instant::now();
-    let mut revision = 0;
-    let mut unreadable = None;
-    let mut candidate = journal.latest_snapshot()?;
-    while let Some(stored) = candidate {
-        match decode_snapshot(&stored.body) {
-            Ok(snapshot) => {
-                state.restore(snapshot);
-                revision = stored.revision;
-                break;
-            }
-            Err(reason) => {
-                warn!(
-                    revision = stored.revision,
-                    %reason,
-                    "a snapshot does not decode: skipped for the one before it and the events after that"
-                );
-                candidate = journal.snapshot_before(stored.revision)?;
-                unreadable = Some(RecoveryError::Snapshot {
-                    revision: stored.revision,
-                    reason,
-                });
-            }
-        }
-    }
-    let snapshot_revision = revision;
-    let first = journal.first_revision()?;
-    if first > revision + 1 {
-        // With no snapshot to start from, an unreadable one is the cause.
-        return Err(unreadable.unwrap_or(RecoveryError::Missing {
-            first,
-            snapshot: revision,
-        }));
-    }
-    loop {
-        let page = journal.read_from(revision + 1, REPLAY_PAGE)?;
-        let Some(last) = page.last() else { break };
-        revision = last.revision;
-        for record in &page {
-            state.apply(&record.event);
-        }
-    }
-    state.finish_replay(now);
-    let since = now.saturating_sub(config.request_window_ms);
-    let requests = RequestLedger::recover(journal.remembered_requests(since)?);
-    info!(
-        revision,
-        snapshot_revision,
-        replayed = revision - snapshot_revision,
-        remembered_requests = requests.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "state recovered"
-    );
-    Ok(Recovered {
-        state,
-        revision,
-        snapshot_revision,
-        requests,
-    })
-}
-
-fn decode_snapshot(body: &str) -> Result<Snapshot, String> {
-    let snapshot: Snapshot = serde_json::from_str(body).map_err(|e| e.to_string())?;
-    if !snapshot.is_current_format() {
-        return Err("written in a format this server does not know".into());
-    }
-    Ok(snapshot)
 }
 
 /// What a degraded engine answers to every command that would write.
