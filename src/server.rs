@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{Api, AuthSettings, CardinalityLayer};
 use crate::auth::{AuthLayer, KeyError, SigningKey, TokenCache, TokenConfig, TokenIssuer};
@@ -19,7 +19,7 @@ use crate::bootstrap::{BootstrapError, ensure_admin};
 use crate::config::{ConfigError, ServerConfig};
 use crate::credentials::Logins;
 use crate::domain::State;
-use crate::engine::{Engine, EngineHandle, RecoveryError, SystemClock};
+use crate::engine::{Engine, EngineHandle, EngineStatus, RecoveryError, SystemClock};
 use crate::lifecycle::Lifecycle;
 use crate::pb;
 use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
@@ -68,6 +68,8 @@ pub struct Server {
     lifecycle: Lifecycle,
     health: HealthReporter,
     engine: EngineHandle,
+    /// Turns health NOT_SERVING while the journal cannot be written; stopped at shutdown.
+    health_follower: JoinHandle<()>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -76,6 +78,22 @@ impl Server {
     /// Checks the TLS files (or that plaintext may listen where asked), recovers state, binds
     /// `config.listen` (port 0 picks a free port) and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
+        Self::start_on(config, None).await
+    }
+
+    /// `start` with this journal instead of the one `config` names (the data directory still
+    /// holds the signing key): for a journal that fails when told to, in tests.
+    pub async fn start_with_journal(
+        config: ServerConfig,
+        journal: Arc<dyn Journal>,
+    ) -> Result<Self, ServerError> {
+        Self::start_on(config, Some(journal)).await
+    }
+
+    async fn start_on(
+        config: ServerConfig,
+        given: Option<Arc<dyn Journal>>,
+    ) -> Result<Self, ServerError> {
         // First, so a bad certificate or an exposed plaintext listener touches no journal.
         let tls = config.tls()?;
         let directory = config.directory()?;
@@ -93,7 +111,9 @@ impl Server {
                 // The token signing key is read (or made) here too, for the same reason.
                 let key_dir = (!recovery.in_memory).then_some(recovery.data_dir.as_path());
                 let signing_key = SigningKey::load_or_create(key_dir)?;
-                let journal: Arc<dyn Journal> = if recovery.in_memory {
+                let journal: Arc<dyn Journal> = if let Some(journal) = given {
+                    journal
+                } else if recovery.in_memory {
                     Arc::new(MemoryJournal::new())
                 } else {
                     let journal = SqliteJournal::open(&recovery.data_dir)?;
@@ -148,6 +168,7 @@ impl Server {
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
+        let health_follower = tokio::spawn(follow_engine_status(health.clone(), engine.status()));
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -215,6 +236,7 @@ impl Server {
             lifecycle,
             health,
             engine,
+            health_follower,
             stop,
             task,
         })
@@ -230,6 +252,8 @@ impl Server {
     pub async fn shutdown(self) -> Result<(), ServerError> {
         info!("switchboard stopping");
         self.lifecycle.begin_stopping();
+        // From here on health says NOT_SERVING, whatever the journal does.
+        self.health_follower.abort();
         for name in SERVICE_NAMES.into_iter().chain([""]) {
             self.health
                 .set_service_status(name, ServingStatus::NotServing)
@@ -241,5 +265,31 @@ impl Server {
         served??;
         info!("switchboard stopped");
         Ok(())
+    }
+}
+
+/// Health follows whether the engine takes writes: NOT_SERVING for the server and every
+/// service while the journal cannot be written (reads are still answered), SERVING again
+/// once it can, and NOT_SERVING for good if the engine stops.
+async fn follow_engine_status(
+    health: HealthReporter,
+    mut status: tokio::sync::watch::Receiver<EngineStatus>,
+) {
+    loop {
+        let running = status.changed().await.is_ok();
+        let serving = running && *status.borrow_and_update() == EngineStatus::Writable;
+        let to = if serving {
+            info!("health SERVING: the journal can be written again");
+            ServingStatus::Serving
+        } else {
+            warn!("health NOT_SERVING: the journal cannot be written (reads are answered)");
+            ServingStatus::NotServing
+        };
+        for name in SERVICE_NAMES.into_iter().chain([""]) {
+            health.set_service_status(name, to).await;
+        }
+        if !running {
+            return;
+        }
     }
 }

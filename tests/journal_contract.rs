@@ -49,6 +49,7 @@ macro_rules! every_store_cases {
             remembers_requests_with_their_batch_oldest_first,
             remembering_a_request_id_again_replaces_it,
             the_latest_snapshot_is_the_newest_saved,
+            the_snapshot_before_the_latest_stays_with_the_events_after_it,
             compaction_keeps_the_retained_events_behind_the_snapshot,
             compaction_keeps_every_event_after_the_snapshot,
             compacting_every_event_keeps_the_revisions_going,
@@ -66,6 +67,7 @@ macro_rules! durable_store_cases {
         cases!($store;
             everything_survives_a_reopen_with_or_without_close,
             compacted_revisions_survive_a_reopen,
+            the_previous_snapshot_survives_a_reopen,
             every_append_survives_a_crash,
             a_crash_during_an_append_keeps_every_earlier_batch_and_nothing_of_it,
         );
@@ -335,6 +337,7 @@ struct Contents {
     last: Revision,
     records: Vec<Record>,
     snapshot: Option<StoredSnapshot>,
+    previous_snapshot: Option<StoredSnapshot>,
     requests: Vec<RememberedRequest>,
     history: Vec<ClosedTask>,
 }
@@ -345,6 +348,13 @@ fn contents(journal: &dyn Journal) -> Contents {
         last: journal.last_revision().expect("last_revision"),
         records: journal.read_from(0, usize::MAX).expect("read_from"),
         snapshot: journal.latest_snapshot().expect("latest_snapshot"),
+        previous_snapshot: journal
+            .snapshot_before(Revision::MAX)
+            .and_then(|latest| match latest {
+                Some(latest) => journal.snapshot_before(latest.revision),
+                None => Ok(None),
+            })
+            .expect("snapshot_before"),
         requests: journal.remembered_requests(0).expect("remembered_requests"),
         history: history(journal, 0, Revision::MAX),
     }
@@ -614,6 +624,43 @@ fn the_latest_snapshot_is_the_newest_saved(store: &mut impl Store) {
     assert_eq!(journal.read_from(0, usize::MAX).unwrap(), records(1..=6));
 }
 
+fn the_snapshot_before_the_latest_stays_with_the_events_after_it(store: &mut impl Store) {
+    let journal = store.open();
+    append(&*journal, 1..=12);
+    assert_eq!(journal.snapshot_before(Revision::MAX).unwrap(), None);
+    let at_four = snapshot(4, r#"{"at":4}"#);
+    journal.save_snapshot(&at_four, keep_events(0)).unwrap();
+    assert_eq!(journal.snapshot_before(4).unwrap(), None);
+    assert_eq!(journal.first_revision().unwrap(), 5);
+    // A newer snapshot keeps the one before it, and every event after that one: a latest
+    // snapshot that does not decode can be replaced by it and them.
+    let at_eight = snapshot(8, r#"{"at":8}"#);
+    journal.save_snapshot(&at_eight, keep_events(0)).unwrap();
+    assert_eq!(journal.latest_snapshot().unwrap(), Some(at_eight.clone()));
+    assert_eq!(journal.snapshot_before(8).unwrap(), Some(at_four.clone()));
+    assert_eq!(journal.snapshot_before(5).unwrap(), Some(at_four.clone()));
+    assert_eq!(journal.snapshot_before(4).unwrap(), None);
+    assert_eq!(
+        journal.snapshot_before(Revision::MAX).unwrap(),
+        Some(at_eight.clone())
+    );
+    assert_eq!(journal.first_revision().unwrap(), 5);
+    assert_eq!(journal.read_from(0, usize::MAX).unwrap(), records(5..=12));
+    // The next one lets the oldest go, and the events only it needed.
+    let at_ten = snapshot(10, r#"{"at":10}"#);
+    journal.save_snapshot(&at_ten, keep_events(0)).unwrap();
+    assert_eq!(journal.snapshot_before(10).unwrap(), Some(at_eight));
+    assert_eq!(journal.snapshot_before(8).unwrap(), None);
+    assert_eq!(journal.first_revision().unwrap(), 9);
+    assert_eq!(journal.read_from(0, usize::MAX).unwrap(), records(9..=12));
+    // Retention still keeps more when it asks for more.
+    journal
+        .save_snapshot(&snapshot(12, "{}"), keep_events(10))
+        .unwrap();
+    assert_eq!(journal.first_revision().unwrap(), 9);
+    assert_eq!(journal.snapshot_before(12).unwrap(), Some(at_ten));
+}
+
 fn compaction_keeps_the_retained_events_behind_the_snapshot(store: &mut impl Store) {
     let journal = store.open();
     append(&*journal, 1..=10);
@@ -780,6 +827,26 @@ fn compacted_revisions_survive_a_reopen(store: &mut impl DurableStore) {
     assert_eq!(journal.latest_snapshot().unwrap(), Some(snapshot(10, "{}")));
     append(&*journal, 11..=11);
     assert_eq!(journal.read_from(0, usize::MAX).unwrap(), records(11..=11));
+}
+
+fn the_previous_snapshot_survives_a_reopen(store: &mut impl DurableStore) {
+    let journal = store.open();
+    append(&*journal, 1..=10);
+    journal
+        .save_snapshot(&snapshot(4, r#"{"at":4}"#), keep_events(0))
+        .unwrap();
+    journal
+        .save_snapshot(&snapshot(8, r#"{"at":8}"#), keep_events(0))
+        .unwrap();
+    let before = contents(&*journal);
+    assert_eq!(before.previous_snapshot, Some(snapshot(4, r#"{"at":4}"#)));
+    journal.close().unwrap();
+    drop(journal);
+
+    let journal = store.reopen();
+    assert_eq!(contents(&*journal), before);
+    assert_eq!(journal.first_revision().unwrap(), 5);
+    assert_eq!(journal.read_from(0, usize::MAX).unwrap(), records(5..=10));
 }
 
 fn every_append_survives_a_crash(store: &mut impl DurableStore) {

@@ -10,6 +10,8 @@ use crate::domain::Principal;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
 use crate::domain::{ClientId, DomainResult, ServiceKind};
+use crate::engine::EngineStatus;
+use crate::lifecycle::Phase;
 use crate::pb;
 use crate::pb::core_service_server::CoreService;
 
@@ -20,6 +22,17 @@ impl Api {
         self.directory().resolve("service_id", raw)
     }
 
+    /// The server's status and whether it takes clients: out of service, taking none, while
+    /// its journal cannot be written (it answers reads only).
+    fn serving(&self) -> (pb::ServiceStatus, bool) {
+        let lifecycle = self.lifecycle();
+        let writable = *self.engine().status().borrow() == EngineStatus::Writable;
+        match lifecycle.phase() {
+            Phase::InService if !writable => (pb::ServiceStatus::OutOfService, false),
+            phase => (phase.into(), lifecycle.accepting_clients()),
+        }
+    }
+
     pub(super) async fn get_server_status(&self) -> DomainResult<pb::GetServerStatusResponse> {
         let client_count = self
             .engine()
@@ -27,10 +40,10 @@ impl Api {
             .await?
             .answer
             .client_count;
-        let lifecycle = self.lifecycle();
+        let (status, accepting_clients) = self.serving();
         Ok(pb::GetServerStatusResponse {
-            status: pb::ServiceStatus::from(lifecycle.phase()).into(),
-            accepting_clients: lifecycle.accepting_clients(),
+            status: status.into(),
+            accepting_clients,
             client_count: saturating_u32(client_count),
             instance_domain: self.inner.instance_domain.clone(),
             server_id: self.directory().processor_id.clone(),
@@ -44,7 +57,7 @@ impl Api {
             .await?
             .answer
             .per_service;
-        let lifecycle = self.lifecycle();
+        let (status, accepting_clients) = self.serving();
         let directory = self.directory();
         let services = ServiceKind::ALL
             .into_iter()
@@ -52,8 +65,8 @@ impl Api {
                 service_id: directory.id(kind).to_owned(),
                 service_name: directory.name(kind).to_owned(),
                 service_type: kind.service_type().to_owned(),
-                status: pb::ServiceStatus::from(lifecycle.phase()).into(),
-                accepting_clients: lifecycle.accepting_clients(),
+                status: status.into(),
+                accepting_clients,
                 client_count: saturating_u32(per_service.get(&kind).copied().unwrap_or(0)),
             })
             .collect();

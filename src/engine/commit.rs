@@ -2,6 +2,11 @@
 //! It takes every batch waiting for it, writes them in one transaction (group commit: the more
 //! arrive while a commit is in flight, the more the next one carries), and only after the
 //! commit publishes their events, delivers them to desktops and sends the replies.
+//!
+//! When an append fails, nothing of its group is seen: every reply fails with `UNAVAILABLE`,
+//! and so does every later batch the engine built on the lost state (it carries the old
+//! epoch). The desktops' streams end (their clients reconnect and resume from their revision)
+//! and the engine is told, so that it rebuilds its state from the journal.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,9 +29,20 @@ use crate::watch::WatchHub;
 /// Batches written in one transaction at most: bounds how long one commit holds replies.
 const MAX_GROUP: usize = 64;
 
+/// What the committer tells the engine.
+pub(super) enum Notice {
+    /// A stream too slow to keep up was cut off: detach it.
+    Detach(DetachStream),
+    /// An append failed: the engine's state holds changes the journal does not.
+    JournalFailed,
+}
+
 /// One engine batch on its way to the journal.
 #[derive(Default)]
 pub(super) struct Pending {
+    /// The engine's epoch when it built the batch: a failed append starts a new one, and
+    /// batches of an older epoch build on lost changes.
+    pub epoch: u64,
     pub records: Vec<Arc<Record>>,
     pub requests: Vec<RememberedRequest>,
     /// Tasks this batch closes, for the history.
@@ -79,7 +95,7 @@ impl VisibleRevision {
         self.0.load(Ordering::Acquire)
     }
 
-    fn set(&self, revision: Revision) {
+    pub fn set(&self, revision: Revision) {
         self.0.store(revision, Ordering::Release);
     }
 }
@@ -97,16 +113,18 @@ pub(super) struct Committer {
     watch: WatchHub,
     /// Each streaming client's current stream and where its events go.
     outboxes: HashMap<ClientId, (StreamId, Outbox)>,
-    /// Commands for the engine: a stream too slow to keep up is detached.
-    to_engine: mpsc::UnboundedSender<DetachStream>,
+    /// Notices for the engine: a stream to detach, a failed append.
+    to_engine: mpsc::UnboundedSender<Notice>,
     visible: VisibleRevision,
+    /// Batches of an older epoch are refused: they build on a state the journal lost.
+    epoch: u64,
 }
 
 impl Committer {
     pub fn spawn(
         journal: Arc<dyn Journal>,
         watch: WatchHub,
-        to_engine: mpsc::UnboundedSender<DetachStream>,
+        to_engine: mpsc::UnboundedSender<Notice>,
         batches: mpsc::Receiver<Pending>,
         visible: VisibleRevision,
     ) -> std::io::Result<JoinHandle<()>> {
@@ -116,6 +134,7 @@ impl Committer {
             outboxes: HashMap::new(),
             to_engine,
             visible,
+            epoch: 0,
         };
         std::thread::Builder::new()
             .name("switchboard-committer".into())
@@ -131,27 +150,34 @@ impl Committer {
                     Err(_) => break,
                 }
             }
-            let records: Vec<&Record> = group
+            let (current, stale): (Vec<Pending>, Vec<Pending>) =
+                group.into_iter().partition(|p| p.epoch == self.epoch);
+            fail(stale);
+            if current.is_empty() {
+                continue;
+            }
+            let records: Vec<&Record> = current
                 .iter()
                 .flat_map(|p| p.records.iter().map(AsRef::as_ref))
                 .collect();
             let requests: Vec<&RememberedRequest> =
-                group.iter().flat_map(|p| p.requests.iter()).collect();
-            let closed: Vec<&ClosedTask> = group.iter().flat_map(|p| p.closed.iter()).collect();
+                current.iter().flat_map(|p| p.requests.iter()).collect();
+            let closed: Vec<&ClosedTask> = current.iter().flat_map(|p| p.closed.iter()).collect();
             // Durable before visible: nothing of the group is seen unless this succeeds.
             if let Err(e) = self.journal.append(&records, &requests, &closed) {
-                error!(error = %e, "journal append failed; the engine stops");
-                for pending in group {
-                    for held in pending.replies {
-                        held.fail(DomainError::Unavailable(
-                            "the journal could not be written; retry on another server".into(),
-                        ));
-                    }
-                }
-                // Dropping the receiver stops the engine: its state holds what was not written.
-                return;
+                error!(
+                    error = %e,
+                    "journal append failed: its callers get UNAVAILABLE, and writes are \
+                     refused until the journal can be written again"
+                );
+                fail(current);
+                self.epoch += 1;
+                // Ends every desktop stream: what they were sent may rest on the lost state.
+                self.outboxes.clear();
+                let _ = self.to_engine.send(Notice::JournalFailed);
+                continue;
             }
-            for pending in group {
+            for pending in current {
                 self.make_visible(pending);
             }
         }
@@ -231,15 +257,29 @@ impl Committer {
                     warn!(%client_id, "client's event stream is full; disconnecting it");
                     let stream = *stream;
                     self.outboxes.remove(client_id);
-                    let _ = self.to_engine.send(DetachStream {
+                    let _ = self.to_engine.send(Notice::Detach(DetachStream {
                         client_id: *client_id,
                         stream,
-                    });
+                    }));
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.outboxes.remove(client_id);
                 }
             }
+        }
+    }
+}
+
+/// No caller of these batches is told its change happened; streams they attach end at once.
+fn fail(batches: Vec<Pending>) {
+    for pending in batches {
+        for held in pending.replies {
+            held.fail(DomainError::Unavailable(
+                "the journal could not be written (disk full or failing), so this change did \
+                 not happen; the server answers reads only until it can write again: retry \
+                 later or on another server"
+                    .into(),
+            ));
         }
     }
 }

@@ -7,12 +7,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::Message;
 use super::history::History;
 use super::job::{Attach, Call, Detach, Job};
 use super::standing::Standings;
+use super::{EngineStatus, Message};
 use crate::credentials::Logins;
 use crate::domain::agents::{Credential, PasswordHashString};
 use crate::domain::commands::{AttachStream, Command, DetachStream, PrincipalCredential};
@@ -61,6 +61,7 @@ pub struct EngineHandle {
     logins: Arc<Logins>,
     standings: Arc<Standings>,
     history: History,
+    status: watch::Receiver<EngineStatus>,
 }
 
 impl EngineHandle {
@@ -69,6 +70,7 @@ impl EngineHandle {
         watch: WatchHub,
         standings: Arc<Standings>,
         history: History,
+        status: watch::Receiver<EngineStatus>,
     ) -> Self {
         Self {
             tx,
@@ -76,12 +78,18 @@ impl EngineHandle {
             logins: Arc::new(Logins::default()),
             standings,
             history,
+            status,
         }
     }
 
     /// Closed tasks past the retention, from the journal's history.
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// Whether writes are taken (health follows it); closed once the engine has stopped.
+    pub fn status(&self) -> watch::Receiver<EngineStatus> {
+        self.status.clone()
     }
 
     /// The principals' credential versions, which tokens are checked against.

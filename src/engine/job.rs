@@ -40,6 +40,12 @@ impl<C: Command> Job for Call<C> {
             pending.answer(reply, answer);
             return;
         }
+        if !C::READS_ONLY
+            && let Some(refused) = engine.refuse_writes()
+        {
+            pending.answer(reply, Err(refused));
+            return;
+        }
         let result = engine.apply(command, &principal, now, pending);
         if let (Ok(committed), Some(key)) = (&result, request) {
             let remembered = engine
@@ -69,6 +75,10 @@ impl Job for Attach {
             outbox,
             reply,
         } = *self;
+        if let Some(refused) = engine.refuse_writes() {
+            pending.answer(reply, Err(refused));
+            return;
+        }
         let (client_id, stream) = (command.client_id, command.stream);
         let result = engine.apply(command, &principal, now, pending);
         if result.is_ok() {
@@ -89,6 +99,13 @@ pub(super) struct Detach {
 impl Job for Detach {
     fn run(self: Box<Self>, engine: &mut Engine, now: Millis, pending: &mut Pending) {
         let Detach { command, reply } = *self;
+        if let Some(refused) = engine.refuse_writes() {
+            // The committer dropped every stream when the journal failed; nothing to detach.
+            if let Some(reply) = reply {
+                pending.answer(reply, Err(refused));
+            }
+            return;
+        }
         pending.detach.push((command.client_id, command.stream));
         let result = engine.apply(command, &Principal::engine(), now, pending);
         match reply {

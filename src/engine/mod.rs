@@ -1,33 +1,42 @@
 //! The one writer. A single task owns the `State`, takes commands in order, and hands each
 //! batch's events, replies and deliveries to the committer, which makes them durable before
 //! anyone sees them. Everything that changes state goes through here.
+//!
+//! When the journal cannot be written the engine rebuilds its state from the journal, as
+//! start-up does, and runs degraded: reads are answered from that durable state, every other
+//! command is refused with `UNAVAILABLE`, timers wait, and the journal is probed every second
+//! until it takes a write again. `EngineHandle::status` tells the server, which reports it in
+//! health.
 
 mod clock;
 mod commit;
 mod handle;
 mod history;
 mod job;
+mod recovery;
 mod requests;
 mod standing;
 
 pub use clock::{Clock, SystemClock};
 pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey};
 pub use history::History;
+pub use recovery::RecoveryError;
 pub use standing::Standings;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
-use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
 
-use self::commit::{Committer, Pending, SnapshotTaken, VisibleRevision};
+use self::commit::{Committer, Notice, Pending, SnapshotTaken, VisibleRevision};
 use self::job::{Detach, Job};
+use self::recovery::{Recovered, recover};
 use self::requests::RequestLedger;
-use crate::domain::commands::{Command, DetachStream};
-use crate::domain::{DomainError, Millis, Principal, Record, Revision, Snapshot, State};
-use crate::store::{ClosedTask, Journal, Retention, StoreError};
+use crate::domain::commands::Command;
+use crate::domain::{DomainError, Millis, Principal, Record, Revision, State};
+use crate::store::{ClosedTask, Journal, Retention};
 use crate::watch::{WatchConfig, WatchHub};
 
 /// Commands taken per batch: large enough to amortise a commit, small enough that one
@@ -37,8 +46,18 @@ const MAX_BATCH: usize = 256;
 const QUEUE_DEPTH: usize = 4096;
 /// Batches on their way to the journal before the engine waits for the committer.
 const COMMIT_DEPTH: usize = 64;
-/// Records read per page while replaying.
-const REPLAY_PAGE: usize = 4096;
+/// How often a journal that failed is tried again.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the engine takes writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineStatus {
+    /// Commands are run and made durable.
+    Writable,
+    /// The journal cannot be written: reads are answered from the durable state, every other
+    /// command gets `UNAVAILABLE`.
+    Degraded,
+}
 
 /// How the engine keeps its journal in shape (defaults: `ServerConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,20 +72,6 @@ pub struct EngineConfig {
     pub max_remembered_requests: usize,
     /// How long the journal keeps a closed task in its history.
     pub task_history_ms: Millis,
-}
-
-#[derive(Debug, Error)]
-pub enum RecoveryError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the snapshot at revision {revision} is unreadable: {reason}")]
-    Snapshot { revision: Revision, reason: String },
-    #[error(
-        "the journal starts at revision {first}, after the snapshot's {snapshot}: events are missing"
-    )]
-    Missing { first: Revision, snapshot: Revision },
-    #[error("starting the committer thread: {0}")]
-    Thread(#[from] std::io::Error),
 }
 
 enum Message {
@@ -88,77 +93,61 @@ pub struct Engine {
     to_committer: mpsc::Sender<Pending>,
     visible: VisibleRevision,
     standings: Arc<Standings>,
+    /// Read again when the engine rebuilds its state, and probed while degraded.
+    journal: Arc<dyn Journal>,
+    /// The state before any event, which a rebuild starts from.
+    initial: State,
+    /// Bumped by every rebuild; batches carry it so the committer refuses stale ones.
+    epoch: u64,
+    /// When the journal is next probed; `Some` exactly while degraded.
+    next_probe: Option<tokio::time::Instant>,
+    status: watch::Sender<EngineStatus>,
+}
+
+/// What a degraded engine answers to every command that would write.
+fn journal_unwritable() -> DomainError {
+    DomainError::Unavailable(
+        "the journal cannot be written (disk full or failing): this server answers reads \
+         only until it can write again; retry later or on another server"
+            .into(),
+    )
 }
 
 impl Engine {
     /// Rebuilds state from the latest snapshot and the journal after it, then starts the
     /// engine task and its committer thread.
     pub fn start(
-        mut state: State,
+        state: State,
         journal: Arc<dyn Journal>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
         watch: WatchConfig,
     ) -> Result<EngineHandle, RecoveryError> {
-        let started = std::time::Instant::now();
-        let mut revision = 0;
-        if let Some(stored) = journal.latest_snapshot()? {
-            let snapshot: Snapshot =
-                serde_json::from_str(&stored.body).map_err(|e| RecoveryError::Snapshot {
-                    revision: stored.revision,
-                    reason: e.to_string(),
-                })?;
-            if !snapshot.is_current_format() {
-                return Err(RecoveryError::Snapshot {
-                    revision: stored.revision,
-                    reason: "written in a format this server does not know".into(),
-                });
-            }
-            state.restore(snapshot);
-            revision = stored.revision;
-        }
-        let snapshot_revision = revision;
-        let first = journal.first_revision()?;
-        if first > revision + 1 {
-            return Err(RecoveryError::Missing {
-                first,
-                snapshot: revision,
-            });
-        }
-        loop {
-            let page = journal.read_from(revision + 1, REPLAY_PAGE)?;
-            let Some(last) = page.last() else { break };
-            revision = last.revision;
-            for record in &page {
-                state.apply(&record.event);
-            }
-        }
-        let now = clock.now();
-        let retired = state.finish_replay(now);
-        history::backfill(journal.as_ref(), &state, retired)?;
-        let since = now.saturating_sub(config.request_window_ms);
-        let requests = RequestLedger::recover(
-            journal.remembered_requests(since)?,
-            config.max_remembered_requests,
-        );
-        info!(
+        let initial = state.clone();
+        let Recovered {
+            state,
             revision,
             snapshot_revision,
-            replayed = revision - snapshot_revision,
-            remembered_requests = requests.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "state recovered"
-        );
+            requests,
+            retired,
+        } = recover(state, journal.as_ref(), clock.now(), &config)?;
+        history::backfill(journal.as_ref(), &state, retired)?;
 
         let watch = WatchHub::new(Arc::clone(&journal), revision, watch);
         let history = History::new(Arc::clone(&journal));
         let (to_engine, from_committer) = mpsc::unbounded_channel();
         let (to_committer, batches) = mpsc::channel(COMMIT_DEPTH);
         let visible = VisibleRevision::new(revision);
-        let committer =
-            Committer::spawn(journal, watch.clone(), to_engine, batches, visible.clone())?;
+        let committer = Committer::spawn(
+            Arc::clone(&journal),
+            watch.clone(),
+            to_engine,
+            batches,
+            visible.clone(),
+        )?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let standings = Arc::new(Standings::of(&state));
+        let (status, status_rx) = watch::channel(EngineStatus::Writable);
         let engine = Engine {
             state,
             config,
@@ -170,35 +159,57 @@ impl Engine {
             to_committer,
             visible,
             standings: Arc::clone(&standings),
+            journal,
+            initial,
+            epoch: 0,
+            next_probe: None,
+            status,
         };
         tokio::spawn(engine.run(rx, from_committer, committer));
-        Ok(EngineHandle::new(tx, watch, standings, history))
+        Ok(EngineHandle::new(tx, watch, standings, history, status_rx))
     }
 
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Message>,
-        mut from_committer: mpsc::UnboundedReceiver<DetachStream>,
+        mut from_committer: mpsc::UnboundedReceiver<Notice>,
         committer: std::thread::JoinHandle<()>,
     ) {
         let mut messages = Vec::with_capacity(MAX_BATCH);
         let mut closing = None;
         loop {
-            // Timers are commands: sleep until the next one is due unless a command comes first.
-            let wake = self.state.next_deadline().map(|at| {
-                let wait = at.saturating_sub(self.clock.now());
-                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
-            });
+            // Timers are commands: sleep until the next one is due unless a command comes
+            // first. While degraded they wait, and the journal's probe is due instead.
+            let wake = match self.next_probe {
+                Some(probe) => Some(probe),
+                None => self.state.next_deadline().map(|at| {
+                    let wait = at.saturating_sub(self.clock.now());
+                    tokio::time::Instant::now() + Duration::from_millis(wait)
+                }),
+            };
             tokio::select! {
                 received = rx.recv_many(&mut messages, MAX_BATCH) => {
                     if received == 0 {
                         break;
                     }
                 }
-                Some(command) = from_committer.recv() => {
-                    self.internal.push_back(Box::new(Detach { command, reply: None }));
+                Some(notice) = from_committer.recv() => match notice {
+                    Notice::Detach(command) => {
+                        self.internal.push_back(Box::new(Detach { command, reply: None }));
+                    }
+                    Notice::JournalFailed => {
+                        if let Err(e) = self.rebuild().await {
+                            // Its state holds what the journal lost: stop rather than serve it.
+                            error!(error = %e, "rebuilding from the journal failed; the engine stops");
+                            break;
+                        }
+                    }
+                },
+                () = sleep_until(wake) => {
+                    if self.next_probe.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                        self.probe().await;
+                    }
                 }
-                () = sleep_until(wake) => {}
             }
             let mut batch = Vec::with_capacity(messages.len());
             for message in messages.drain(..) {
@@ -217,10 +228,11 @@ impl Engine {
                 let more = self.process(Vec::new());
                 merge(&mut pending, more);
             }
-            if closing.is_some() && self.revision > self.snapshot_revision {
+            if closing.is_some() && !self.degraded() && self.revision > self.snapshot_revision {
                 // A clean stop leaves a snapshot, so the next start replays nothing.
                 pending.snapshot = Some(self.snapshot());
             }
+            pending.epoch = self.epoch;
             if pending.only_answers() && self.visible.get() == self.revision {
                 // Reads (and refusals) of a state that is all durable and visible already:
                 // answered here, without a round trip through the committer thread.
@@ -248,11 +260,73 @@ impl Engine {
         debug!("engine stopped");
     }
 
+    fn degraded(&self) -> bool {
+        self.next_probe.is_some()
+    }
+
+    /// The refusal for a command that would write, while the journal cannot be written.
+    fn refuse_writes(&self) -> Option<DomainError> {
+        self.degraded().then(journal_unwritable)
+    }
+
+    /// After a failed append: forgets every change the journal does not hold by rebuilding
+    /// from it as start-up does, and turns degraded until a probe of the journal succeeds.
+    async fn rebuild(&mut self) -> Result<(), RecoveryError> {
+        let journal = Arc::clone(&self.journal);
+        let initial = self.initial.clone();
+        let now = self.clock.now();
+        let config = self.config;
+        let recovered =
+            tokio::task::spawn_blocking(move || recover(initial, journal.as_ref(), now, &config))
+                .await??;
+        self.state = recovered.state;
+        self.revision = recovered.revision;
+        self.snapshot_revision = recovered.snapshot_revision;
+        self.requests = recovered.requests;
+        self.standings.reset(&self.state);
+        // Streams the committer cut off are gone with the state that knew them.
+        self.internal.clear();
+        // All of it is durable: reads of it may be answered at once.
+        self.visible.set(self.revision);
+        self.epoch += 1;
+        self.next_probe = Some(tokio::time::Instant::now() + PROBE_EVERY);
+        self.status.send_replace(EngineStatus::Degraded);
+        warn!(
+            revision = self.revision,
+            "the journal cannot be written: state rebuilt from it; reads are answered, writes \
+             refused with UNAVAILABLE, until it can be written again"
+        );
+        Ok(())
+    }
+
+    /// Tries a write; on success writes resume, else the next try is a second away.
+    async fn probe(&mut self) {
+        let journal = Arc::clone(&self.journal);
+        match tokio::task::spawn_blocking(move || journal.probe()).await {
+            Ok(Ok(())) => {
+                self.next_probe = None;
+                self.status.send_replace(EngineStatus::Writable);
+                info!(
+                    revision = self.revision,
+                    "the journal can be written again: writes resume"
+                );
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "the journal still cannot be written");
+                self.next_probe = Some(tokio::time::Instant::now() + PROBE_EVERY);
+            }
+            Err(e) => {
+                warn!(error = %e, "probing the journal failed");
+                self.next_probe = Some(tokio::time::Instant::now() + PROBE_EVERY);
+            }
+        }
+    }
+
     fn process(&mut self, batch: Vec<Box<dyn Job>>) -> Pending {
         let now = self.clock.now();
         self.requests
             .forget_before(now.saturating_sub(self.config.request_window_ms));
-        if self.state.next_deadline().is_some_and(|at| at <= now) {
+        if !self.degraded() && self.state.next_deadline().is_some_and(|at| at <= now) {
             self.internal.push_front(Box::new(job::Tick));
         }
         let mut pending = Pending::default();
@@ -260,7 +334,8 @@ impl Engine {
         for job in internal.into_iter().chain(batch) {
             job.run(self, now, &mut pending);
         }
-        if self.revision - self.snapshot_revision >= self.config.snapshot_every {
+        if !self.degraded() && self.revision - self.snapshot_revision >= self.config.snapshot_every
+        {
             pending.snapshot = Some(self.snapshot());
         }
         pending

@@ -27,6 +27,20 @@ impl Standings {
         }
     }
 
+    /// Back to what `state` says, after the engine rebuilt it from the journal: changes it
+    /// applied that never became durable are forgotten.
+    pub(super) fn reset(&self, state: &State) {
+        *self
+            .versions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = state.credential_versions().collect();
+        *self
+            .certificates
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = state.certificate_principals().collect();
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// The principal's credential version now; `None` once it is gone.
     pub fn current_version(&self, actor: &Actor) -> Option<u64> {
         let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);

@@ -18,6 +18,8 @@ struct Inner {
     /// The revision the first record would have if none were dropped: last dropped + 1.
     first: Revision,
     snapshot: Option<StoredSnapshot>,
+    /// The newest snapshot older than `snapshot`, kept as the fallback.
+    previous: Option<StoredSnapshot>,
     requests: BTreeMap<String, RememberedRequest>,
     /// The history by task id, and its order: closing revision to task id.
     history: BTreeMap<String, ClosedTask>,
@@ -121,26 +123,43 @@ impl Journal for MemoryJournal {
         Ok(self.inner().snapshot.clone())
     }
 
+    fn snapshot_before(&self, revision: Revision) -> Result<Option<StoredSnapshot>, StoreError> {
+        let inner = self.inner();
+        Ok([inner.snapshot.as_ref(), inner.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|kept| kept.revision < revision)
+            .cloned())
+    }
+
     fn save_snapshot(
         &self,
         snapshot: &StoredSnapshot,
         retention: Retention,
     ) -> Result<(), StoreError> {
         let mut inner = self.inner();
-        // An older snapshot than the one kept does not replace it (as in the SQLite journal,
-        // whose latest is the highest revision); it still compacts what it covers.
-        if inner
-            .snapshot
+        // The two newest snapshots are kept, as in the SQLite journal.
+        let mut kept: Vec<StoredSnapshot> = [inner.snapshot.take(), inner.previous.take()]
+            .into_iter()
+            .flatten()
+            .filter(|kept| kept.revision != snapshot.revision)
+            .chain([snapshot.clone()])
+            .collect();
+        kept.sort_by_key(|kept| std::cmp::Reverse(kept.revision));
+        let mut kept = kept.into_iter();
+        inner.snapshot = kept.next();
+        inner.previous = kept.next();
+        let oldest_kept = inner
+            .previous
             .as_ref()
-            .is_none_or(|kept| kept.revision <= snapshot.revision)
-        {
-            inner.snapshot = Some(snapshot.clone());
-        }
+            .or(inner.snapshot.as_ref())
+            .map_or(snapshot.revision, |kept| kept.revision);
         let keep_from = inner
             .last()
             .saturating_sub(retention.events)
             .saturating_add(1)
-            .min(snapshot.revision + 1);
+            .min(snapshot.revision + 1)
+            .min(oldest_kept + 1);
         while inner.first < keep_from && inner.records.pop_front().is_some() {
             inner.first += 1;
         }
@@ -159,6 +178,10 @@ impl Journal for MemoryJournal {
             }
             keep
         });
+        Ok(())
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -109,9 +109,14 @@ pub trait Journal: Send + Sync + 'static {
     /// The snapshot with the highest revision saved.
     fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError>;
 
-    /// Stores a snapshot, then drops what it makes unnecessary: older snapshots, events it
-    /// covers beyond those `retention` keeps, and requests and closed tasks older than
-    /// `retention` says.
+    /// The newest snapshot older than `revision`: where recovery falls back to when the one
+    /// at `revision` does not decode.
+    fn snapshot_before(&self, revision: Revision) -> Result<Option<StoredSnapshot>, StoreError>;
+
+    /// Stores a snapshot, then drops what it makes unnecessary: every snapshot but the two
+    /// newest (the one before the latest stays, with the events after it, so that a latest
+    /// snapshot that does not decode can be replaced by it), events beyond those and beyond
+    /// what `retention` keeps, and requests and closed tasks older than `retention` says.
     fn save_snapshot(
         &self,
         snapshot: &StoredSnapshot,
@@ -121,6 +126,9 @@ pub trait Journal: Send + Sync + 'static {
     /// Requests remembered at or after `since`, oldest first: the engine's ledger forgets them
     /// in the order it is given them.
     fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError>;
+
+    /// A tiny write transaction: whether the journal can be written again after a failure.
+    fn probe(&self) -> Result<(), StoreError>;
 
     /// Called once, after the last append: leaves the journal tidy for the next start.
     fn close(&self) -> Result<(), StoreError> {

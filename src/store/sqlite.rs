@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tracing::warn;
 
 use super::{
     ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot,
@@ -49,6 +50,12 @@ impl SqliteJournal {
             .map_err(|_| open_error("another server is using this data directory".to_owned()))?;
 
         let path = data_dir.join(JOURNAL_FILE);
+        // A clean stop folds the write-ahead log back and empties it; one left with frames in
+        // it means the last stop was a crash, whose last write may be torn.
+        let unclean_wal = std::fs::metadata(data_dir.join(format!("{JOURNAL_FILE}-wal")))
+            .map(|wal| wal.len())
+            .ok()
+            .filter(|&len| len > 0);
         let writer = Connection::open(&path).map_err(|e| open_error(e.to_string()))?;
         writer
             .execute_batch(
@@ -85,6 +92,17 @@ impl SqliteJournal {
                     "schema version {other} is not {SCHEMA_VERSION}, the one this server knows"
                 )));
             }
+        }
+        if let Some(wal_bytes) = unclean_wal {
+            // SQLite replays the log up to its last whole (checksummed) commit and drops what
+            // follows, such as a torn last write: what is left is the last whole transaction.
+            let last = last_revision(&writer).map_err(|e| open_error(e.to_string()))?;
+            warn!(
+                wal_bytes,
+                last_revision = last,
+                "the journal was not closed cleanly: its write-ahead log was replayed up to the \
+                 last whole transaction, and anything after it (a torn last write) was cut off"
+            );
         }
         let reader = Connection::open_with_flags(
             &path,
@@ -128,6 +146,14 @@ fn write_error(e: impl ToString) -> StoreError {
 
 fn read_error(e: impl ToString) -> StoreError {
     StoreError::Read(e.to_string())
+}
+
+fn stored_snapshot(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSnapshot> {
+    Ok(StoredSnapshot {
+        revision: from_sql_int(row.get(0)?),
+        time_ms: from_sql_int(row.get(1)?),
+        body: row.get(2)?,
+    })
 }
 
 fn last_revision(conn: &Connection) -> rusqlite::Result<Revision> {
@@ -345,13 +371,19 @@ impl Journal for SqliteJournal {
             .query_row(
                 "SELECT revision, time_ms, body FROM snapshots ORDER BY revision DESC LIMIT 1",
                 [],
-                |row| {
-                    Ok(StoredSnapshot {
-                        revision: from_sql_int(row.get(0)?),
-                        time_ms: from_sql_int(row.get(1)?),
-                        body: row.get(2)?,
-                    })
-                },
+                stored_snapshot,
+            )
+            .optional()
+            .map_err(read_error)
+    }
+
+    fn snapshot_before(&self, revision: Revision) -> Result<Option<StoredSnapshot>, StoreError> {
+        self.reader()
+            .query_row(
+                "SELECT revision, time_ms, body FROM snapshots WHERE revision < ?1
+                 ORDER BY revision DESC LIMIT 1",
+                [sql_int(revision)],
+                stored_snapshot,
             )
             .optional()
             .map_err(read_error)
@@ -364,11 +396,6 @@ impl Journal for SqliteJournal {
     ) -> Result<(), StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction().map_err(write_error)?;
-        let last = last_revision(&tx).map_err(write_error)?;
-        let keep_from = last
-            .saturating_sub(retention.events)
-            .saturating_add(1)
-            .min(snapshot.revision + 1);
         tx.execute(
             "INSERT INTO snapshots (revision, time_ms, body) VALUES (?1, ?2, ?3)
              ON CONFLICT (revision) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
@@ -379,11 +406,23 @@ impl Journal for SqliteJournal {
             ],
         )
         .map_err(write_error)?;
-        tx.execute(
-            "DELETE FROM snapshots WHERE revision < ?1",
-            [sql_int(snapshot.revision)],
-        )
-        .map_err(write_error)?;
+        // The two newest stay: the one before the latest is recovery's fallback.
+        let oldest_kept: i64 = tx
+            .query_row(
+                "SELECT MIN(revision) FROM
+                    (SELECT revision FROM snapshots ORDER BY revision DESC LIMIT 2)",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(write_error)?;
+        tx.execute("DELETE FROM snapshots WHERE revision < ?1", [oldest_kept])
+            .map_err(write_error)?;
+        let last = last_revision(&tx).map_err(write_error)?;
+        let keep_from = last
+            .saturating_sub(retention.events)
+            .saturating_add(1)
+            .min(snapshot.revision + 1)
+            .min(from_sql_int(oldest_kept) + 1);
         tx.execute(
             "DELETE FROM events WHERE revision < ?1",
             [sql_int(keep_from)],
@@ -422,6 +461,23 @@ impl Journal for SqliteJournal {
             })
             .map_err(read_error)?;
         rows.collect::<Result<_, _>>().map_err(read_error)
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        // A row of its own, rewritten each time: a write that needs a fresh WAL frame and an
+        // fsync, as an append does, without touching the journal's data.
+        let mut conn = self.writer();
+        let tx = conn.transaction().map_err(write_error)?;
+        tx.execute(
+            "INSERT INTO journal_meta (key, value) VALUES ('probe', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+                .to_string()],
+        )
+        .map_err(write_error)?;
+        tx.commit().map_err(write_error)
     }
 
     fn close(&self) -> Result<(), StoreError> {
