@@ -11,7 +11,7 @@ use crate::domain::ServiceDirectory;
 use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
-use crate::engine::EngineConfig;
+use crate::engine::{DEFAULT_INBOX_DEPTH, EngineConfig};
 use crate::tls::{self, ClientAuth, ServerTls, TlsError, TlsFiles};
 use crate::watch::WatchConfig;
 
@@ -177,6 +177,12 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub refresh_token_ttl_secs: u64,
 
+    /// Commands that may wait for the engine, writes and reads each; one more write is
+    /// refused at once with UNAVAILABLE ("the server is overloaded") while reads go on.
+    #[arg(long, env = "SWITCHBOARD_INBOX_DEPTH", default_value_t = DEFAULT_INBOX_DEPTH,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub inbox_depth: usize,
+
     /// Put reflection behind authentication too (it is open by default, so that grpcurl can
     /// list and describe the services before signing in).
     #[arg(long, env = "SWITCHBOARD_REFLECTION_REQUIRES_AUTH")]
@@ -212,6 +218,7 @@ impl Default for ServerConfig {
             access_token_ttl_secs: 300,
             refresh_token_ttl_secs: 43_200,
             reflection_requires_auth: false,
+            inbox_depth: DEFAULT_INBOX_DEPTH,
         }
     }
 }
@@ -238,6 +245,7 @@ impl ServerConfig {
             snapshot_every: self.snapshot_every,
             retain_events: self.retain_events,
             request_window_ms: self.request_window_secs.saturating_mul(1000),
+            inbox_depth: self.inbox_depth,
         }
     }
 

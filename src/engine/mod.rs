@@ -5,12 +5,14 @@
 mod clock;
 mod commit;
 mod handle;
+mod inbox;
 mod job;
 mod requests;
 mod standing;
 
 pub use clock::{Clock, SystemClock};
 pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey};
+pub use inbox::DEFAULT_INBOX_DEPTH;
 pub use standing::Standings;
 
 use std::collections::VecDeque;
@@ -31,8 +33,6 @@ use crate::watch::{WatchConfig, WatchHub};
 /// Commands taken per batch: large enough to amortise a commit, small enough that one
 /// batch's replies are not held back long.
 const MAX_BATCH: usize = 256;
-/// Commands waiting for the engine before callers are slowed down.
-const QUEUE_DEPTH: usize = 4096;
 /// Batches on their way to the journal before the engine waits for the committer.
 const COMMIT_DEPTH: usize = 64;
 /// Records read per page while replaying.
@@ -47,6 +47,9 @@ pub struct EngineConfig {
     pub retain_events: u64,
     /// How long a request id is remembered.
     pub request_window_ms: Millis,
+    /// Writes (and, apart, reads) that may wait for the engine; one more is refused at once
+    /// (see `inbox`).
+    pub inbox_depth: usize,
 }
 
 #[derive(Debug, Error)]
@@ -146,7 +149,7 @@ impl Engine {
         let visible = VisibleRevision::new(revision);
         let committer =
             Committer::spawn(journal, watch.clone(), to_engine, batches, visible.clone())?;
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (tx, rx) = inbox::channel(config.inbox_depth);
         let standings = Arc::new(Standings::of(&state));
         let engine = Engine {
             state,
@@ -166,7 +169,7 @@ impl Engine {
 
     async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Message>,
+        mut rx: inbox::InboxReceiver,
         mut from_committer: mpsc::UnboundedReceiver<DetachStream>,
         committer: std::thread::JoinHandle<()>,
     ) {
