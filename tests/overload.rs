@@ -110,6 +110,7 @@ async fn a_full_inbox_refuses_writes_at_once_and_still_takes_reads() {
         WatchConfig {
             progress_every: std::time::Duration::from_secs(60),
             live_buffer: 64,
+            max_per_principal: 16,
         },
     )
     .expect("the engine starts");
@@ -195,4 +196,191 @@ async fn a_full_inbox_refuses_writes_at_once_and_still_takes_reads() {
         .await
         .expect("a write after the overload is taken");
     engine.close().await;
+}
+
+use common::TestServer;
+use switchboard::config::ServerConfig;
+use switchboard::pb;
+use switchboard::pb::routing_service_client::RoutingServiceClient;
+
+#[tokio::test]
+async fn an_oversized_request_is_resource_exhausted_naming_the_limit() {
+    const LIMIT: usize = 64 * 1024;
+    let server = TestServer::start_with(ServerConfig {
+        max_message_bytes: LIMIT,
+        ..ServerConfig::in_memory()
+    })
+    .await;
+    let channel = server.channel().await;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
+    let oversized = pb::UpsertAgentRequest {
+        agent: Some(pb::Agent {
+            agent_id: "big".into(),
+            display_name: "x".repeat(LIMIT + 1),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let status = admin
+        .upsert_agent(oversized)
+        .await
+        .expect_err("a request over the limit is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains(&format!("maximum message size of {LIMIT} bytes")),
+        "{}",
+        status.message()
+    );
+
+    // A server stream's request too: not OUT_OF_RANGE, which a watch reads as "relist".
+    let mut routing = RoutingServiceClient::new(channel);
+    let status = routing
+        .watch_routing_events(pb::WatchRoutingEventsRequest {
+            agent_id: "a".repeat(LIMIT + 1),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a watch request over the limit is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("--max-message-bytes"),
+        "{}",
+        status.message()
+    );
+
+    // A frame of a Connect stream over the limit ends the stream the same way.
+    let mut desktop = common::desktop::ConnectedDesktop::open(&server, None).await;
+    desktop
+        .send(pb::connect_request::Request::BindService(
+            pb::BindServiceRequest {
+                service_id: "s".repeat(LIMIT + 1),
+                ..Default::default()
+            },
+        ))
+        .await;
+    let status = desktop
+        .ending()
+        .await
+        .expect("the stream ends with a status");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("--max-message-bytes"),
+        "{}",
+        status.message()
+    );
+
+    // Just under the limit is read and judged on its content.
+    let fits = pb::UpsertAgentRequest {
+        agent: Some(pb::Agent {
+            agent_id: "big".into(),
+            display_name: "x".repeat(LIMIT / 2),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let status = admin.upsert_agent(fits).await.expect_err("too long a name");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_principal_over_its_watch_limit_is_refused_until_one_ends() {
+    const LIMIT: usize = 2;
+    let server = TestServer::start_with(ServerConfig {
+        max_watches_per_principal: LIMIT,
+        ..ServerConfig::in_memory()
+    })
+    .await;
+    let mut routing = RoutingServiceClient::new(server.channel().await);
+    let watch = || pb::WatchRoutingEventsRequest::default();
+    let mut open = Vec::new();
+    for _ in 0..LIMIT {
+        open.push(
+            routing
+                .watch_routing_events(watch())
+                .await
+                .expect("a watch within the limit")
+                .into_inner(),
+        );
+    }
+    let status = routing
+        .watch_routing_events(watch())
+        .await
+        .expect_err("one watch too many is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains(&format!("{LIMIT} watches open"))
+            && status.message().contains("--max-watches-per-principal"),
+        "{}",
+        status.message()
+    );
+
+    // Another principal is counted apart.
+    server
+        .clients()
+        .await
+        .create_agent("ana", "ana-Pa55word")
+        .await;
+    let mut agents = RoutingServiceClient::new(
+        server
+            .channel_as(common::Who::Agent("ana"), "ana-Pa55word")
+            .await,
+    );
+    let _agents_watch = agents
+        .watch_routing_events(watch())
+        .await
+        .expect("another principal's watch is counted apart");
+
+    // Once one ends, a new one is taken (its end is noticed shortly after the client drops it).
+    drop(open.pop());
+    let mut reopened = None;
+    for _ in 0..200 {
+        match routing.watch_routing_events(watch()).await {
+            Ok(stream) => {
+                reopened = Some(stream);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+        }
+    }
+    assert!(reopened.is_some(), "a watch is taken again once one ended");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_is_told_how_many_streams_it_may_open() {
+    const LIMIT: u32 = 3;
+    let server = TestServer::start_with(ServerConfig {
+        max_streams_per_connection: LIMIT,
+        ..ServerConfig::in_memory()
+    })
+    .await;
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("the server accepts");
+    let (sender, connection) = h2::client::handshake(tcp)
+        .await
+        .expect("an HTTP/2 handshake");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    // The server's SETTINGS arrive right after the handshake.
+    let mut advertised = sender.current_max_send_streams();
+    for _ in 0..200 {
+        if advertised == LIMIT as usize {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        advertised = sender.current_max_send_streams();
+    }
+    assert_eq!(
+        advertised, LIMIT as usize,
+        "SETTINGS_MAX_CONCURRENT_STREAMS"
+    );
+    server.stop().await;
 }
