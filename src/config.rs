@@ -11,9 +11,12 @@ use crate::domain::ServiceDirectory;
 use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
-use crate::engine::EngineConfig;
+use crate::engine::{DEFAULT_INBOX_DEPTH, EngineConfig};
 use crate::tls::{self, ClientAuth, ServerTls, TlsError, TlsFiles};
 use crate::watch::WatchConfig;
+
+/// gRPC's customary limit, tonic's default.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -203,6 +206,30 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
     pub refresh_token_ttl_secs: u64,
 
+    /// Commands that may wait for the engine, writes and reads each; one more write is
+    /// refused at once with UNAVAILABLE ("the server is overloaded") while reads go on.
+    #[arg(long, env = "SWITCHBOARD_INBOX_DEPTH", default_value_t = DEFAULT_INBOX_DEPTH,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub inbox_depth: usize,
+
+    /// The largest request message taken, in bytes; a larger one is refused with
+    /// RESOURCE_EXHAUSTED naming the limit, before its body is read.
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=(256 << 20)))]
+    pub max_message_bytes: usize,
+
+    /// Streams (calls in flight) one HTTP/2 connection may have open at once, advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS: a client's further calls wait for one to end.
+    #[arg(long, env = "SWITCHBOARD_MAX_STREAMS_PER_CONNECTION", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_connection: u32,
+
+    /// Watches (WatchRoutingEvents, WatchSessionState) one principal may have open at once;
+    /// one more is refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "SWITCHBOARD_MAX_WATCHES_PER_PRINCIPAL", default_value_t = 256,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_watches_per_principal: usize,
+
     /// Put reflection behind authentication too (it is open by default, so that grpcurl can
     /// list and describe the services before signing in).
     #[arg(long, env = "SWITCHBOARD_REFLECTION_REQUIRES_AUTH")]
@@ -242,6 +269,10 @@ impl Default for ServerConfig {
             access_token_ttl_secs: 300,
             refresh_token_ttl_secs: 43_200,
             reflection_requires_auth: false,
+            inbox_depth: DEFAULT_INBOX_DEPTH,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_streams_per_connection: 256,
+            max_watches_per_principal: 256,
         }
     }
 }
@@ -276,6 +307,7 @@ impl ServerConfig {
             task_history_ms: self.task_history_secs.saturating_mul(1000),
             max_remembered_requests: usize::try_from(self.max_remembered_requests)
                 .unwrap_or(usize::MAX),
+            inbox_depth: self.inbox_depth,
         }
     }
 
@@ -283,6 +315,7 @@ impl ServerConfig {
         WatchConfig {
             progress_every: std::time::Duration::from_millis(self.watch_progress_ms),
             live_buffer: usize::try_from(self.watch_buffer).unwrap_or(4096),
+            max_per_principal: self.max_watches_per_principal,
         }
     }
 

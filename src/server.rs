@@ -190,30 +190,50 @@ impl Server {
                 refresh_ttl_secs: config.refresh_token_ttl_secs,
             },
         );
-        let mut builder = tonic::transport::Server::builder();
+        // Streams per connection are bounded by HTTP/2's own setting: a client waits for a
+        // stream to end before it opens one more.
+        let mut builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(config.max_streams_per_connection));
         if let Some(tls) = &tls {
             builder = builder.tls_config(tls.tonic_config())?;
         }
-        // Every service sits behind the one policy table, health and reflection included, and
-        // answers a call without its one request message as gRPC's status table says.
+        // Every service sits behind the one policy table, health and reflection included;
+        // answers a call without its one request message as gRPC's status table says, and an
+        // oversized one RESOURCE_EXHAUSTED.
+        let limit = config.max_message_bytes;
         let router = builder
             .layer(auth)
             .layer(CardinalityLayer)
+            .layer(tower::util::MapResponseLayer::new(
+                crate::api::oversize::relabel_response,
+            ))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
-            .add_service(pb::auth_service_server::AuthServiceServer::new(api.clone()))
-            .add_service(pb::core_service_server::CoreServiceServer::new(api.clone()))
-            .add_service(pb::processor_service_server::ProcessorServiceServer::new(
-                api.clone(),
-            ))
-            .add_service(pb::workflow_service_server::WorkflowServiceServer::new(
-                api.clone(),
-            ))
-            .add_service(pb::admin_service_server::AdminServiceServer::new(
-                api.clone(),
-            ))
-            .add_service(pb::routing_service_server::RoutingServiceServer::new(api));
+            .add_service(
+                pb::auth_service_server::AuthServiceServer::new(api.clone())
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(
+                pb::core_service_server::CoreServiceServer::new(api.clone())
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(
+                pb::processor_service_server::ProcessorServiceServer::new(api.clone())
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(
+                pb::workflow_service_server::WorkflowServiceServer::new(api.clone())
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(
+                pb::admin_service_server::AdminServiceServer::new(api.clone())
+                    .max_decoding_message_size(limit),
+            )
+            .add_service(
+                pb::routing_service_server::RoutingServiceServer::new(api)
+                    .max_decoding_message_size(limit),
+            );
 
         let (stop, stopped) = oneshot::channel::<()>();
         // No Nagle delay: a small frame (an answer, an event) leaves at once instead of

@@ -415,6 +415,31 @@ impl Sim {
                 }
             }
         }
+        // Queue statistics, kept as tasks move, equal a walk of the waiting tasks.
+        for (mrd, queue) in queues.keys() {
+            let mut by_priority = BTreeMap::new();
+            let mut oldest = None::<u64>;
+            for task in tasks.values().filter(|t| {
+                t.state == TaskState::Queued && t.spec.mrd == *mrd && t.spec.queue == *queue
+            }) {
+                *by_priority.entry(task.priority).or_insert(0_u32) += 1;
+                oldest = Some(oldest.map_or(task.queued_at, |o| o.min(task.queued_at)));
+            }
+            let query = cmd::GetQueueStats {
+                mrd: mrd.clone(),
+                queue: queue.clone(),
+            };
+            let (stats, _) = self.world.run(query).expect("a listed queue's statistics");
+            assert_eq!(
+                stats.waiting_by_priority, by_priority,
+                "{at}: {mrd}/{queue} waiting counts"
+            );
+            assert_eq!(
+                stats.longest_wait_ms,
+                oldest.map_or(0, |o| now.saturating_sub(o)),
+                "{at}: {mrd}/{queue} longest wait"
+            );
+        }
         // No task waits while an eligible agent is idle.
         for task in tasks.values().filter(|t| t.state == TaskState::Queued) {
             for view in views.values() {

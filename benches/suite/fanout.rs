@@ -128,7 +128,13 @@ async fn switchboard_run(
     cores: Option<Cores>,
 ) -> Figures {
     let data = tempfile::tempdir().expect("a temporary directory");
-    let server = start_with_agent(data.path(), &[], cores).await;
+    // One agent holds every stream here: lift the per-principal bound on watches.
+    let server = start_with_agent(
+        data.path(),
+        &["--max-watches-per-principal", "1000000"],
+        cores,
+    )
+    .await;
     // Every stream is the agent's desktop following its own state, signed in as the agent.
     let token = server.token_as(Who::Agent(AGENT), PASSWORD).await;
     let connections = channels(&server, n.div_ceil(per_connection)).await;

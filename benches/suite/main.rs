@@ -7,11 +7,13 @@
 //! cargo bench --bench suite -- unary fanout    # only some sections
 //! ```
 //!
-//! Sections: `unary`, `routing`, `fanout`, `memory`, `recovery`. BENCHMARKS.md explains each.
+//! Sections: `unary`, `routing`, `fanout`, `memory`, `recovery`, `stats`, `stalled`,
+//! `overload`. BENCHMARKS.md explains each.
 
 mod auth;
 mod echo;
 mod fanout;
+mod hostile;
 mod memory;
 mod procs;
 mod recovery;
@@ -30,6 +32,7 @@ struct Settings {
     fanout: fanout::Settings,
     memory: memory::Settings,
     recovery: recovery::Settings,
+    hostile: hostile::Settings,
 }
 
 impl Settings {
@@ -54,6 +57,12 @@ impl Settings {
             },
             memory: memory::Settings { desktops: 10_000 },
             recovery: recovery::Settings { events: 1_000_000 },
+            hostile: hostile::Settings {
+                stats_center: (100, 50_000),
+                stats_calls: 2_000,
+                stalled: (2_000, 20_000),
+                overload_secs: 5,
+            },
         }
     }
 
@@ -78,11 +87,19 @@ impl Settings {
             },
             memory: memory::Settings { desktops: 200 },
             recovery: recovery::Settings { events: 50_000 },
+            hostile: hostile::Settings {
+                stats_center: (100, 5_000),
+                stats_calls: 200,
+                stalled: (200, 2_000),
+                overload_secs: 1,
+            },
         }
     }
 }
 
-const SECTIONS: [&str; 5] = ["unary", "routing", "fanout", "memory", "recovery"];
+const SECTIONS: [&str; 8] = [
+    "unary", "routing", "fanout", "memory", "recovery", "stats", "stalled", "overload",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -142,6 +159,15 @@ fn main() {
         }
         if wanted("recovery") {
             recovery::run(&settings.recovery).await;
+        }
+        if wanted("stats") {
+            hostile::stats(&settings.hostile, cores).await;
+        }
+        if wanted("stalled") {
+            hostile::stalled(&settings.hostile, cores).await;
+        }
+        if wanted("overload") {
+            hostile::overload(&settings.hostile, cores).await;
         }
     });
 }

@@ -195,7 +195,7 @@ async fn center((agents, waiting): (usize, usize), tasks: usize, cores: Option<C
 
 /// Seeds a center: a tenth of the agents (at least one) on a backlog team, NOT_READY, with
 /// `waiting` tasks queued for them; the rest on a live team, READY. Returns the live count.
-fn seed(dir: &std::path::Path, agents: usize, waiting: usize) -> usize {
+pub fn seed(dir: &std::path::Path, agents: usize, waiting: usize) -> usize {
     let mut seeder = Seeder::new(dir, crate::unary::PASSWORD);
     let w = &mut seeder.world;
     w.mrd("chat", 1);

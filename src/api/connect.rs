@@ -214,6 +214,7 @@ impl Api {
                              client {client_id} stays registered for its grace period"
                         )));
                     }
+                    Inbound::TooLarge(status) => break Ending::Ended(status),
                     Inbound::Broken => break Ending::Vanished,
                 },
             }
@@ -409,6 +410,8 @@ enum Inbound {
     Ended,
     /// Bytes that are not a `ConnectRequest` frame; what the decoder said.
     Malformed(String),
+    /// A frame over the maximum message size: how it was refused.
+    TooLarge(Status),
     /// The transport failed: a reset with any other code, or the connection broke.
     Broken,
 }
@@ -426,7 +429,10 @@ async fn next_request(inbound: &mut Streaming<pb::ConnectRequest>) -> Inbound {
         // while the decoder's own errors (undecodable bytes, a bad compression flag, a frame
         // too large or cut off by the end of the stream) have none.
         Err(status) if std::error::Error::source(&status).is_some() => Inbound::Broken,
-        Err(status) => Inbound::Malformed(status.message().to_owned()),
+        Err(status) => match super::oversize::relabel(&status) {
+            Some(too_large) => Inbound::TooLarge(too_large),
+            None => Inbound::Malformed(status.message().to_owned()),
+        },
     }
 }
 

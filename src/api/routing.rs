@@ -423,9 +423,10 @@ impl RoutingService for Api {
         let records = self
             .engine()
             .watch()
-            .subscribe(req.start_revision, move |record| {
+            .subscribe(&who.actor, req.start_revision, move |record| {
                 filter.matches(&record.event)
-            });
+            })
+            .map_err(Status::from)?;
         use pb::watch_routing_events_response::Frame;
         let stream = watch_frames(
             records,

@@ -99,6 +99,7 @@ impl From<WatchError> for Status {
                 &[(REQUESTED_REVISION, requested), (HEAD_REVISION, head)],
             ),
             WatchError::Journal(_) => Status::unavailable(message),
+            WatchError::TooMany { .. } => Status::resource_exhausted(message),
         }
     }
 }

@@ -79,9 +79,10 @@ impl WorkflowService for Api {
         let records = self
             .engine()
             .watch()
-            .subscribe(req.start_revision, move |record| {
+            .subscribe(&who.actor, req.start_revision, move |record| {
                 record.event.session_target() == Some(resource_id.as_str())
-            });
+            })
+            .map_err(Status::from)?;
         use pb::watch_session_state_response::Frame;
         let stream = watch_frames(
             records,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::history::History;
+use super::inbox::{Inbox, Refused};
 use super::job::{Attach, Call, Detach, Job};
 use super::standing::Standings;
 use super::{EngineStatus, Message};
@@ -56,7 +57,7 @@ impl fmt::Debug for Password {
 
 #[derive(Clone)]
 pub struct EngineHandle {
-    tx: mpsc::Sender<Message>,
+    inbox: Inbox,
     watch: WatchHub,
     logins: Arc<Logins>,
     standings: Arc<Standings>,
@@ -66,14 +67,14 @@ pub struct EngineHandle {
 
 impl EngineHandle {
     pub(super) fn new(
-        tx: mpsc::Sender<Message>,
+        inbox: Inbox,
         watch: WatchHub,
         standings: Arc<Standings>,
         history: History,
         status: watch::Receiver<EngineStatus>,
     ) -> Self {
         Self {
-            tx,
+            inbox,
             watch,
             logins: Arc::new(Logins::default()),
             standings,
@@ -133,7 +134,12 @@ impl EngineHandle {
         request: Option<RequestKey>,
     ) -> DomainResult<Committed<C::Answer>> {
         let principal = principal.clone();
-        self.send(|reply| {
+        let lane = if C::READS_ONLY {
+            Lane::Read
+        } else {
+            Lane::Write
+        };
+        self.send(lane, |reply| {
             Box::new(Call {
                 command,
                 principal,
@@ -155,7 +161,7 @@ impl EngineHandle {
     ) -> DomainResult<Committed<()>> {
         let command = AttachStream { client_id, stream };
         let principal = principal.clone();
-        self.send(|reply| {
+        self.send(Lane::Write, |reply| {
             Box::new(Attach {
                 command,
                 principal,
@@ -174,7 +180,8 @@ impl EngineHandle {
         stream: StreamId,
     ) -> DomainResult<Committed<()>> {
         let command = DetachStream { client_id, stream };
-        self.send(|reply| {
+        // Never refused: a closed stream must let go of its client's lease.
+        self.send(Lane::Control, |reply| {
             Box::new(Detach {
                 command,
                 reply: Some(reply),
@@ -186,7 +193,7 @@ impl EngineHandle {
     /// Stops the engine after what was sent before: a last snapshot, the journal closed.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
-        if self.tx.send(Message::Close(done)).await.is_ok() {
+        if self.inbox.after_writes(Message::Close(done)).await.is_ok() {
             let _ = closed.await;
         }
     }
@@ -245,20 +252,43 @@ impl EngineHandle {
             .secret_hash)
     }
 
-    /// Queues a job built around its reply channel and awaits the durable answer.
+    /// Queues a job built around its reply channel on `lane` and awaits the durable answer.
+    /// A full lane refuses the job at once.
     async fn send<A>(
         &self,
+        lane: Lane,
         job: impl FnOnce(oneshot::Sender<DomainResult<Committed<A>>>) -> Box<dyn Job>,
     ) -> DomainResult<Committed<A>> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Message::Job(job(reply)))
-            .await
-            .map_err(|_| engine_stopped())?;
+        let message = Message::Job(job(reply));
+        let queued = match lane {
+            Lane::Write => self.inbox.write(message),
+            Lane::Read => self.inbox.read(message),
+            Lane::Control => self.inbox.control(message),
+        };
+        queued.map_err(|refused: Refused| refused.into_error(lane.name()))?;
         answer.await.map_err(|_| engine_stopped())?
     }
 }
 
-fn engine_stopped() -> DomainError {
+/// Which lane of the inbox a job takes.
+#[derive(Clone, Copy)]
+enum Lane {
+    Write,
+    Read,
+    Control,
+}
+
+impl Lane {
+    fn name(self) -> &'static str {
+        match self {
+            Lane::Write => "write",
+            Lane::Read => "read",
+            Lane::Control => "control",
+        }
+    }
+}
+
+pub(super) fn engine_stopped() -> DomainError {
     DomainError::Unavailable("the engine has stopped; retry on another server".into())
 }

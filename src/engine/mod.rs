@@ -12,6 +12,7 @@ mod clock;
 mod commit;
 mod handle;
 mod history;
+mod inbox;
 mod job;
 mod recovery;
 mod requests;
@@ -20,6 +21,7 @@ mod standing;
 pub use clock::{Clock, SystemClock};
 pub use handle::{Committed, EngineHandle, Outbox, Password, RequestKey};
 pub use history::History;
+pub use inbox::DEFAULT_INBOX_DEPTH;
 pub use recovery::RecoveryError;
 pub use standing::Standings;
 
@@ -42,8 +44,6 @@ use crate::watch::{WatchConfig, WatchHub};
 /// Commands taken per batch: large enough to amortise a commit, small enough that one
 /// batch's replies are not held back long.
 const MAX_BATCH: usize = 256;
-/// Commands waiting for the engine before callers are slowed down.
-const QUEUE_DEPTH: usize = 4096;
 /// Batches on their way to the journal before the engine waits for the committer.
 const COMMIT_DEPTH: usize = 64;
 /// How often a journal that failed is tried again.
@@ -72,6 +72,9 @@ pub struct EngineConfig {
     pub max_remembered_requests: usize,
     /// How long the journal keeps a closed task in its history.
     pub task_history_ms: Millis,
+    /// Writes (and, apart, reads) that may wait for the engine; one more is refused at once
+    /// (see `inbox`).
+    pub inbox_depth: usize,
 }
 
 enum Message {
@@ -145,7 +148,7 @@ impl Engine {
             batches,
             visible.clone(),
         )?;
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (tx, rx) = inbox::channel(config.inbox_depth);
         let standings = Arc::new(Standings::of(&state));
         let (status, status_rx) = watch::channel(EngineStatus::Writable);
         let engine = Engine {
@@ -171,7 +174,7 @@ impl Engine {
 
     async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Message>,
+        mut rx: inbox::InboxReceiver,
         mut from_committer: mpsc::UnboundedReceiver<Notice>,
         committer: std::thread::JoinHandle<()>,
     ) {

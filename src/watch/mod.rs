@@ -5,21 +5,30 @@
 //! An idle watcher gets a progress notice with the current revision now and then. A watcher
 //! that falls too far behind is ended with the revision to resume from; it never slows the
 //! engine or other watchers.
+//!
+//! What one watch may hold is bounded, so that a watcher that stops reading (a client that
+//! grants no flow-control window) costs little: a replay reads its next page only once the
+//! watcher has room for it, pages start small and grow only while the watcher keeps up, and at
+//! most `WATCHER_BUFFER` records wait for it. A principal has at most `max_per_principal`
+//! watches open at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::domain::{Record, Revision};
+use crate::domain::{Actor, Record, Revision};
 use crate::store::Journal;
 
-/// Records read from the journal per page while replaying.
-const REPLAY_PAGE: usize = 512;
+/// Records read from the journal per page while replaying: a replay starts with the
+/// smallest page and doubles it each time the watcher has taken everything sent.
+const REPLAY_PAGE_MIN: usize = 16;
+const REPLAY_PAGE_MAX: usize = 512;
 /// Records queued towards one watcher's stream.
-const WATCHER_BUFFER: usize = 256;
+const WATCHER_BUFFER: usize = 64;
 
 /// How watches behave (defaults: `ServerConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +37,8 @@ pub struct WatchConfig {
     pub progress_every: Duration,
     /// Live records kept for slow watchers before they are cut off.
     pub live_buffer: usize,
+    /// Watches one principal may have open at once; one more is refused.
+    pub max_per_principal: usize,
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -52,6 +63,11 @@ pub enum WatchError {
     BeyondHead { requested: Revision, head: Revision },
     #[error("journal read failed: {0}")]
     Journal(String),
+    #[error(
+        "this principal already has {limit} watches open, the most allowed \
+         (--max-watches-per-principal); end one first"
+    )]
+    TooMany { limit: usize },
 }
 
 /// What a watcher receives.
@@ -72,6 +88,34 @@ struct Inner {
     committed: AtomicU64,
     live: broadcast::Sender<Arc<Record>>,
     progress_every: Duration,
+    max_per_principal: usize,
+    /// Open watches per principal; no zero counts.
+    open: Mutex<HashMap<Actor, usize>>,
+}
+
+/// One open watch of a principal, counted until dropped.
+struct WatchPermit {
+    inner: Arc<Inner>,
+    who: Actor,
+}
+
+impl Drop for WatchPermit {
+    fn drop(&mut self) {
+        let mut open = self.inner.open();
+        if let Some(count) = open.get_mut(&self.who) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<Actor, usize>> {
+        // Counting cannot be left half-done by a panic; keep going.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 type Sink = mpsc::Sender<Result<WatchItem, WatchError>>;
@@ -85,6 +129,8 @@ impl WatchHub {
                 committed: AtomicU64::new(committed),
                 live,
                 progress_every: config.progress_every,
+                max_per_principal: config.max_per_principal,
+                open: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -105,17 +151,20 @@ impl WatchHub {
         }
     }
 
-    /// Streams the records with revision >= `start` that `filter` keeps. `start` 0 means
-    /// "from the next revision", as does the committed revision + 1. A later `start` ends the
-    /// stream at once with [`WatchError::BeyondHead`].
+    /// Streams the records with revision >= `start` that `filter` keeps, for `who`. `start` 0
+    /// means "from the next revision", as does the committed revision + 1. A later `start`
+    /// ends the stream at once with [`WatchError::BeyondHead`]. Refused with
+    /// [`WatchError::TooMany`] when `who` has as many watches open as allowed.
     pub fn subscribe<F>(
         &self,
+        who: &Actor,
         start: Revision,
         filter: F,
-    ) -> mpsc::Receiver<Result<WatchItem, WatchError>>
+    ) -> Result<mpsc::Receiver<Result<WatchItem, WatchError>>, WatchError>
     where
         F: Fn(&Record) -> bool + Send + 'static,
     {
+        let permit = self.admit(who)?;
         // Subscribe before reading the committed revision: anything published after that read
         // arrives live, anything before it is in the journal.
         let live = self.inner.live.subscribe();
@@ -128,15 +177,40 @@ impl WatchHub {
                 requested: start,
                 head: committed,
             }));
-            return rx;
+            return Ok(rx);
         }
         let hub = self.clone();
         tokio::spawn(async move {
+            // The watch counts as open for as long as this task serves it.
+            let _permit = permit;
             if let Err(error) = hub.pump(start, committed, live, &tx, filter).await {
                 let _ = tx.send(Err(error)).await;
             }
         });
-        rx
+        Ok(rx)
+    }
+
+    /// Counts one more open watch of `who`, unless it has as many as allowed.
+    fn admit(&self, who: &Actor) -> Result<WatchPermit, WatchError> {
+        let limit = self.inner.max_per_principal;
+        let mut open = self.inner.open();
+        let count = open.entry(who.clone()).or_default();
+        if *count >= limit {
+            if *count == 0 {
+                open.remove(who);
+            }
+            return Err(WatchError::TooMany { limit });
+        }
+        *count += 1;
+        Ok(WatchPermit {
+            inner: Arc::clone(&self.inner),
+            who: who.clone(),
+        })
+    }
+
+    /// Watches open now, over every principal.
+    pub fn open_watches(&self) -> usize {
+        self.inner.open().values().sum()
     }
 
     async fn pump<F>(
@@ -163,10 +237,22 @@ impl WatchHub {
                 });
             }
         }
+        let mut page_size = REPLAY_PAGE_MIN;
         while next <= committed {
+            // The next page is read only once the watcher has room, so a watcher that stops
+            // reading holds at most its buffer and one small page.
+            match tx.reserve().await {
+                Ok(room) => drop(room),
+                Err(_) => return Ok(()),
+            }
+            page_size = if tx.capacity() == tx.max_capacity() {
+                (page_size * 2).min(REPLAY_PAGE_MAX)
+            } else {
+                REPLAY_PAGE_MIN
+            };
             let from = next;
             let page = self
-                .read(move |journal| journal.read_from(from, REPLAY_PAGE))
+                .read(move |journal| journal.read_from(from, page_size))
                 .await?;
             let Some(last) = page.last().map(|r| r.revision) else {
                 break;

@@ -439,8 +439,13 @@ impl Routing {
         }
         let key = TaskKey::new(task.priority, task.seq, task_id);
         let sticky = (!task.spec.last_agent_id.is_empty()).then(|| task.spec.last_agent_id.clone());
-        self.waiting
-            .insert(task.spec.queue_key(), task.step, key.clone(), sticky);
+        self.waiting.insert(
+            task.spec.queue_key(),
+            task.step,
+            key.clone(),
+            sticky,
+            task.queued_at,
+        );
         self.dirty_tasks.insert(key);
         self.rearm(task_id);
     }

@@ -3,9 +3,11 @@
 //! - `Pools`: per queue step, the agents eligible right now whose attributes match the step,
 //!   ordered by (load, available since, agent id): the first one is the best.
 //! - `Waiting`: per queue and widest step reached, the waiting tasks ordered by (priority
-//!   descending, arrival), plus the waiting tasks each agent is the sticky agent of.
+//!   descending, arrival), plus the waiting tasks each agent is the sticky agent of, and per
+//!   queue a tally (count per priority, oldest arrival) kept as tasks come and go, so that
+//!   queue statistics cost O(log n), not a walk of every waiting task.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::domain::events::Millis;
 
@@ -103,6 +105,7 @@ pub struct Waiting {
     by_level: HashMap<QueueKey, Vec<BTreeSet<TaskKey>>>,
     sticky: HashMap<String, BTreeSet<TaskKey>>,
     placed: HashMap<String, Placement>,
+    tallies: HashMap<QueueKey, QueueTally>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,17 +114,63 @@ struct Placement {
     level: usize,
     key: TaskKey,
     sticky_agent: Option<String>,
+    queued_at: Millis,
+}
+
+/// What queue statistics need of one queue's waiting tasks, kept as they come and go.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct QueueTally {
+    /// Waiting tasks per priority; no zero counts.
+    pub by_priority: BTreeMap<u8, u32>,
+    /// Waiting tasks per arrival time; the first is the longest waiting.
+    by_arrival: BTreeMap<Millis, u32>,
+}
+
+impl QueueTally {
+    /// When the longest waiting task arrived.
+    pub fn oldest_arrival(&self) -> Option<Millis> {
+        self.by_arrival.keys().next().copied()
+    }
+
+    fn add(&mut self, priority: u8, queued_at: Millis) {
+        *self.by_priority.entry(priority).or_default() += 1;
+        *self.by_arrival.entry(queued_at).or_default() += 1;
+    }
+
+    fn take(&mut self, priority: u8, queued_at: Millis) {
+        decrement(&mut self.by_priority, priority);
+        decrement(&mut self.by_arrival, queued_at);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_priority.is_empty()
+    }
+}
+
+fn decrement<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K) {
+    if let std::collections::btree_map::Entry::Occupied(mut count) = counts.entry(key) {
+        *count.get_mut() -= 1;
+        if *count.get() == 0 {
+            count.remove();
+        }
+    }
 }
 
 impl Waiting {
+    /// Places a task that arrived at `queued_at` (after taking it out from where it was).
     pub fn insert(
         &mut self,
         queue: QueueKey,
         level: usize,
         key: TaskKey,
         sticky_agent: Option<String>,
+        queued_at: Millis,
     ) {
         self.remove(&key.task_id);
+        self.tallies
+            .entry(queue.clone())
+            .or_default()
+            .add(u8::MAX - key.rank, queued_at);
         let levels = self.by_level.entry(queue.clone()).or_default();
         if levels.len() <= level {
             levels.resize_with(level + 1, BTreeSet::new);
@@ -140,6 +189,7 @@ impl Waiting {
                 level,
                 key,
                 sticky_agent,
+                queued_at,
             },
         );
     }
@@ -148,6 +198,12 @@ impl Waiting {
         let Some(p) = self.placed.remove(task_id) else {
             return;
         };
+        if let Some(tally) = self.tallies.get_mut(&p.queue) {
+            tally.take(u8::MAX - p.key.rank, p.queued_at);
+            if tally.is_empty() {
+                self.tallies.remove(&p.queue);
+            }
+        }
         if let Some(set) = self
             .by_level
             .get_mut(&p.queue)
@@ -180,6 +236,11 @@ impl Waiting {
     /// Waiting tasks that name `agent_id` as their last agent, best first.
     pub fn sticky_to(&self, agent_id: &str) -> impl Iterator<Item = &TaskKey> {
         self.sticky.get(agent_id).into_iter().flat_map(|s| s.iter())
+    }
+
+    /// The tally of a queue's waiting tasks; `None` when none waits.
+    pub fn tally(&self, queue: &QueueKey) -> Option<&QueueTally> {
+        self.tallies.get(queue)
     }
 
     /// Every waiting task of a queue, in no particular order.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Routing;
 use super::config::DEFAULT_QUEUE;
 use super::index::QueueKey;
-use super::model::{AgentState, TaskState};
+use super::model::AgentState;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
 use crate::domain::paging::Page;
@@ -100,15 +100,11 @@ impl Routing {
             queue: queue.to_owned(),
             ..QueueStats::default()
         };
-        for task_key in self.waiting.in_queue(&key) {
-            let Some(task) = self.tasks.get(&task_key.task_id) else {
-                continue;
-            };
-            debug_assert_eq!(task.state, TaskState::Queued);
-            *stats.waiting_by_priority.entry(task.priority).or_default() += 1;
-            stats.longest_wait_ms = stats
-                .longest_wait_ms
-                .max(now.saturating_sub(task.queued_at));
+        if let Some(tally) = self.waiting.tally(&key) {
+            stats.waiting_by_priority = tally.by_priority.clone();
+            stats.longest_wait_ms = tally
+                .oldest_arrival()
+                .map_or(0, |at| now.saturating_sub(at));
         }
         for agent_id in self.mrd_agents.get(mrd).into_iter().flatten() {
             let Some(agent) = self.agents.get(agent_id) else {
