@@ -252,7 +252,9 @@ fn report_traffic(c: &Counters, ran: Duration, failures: &mut Vec<String>) {
     }
     let errors = c.errors.lock().expect("not poisoned");
     if !errors.is_empty() {
-        println!("\nRefused calls (races of the day: an offer gone after a logout or RONA):");
+        println!(
+            "\nRefused calls (races of the day: an offer gone after a logout or RONA, a wrap-up timer that closed the task first, a watch that lagged and resumed):"
+        );
         for (what, n) in errors.iter() {
             println!("- {what}: {n}");
         }

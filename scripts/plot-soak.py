@@ -64,7 +64,7 @@ def main():
         label="journal + WAL + SHM (MiB)",
     )
     memory.axvline(end / 4, color="grey", linestyle="--", linewidth=1)
-    memory.text(end / 4, memory.get_ylim()[1] * 0.97, " a quarter of the run", va="top", color="grey")
+    memory.text(end / 4, 5, " a quarter of the run", va="bottom", color="grey")
     memory.set_ylabel("MiB")
     memory.set_ylim(bottom=0)
     memory.legend(loc="lower right")
