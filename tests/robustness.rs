@@ -574,8 +574,9 @@ fn violations(
         _ => {}
     }
     let expected: &[Code] = match case.body {
-        // tonic-reflection ends OK here too (see `ours`).
-        Body::OverLimit if ours => &[Code::OutOfRange, Code::ResourceExhausted],
+        // tonic-reflection ends OK here too (see `ours`). OUT_OF_RANGE would tell a watch to
+        // relist: an oversized request is RESOURCE_EXHAUSTED.
+        Body::OverLimit if ours => &[Code::ResourceExhausted],
         Body::UnsupportedEncoding => &[Code::Unimplemented],
         // gRPC's status table: a request cardinality violation is UNIMPLEMENTED.
         Body::NoMessage => &[Code::Unimplemented],
