@@ -7,6 +7,7 @@ mod auth;
 mod connect;
 mod convert;
 mod core;
+pub mod decode;
 mod paging;
 mod processor;
 mod routing;
