@@ -10,6 +10,7 @@
 # and 2,000 runs take seconds either way. A campaign wants `--release` (many times the runs a
 # second); the two builds live side by side under fuzz/target.
 #
+# An input is at most 64 KiB; one that makes the process hold 512 MiB, or run 10 s, is a crash.
 # New inputs go to target/fuzz-corpus/<target>, which later runs start from as well; the seeds
 # in fuzz/corpus/<target> are only read. A crash stops the run, leaves its input in
 # fuzz/artifacts/<target>/ and fails the script.
@@ -51,7 +52,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$work"
   started=$SECONDS
   "$cargo_fuzz" run "${build[@]}" "$target" "$work" "$root/fuzz/corpus/$target" -- \
-    "$limit" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    "$limit" -max_len=65536 -rss_limit_mb=512 -timeout=10 -print_final_stats=1 \
     2>"$work.log" || { tail -n 60 "$work.log"; exit 1; }
   echo "fuzz $target: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work.log" \
     | grep -o '[0-9]*$') runs, $(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$work.log" | tail -n 1),\
