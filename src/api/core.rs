@@ -9,17 +9,22 @@ use super::{Api, ApiResult, acting_client, caller, client_request_key, reply, re
 use crate::domain::Principal;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
-use crate::domain::{ClientId, DomainResult, ServiceKind};
+use crate::domain::{ClientId, DomainResult, ServiceDirectory, ServiceKind};
 use crate::engine::EngineStatus;
 use crate::lifecycle::Phase;
 use crate::pb;
 use crate::pb::core_service_server::CoreService;
 
+/// The service `raw` names, as `service_id` of a request: one that `directory` hosts.
+pub(super) fn hosted_service(directory: &ServiceDirectory, raw: &str) -> DomainResult<ServiceKind> {
+    check_id("service_id", raw)?;
+    directory.resolve("service_id", raw)
+}
+
 impl Api {
     /// The service a request names in `service_id`: an id this server hosts.
     fn service(&self, raw: &str) -> DomainResult<ServiceKind> {
-        check_id("service_id", raw)?;
-        self.directory().resolve("service_id", raw)
+        hosted_service(self.directory(), raw)
     }
 
     /// The server's status and whether it takes clients: out of service, taking none, while

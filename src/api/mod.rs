@@ -8,6 +8,7 @@ mod cardinality;
 mod connect;
 mod convert;
 mod core;
+pub mod decode;
 pub mod oversize;
 mod paging;
 mod processor;

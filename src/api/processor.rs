@@ -6,19 +6,24 @@ use tonic::{Request, Response};
 
 use super::convert::agents::WithPassword;
 use super::{Api, ApiResult, caller, reply, request_key};
-use crate::domain::DomainResult;
 use crate::domain::Principal;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
+use crate::domain::{DomainResult, ServiceDirectory};
 use crate::pb;
 use crate::pb::processor_service_server::ProcessorService;
+
+/// Checks that a request's `service_id`, `raw`, names the processor of `directory`.
+pub(super) fn processor_service(directory: &ServiceDirectory, raw: &str) -> DomainResult<()> {
+    check_id("service_id", raw)?;
+    directory.resolve_processor("service_id", raw)?;
+    Ok(())
+}
 
 impl Api {
     /// Checks that a request's `service_id` names this server's processor.
     fn processor_service(&self, raw: &str) -> DomainResult<()> {
-        check_id("service_id", raw)?;
-        self.directory().resolve_processor("service_id", raw)?;
-        Ok(())
+        processor_service(self.directory(), raw)
     }
 
     pub(super) async fn get_capabilities(
