@@ -15,6 +15,7 @@ use super::convert::sessions::resource_id;
 use super::core::hosted_service;
 use super::paging::PageRequest;
 use super::processor::processor_service;
+use super::routing::TaskListing;
 use super::{acting_client, client_request_key, request_key};
 use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_required_text};
 use crate::domain::commands as cmd;
@@ -223,7 +224,7 @@ fn check_unary(
             paged(&decode::<pb::ListAgentStatesRequest>(body)?.page_size_token())
         }
         "RoutingService/ListTasks" => {
-            paged(&decode::<pb::ListTasksRequest>(body)?.page_size_token())
+            TaskListing::parse(&decode::<pb::ListTasksRequest>(body)?).map(drop)
         }
         "RoutingService/GetQueueStats" => {
             cmd::GetQueueStats::try_from(decode::<pb::GetQueueStatsRequest>(body)?).map(drop)
@@ -306,8 +307,7 @@ macro_rules! paged {
 paged!(
     pb::ListAgentsRequest,
     pb::ListAccountsRequest,
-    pb::ListAgentStatesRequest,
-    pb::ListTasksRequest
+    pb::ListAgentStatesRequest
 );
 
 fn upsert_agent(req: pb::UpsertAgentRequest) -> DomainResult<()> {

@@ -229,10 +229,10 @@ impl Api {
         who: &Principal,
         req: pb::ListTasksRequest,
     ) -> DomainResult<pb::ListTasksResponse> {
-        let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
-        if req.closed_from.is_some() || req.closed_until.is_some() {
-            return self.list_closed_tasks(&req, after, limit).await;
-        }
+        let (after, limit) = match TaskListing::parse(&req)? {
+            TaskListing::Live { after, limit } => (after, limit),
+            TaskListing::Closed(query) => return self.list_closed_tasks(query).await,
+        };
         let (page, revision) = self.run(who, None, cmd::ListTasks { after, limit }).await?;
         Ok(pb::ListTasksResponse {
             next_page_token: next_page_token(&page),
@@ -243,42 +243,14 @@ impl Api {
 
     /// A page of the history: tasks closed in the request's range, in closing order. The page
     /// key is the closing revision; the answer's revision is the last one committed.
-    async fn list_closed_tasks(
-        &self,
-        req: &pb::ListTasksRequest,
-        after: Option<String>,
-        limit: usize,
-    ) -> DomainResult<pb::ListTasksResponse> {
-        let bound = |field, at: &Option<prost_types::Timestamp>, unset| {
-            at.as_ref()
-                .map_or(Ok(unset), |at| convert::millis(field, at))
-        };
-        let closed_from = bound("closed_from", &req.closed_from, 0)?;
-        let closed_until = bound("closed_until", &req.closed_until, Millis::MAX)?;
-        if closed_until <= closed_from {
-            return Err(DomainError::invalid(
-                "closed_until",
-                "must be after closed_from",
-            ));
-        }
-        let after = match after {
-            None => 0,
-            Some(key) => key.parse::<Revision>().map_err(|_| {
-                DomainError::invalid(
-                    "page_token",
-                    "is not a token of a history listing; pass the next_page_token of the \
-                     previous page with the same closed_from and closed_until",
-                )
-            })?,
-        };
+    async fn list_closed_tasks(&self, query: HistoryQuery) -> DomainResult<pb::ListTasksResponse> {
+        let limit = query.limit;
         let mut closed = self
             .engine()
             .history()
             .page(HistoryQuery {
-                closed_from,
-                closed_until,
-                after,
                 limit: limit + 1,
+                ..query
             })
             .await?;
         // One row past the page says there is a next one, which starts after this page's last.
@@ -444,5 +416,49 @@ impl RoutingService for Api {
             stream,
             self.lifecycle().clone(),
         ))))
+    }
+}
+
+/// What a `ListTasks` asks for: a page of the tasks in memory, or, with a close-time bound
+/// set, a page of the history.
+pub(super) enum TaskListing {
+    Live { after: Option<String>, limit: usize },
+    Closed(HistoryQuery),
+}
+
+impl TaskListing {
+    pub(super) fn parse(req: &pb::ListTasksRequest) -> DomainResult<Self> {
+        let PageRequest { after, limit } = PageRequest::parse(req.page_size, &req.page_token)?;
+        if req.closed_from.is_none() && req.closed_until.is_none() {
+            return Ok(Self::Live { after, limit });
+        }
+        let bound = |field, at: &Option<prost_types::Timestamp>, unset| {
+            at.as_ref()
+                .map_or(Ok(unset), |at| convert::millis(field, at))
+        };
+        let closed_from = bound("closed_from", &req.closed_from, 0)?;
+        let closed_until = bound("closed_until", &req.closed_until, Millis::MAX)?;
+        if closed_until <= closed_from {
+            return Err(DomainError::invalid(
+                "closed_until",
+                "must be after closed_from",
+            ));
+        }
+        let after = match after {
+            None => 0,
+            Some(key) => key.parse::<Revision>().map_err(|_| {
+                DomainError::invalid(
+                    "page_token",
+                    "is not a token of a history listing; pass the next_page_token of the \
+                     previous page with the same closed_from and closed_until",
+                )
+            })?,
+        };
+        Ok(Self::Closed(HistoryQuery {
+            closed_from,
+            closed_until,
+            after,
+            limit,
+        }))
     }
 }
