@@ -304,9 +304,10 @@ impl Routing {
                         released.push(offered_to);
                     }
                 }
-                if let Some(task) = self.tasks.get(task_id) {
-                    let task = task.clone();
-                    self.unnote_closed(&task);
+                if let Some(task) = self.tasks.get(task_id)
+                    && task.state == TaskState::Closed
+                {
+                    self.closed.remove(&(task.updated_at, task_id.clone()));
                 }
                 if *state == TaskState::Closed {
                     self.note_closed(task_id, *at);

@@ -4,21 +4,13 @@
 //! changes no decision (nothing refers to a closed task), and recovery retires again.
 
 use super::Routing;
-use super::model::{Task, TaskState};
+use super::model::Task;
 use crate::domain::events::Millis;
 
 impl Routing {
     /// Notes that `task_id` closed at `at` (called by the fold).
     pub(super) fn note_closed(&mut self, task_id: &str, at: Millis) {
         self.closed.insert((at, task_id.to_owned()));
-    }
-
-    /// Forgets the close noted for a task that changes again (or goes).
-    pub(super) fn unnote_closed(&mut self, task: &Task) {
-        if task.state == TaskState::Closed {
-            self.closed
-                .remove(&(task.updated_at, task.spec.task_id.clone()));
-        }
     }
 
     /// When the oldest closed task in memory closed.
