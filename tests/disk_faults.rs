@@ -20,16 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::desktop::ConnectedDesktop;
+use common::journals::HookedJournal;
 use common::process::ServerProcess;
 use common::{ADMIN, Channel, Clients, TestServer, Who, assert_status, sign_in, signed};
 use switchboard::config::ServerConfig;
-use switchboard::domain::{Millis, Record, Revision};
+use switchboard::domain::Revision;
 use switchboard::pb;
 use switchboard::server::Server;
-use switchboard::store::{
-    ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, SqliteJournal, StoreError,
-    StoredSnapshot,
-};
+use switchboard::store::{SqliteJournal, StoreError};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -41,82 +39,18 @@ const WAIT: Duration = Duration::from_secs(30);
 // ---- A journal that fails on demand ---------------------------------------------------------
 
 /// The real SQLite journal, whose writes fail while `failing` is on, as on a full disk.
-struct FaultyJournal {
-    inner: SqliteJournal,
-    failing: Arc<AtomicBool>,
-}
-
-impl FaultyJournal {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Write(
-                "database or disk is full (injected)".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Journal for FaultyJournal {
-    fn append(
-        &self,
-        records: &[&Record],
-        requests: &[&RememberedRequest],
-        closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.append(records, requests, closed)
-    }
-
-    fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {
-        self.inner.closed_task(task_id)
-    }
-
-    fn closed_tasks(&self, query: HistoryQuery) -> Result<Vec<ClosedTask>, StoreError> {
-        self.inner.closed_tasks(query)
-    }
-
-    fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError> {
-        self.inner.read_from(from, limit)
-    }
-
-    fn last_revision(&self) -> Result<Revision, StoreError> {
-        self.inner.last_revision()
-    }
-
-    fn first_revision(&self) -> Result<Revision, StoreError> {
-        self.inner.first_revision()
-    }
-
-    fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
-        self.inner.latest_snapshot()
-    }
-
-    fn snapshot_before(&self, revision: Revision) -> Result<Option<StoredSnapshot>, StoreError> {
-        self.inner.snapshot_before(revision)
-    }
-
-    fn save_snapshot(
-        &self,
-        snapshot: &StoredSnapshot,
-        retention: Retention,
-    ) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.save_snapshot(snapshot, retention)
-    }
-
-    fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError> {
-        self.inner.remembered_requests(since)
-    }
-
-    fn probe(&self) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.probe()
-    }
-
-    fn close(&self) -> Result<(), StoreError> {
-        self.inner.close()
+fn faulty_journal(data_dir: &Path, failing: Arc<AtomicBool>) -> HookedJournal<SqliteJournal> {
+    HookedJournal {
+        inner: SqliteJournal::open(data_dir).expect("the journal opens"),
+        hook: Box::new(move || {
+            if failing.load(Ordering::SeqCst) {
+                Err(StoreError::Write(
+                    "database or disk is full (injected)".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }),
     }
 }
 
@@ -209,13 +143,10 @@ async fn server_status(clients: &mut Clients) -> pb::GetServerStatusResponse {
 
 // ---- The fault-injecting journal over gRPC -------------------------------------------------
 
-/// A server on a `FaultyJournal` in `data_dir`, with the first admin signed in: its
+/// A server on a faulty journal in `data_dir`, with the first admin signed in: its
 /// connection and its access token.
 async fn start_faulty(data_dir: &Path, failing: Arc<AtomicBool>) -> (Server, Channel, String) {
-    let journal = FaultyJournal {
-        inner: SqliteJournal::open(data_dir).expect("the journal opens"),
-        failing,
-    };
+    let journal = faulty_journal(data_dir, failing);
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().expect("an address"),
         data_dir: data_dir.to_owned(),

@@ -6,88 +6,35 @@ mod common;
 
 use std::sync::{Arc, Condvar, Mutex};
 
+use common::journals::HookedJournal;
 use futures_util::FutureExt;
 use switchboard::domain::commands::{GetAgent, UpsertMrd};
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, RonaAction};
-use switchboard::domain::{DomainError, ModelCatalog, Principal, Record, ServiceDirectory, State};
+use switchboard::domain::{DomainError, ModelCatalog, Principal, ServiceDirectory, State};
 use switchboard::engine::{Engine, EngineConfig, SystemClock};
-use switchboard::store::{
-    ClosedTask, HistoryQuery, Journal, MemoryJournal, RememberedRequest, Retention, StoreError,
-    StoredSnapshot,
-};
+use switchboard::store::{Journal, MemoryJournal};
 use switchboard::watch::WatchConfig;
 use tonic::Code;
 
-/// The in-memory journal, whose appends wait while the gate is shut: the engine's pipeline
-/// backs up behind it exactly as behind a slow disk, with no timing involved.
-struct GatedJournal {
-    inner: MemoryJournal,
+/// A gate the journal's writes wait at while it is shut: the engine's pipeline backs up
+/// behind it exactly as behind a slow disk, with no timing involved.
+#[derive(Default)]
+struct Gate {
     open: Mutex<bool>,
     opened: Condvar,
 }
 
-impl GatedJournal {
-    fn shut() -> Self {
-        Self {
-            inner: MemoryJournal::new(),
-            open: Mutex::new(false),
-            opened: Condvar::new(),
+impl Gate {
+    fn pass(&self) {
+        let mut open = self.open.lock().expect("the gate's lock");
+        while !*open {
+            open = self.opened.wait(open).expect("the gate's lock");
         }
     }
 
     fn open(&self) {
         *self.open.lock().expect("the gate's lock") = true;
         self.opened.notify_all();
-    }
-}
-
-impl Journal for GatedJournal {
-    fn append(
-        &self,
-        records: &[&Record],
-        requests: &[&RememberedRequest],
-        closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
-        let mut open = self.open.lock().expect("the gate's lock");
-        while !*open {
-            open = self.opened.wait(open).expect("the gate's lock");
-        }
-        drop(open);
-        self.inner.append(records, requests, closed)
-    }
-    fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {
-        self.inner.closed_task(task_id)
-    }
-    fn closed_tasks(&self, query: HistoryQuery) -> Result<Vec<ClosedTask>, StoreError> {
-        self.inner.closed_tasks(query)
-    }
-    fn snapshot_before(&self, revision: u64) -> Result<Option<StoredSnapshot>, StoreError> {
-        self.inner.snapshot_before(revision)
-    }
-    fn probe(&self) -> Result<(), StoreError> {
-        self.inner.probe()
-    }
-    fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
-        self.inner.read_from(from, limit)
-    }
-    fn last_revision(&self) -> Result<u64, StoreError> {
-        self.inner.last_revision()
-    }
-    fn first_revision(&self) -> Result<u64, StoreError> {
-        self.inner.first_revision()
-    }
-    fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
-        self.inner.latest_snapshot()
-    }
-    fn save_snapshot(
-        &self,
-        snapshot: &StoredSnapshot,
-        retention: Retention,
-    ) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot, retention)
-    }
-    fn remembered_requests(&self, since: u64) -> Result<Vec<RememberedRequest>, StoreError> {
-        self.inner.remembered_requests(since)
     }
 }
 
@@ -106,7 +53,15 @@ fn mrd(n: usize) -> UpsertMrd {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_inbox_refuses_writes_at_once_and_still_takes_reads() {
     const DEPTH: usize = 4;
-    let journal = Arc::new(GatedJournal::shut());
+    let gate = Arc::new(Gate::default());
+    let waiting = Arc::clone(&gate);
+    let journal = Arc::new(HookedJournal {
+        inner: MemoryJournal::new(),
+        hook: Box::new(move || {
+            waiting.pass();
+            Ok(())
+        }),
+    });
     let state = State::new(
         ServiceDirectory::new(uuid::Uuid::nil(), "Switchboard"),
         Arc::new(ModelCatalog::default()),
@@ -185,7 +140,7 @@ async fn a_full_inbox_refuses_writes_at_once_and_still_takes_reads() {
         tokio::spawn(read)
     };
 
-    journal.open();
+    gate.open();
     let read = read.await.expect("the read's task");
     assert!(
         matches!(read, Err(DomainError::NotFound { .. })),

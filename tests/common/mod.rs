@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod desktop;
+pub mod journals;
 pub mod process;
 pub mod replay;
 pub mod routing_setup;
