@@ -17,8 +17,12 @@
 mod auth;
 #[path = "soak/center.rs"]
 mod center;
+// The suite's process helpers: resident memory of the server.
 #[path = "soak/load.rs"]
 mod load;
+#[path = "suite/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 #[path = "soak/samples.rs"]
 mod samples;
 #[path = "soak/server.rs"]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::load::{Counters, Day};
-use crate::server::{journal_bytes, rss_kib};
+use crate::procs::rss_kib;
+use crate::server::journal_bytes;
 
 pub const CSV_HEADER: &str = "elapsed_s,rss_kib,journal_bytes,tasks_submitted,tasks_closed";
 

@@ -150,17 +150,6 @@ fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Resident memory of a live process, KiB (`VmRSS` in `/proc/<pid>/status`).
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The journal's size on disk: the SQLite file, its write-ahead log and its shared memory.
 pub fn journal_bytes(data_dir: &Path) -> u64 {
     [

@@ -99,18 +99,10 @@ impl Command for UpsertAccount {
             }
             Some(a) => a.credential_version,
         };
-        let account = AccountRecord {
-            account_id: account_id.clone(),
-            display_name: display_name.clone(),
-            roles: roles.clone(),
-            secret_hash: secret_hash.clone(),
-            credential_version,
-            client_certificate: client_certificate.clone(),
-        };
         state.record(
             turn,
             Event::AccountUpserted {
-                account_id,
+                account_id: account_id.clone(),
                 display_name,
                 roles,
                 secret_hash,
@@ -118,6 +110,8 @@ impl Command for UpsertAccount {
                 client_certificate,
             },
         );
+        // The record as the fold made it from the event: one place builds it.
+        let account = state.accounts[&account_id].clone();
         Ok(AccountWritten { account, created })
     }
 }
