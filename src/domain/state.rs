@@ -165,6 +165,14 @@ impl State {
         self.retire_closed_tasks(now)
     }
 
+    /// Call after folding records another node decided (a cluster follower): they were
+    /// settled there. Closed tasks past the retention leave memory; their history is in the
+    /// journal already.
+    pub fn finish_following(&mut self, now: Millis) {
+        self.routing.finish_replay();
+        self.retire_closed_tasks(now);
+    }
+
     /// Decides and applies one command at `now`: its answer, and its events in order with
     /// who must hear of each. On error nothing changed. Every command ends settled: due
     /// timers fired, every possible offer made, desktops told of their routing actions.

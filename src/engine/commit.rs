@@ -10,10 +10,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, warn};
 
 use super::handle::{Committed, Outbox};
@@ -57,6 +56,9 @@ pub(super) struct Pending {
     pub replies: Vec<Box<dyn HeldAnswer>>,
     /// A snapshot of the state as of this batch's last record, and what to compact after it.
     pub snapshot: Option<SnapshotTaken>,
+    /// Ends every desktop stream after this batch: the node stopped leading, and its
+    /// desktops reconnect to whichever node leads now.
+    pub end_streams: bool,
 }
 
 impl Pending {
@@ -77,26 +79,32 @@ impl Pending {
             && self.attach.is_empty()
             && self.detach.is_empty()
             && self.snapshot.is_none()
+            && !self.end_streams
     }
 }
 
 /// The last revision that is both durable and visible (published, delivered, answered). The
 /// engine may answer a batch that changes nothing itself, without the committer, when its
 /// state is no newer than this: the answers then reveal only what is already durable.
+/// Watchable, so that a read that asks for a revision can wait for it.
 #[derive(Clone, Debug)]
-pub(super) struct VisibleRevision(Arc<AtomicU64>);
+pub(super) struct VisibleRevision(Arc<watch::Sender<Revision>>);
 
 impl VisibleRevision {
     pub fn new(revision: Revision) -> Self {
-        Self(Arc::new(AtomicU64::new(revision)))
+        Self(Arc::new(watch::Sender::new(revision)))
     }
 
     pub fn get(&self) -> Revision {
-        self.0.load(Ordering::Acquire)
+        *self.0.borrow()
     }
 
     pub fn set(&self, revision: Revision) {
-        self.0.store(revision, Ordering::Release);
+        self.0.send_replace(revision);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Revision> {
+        self.0.subscribe()
     }
 }
 
@@ -163,8 +171,11 @@ impl Committer {
             let requests: Vec<&RememberedRequest> =
                 current.iter().flat_map(|p| p.requests.iter()).collect();
             let closed: Vec<&ClosedTask> = current.iter().flat_map(|p| p.closed.iter()).collect();
-            // Durable before visible: nothing of the group is seen unless this succeeds.
-            if let Err(e) = self.journal.append(&records, &requests, &closed) {
+            // Durable before visible: nothing of the group is seen unless this succeeds. A
+            // group with nothing to write (answers held behind earlier batches) needs no
+            // transaction.
+            let nothing = records.is_empty() && requests.is_empty() && closed.is_empty();
+            if let Err(e) = self.append_unless(nothing, &records, &requests, &closed) {
                 error!(
                     error = %e,
                     "journal append failed: its callers get UNAVAILABLE, and writes are \
@@ -185,6 +196,19 @@ impl Committer {
             Ok(()) => debug!("committer stopped: the journal is closed"),
             Err(e) => warn!(error = %e, "closing the journal failed"),
         }
+    }
+
+    fn append_unless(
+        &self,
+        nothing: bool,
+        records: &[&Record],
+        requests: &[&RememberedRequest],
+        closed: &[&ClosedTask],
+    ) -> Result<(), crate::store::StoreError> {
+        if nothing {
+            return Ok(());
+        }
+        self.journal.append(records, requests, closed)
     }
 
     fn make_visible(&mut self, pending: Pending) {
@@ -214,6 +238,9 @@ impl Committer {
             {
                 self.outboxes.remove(&client_id);
             }
+        }
+        if pending.end_streams {
+            self.outboxes.clear();
         }
         for held in pending.replies {
             held.send();

@@ -63,6 +63,7 @@ pub struct EngineHandle {
     standings: Arc<Standings>,
     history: History,
     status: watch::Receiver<EngineStatus>,
+    applied: watch::Receiver<Revision>,
 }
 
 impl EngineHandle {
@@ -72,6 +73,7 @@ impl EngineHandle {
         standings: Arc<Standings>,
         history: History,
         status: watch::Receiver<EngineStatus>,
+        applied: watch::Receiver<Revision>,
     ) -> Self {
         Self {
             inbox,
@@ -80,7 +82,35 @@ impl EngineHandle {
             standings,
             history,
             status,
+            applied,
         }
+    }
+
+    /// The last revision that is durable and visible here: what reads are answered at.
+    pub fn applied(&self) -> watch::Receiver<Revision> {
+        self.applied.clone()
+    }
+
+    /// Makes a cluster node's engine lead, once its node holds the lease: it reads the
+    /// journal to its end, then runs commands and timers. Answers the revision it starts at.
+    pub async fn lead(&self) -> Result<Revision, DomainError> {
+        let (done, led) = oneshot::channel();
+        self.inbox
+            .control(Message::Lead(done))
+            .map_err(|refused| refused.into_error("control"))?;
+        match led.await {
+            Ok(Ok(revision)) => Ok(revision),
+            Ok(Err(e)) => Err(DomainError::Unavailable(format!(
+                "taking over from the journal failed: {e}"
+            ))),
+            Err(_) => Err(engine_stopped()),
+        }
+    }
+
+    /// Makes a cluster node's engine follow the journal: it no longer holds the lease.
+    pub fn follow(&self) {
+        // A stopped engine follows nothing; nothing to do then.
+        let _ = self.inbox.control(Message::Follow);
     }
 
     /// Closed tasks past the retention, from the journal's history.

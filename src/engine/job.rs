@@ -40,9 +40,7 @@ impl<C: Command> Job for Call<C> {
             pending.answer(reply, answer);
             return;
         }
-        if !C::READS_ONLY
-            && let Some(refused) = engine.refuse_writes()
-        {
+        if let Some(refused) = engine.refusal(C::READS_ONLY) {
             pending.answer(reply, Err(refused));
             return;
         }
@@ -75,7 +73,7 @@ impl Job for Attach {
             outbox,
             reply,
         } = *self;
-        if let Some(refused) = engine.refuse_writes() {
+        if let Some(refused) = engine.refusal(false) {
             pending.answer(reply, Err(refused));
             return;
         }
@@ -99,7 +97,7 @@ pub(super) struct Detach {
 impl Job for Detach {
     fn run(self: Box<Self>, engine: &mut Engine, now: Millis, pending: &mut Pending) {
         let Detach { command, reply } = *self;
-        if let Some(refused) = engine.refuse_writes() {
+        if let Some(refused) = engine.refusal(false) {
             // The committer dropped every stream when the journal failed; nothing to detach.
             if let Some(reply) = reply {
                 pending.answer(reply, Err(refused));

@@ -7,9 +7,16 @@
 //! command is refused with `UNAVAILABLE`, timers wait, and the journal is probed every second
 //! until it takes a write again. `EngineHandle::status` tells the server, which reports it in
 //! health.
+//!
+//! On a cluster node (`Engine::start_following`) the engine starts as a follower: it folds what
+//! the leader writes to the shared journal (`follow`), answers reads from that, refuses writes
+//! (the edge forwards them to the leader) and runs no timers. Told to lead, it catches up with
+//! the journal and takes commands; told to follow again, or when an append fails (the lease
+//! moved on), it stops writing and follows.
 
 mod clock;
 mod commit;
+mod follow;
 mod handle;
 mod history;
 mod inbox;
@@ -57,6 +64,34 @@ pub enum EngineStatus {
     /// The journal cannot be written: reads are answered from the durable state, every other
     /// command gets `UNAVAILABLE`.
     Degraded,
+    /// A cluster follower: reads are answered from the journal as far as it has folded it,
+    /// every other command gets `UNAVAILABLE` (the edge forwards them to the leader).
+    Following,
+    /// A cluster node whose state held changes the journal lost: it answers nothing until it
+    /// has rebuilt it from the journal.
+    Recovering,
+}
+
+impl EngineStatus {
+    /// Whether the engine answers reads.
+    pub fn serves_reads(self) -> bool {
+        !matches!(self, EngineStatus::Recovering)
+    }
+}
+
+/// What the engine does with commands, timers and the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Runs commands and timers, and writes the journal.
+    Writing,
+    /// A single node whose journal failed: the journal is probed at `next_probe`.
+    Degraded { next_probe: tokio::time::Instant },
+    /// A cluster follower: the journal is read again at `next_look` (or when woken). `stale`:
+    /// the state holds changes the journal lost and is rebuilt before anything else.
+    Following {
+        next_look: tokio::time::Instant,
+        stale: bool,
+    },
 }
 
 /// How the engine keeps its journal in shape (defaults: `ServerConfig`).
@@ -79,6 +114,11 @@ pub struct EngineConfig {
 
 enum Message {
     Job(Box<dyn Job>),
+    /// This node holds the lease: catch up with the journal, then take commands. Answered
+    /// with the revision writing starts after.
+    Lead(oneshot::Sender<Result<Revision, RecoveryError>>),
+    /// This node no longer holds the lease: stop writing and follow the journal.
+    Follow,
     /// Finish what was sent before, write a last snapshot, close the journal, then answer.
     Close(oneshot::Sender<()>),
 }
@@ -102,8 +142,11 @@ pub struct Engine {
     initial: State,
     /// Bumped by every rebuild; batches carry it so the committer refuses stale ones.
     epoch: u64,
-    /// When the journal is next probed; `Some` exactly while degraded.
-    next_probe: Option<tokio::time::Instant>,
+    mode: Mode,
+    /// A cluster node's wake-ups: the journal has grown (a hint; it is read on a timer too).
+    wakeups: Option<watch::Receiver<Revision>>,
+    /// Where followed records are published for watches.
+    watch: WatchHub,
     status: watch::Sender<EngineStatus>,
 }
 
@@ -125,6 +168,30 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
         watch: WatchConfig,
+    ) -> Result<EngineHandle, RecoveryError> {
+        Self::start_with(state, journal, clock, config, watch, None)
+    }
+
+    /// As `start`, for a node of a cluster sharing `journal`: it starts as a follower, woken
+    /// by `wakeups` when the journal grows, until told to lead (`EngineHandle::lead`).
+    pub fn start_following(
+        state: State,
+        journal: Arc<dyn Journal>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+        watch: WatchConfig,
+        wakeups: watch::Receiver<Revision>,
+    ) -> Result<EngineHandle, RecoveryError> {
+        Self::start_with(state, journal, clock, config, watch, Some(wakeups))
+    }
+
+    fn start_with(
+        state: State,
+        journal: Arc<dyn Journal>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+        watch: WatchConfig,
+        wakeups: Option<watch::Receiver<Revision>>,
     ) -> Result<EngineHandle, RecoveryError> {
         let initial = state.clone();
         let Recovered {
@@ -150,7 +217,12 @@ impl Engine {
         )?;
         let (tx, rx) = inbox::channel(config.inbox_depth);
         let standings = Arc::new(Standings::of(&state));
-        let (status, status_rx) = watch::channel(EngineStatus::Writable);
+        let (mode, first_status) = if wakeups.is_some() {
+            (follow::following_now(), EngineStatus::Following)
+        } else {
+            (Mode::Writing, EngineStatus::Writable)
+        };
+        let (status, status_rx) = watch::channel(first_status);
         let engine = Engine {
             state,
             config,
@@ -165,11 +237,16 @@ impl Engine {
             journal,
             initial,
             epoch: 0,
-            next_probe: None,
+            mode,
+            wakeups,
+            watch: watch.clone(),
             status,
         };
+        let applied = engine.visible.subscribe();
         tokio::spawn(engine.run(rx, from_committer, committer));
-        Ok(EngineHandle::new(tx, watch, standings, history, status_rx))
+        Ok(EngineHandle::new(
+            tx, watch, standings, history, status_rx, applied,
+        ))
     }
 
     async fn run(
@@ -180,16 +257,20 @@ impl Engine {
     ) {
         let mut messages = Vec::with_capacity(MAX_BATCH);
         let mut closing = None;
+        let mut wakeups = self.wakeups.take();
         loop {
             // Timers are commands: sleep until the next one is due unless a command comes
-            // first. While degraded they wait, and the journal's probe is due instead.
-            let wake = match self.next_probe {
-                Some(probe) => Some(probe),
-                None => self.state.next_deadline().map(|at| {
+            // first. While degraded they wait, and the journal's probe is due instead; a
+            // follower runs none, and reads the journal again instead.
+            let wake = match self.mode {
+                Mode::Degraded { next_probe } => Some(next_probe),
+                Mode::Following { next_look, .. } => Some(next_look),
+                Mode::Writing => self.state.next_deadline().map(|at| {
                     let wait = at.saturating_sub(self.clock.now());
                     tokio::time::Instant::now() + Duration::from_millis(wait)
                 }),
             };
+            let mut roles = Vec::new();
             tokio::select! {
                 received = rx.recv_many(&mut messages, MAX_BATCH) => {
                     if received == 0 {
@@ -200,6 +281,7 @@ impl Engine {
                     Notice::Detach(command) => {
                         self.internal.push_back(Box::new(Detach { command, reply: None }));
                     }
+                    Notice::JournalFailed if wakeups.is_some() => self.lost_appends(),
                     Notice::JournalFailed => {
                         if let Err(e) = self.rebuild().await {
                             // Its state holds what the journal lost: stop rather than serve it.
@@ -209,8 +291,16 @@ impl Engine {
                     }
                 },
                 () = sleep_until(wake) => {
-                    if self.next_probe.is_some_and(|at| at <= tokio::time::Instant::now()) {
-                        self.probe().await;
+                    let now = tokio::time::Instant::now();
+                    match self.mode {
+                        Mode::Degraded { next_probe } if next_probe <= now => self.probe().await,
+                        Mode::Following { next_look, .. } if next_look <= now => self.look().await,
+                        _ => {}
+                    }
+                }
+                () = woken(&mut wakeups) => {
+                    if matches!(self.mode, Mode::Following { .. }) {
+                        self.look().await;
                     }
                 }
             }
@@ -218,6 +308,8 @@ impl Engine {
             for message in messages.drain(..) {
                 match message {
                     Message::Job(job) => batch.push(job),
+                    Message::Lead(done) => roles.push(Some(done)),
+                    Message::Follow => roles.push(None),
                     // Commands after a close are dropped: their callers hear the engine stopped.
                     Message::Close(done) => {
                         closing = Some(done);
@@ -231,7 +323,7 @@ impl Engine {
                 let more = self.process(Vec::new());
                 merge(&mut pending, more);
             }
-            if closing.is_some() && !self.degraded() && self.revision > self.snapshot_revision {
+            if closing.is_some() && self.writing() && self.revision > self.snapshot_revision {
                 // A clean stop leaves a snapshot, so the next start replays nothing.
                 pending.snapshot = Some(self.snapshot());
             }
@@ -246,6 +338,15 @@ impl Engine {
                 // State now holds events the journal lost: stop rather than serve a lie.
                 error!("the committer stopped; the engine stops");
                 return;
+            }
+            // Role changes after the batch they came with: its reads saw the old role.
+            for role in roles {
+                match role {
+                    Some(done) => {
+                        let _ = done.send(self.lead().await);
+                    }
+                    None => self.follow().await,
+                }
             }
             if closing.is_some() {
                 break;
@@ -263,13 +364,19 @@ impl Engine {
         debug!("engine stopped");
     }
 
-    fn degraded(&self) -> bool {
-        self.next_probe.is_some()
+    fn writing(&self) -> bool {
+        self.mode == Mode::Writing
     }
 
-    /// The refusal for a command that would write, while the journal cannot be written.
-    fn refuse_writes(&self) -> Option<DomainError> {
-        self.degraded().then(journal_unwritable)
+    /// Why a command is refused without being run, if it is: a write while the engine does
+    /// not write, anything while its state must be rebuilt first.
+    fn refusal(&self, reads_only: bool) -> Option<DomainError> {
+        match self.mode {
+            Mode::Writing => None,
+            Mode::Degraded { .. } => (!reads_only).then(journal_unwritable),
+            Mode::Following { stale: true, .. } => Some(follow::rebuilding()),
+            Mode::Following { stale: false, .. } => (!reads_only).then(follow::not_leader),
+        }
     }
 
     /// After a failed append: forgets every change the journal does not hold by rebuilding
@@ -292,7 +399,9 @@ impl Engine {
         // All of it is durable: reads of it may be answered at once.
         self.visible.set(self.revision);
         self.epoch += 1;
-        self.next_probe = Some(tokio::time::Instant::now() + PROBE_EVERY);
+        self.mode = Mode::Degraded {
+            next_probe: tokio::time::Instant::now() + PROBE_EVERY,
+        };
         self.status.send_replace(EngineStatus::Degraded);
         warn!(
             revision = self.revision,
@@ -307,7 +416,7 @@ impl Engine {
         let journal = Arc::clone(&self.journal);
         match tokio::task::spawn_blocking(move || journal.probe()).await {
             Ok(Ok(())) => {
-                self.next_probe = None;
+                self.mode = Mode::Writing;
                 self.status.send_replace(EngineStatus::Writable);
                 info!(
                     revision = self.revision,
@@ -316,11 +425,15 @@ impl Engine {
             }
             Ok(Err(e)) => {
                 debug!(error = %e, "the journal still cannot be written");
-                self.next_probe = Some(tokio::time::Instant::now() + PROBE_EVERY);
+                self.mode = Mode::Degraded {
+                    next_probe: tokio::time::Instant::now() + PROBE_EVERY,
+                };
             }
             Err(e) => {
                 warn!(error = %e, "probing the journal failed");
-                self.next_probe = Some(tokio::time::Instant::now() + PROBE_EVERY);
+                self.mode = Mode::Degraded {
+                    next_probe: tokio::time::Instant::now() + PROBE_EVERY,
+                };
             }
         }
     }
@@ -329,7 +442,7 @@ impl Engine {
         let now = self.clock.now();
         self.requests
             .forget_before(now.saturating_sub(self.config.request_window_ms));
-        if !self.degraded() && self.state.next_deadline().is_some_and(|at| at <= now) {
+        if self.writing() && self.state.next_deadline().is_some_and(|at| at <= now) {
             self.internal.push_front(Box::new(job::Tick));
         }
         let mut pending = Pending::default();
@@ -337,8 +450,7 @@ impl Engine {
         for job in internal.into_iter().chain(batch) {
             job.run(self, now, &mut pending);
         }
-        if !self.degraded() && self.revision - self.snapshot_revision >= self.config.snapshot_every
-        {
+        if self.writing() && self.revision - self.snapshot_revision >= self.config.snapshot_every {
             pending.snapshot = Some(self.snapshot());
         }
         pending
@@ -418,6 +530,19 @@ fn merge(into: &mut Pending, more: Pending) {
     if more.snapshot.is_some() {
         into.snapshot = more.snapshot;
     }
+    into.end_streams |= more.end_streams;
+}
+
+/// Returns when the journal is said to have grown; never without wake-ups, or once they end.
+async fn woken(wakeups: &mut Option<watch::Receiver<Revision>>) {
+    if let Some(rx) = wakeups {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+        // The journal is still read on a timer.
+        *wakeups = None;
+    }
+    std::future::pending().await
 }
 
 /// Sleeps until `at`, or forever when there is no timer.
