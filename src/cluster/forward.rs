@@ -1,0 +1,437 @@
+//! The forwarding edge: a tower layer in front of every service, outside authentication. A
+//! call only the leader may serve (`placement`) goes to the leader as it came, over HTTP/2:
+//! same path, every header (the caller's token and `request_id` included, so the leader
+//! authenticates and deduplicates it itself and no node trusts another), bodies streamed both
+//! ways, the leader's headers, messages and trailers returned as they come. Everything else is
+//! served here, once this node has applied the revision a caller asks for
+//! (`x-switchboard-min-revision`), so a caller reads its own writes on any node.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http_body::Frame;
+use tokio::sync::watch;
+use tonic::Status;
+use tonic::body::Body;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tower::{Layer, Service, ServiceExt};
+use tracing::warn;
+
+use super::placement::{Placement, placement};
+use super::route::Route;
+
+/// Metadata asking that the call be served from a state at least this revision.
+pub const MIN_REVISION_HEADER: HeaderName = HeaderName::from_static("x-switchboard-min-revision");
+
+/// Metadata naming the node that forwarded a call: for the leader's logs, never trusted. A call
+/// that carries it is never forwarded again, so two nodes that each think the other leads
+/// cannot pass a call back and forth.
+pub const FORWARDED_BY_HEADER: HeaderName = HeaderName::from_static("x-switchboard-forwarded-by");
+
+/// How long a read waits for this node to apply the revision it asks for, unless set.
+pub const DEFAULT_REVISION_WAIT: Duration = Duration::from_secs(5);
+
+/// A leader that does not answer a connection attempt in this long is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pings on the connection to the leader, so that a forwarded stream (a desktop's `Connect`)
+/// learns of a dead leader instead of waiting on a silent socket.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const NO_LEADER: &str = "no leader at the moment (a hand-over is in progress): retry in a moment";
+
+/// How to reach a leader that serves TLS: the CA its certificate chains to, and the name the
+/// certificate must carry. No client certificate is presented, so a leader asking for one
+/// (`--client-auth required`) cannot be forwarded to.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// PEM: one or more CA certificates.
+    pub ca_pem: Vec<u8>,
+    /// The DNS name (or IP address) the leader's certificate must name.
+    pub domain: String,
+}
+
+/// Forwards what only the leader may serve and holds reads until this node has caught up; see
+/// the module's doc. Cheap to clone: clones share the connection to the leader.
+#[derive(Clone)]
+pub struct ForwardLayer {
+    route: watch::Receiver<Route>,
+    applied: watch::Receiver<u64>,
+    tls: Option<Arc<ClientTls>>,
+    node: HeaderValue,
+    revision_wait: Duration,
+    /// One connection, to the latest leader address used; replaced when the address changes.
+    leader: Arc<Mutex<Option<(String, Channel)>>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl ForwardLayer {
+    /// `route` says where the leader is; `applied` is the revision this node's state
+    /// includes (on the leader, its visible revision); `tls` is how to reach a leader that
+    /// serves TLS (`None`: plaintext).
+    pub fn new(
+        route: watch::Receiver<Route>,
+        applied: watch::Receiver<u64>,
+        tls: Option<ClientTls>,
+    ) -> Self {
+        Self {
+            route,
+            applied,
+            tls: tls.map(Arc::new),
+            node: HeaderValue::from_static("unnamed"),
+            revision_wait: DEFAULT_REVISION_WAIT,
+            leader: Arc::new(Mutex::new(None)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Names this node in `x-switchboard-forwarded-by` (`unnamed` unless set).
+    pub fn with_node_name(mut self, name: &str) -> Result<Self, http::header::InvalidHeaderValue> {
+        self.node = HeaderValue::from_str(name)?;
+        Ok(self)
+    }
+
+    /// How long a read waits for `x-switchboard-min-revision` (5 s unless set).
+    pub fn with_revision_wait(mut self, bound: Duration) -> Self {
+        self.revision_wait = bound;
+        self
+    }
+
+    /// Calls waiting right now for this node to apply the revision they ask for.
+    pub fn waiting_reads(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Serves one call: forwarded, refused, or handed to `inner` once caught up.
+    async fn serve<S>(&self, inner: S, request: Request<Body>) -> Result<Response<Body>, S::Error>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+    {
+        let min_revision = match min_revision(request.headers()) {
+            Ok(min_revision) => min_revision,
+            Err(status) => return Ok(status.into_http()),
+        };
+        if placement(request.uri().path()) == Placement::Leader {
+            let route = self.route.borrow().clone();
+            match route {
+                Route::Local => {}
+                Route::NoLeader => return Ok(Status::unavailable(NO_LEADER).into_http()),
+                Route::Leader(_) if request.headers().contains_key(FORWARDED_BY_HEADER) => {
+                    return Ok(Status::unavailable(format!(
+                        "this node is not the leader either; {NO_LEADER}"
+                    ))
+                    .into_http());
+                }
+                Route::Leader(address) => return Ok(self.forward(&address, request).await),
+            }
+        }
+        if let Some(revision) = min_revision
+            && let Err(status) = self.caught_up(revision).await
+        {
+            return Ok(status.into_http());
+        }
+        inner.oneshot(request).await
+    }
+
+    /// Waits (bounded) until this node has applied `revision`.
+    async fn caught_up(&self, revision: u64) -> Result<(), Status> {
+        if *self.applied.borrow() >= revision {
+            return Ok(());
+        }
+        let _waiting = Waiting::enter(&self.waiting);
+        let mut applied = self.applied.clone();
+        let reached =
+            tokio::time::timeout(self.revision_wait, applied.wait_for(|now| *now >= revision))
+                .await
+                .is_ok_and(|seen| seen.is_ok());
+        if reached {
+            return Ok(());
+        }
+        let now = *applied.borrow();
+        Err(Status::unavailable(format!(
+            "this node has applied revision {now}, behind the requested {revision}; retry or \
+             ask another node"
+        )))
+    }
+
+    /// Sends `request` to the leader at `address`; its answer, or why there is none.
+    async fn forward(&self, address: &str, mut request: Request<Body>) -> Response<Body> {
+        let channel = match self.channel(address) {
+            Ok(channel) => channel,
+            Err(status) => return status.into_http(),
+        };
+        request
+            .headers_mut()
+            .insert(FORWARDED_BY_HEADER, self.node.clone());
+        let path = request.uri().path().to_owned();
+        match channel.oneshot(request).await {
+            Ok(response) => {
+                let leader: Arc<str> = Arc::from(address);
+                response.map(|body| Body::new(FromLeader::new(body, leader)))
+            }
+            Err(error) => {
+                // The error names the address and the cause; never a header of the call.
+                warn!(leader = address, %path, %error, "forwarding to the leader failed");
+                not_forwarded(address, &error).into_http()
+            }
+        }
+    }
+
+    /// The connection to the leader at `address`: the cached one, or a new one (connected
+    /// on first use) replacing it when the leader has moved.
+    fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut cached = self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, channel)) = cached.as_ref()
+            && at == address
+        {
+            return Ok(channel.clone());
+        }
+        let channel = self.endpoint(address)?.connect_lazy();
+        *cached = Some((address.to_owned(), channel.clone()));
+        Ok(channel)
+    }
+
+    fn endpoint(&self, address: &str) -> Result<Endpoint, Status> {
+        let unusable = |error: &dyn std::fmt::Display| {
+            Status::unavailable(format!(
+                "the leader's address {address} is not usable: {error}"
+            ))
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| unusable(&e))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            let config = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                .domain_name(tls.domain.clone());
+            endpoint = endpoint.tls_config(config).map_err(|e| unusable(&e))?;
+        }
+        Ok(endpoint)
+    }
+}
+
+/// The status for a call the leader at `address` never answered.
+fn not_forwarded(address: &str, error: &tonic::transport::Error) -> Status {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<tonic::TimeoutExpired>() {
+            return Status::deadline_exceeded(format!(
+                "the call's deadline passed before the leader at {address} answered"
+            ));
+        }
+        source = cause.source();
+    }
+    Status::unavailable(format!(
+        "the leader at {address} cannot be reached ({}); retry in a moment",
+        chain(error)
+    ))
+}
+
+/// An error and its causes, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The revision `x-switchboard-min-revision` asks for, if any.
+fn min_revision(headers: &HeaderMap) -> Result<Option<u64>, Status> {
+    let mut values = headers.get_all(&MIN_REVISION_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let parsed = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    match (parsed, values.next()) {
+        (Some(revision), None) => Ok(Some(revision)),
+        _ => Err(Status::invalid_argument(format!(
+            "{MIN_REVISION_HEADER} must be one revision number (a decimal integer)"
+        ))),
+    }
+}
+
+/// Counts a call among those waiting for a revision while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The leader's response body, passed through as it comes, except that losing the leader
+/// mid-call ends the call with `UNAVAILABLE` naming it (a gRPC status in trailers) instead of
+/// a bare stream reset.
+struct FromLeader {
+    inner: Body,
+    leader: Arc<str>,
+    lost: bool,
+}
+
+impl FromLeader {
+    fn new(inner: Body, leader: Arc<str>) -> Self {
+        Self {
+            inner,
+            leader,
+            lost: false,
+        }
+    }
+}
+
+impl http_body::Body for FromLeader {
+    type Data = prost::bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if self.lost {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(error))) => {
+                self.lost = true;
+                let leader = &self.leader;
+                warn!(%leader, error = %error.message(), "the leader was lost during a forwarded call");
+                let status = Status::unavailable(format!(
+                    "the connection to the leader at {leader} was lost during the call ({}); \
+                     retry in a moment",
+                    error.message()
+                ));
+                let mut trailers = HeaderMap::new();
+                match status.add_header(&mut trailers) {
+                    Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+                    Err(_) => Poll::Ready(Some(Err(status))),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.lost || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<S> Layer<S> for ForwardLayer {
+    type Service = Forward<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Forward {
+            inner,
+            edge: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// A service behind [`ForwardLayer`].
+#[derive(Clone)]
+pub struct Forward<S> {
+    inner: S,
+    edge: Arc<ForwardLayer>,
+}
+
+impl<S> Service<Request<Body>> for Forward<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone that was polled ready serves this call; a fresh clone stays behind.
+        let fresh = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, fresh);
+        let edge = Arc::clone(&self.edge);
+        Box::pin(async move { edge.serve(inner, request).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(&MIN_REVISION_HEADER, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn min_revision_is_one_decimal_number() {
+        assert_eq!(min_revision(&headers(&[])).unwrap(), None);
+        assert_eq!(min_revision(&headers(&["42"])).unwrap(), Some(42));
+        assert_eq!(min_revision(&headers(&[" 7 "])).unwrap(), Some(7));
+        for bad in [&["x"][..], &["-1"], &["1.5"], &[""], &["1", "2"]] {
+            let status = min_revision(&headers(bad)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
+            assert!(status.message().contains("x-switchboard-min-revision"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_for_the_revision_then_gives_up_naming_both() {
+        let (_route, route) = watch::channel(Route::Local);
+        let (advance, applied) = watch::channel(3);
+        let layer =
+            ForwardLayer::new(route, applied, None).with_revision_wait(Duration::from_millis(20));
+        assert!(layer.caught_up(3).await.is_ok());
+        let status = layer.caught_up(9).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(
+            status
+                .message()
+                .contains("applied revision 3, behind the requested 9")
+        );
+        assert_eq!(layer.waiting_reads(), 0);
+        advance.send_replace(9);
+        assert!(layer.caught_up(9).await.is_ok());
+    }
+
+    #[test]
+    fn a_node_name_must_be_a_header_value() {
+        let (_route, route) = watch::channel(Route::Local);
+        let (_applied, applied) = watch::channel(0);
+        let layer = ForwardLayer::new(route, applied, None);
+        assert!(layer.clone().with_node_name("node-b:50051").is_ok());
+        assert!(layer.with_node_name("bad\nname").is_err());
+    }
+}
