@@ -212,6 +212,7 @@ impl Server {
         // answers a call without its one request message as gRPC's status table says, and an
         // oversized one RESOURCE_EXHAUSTED.
         let limit = config.max_message_bytes;
+        let forward = forward.map(|forward| forward.ending_on(lifecycle.clone()));
         let router = builder
             // Outermost: a forwarded call is authenticated by the leader, not here.
             .layer(tower::util::option_layer(forward))

@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::Frame;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -24,6 +25,7 @@ use tracing::warn;
 
 use super::placement::{Placement, placement};
 use super::route::Route;
+use crate::lifecycle::Lifecycle;
 
 /// Metadata asking that the call be served from a state at least this revision.
 pub const MIN_REVISION_HEADER: HeaderName = HeaderName::from_static("x-switchboard-min-revision");
@@ -43,6 +45,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// learns of a dead leader instead of waiting on a silent socket.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The one forwarded call that lasts: a desktop's stream, ended when this node drains.
+const DESKTOP_STREAM: &str = "/switchboard.v1.CoreService/Connect";
 
 const NO_LEADER: &str = "no leader at the moment (a hand-over is in progress): retry in a moment";
 
@@ -69,6 +74,7 @@ pub struct ForwardLayer {
     /// One connection, to the latest leader address used; replaced when the address changes.
     leader: Arc<Mutex<Option<(String, Channel)>>>,
     waiting: Arc<AtomicUsize>,
+    lifecycle: Option<Lifecycle>,
 }
 
 impl ForwardLayer {
@@ -88,7 +94,16 @@ impl ForwardLayer {
             revision_wait: DEFAULT_REVISION_WAIT,
             leader: Arc::new(Mutex::new(None)),
             waiting: Arc::new(AtomicUsize::new(0)),
+            lifecycle: None,
         }
+    }
+
+    /// Ends forwarded desktop streams with `UNAVAILABLE` ("reconnect to another server") once
+    /// `lifecycle` begins stopping, as local streams end, so that a drain does not wait on
+    /// them. The server sets this to its own lifecycle.
+    pub fn ending_on(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = Some(lifecycle);
+        self
     }
 
     /// Names this node in `x-switchboard-forwarded-by` (`unnamed` unless set).
@@ -170,10 +185,24 @@ impl ForwardLayer {
             .headers_mut()
             .insert(FORWARDED_BY_HEADER, self.node.clone());
         let path = request.uri().path().to_owned();
+        let (tether, ended) = oneshot::channel();
+        let request = request.map(|body| {
+            Body::new(ToLeader {
+                inner: body,
+                ended: Some(ended),
+            })
+        });
         match channel.oneshot(request).await {
             Ok(response) => {
                 let leader: Arc<str> = Arc::from(address);
-                response.map(|body| Body::new(FromLeader::new(body, leader)))
+                let stopping = match &self.lifecycle {
+                    Some(lifecycle) if path == DESKTOP_STREAM => {
+                        let lifecycle = lifecycle.clone();
+                        Some(async move { lifecycle.stopping().await }.boxed())
+                    }
+                    _ => None,
+                };
+                response.map(|body| Body::new(FromLeader::new(body, leader, stopping, tether)))
             }
             Err(error) => {
                 // The error names the address and the cause; never a header of the call.
@@ -283,21 +312,45 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// The leader's response body, passed through as it comes, except that losing the leader
-/// mid-call ends the call with `UNAVAILABLE` naming it (a gRPC status in trailers) instead of
-/// a bare stream reset.
+/// The leader's response body, passed through as it comes, except that it ends with a gRPC
+/// status in trailers instead of a bare stream reset: `UNAVAILABLE` naming the leader when the
+/// leader is lost mid-call, and `UNAVAILABLE` "reconnect" when this node drains (`stopping`).
 struct FromLeader {
     inner: Body,
     leader: Arc<str>,
-    lost: bool,
+    stopping: Option<BoxFuture<'static, ()>>,
+    /// Dropped when this body ends here: the call to the leader is cancelled with it.
+    tether: Option<oneshot::Sender<()>>,
+    ended: bool,
 }
 
 impl FromLeader {
-    fn new(inner: Body, leader: Arc<str>) -> Self {
+    fn new(
+        inner: Body,
+        leader: Arc<str>,
+        stopping: Option<BoxFuture<'static, ()>>,
+        tether: oneshot::Sender<()>,
+    ) -> Self {
         Self {
             inner,
             leader,
-            lost: false,
+            stopping,
+            tether: Some(tether),
+            ended: false,
+        }
+    }
+
+    /// The last frame: `status` in trailers.
+    fn end_with(
+        &mut self,
+        status: Status,
+    ) -> Poll<Option<Result<Frame<prost::bytes::Bytes>, Status>>> {
+        self.ended = true;
+        self.tether = None;
+        let mut trailers = HeaderMap::new();
+        match status.add_header(&mut trailers) {
+            Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Err(_) => Poll::Ready(Some(Err(status))),
         }
     }
 }
@@ -310,12 +363,11 @@ impl http_body::Body for FromLeader {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        if self.lost {
+        if self.ended {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Err(error))) => {
-                self.lost = true;
                 let leader = &self.leader;
                 warn!(%leader, error = %error.message(), "the leader was lost during a forwarded call");
                 let status = Status::unavailable(format!(
@@ -323,18 +375,63 @@ impl http_body::Body for FromLeader {
                      retry in a moment",
                     error.message()
                 ));
-                let mut trailers = HeaderMap::new();
-                match status.add_header(&mut trailers) {
-                    Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
-                    Err(_) => Poll::Ready(Some(Err(status))),
-                }
+                self.end_with(status)
             }
+            Poll::Pending => match self
+                .stopping
+                .as_mut()
+                .map(|stopping| stopping.poll_unpin(cx))
+            {
+                // Dropping the leader's body with the response cancels the call there.
+                Some(Poll::Ready(())) => self.end_with(Status::unavailable(
+                    "server is stopping; reconnect to another server",
+                )),
+                _ => Poll::Pending,
+            },
             other => other,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.lost || self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The caller's request body on its way to the leader, cut off once the answer has ended on
+/// this node (or was dropped): the leader then sees the call cancelled, and the caller's
+/// stream here is released instead of being kept open by the copy to the leader.
+struct ToLeader {
+    inner: Body,
+    /// `None` once cut off.
+    ended: Option<oneshot::Receiver<()>>,
+}
+
+impl http_body::Body for ToLeader {
+    type Data = prost::bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let Some(ended) = self.ended.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if ended.poll_unpin(cx).is_ready() {
+            self.ended = None;
+            return Poll::Ready(Some(Err(Status::cancelled(
+                "the call ended on the forwarding node",
+            ))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended.is_none() || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
