@@ -8,6 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::auth::try_sign_in;
@@ -25,6 +26,7 @@ use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use switchboard::server::Server;
 use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tonic::Code;
 use tonic::transport::Endpoint;
@@ -47,13 +49,13 @@ struct Node {
 
 impl Node {
     /// Starts a node named `NodeB` (so its server id is not A's) whose route is `route`,
-    /// with A's signing key copied from `key_from` when given, reads waiting at most
-    /// `revision_wait`, and TLS towards the leader when `tls` says so.
+    /// with A's signing key copied from `key_from` when given, TLS towards the leader when
+    /// `tls` says so, and its forwarding layer as `tune` sets it.
     async fn start(
         route: Route,
         key_from: Option<&Path>,
-        revision_wait: Duration,
         tls: Option<ClientTls>,
+        tune: impl FnOnce(ForwardLayer) -> ForwardLayer,
     ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         if let Some(leader_dir) = key_from {
@@ -65,10 +67,11 @@ impl Node {
         }
         let (route, route_rx) = watch::channel(route);
         let (applied, applied_rx) = watch::channel(0);
-        let layer = ForwardLayer::new(route_rx, applied_rx, tls)
-            .with_node_name("node-b")
-            .expect("a valid node name")
-            .with_revision_wait(revision_wait);
+        let layer = tune(
+            ForwardLayer::new(route_rx, applied_rx, tls)
+                .with_node_name("node-b")
+                .expect("a valid node name"),
+        );
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().expect("a valid address"),
             data_dir: dir.path().to_owned(),
@@ -117,22 +120,29 @@ struct Pair {
 
 impl Pair {
     async fn start() -> Self {
-        Self::start_waiting(Duration::from_secs(60)).await
+        Self::start_with(ServerConfig::in_memory(), |layer| {
+            layer.with_revision_wait(WAIT)
+        })
+        .await
     }
 
-    async fn start_waiting(revision_wait: Duration) -> Self {
+    /// A started with `a_config` (made durable), B's layer as `tune` sets it.
+    async fn start_with(
+        a_config: ServerConfig,
+        tune: impl FnOnce(ForwardLayer) -> ForwardLayer,
+    ) -> Self {
         let a_dir = tempfile::tempdir().expect("a temporary directory");
         let a = TestServer::start_with(ServerConfig {
             data_dir: a_dir.path().to_owned(),
             in_memory: false,
-            ..ServerConfig::in_memory()
+            ..a_config
         })
         .await;
         let b = Node::start(
             Route::Leader(a.addr.to_string()),
             Some(a_dir.path()),
-            revision_wait,
             None,
+            tune,
         )
         .await;
         let token = a.admin_token().await;
@@ -509,7 +519,10 @@ async fn a_read_on_b_waits_for_the_revision_it_asks_for() {
 #[tokio::test]
 async fn a_read_on_b_that_stays_behind_is_unavailable_naming_both_revisions() {
     // B's applied revision never moves: the bound is reached, however long it is.
-    let pair = Pair::start_waiting(Duration::from_millis(200)).await;
+    let pair = Pair::start_with(ServerConfig::in_memory(), |layer| {
+        layer.with_revision_wait(Duration::from_millis(200))
+    })
+    .await;
     pair.b.applied.send_replace(3);
     let mut on_b = pair.admin_on_b().await;
     assert_status(
@@ -522,5 +535,203 @@ async fn a_read_on_b_that_stays_behind_is_unavailable_naming_both_revisions() {
     on_b.upsert_agent(with_min_revision(agent("ana"), "12"))
         .await
         .expect("forwarded at once");
+    pair.stop().await;
+}
+
+/// A TCP proxy to `target` whose connections the test cuts, as a network failure would.
+struct Proxy {
+    addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+    pipes: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let addr = listener.local_addr().expect("its address");
+        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let held = Arc::clone(&pipes);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                held.lock().expect("the pipes").push(pipe);
+            }
+        });
+        Self {
+            addr,
+            accept,
+            pipes,
+        }
+    }
+
+    /// Closes every connection and the listener.
+    fn cut(&self) {
+        self.accept.abort();
+        for pipe in self.pipes.lock().expect("the pipes").drain(..) {
+            pipe.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_leader_lost_during_a_forwarded_stream_ends_it_with_unavailable_naming_the_leader() {
+    let pair = Pair::start().await;
+    let proxy = Proxy::start(pair.a.addr).await;
+    pair.b
+        .route
+        .send_replace(Route::Leader(proxy.addr.to_string()));
+    let mut desktop = ConnectedDesktop::open_as(pair.b.addr, &pair.token, None).await;
+    let answer = desktop
+        .call(Req::GetServerStatus(pb::GetServerStatusRequest {}))
+        .await;
+    let Frame::GetServerStatus(status) = answer else {
+        panic!("GetServerStatus answered {answer:?}");
+    };
+    assert_eq!(status.server_id, common::DEFAULT_PROCESSOR_ID, "A answers");
+
+    proxy.cut();
+    let ending = desktop
+        .ending()
+        .await
+        .expect("the stream ends with a status");
+    assert_eq!(ending.code(), Code::Unavailable, "{ending:?}");
+    let lost = format!("the connection to the leader at {} was lost", proxy.addr);
+    assert!(ending.message().contains(&lost), "{ending:?}");
+    assert!(!ending.message().contains(&pair.token), "no token echoed");
+    pair.stop().await;
+}
+
+/// A CA and, from it, a certificate for `localhost` and 127.0.0.1 with its key, as PEM.
+fn server_pki() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Switchboard test CA");
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("a CA key"))
+        .expect("a CA certificate");
+    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("leaf parameters");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let key = KeyPair::generate().expect("a leaf key");
+    let cert = params.signed_by(&key, &ca).expect("a leaf certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn forwarding_reaches_a_leader_that_serves_tls_trusting_the_given_ca() {
+    let (ca_pem, cert_pem, key_pem) = server_pki();
+    let files = tempfile::tempdir().expect("a temporary directory");
+    let write = |name: &str, contents: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, contents).expect("a PEM file is written");
+        path
+    };
+    let a = TestServer::start_with(ServerConfig {
+        tls_cert: Some(write("server.pem", &cert_pem)),
+        tls_key: Some(write("server.key", &key_pem)),
+        ..ServerConfig::in_memory()
+    })
+    .await;
+    let leader = Route::Leader(a.addr.to_string());
+    let tls = |ca_pem: &str| ClientTls {
+        ca_pem: ca_pem.as_bytes().to_vec(),
+        domain: "localhost".into(),
+    };
+    let b = Node::start(leader.clone(), None, Some(tls(&ca_pem)), |layer| layer).await;
+
+    // Signing in and writing through B, both served by A over TLS.
+    let raw_b = b.raw_channel().await;
+    let token = sign_in(&raw_b, Who::Account(ADMIN), a.admin_secret()).await;
+    let mut on_b = AdminServiceClient::new(signed(raw_b, &token));
+    on_b.upsert_agent(agent("ana")).await.expect("forwarded");
+    let tls_to_a = Endpoint::from_shared(format!("https://{}", a.addr))
+        .expect("a valid endpoint")
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&ca_pem))
+                .domain_name("localhost"),
+        )
+        .expect("a TLS configuration")
+        .connect()
+        .await
+        .expect("A accepts TLS connections");
+    let mut on_a = AdminServiceClient::new(signed(tls_to_a, &token));
+    assert!(
+        knows(&mut on_a, "ana").await,
+        "A applied the write sent to B"
+    );
+
+    // A node trusting another CA does not reach A, and says where it tried.
+    let (other_ca, _, _) = server_pki();
+    let c = Node::start(leader, None, Some(tls(&other_ca)), |layer| layer).await;
+    let refused = try_sign_in(
+        &c.raw_channel().await,
+        Who::Account(ADMIN),
+        a.admin_secret(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let named = format!("the leader at {} cannot be reached", a.addr);
+    assert!(refused.message().contains(&named), "{refused:?}");
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn more_desktop_streams_than_one_connection_carries_open_more_connections_to_the_leader() {
+    // A takes one stream per connection; B puts one call on each of its connections to A.
+    let pair = Pair::start_with(
+        ServerConfig {
+            max_streams_per_connection: 1,
+            ..ServerConfig::in_memory()
+        },
+        |layer| layer.with_calls_per_connection(1),
+    )
+    .await;
+    let open = || async {
+        tokio::time::timeout(
+            WAIT,
+            ConnectedDesktop::open_as(pair.b.addr, &pair.token, None),
+        )
+        .await
+        .expect("the stream opens while the others stay open")
+    };
+    let mut desktops = Vec::new();
+    for _ in 0..3 {
+        desktops.push(open().await);
+    }
+    let ids: std::collections::HashSet<_> =
+        desktops.iter().map(|d| d.client_id().to_owned()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(
+        client_count(&mut pair.core_on_a().await).await,
+        3,
+        "all three are A's"
+    );
+    // Each still carries calls.
+    for desktop in &mut desktops {
+        let answer = desktop
+            .call(Req::GetServerStatus(pb::GetServerStatusRequest {}))
+            .await;
+        assert!(matches!(answer, Frame::GetServerStatus(_)), "{answer:?}");
+    }
+    drop(desktops);
     pair.stop().await;
 }

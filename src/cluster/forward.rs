@@ -38,6 +38,11 @@ pub const FORWARDED_BY_HEADER: HeaderName = HeaderName::from_static("x-switchboa
 /// How long a read waits for this node to apply the revision it asks for, unless set.
 pub const DEFAULT_REVISION_WAIT: Duration = Duration::from_secs(5);
 
+/// Forwarded calls one connection to the leader carries at most, unless set: well inside the
+/// leader's own bound on streams per connection (`--max-streams-per-connection`, 256 by
+/// default), since a desktop's stream holds its HTTP/2 stream as long as the desktop stays.
+pub const DEFAULT_CALLS_PER_CONNECTION: usize = 128;
+
 /// A leader that does not answer a connection attempt in this long is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -63,7 +68,7 @@ pub struct ClientTls {
 }
 
 /// Forwards what only the leader may serve and holds reads until this node has caught up; see
-/// the module's doc. Cheap to clone: clones share the connection to the leader.
+/// the module's doc. Cheap to clone: clones share the connections to the leader.
 #[derive(Clone)]
 pub struct ForwardLayer {
     route: watch::Receiver<Route>,
@@ -71,8 +76,8 @@ pub struct ForwardLayer {
     tls: Option<Arc<ClientTls>>,
     node: HeaderValue,
     revision_wait: Duration,
-    /// One connection, to the latest leader address used; replaced when the address changes.
-    leader: Arc<Mutex<Option<(String, Channel)>>>,
+    calls_per_connection: usize,
+    leader: Arc<Mutex<Option<Connections>>>,
     waiting: Arc<AtomicUsize>,
     lifecycle: Option<Lifecycle>,
 }
@@ -92,6 +97,7 @@ impl ForwardLayer {
             tls: tls.map(Arc::new),
             node: HeaderValue::from_static("unnamed"),
             revision_wait: DEFAULT_REVISION_WAIT,
+            calls_per_connection: DEFAULT_CALLS_PER_CONNECTION,
             leader: Arc::new(Mutex::new(None)),
             waiting: Arc::new(AtomicUsize::new(0)),
             lifecycle: None,
@@ -115,6 +121,13 @@ impl ForwardLayer {
     /// How long a read waits for `x-switchboard-min-revision` (5 s unless set).
     pub fn with_revision_wait(mut self, bound: Duration) -> Self {
         self.revision_wait = bound;
+        self
+    }
+
+    /// How many forwarded calls share one connection to the leader (128 unless set; at least
+    /// 1): keep it at most the leader's `--max-streams-per-connection`.
+    pub fn with_calls_per_connection(mut self, calls: usize) -> Self {
+        self.calls_per_connection = calls.max(1);
         self
     }
 
@@ -159,7 +172,7 @@ impl ForwardLayer {
         if *self.applied.borrow() >= revision {
             return Ok(());
         }
-        let _waiting = Waiting::enter(&self.waiting);
+        let _waiting = Counted::enter(Arc::clone(&self.waiting));
         let mut applied = self.applied.clone();
         let reached =
             tokio::time::timeout(self.revision_wait, applied.wait_for(|now| *now >= revision))
@@ -177,8 +190,8 @@ impl ForwardLayer {
 
     /// Sends `request` to the leader at `address`; its answer, or why there is none.
     async fn forward(&self, address: &str, mut request: Request<Body>) -> Response<Body> {
-        let channel = match self.channel(address) {
-            Ok(channel) => channel,
+        let (channel, call) = match self.channel(address) {
+            Ok(connection) => connection,
             Err(status) => return status.into_http(),
         };
         request
@@ -202,7 +215,16 @@ impl ForwardLayer {
                     }
                     _ => None,
                 };
-                response.map(|body| Body::new(FromLeader::new(body, leader, stopping, tether)))
+                response.map(|body| {
+                    Body::new(FromLeader {
+                        inner: body,
+                        leader,
+                        stopping,
+                        tether: Some(tether),
+                        _call: call,
+                        ended: false,
+                    })
+                })
             }
             Err(error) => {
                 // The error names the address and the cause; never a header of the call.
@@ -212,18 +234,33 @@ impl ForwardLayer {
         }
     }
 
-    /// The connection to the leader at `address`: the cached one, or a new one (connected
-    /// on first use) replacing it when the leader has moved.
-    fn channel(&self, address: &str) -> Result<Channel, Status> {
+    /// A connection to the leader at `address` for one more call, and the call's place on it:
+    /// the least busy cached one, or a new one (connected on first use) when every one is
+    /// full. The cache is dropped when the leader has moved.
+    fn channel(&self, address: &str) -> Result<(Channel, Counted), Status> {
         let mut cached = self.leader.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, channel)) = cached.as_ref()
-            && at == address
-        {
-            return Ok(channel.clone());
+        if cached.as_ref().is_some_and(|c| c.address != address) {
+            *cached = None;
         }
-        let channel = self.endpoint(address)?.connect_lazy();
-        *cached = Some((address.to_owned(), channel.clone()));
-        Ok(channel)
+        let connections = cached.get_or_insert_with(|| Connections {
+            address: address.to_owned(),
+            pool: Vec::new(),
+        });
+        let least = connections
+            .pool
+            .iter()
+            .min_by_key(|(_, calls)| calls.load(Ordering::SeqCst))
+            .filter(|(_, calls)| calls.load(Ordering::SeqCst) < self.calls_per_connection);
+        let (channel, calls) = match least {
+            Some((channel, calls)) => (channel.clone(), Arc::clone(calls)),
+            None => {
+                let channel = self.endpoint(address)?.connect_lazy();
+                let calls = Arc::new(AtomicUsize::new(0));
+                connections.pool.push((channel.clone(), Arc::clone(&calls)));
+                (channel, calls)
+            }
+        };
+        Ok((channel, Counted::enter(calls)))
     }
 
     fn endpoint(&self, address: &str) -> Result<Endpoint, Status> {
@@ -266,13 +303,16 @@ fn not_forwarded(address: &str, error: &tonic::transport::Error) -> Status {
     ))
 }
 
-/// An error and its causes, on one line.
+/// An error and its causes, on one line; a cause its error already shows is not repeated.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = cause.source();
     }
     text
@@ -296,17 +336,23 @@ fn min_revision(headers: &HeaderMap) -> Result<Option<u64>, Status> {
     }
 }
 
-/// Counts a call among those waiting for a revision while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// The connections to the latest leader address used, each with its calls in flight.
+struct Connections {
+    address: String,
+    pool: Vec<(Channel, Arc<AtomicUsize>)>,
+}
 
-impl<'a> Waiting<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
+/// Counts a call while it lives: among those waiting for a revision, or on a connection.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn enter(count: Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::SeqCst);
         Self(count)
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -321,25 +367,12 @@ struct FromLeader {
     stopping: Option<BoxFuture<'static, ()>>,
     /// Dropped when this body ends here: the call to the leader is cancelled with it.
     tether: Option<oneshot::Sender<()>>,
+    /// The call's place on its connection, given back with the body.
+    _call: Counted,
     ended: bool,
 }
 
 impl FromLeader {
-    fn new(
-        inner: Body,
-        leader: Arc<str>,
-        stopping: Option<BoxFuture<'static, ()>>,
-        tether: oneshot::Sender<()>,
-    ) -> Self {
-        Self {
-            inner,
-            leader,
-            stopping,
-            tether: Some(tether),
-            ended: false,
-        }
-    }
-
     /// The last frame: `status` in trailers.
     fn end_with(
         &mut self,
