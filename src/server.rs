@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::api::{Api, AuthSettings, CardinalityLayer};
 use crate::auth::{AuthLayer, KeyError, SigningKey, TokenCache, TokenConfig, TokenIssuer};
 use crate::bootstrap::{BootstrapError, ensure_admin};
+use crate::cluster::ForwardLayer;
 use crate::config::{ConfigError, ServerConfig};
 use crate::credentials::Logins;
 use crate::domain::State;
@@ -78,7 +79,16 @@ impl Server {
     /// Checks the TLS files (or that plaintext may listen where asked), recovers state, binds
     /// `config.listen` (port 0 picks a free port) and starts serving.
     pub async fn start(config: ServerConfig) -> Result<Self, ServerError> {
-        Self::start_on(config, None).await
+        Self::start_on(config, None, None).await
+    }
+
+    /// `start` with `forward` in front of every service, outside authentication: calls only
+    /// the leader may serve go where its route says, reads wait for the revision they ask for.
+    pub async fn start_with_forwarding(
+        config: ServerConfig,
+        forward: ForwardLayer,
+    ) -> Result<Self, ServerError> {
+        Self::start_on(config, None, Some(forward)).await
     }
 
     /// `start` with this journal instead of the one `config` names (the data directory still
@@ -87,12 +97,13 @@ impl Server {
         config: ServerConfig,
         journal: Arc<dyn Journal>,
     ) -> Result<Self, ServerError> {
-        Self::start_on(config, Some(journal)).await
+        Self::start_on(config, Some(journal), None).await
     }
 
     async fn start_on(
         config: ServerConfig,
         given: Option<Arc<dyn Journal>>,
+        forward: Option<ForwardLayer>,
     ) -> Result<Self, ServerError> {
         // First, so a bad certificate or an exposed plaintext listener touches no journal.
         let tls = config.tls()?;
@@ -201,7 +212,10 @@ impl Server {
         // answers a call without its one request message as gRPC's status table says, and an
         // oversized one RESOURCE_EXHAUSTED.
         let limit = config.max_message_bytes;
+        let forward = forward.map(|forward| forward.ending_on(lifecycle.clone()));
         let router = builder
+            // Outermost: a forwarded call is authenticated by the leader, not here.
+            .layer(tower::util::option_layer(forward))
             .layer(auth)
             .layer(CardinalityLayer)
             .layer(tower::util::MapResponseLayer::new(

@@ -1,0 +1,567 @@
+//! The forwarding edge: a tower layer in front of every service, outside authentication. A
+//! call only the leader may serve (`placement`) goes to the leader as it came, over HTTP/2:
+//! same path, every header (the caller's token and `request_id` included, so the leader
+//! authenticates and deduplicates it itself and no node trusts another), bodies streamed both
+//! ways, the leader's headers, messages and trailers returned as they come. Everything else is
+//! served here, once this node has applied the revision a caller asks for
+//! (`x-switchboard-min-revision`), so a caller reads its own writes on any node.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http_body::Frame;
+use tokio::sync::{oneshot, watch};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tower::{Layer, Service, ServiceExt};
+use tracing::warn;
+
+use super::placement::{Placement, placement};
+use super::route::Route;
+use crate::lifecycle::Lifecycle;
+
+/// Metadata asking that the call be served from a state at least this revision.
+pub const MIN_REVISION_HEADER: HeaderName = HeaderName::from_static("x-switchboard-min-revision");
+
+/// Metadata naming the node that forwarded a call: for the leader's logs, never trusted. A call
+/// that carries it is never forwarded again, so two nodes that each think the other leads
+/// cannot pass a call back and forth.
+pub const FORWARDED_BY_HEADER: HeaderName = HeaderName::from_static("x-switchboard-forwarded-by");
+
+/// How long a read waits for this node to apply the revision it asks for, unless set.
+pub const DEFAULT_REVISION_WAIT: Duration = Duration::from_secs(5);
+
+/// Forwarded calls one connection to the leader carries at most, unless set: well inside the
+/// leader's own bound on streams per connection (`--max-streams-per-connection`, 256 by
+/// default), since a desktop's stream holds its HTTP/2 stream as long as the desktop stays.
+pub const DEFAULT_CALLS_PER_CONNECTION: usize = 128;
+
+/// A leader that does not answer a connection attempt in this long is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pings on the connection to the leader, so that a forwarded stream (a desktop's `Connect`)
+/// learns of a dead leader instead of waiting on a silent socket.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The one forwarded call that lasts: a desktop's stream, ended when this node drains.
+const DESKTOP_STREAM: &str = "/switchboard.v1.CoreService/Connect";
+
+const NO_LEADER: &str = "no leader at the moment (a hand-over is in progress): retry in a moment";
+
+/// How to reach a leader that serves TLS: the CA its certificate chains to, and the name the
+/// certificate must carry. No client certificate is presented, so a leader asking for one
+/// (`--client-auth required`) cannot be forwarded to.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// PEM: one or more CA certificates.
+    pub ca_pem: Vec<u8>,
+    /// The DNS name (or IP address) the leader's certificate must name.
+    pub domain: String,
+}
+
+/// Forwards what only the leader may serve and holds reads until this node has caught up; see
+/// the module's doc. Cheap to clone: clones share the connections to the leader.
+#[derive(Clone)]
+pub struct ForwardLayer {
+    route: watch::Receiver<Route>,
+    applied: watch::Receiver<u64>,
+    tls: Option<Arc<ClientTls>>,
+    node: HeaderValue,
+    revision_wait: Duration,
+    calls_per_connection: usize,
+    leader: Arc<Mutex<Option<Connections>>>,
+    waiting: Arc<AtomicUsize>,
+    lifecycle: Option<Lifecycle>,
+}
+
+impl ForwardLayer {
+    /// `route` says where the leader is; `applied` is the revision this node's state
+    /// includes (on the leader, its visible revision); `tls` is how to reach a leader that
+    /// serves TLS (`None`: plaintext).
+    pub fn new(
+        route: watch::Receiver<Route>,
+        applied: watch::Receiver<u64>,
+        tls: Option<ClientTls>,
+    ) -> Self {
+        Self {
+            route,
+            applied,
+            tls: tls.map(Arc::new),
+            node: HeaderValue::from_static("unnamed"),
+            revision_wait: DEFAULT_REVISION_WAIT,
+            calls_per_connection: DEFAULT_CALLS_PER_CONNECTION,
+            leader: Arc::new(Mutex::new(None)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            lifecycle: None,
+        }
+    }
+
+    /// Ends forwarded desktop streams with `UNAVAILABLE` ("reconnect to another server") once
+    /// `lifecycle` begins stopping, as local streams end, so that a drain does not wait on
+    /// them. The server sets this to its own lifecycle.
+    pub fn ending_on(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// Names this node in `x-switchboard-forwarded-by` (`unnamed` unless set).
+    pub fn with_node_name(mut self, name: &str) -> Result<Self, http::header::InvalidHeaderValue> {
+        self.node = HeaderValue::from_str(name)?;
+        Ok(self)
+    }
+
+    /// How long a read waits for `x-switchboard-min-revision` (5 s unless set).
+    pub fn with_revision_wait(mut self, bound: Duration) -> Self {
+        self.revision_wait = bound;
+        self
+    }
+
+    /// How many forwarded calls share one connection to the leader (128 unless set; at least
+    /// 1): keep it at most the leader's `--max-streams-per-connection`.
+    pub fn with_calls_per_connection(mut self, calls: usize) -> Self {
+        self.calls_per_connection = calls.max(1);
+        self
+    }
+
+    /// Calls waiting right now for this node to apply the revision they ask for.
+    pub fn waiting_reads(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Serves one call: forwarded, refused, or handed to `inner` once caught up.
+    async fn serve<S>(&self, inner: S, request: Request<Body>) -> Result<Response<Body>, S::Error>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+    {
+        let min_revision = match min_revision(request.headers()) {
+            Ok(min_revision) => min_revision,
+            Err(status) => return Ok(status.into_http()),
+        };
+        if placement(request.uri().path()) == Placement::Leader {
+            let route = self.route.borrow().clone();
+            match route {
+                Route::Local => {}
+                Route::NoLeader => return Ok(Status::unavailable(NO_LEADER).into_http()),
+                Route::Leader(_) if request.headers().contains_key(FORWARDED_BY_HEADER) => {
+                    return Ok(Status::unavailable(format!(
+                        "this node is not the leader either; {NO_LEADER}"
+                    ))
+                    .into_http());
+                }
+                Route::Leader(address) => return Ok(self.forward(&address, request).await),
+            }
+        }
+        if let Some(revision) = min_revision
+            && let Err(status) = self.caught_up(revision).await
+        {
+            return Ok(status.into_http());
+        }
+        inner.oneshot(request).await
+    }
+
+    /// Waits (bounded) until this node has applied `revision`.
+    async fn caught_up(&self, revision: u64) -> Result<(), Status> {
+        if *self.applied.borrow() >= revision {
+            return Ok(());
+        }
+        let _waiting = Counted::enter(Arc::clone(&self.waiting));
+        let mut applied = self.applied.clone();
+        let reached =
+            tokio::time::timeout(self.revision_wait, applied.wait_for(|now| *now >= revision))
+                .await
+                .is_ok_and(|seen| seen.is_ok());
+        if reached {
+            return Ok(());
+        }
+        let now = *applied.borrow();
+        Err(Status::unavailable(format!(
+            "this node has applied revision {now}, behind the requested {revision}; retry or \
+             ask another node"
+        )))
+    }
+
+    /// Sends `request` to the leader at `address`; its answer, or why there is none.
+    async fn forward(&self, address: &str, mut request: Request<Body>) -> Response<Body> {
+        let (channel, call) = match self.channel(address) {
+            Ok(connection) => connection,
+            Err(status) => return status.into_http(),
+        };
+        request
+            .headers_mut()
+            .insert(FORWARDED_BY_HEADER, self.node.clone());
+        let path = request.uri().path().to_owned();
+        let (tether, ended) = oneshot::channel();
+        let request = request.map(|body| {
+            Body::new(ToLeader {
+                inner: body,
+                ended: Some(ended),
+            })
+        });
+        match channel.oneshot(request).await {
+            Ok(response) => {
+                let leader: Arc<str> = Arc::from(address);
+                let stopping = match &self.lifecycle {
+                    Some(lifecycle) if path == DESKTOP_STREAM => {
+                        let lifecycle = lifecycle.clone();
+                        Some(async move { lifecycle.stopping().await }.boxed())
+                    }
+                    _ => None,
+                };
+                response.map(|body| {
+                    Body::new(FromLeader {
+                        inner: body,
+                        leader,
+                        stopping,
+                        tether: Some(tether),
+                        _call: call,
+                        ended: false,
+                    })
+                })
+            }
+            Err(error) => {
+                // The error names the address and the cause; never a header of the call.
+                warn!(leader = address, %path, %error, "forwarding to the leader failed");
+                not_forwarded(address, &error).into_http()
+            }
+        }
+    }
+
+    /// A connection to the leader at `address` for one more call, and the call's place on it:
+    /// the least busy cached one, or a new one (connected on first use) when every one is
+    /// full. The cache is dropped when the leader has moved.
+    fn channel(&self, address: &str) -> Result<(Channel, Counted), Status> {
+        let mut cached = self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.as_ref().is_some_and(|c| c.address != address) {
+            *cached = None;
+        }
+        let connections = cached.get_or_insert_with(|| Connections {
+            address: address.to_owned(),
+            pool: Vec::new(),
+        });
+        let least = connections
+            .pool
+            .iter()
+            .min_by_key(|(_, calls)| calls.load(Ordering::SeqCst))
+            .filter(|(_, calls)| calls.load(Ordering::SeqCst) < self.calls_per_connection);
+        let (channel, calls) = match least {
+            Some((channel, calls)) => (channel.clone(), Arc::clone(calls)),
+            None => {
+                let channel = self.endpoint(address)?.connect_lazy();
+                let calls = Arc::new(AtomicUsize::new(0));
+                connections.pool.push((channel.clone(), Arc::clone(&calls)));
+                (channel, calls)
+            }
+        };
+        Ok((channel, Counted::enter(calls)))
+    }
+
+    fn endpoint(&self, address: &str) -> Result<Endpoint, Status> {
+        let unusable = |error: &dyn std::fmt::Display| {
+            Status::unavailable(format!(
+                "the leader's address {address} is not usable: {error}"
+            ))
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| unusable(&e))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            let config = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                .domain_name(tls.domain.clone());
+            endpoint = endpoint.tls_config(config).map_err(|e| unusable(&e))?;
+        }
+        Ok(endpoint)
+    }
+}
+
+/// The status for a call the leader at `address` never answered.
+fn not_forwarded(address: &str, error: &tonic::transport::Error) -> Status {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<tonic::TimeoutExpired>() {
+            return Status::deadline_exceeded(format!(
+                "the call's deadline passed before the leader at {address} answered"
+            ));
+        }
+        source = cause.source();
+    }
+    Status::unavailable(format!(
+        "the leader at {address} cannot be reached ({}); retry in a moment",
+        chain(error)
+    ))
+}
+
+/// An error and its causes, on one line; a cause its error already shows is not repeated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The revision `x-switchboard-min-revision` asks for, if any.
+fn min_revision(headers: &HeaderMap) -> Result<Option<u64>, Status> {
+    let mut values = headers.get_all(&MIN_REVISION_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let parsed = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    match (parsed, values.next()) {
+        (Some(revision), None) => Ok(Some(revision)),
+        _ => Err(Status::invalid_argument(format!(
+            "{MIN_REVISION_HEADER} must be one revision number (a decimal integer)"
+        ))),
+    }
+}
+
+/// The connections to the latest leader address used, each with its calls in flight.
+struct Connections {
+    address: String,
+    pool: Vec<(Channel, Arc<AtomicUsize>)>,
+}
+
+/// Counts a call while it lives: among those waiting for a revision, or on a connection.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn enter(count: Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The leader's response body, passed through as it comes, except that it ends with a gRPC
+/// status in trailers instead of a bare stream reset: `UNAVAILABLE` naming the leader when the
+/// leader is lost mid-call, and `UNAVAILABLE` "reconnect" when this node drains (`stopping`).
+struct FromLeader {
+    inner: Body,
+    leader: Arc<str>,
+    stopping: Option<BoxFuture<'static, ()>>,
+    /// Dropped when this body ends here: the call to the leader is cancelled with it.
+    tether: Option<oneshot::Sender<()>>,
+    /// The call's place on its connection, given back with the body.
+    _call: Counted,
+    ended: bool,
+}
+
+impl FromLeader {
+    /// The last frame: `status` in trailers.
+    fn end_with(
+        &mut self,
+        status: Status,
+    ) -> Poll<Option<Result<Frame<prost::bytes::Bytes>, Status>>> {
+        self.ended = true;
+        self.tether = None;
+        let mut trailers = HeaderMap::new();
+        match status.add_header(&mut trailers) {
+            Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Err(_) => Poll::Ready(Some(Err(status))),
+        }
+    }
+}
+
+impl http_body::Body for FromLeader {
+    type Data = prost::bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Err(error))) => {
+                let leader = &self.leader;
+                warn!(%leader, error = %error.message(), "the leader was lost during a forwarded call");
+                let status = Status::unavailable(format!(
+                    "the connection to the leader at {leader} was lost during the call ({}); \
+                     retry in a moment",
+                    error.message()
+                ));
+                self.end_with(status)
+            }
+            Poll::Pending => match self
+                .stopping
+                .as_mut()
+                .map(|stopping| stopping.poll_unpin(cx))
+            {
+                // Dropping the leader's body with the response cancels the call there.
+                Some(Poll::Ready(())) => self.end_with(Status::unavailable(
+                    "server is stopping; reconnect to another server",
+                )),
+                _ => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The caller's request body on its way to the leader, cut off once the answer has ended on
+/// this node (or was dropped): the leader then sees the call cancelled, and the caller's
+/// stream here is released instead of being kept open by the copy to the leader.
+struct ToLeader {
+    inner: Body,
+    /// `None` once cut off.
+    ended: Option<oneshot::Receiver<()>>,
+}
+
+impl http_body::Body for ToLeader {
+    type Data = prost::bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let Some(ended) = self.ended.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if ended.poll_unpin(cx).is_ready() {
+            self.ended = None;
+            return Poll::Ready(Some(Err(Status::cancelled(
+                "the call ended on the forwarding node",
+            ))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended.is_none() || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<S> Layer<S> for ForwardLayer {
+    type Service = Forward<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Forward {
+            inner,
+            edge: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// A service behind [`ForwardLayer`].
+#[derive(Clone)]
+pub struct Forward<S> {
+    inner: S,
+    edge: Arc<ForwardLayer>,
+}
+
+impl<S> Service<Request<Body>> for Forward<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone that was polled ready serves this call; a fresh clone stays behind.
+        let fresh = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, fresh);
+        let edge = Arc::clone(&self.edge);
+        Box::pin(async move { edge.serve(inner, request).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(&MIN_REVISION_HEADER, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn min_revision_is_one_decimal_number() {
+        assert_eq!(min_revision(&headers(&[])).unwrap(), None);
+        assert_eq!(min_revision(&headers(&["42"])).unwrap(), Some(42));
+        assert_eq!(min_revision(&headers(&[" 7 "])).unwrap(), Some(7));
+        for bad in [&["x"][..], &["-1"], &["1.5"], &[""], &["1", "2"]] {
+            let status = min_revision(&headers(bad)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}");
+            assert!(status.message().contains("x-switchboard-min-revision"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_for_the_revision_then_gives_up_naming_both() {
+        let (_route, route) = watch::channel(Route::Local);
+        let (advance, applied) = watch::channel(3);
+        let layer =
+            ForwardLayer::new(route, applied, None).with_revision_wait(Duration::from_millis(20));
+        assert!(layer.caught_up(3).await.is_ok());
+        let status = layer.caught_up(9).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(
+            status
+                .message()
+                .contains("applied revision 3, behind the requested 9")
+        );
+        assert_eq!(layer.waiting_reads(), 0);
+        advance.send_replace(9);
+        assert!(layer.caught_up(9).await.is_ok());
+    }
+
+    #[test]
+    fn a_node_name_must_be_a_header_value() {
+        let (_route, route) = watch::channel(Route::Local);
+        let (_applied, applied) = watch::channel(0);
+        let layer = ForwardLayer::new(route, applied, None);
+        assert!(layer.clone().with_node_name("node-b:50051").is_ok());
+        assert!(layer.with_node_name("bad\nname").is_err());
+    }
+}
