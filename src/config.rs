@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::cluster::LeaseSettings;
 use crate::credentials::LoginConfig;
 use crate::domain::ServiceDirectory;
 use crate::domain::bounds::check_id;
@@ -14,6 +16,14 @@ use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
 use crate::engine::{DEFAULT_INBOX_DEPTH, EngineConfig};
 use crate::tls::{self, ClientAuth, ServerTls, TlsError, TlsFiles};
 use crate::watch::WatchConfig;
+
+/// A cluster node's settings, from `ServerConfig::cluster`.
+#[derive(Clone)]
+pub struct ClusterSettings {
+    /// May hold a password: never logged.
+    pub journal_url: String,
+    pub lease: LeaseSettings,
+}
 
 /// gRPC's customary limit, tonic's default.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
@@ -69,6 +79,44 @@ pub struct ServerConfig {
     /// Keep the journal in memory only: everything is gone when the server stops.
     #[arg(long, env = "SWITCHBOARD_IN_MEMORY", conflicts_with = "data_dir")]
     pub in_memory: bool,
+
+    /// A PostgreSQL journal shared by the nodes of a cluster (`postgres://user@host:port/db`)
+    /// instead of the SQLite file in the data directory, which then holds only this node's
+    /// first admin secret. One node leads, the others follow (README "Several nodes").
+    #[arg(long, env = "SWITCHBOARD_JOURNAL", conflicts_with = "in_memory")]
+    pub journal: Option<String>,
+
+    /// This node's name within its cluster. Defaults to its advertised address.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Where the other nodes of the cluster reach this one (`host:port`) to forward commands
+    /// while it leads. Defaults to the address it listens on, which must then be a specific
+    /// one (not 0.0.0.0).
+    #[arg(long, env = "SWITCHBOARD_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// With TLS: the CA (PEM) that signs the other nodes' certificates, trusted when this node
+    /// forwards commands to the leader. Defaults to `--client-ca`, else `--tls-cert`.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_CA")]
+    pub cluster_ca: Option<PathBuf>,
+
+    /// With TLS: the name the leader's certificate must carry when this node forwards to it
+    /// (every node's certificate names it).
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_TLS_NAME", default_value = "localhost")]
+    pub cluster_tls_name: String,
+
+    /// How long the leader's lease lasts without renewal: the most a dead leader costs
+    /// before another node takes over.
+    #[arg(long, env = "SWITCHBOARD_LEASE_TTL_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(300..))]
+    pub lease_ttl_ms: u64,
+
+    /// How often the leader renews its lease and followers look at it; under a third of the
+    /// lease's time to live, so that a renewal or two may fail without a hand-over.
+    #[arg(long, env = "SWITCHBOARD_LEASE_RENEW_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(50..))]
+    pub lease_renew_ms: u64,
 
     /// Take a snapshot after this many events, which bounds how much start-up replays.
     #[arg(long, env = "SWITCHBOARD_SNAPSHOT_EVERY", default_value_t = 100_000,
@@ -246,6 +294,13 @@ impl Default for ServerConfig {
             models_dir: None,
             data_dir: PathBuf::from("./switchboard-data"),
             in_memory: false,
+            journal: None,
+            node_id: None,
+            advertise: None,
+            cluster_ca: None,
+            cluster_tls_name: "localhost".into(),
+            lease_ttl_ms: 5_000,
+            lease_renew_ms: 1_000,
             snapshot_every: 100_000,
             retain_events: 1_000_000,
             max_remembered_requests: 1_000_000,
@@ -326,6 +381,52 @@ impl ServerConfig {
             self.login_backoff_ms,
             self.login_lockout_secs.saturating_mul(1000),
         )
+    }
+
+    /// The cluster this node joins, if `--journal` names a PostgreSQL journal. `bound` is
+    /// the address the node listens on, which it advertises unless told otherwise.
+    pub fn cluster(&self, bound: SocketAddr) -> Result<Option<ClusterSettings>, ConfigError> {
+        let Some(url) = &self.journal else {
+            return Ok(None);
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                flag: "journal",
+                // The URL may hold a password: never repeated.
+                reason: "must be a PostgreSQL URL (postgres://user@host:port/database)".into(),
+            });
+        }
+        if self.lease_renew_ms.saturating_mul(3) > self.lease_ttl_ms {
+            return Err(ConfigError::Invalid {
+                flag: "lease-renew-ms",
+                reason: format!(
+                    "{} is more than a third of --lease-ttl-ms {}: one late renewal would hand                      the lease over",
+                    self.lease_renew_ms, self.lease_ttl_ms
+                ),
+            });
+        }
+        let advertise = match &self.advertise {
+            Some(advertise) => advertise.clone(),
+            None if bound.ip().is_unspecified() => {
+                return Err(ConfigError::Invalid {
+                    flag: "advertise",
+                    reason: format!(
+                        "needed when listening on {bound}: where do the other nodes reach this one?"
+                    ),
+                });
+            }
+            None => bound.to_string(),
+        };
+        let node_id = self.node_id.clone().unwrap_or_else(|| advertise.clone());
+        Ok(Some(ClusterSettings {
+            journal_url: url.clone(),
+            lease: LeaseSettings {
+                node_id,
+                advertise,
+                ttl: Duration::from_millis(self.lease_ttl_ms),
+                renew_every: Duration::from_millis(self.lease_renew_ms),
+            },
+        }))
     }
 
     pub fn directory(&self) -> Result<ServiceDirectory, ConfigError> {

@@ -6,18 +6,22 @@ use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use std::path::PathBuf;
+
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
-use crate::api::{Api, AuthSettings, CardinalityLayer};
+use crate::api::{Api, AuthSettings, CardinalityLayer, NodeInfo};
+use crate::cluster::{ClusterError, ClusterNode, Keeper, NodeRole, NodeView};
 use crate::auth::{AuthLayer, KeyError, SigningKey, TokenCache, TokenConfig, TokenIssuer};
 use crate::bootstrap::{BootstrapError, ensure_admin};
 use crate::cluster::ForwardLayer;
 use crate::config::{ConfigError, ServerConfig};
+use crate::cluster::ClientTls;
 use crate::credentials::Logins;
 use crate::domain::State;
 use crate::engine::{Engine, EngineHandle, EngineStatus, RecoveryError, SystemClock};
@@ -57,6 +61,8 @@ pub enum ServerError {
     SigningKey(#[from] KeyError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("joining the cluster: {0}")]
+    Cluster(#[from] ClusterError),
     #[error("serving: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("the server task failed: {0}")]
@@ -69,6 +75,8 @@ pub struct Server {
     lifecycle: Lifecycle,
     health: HealthReporter,
     engine: EngineHandle,
+    /// A cluster node's lease keeper: released after the engine closes.
+    keeper: Option<Keeper>,
     /// Turns health NOT_SERVING while the journal cannot be written; stopped at shutdown.
     health_follower: JoinHandle<()>,
     stop: oneshot::Sender<()>,
@@ -115,36 +123,61 @@ impl Server {
             .with_presence_grace(config.presence_grace_ms)
             .with_closed_task_retention(config.closed_task_retention_ms())
             .with_max_open_tasks(usize::try_from(config.max_open_tasks).unwrap_or(usize::MAX));
-        // Opening the journal and replaying it read the disk: off the async workers.
-        let recovery = config.clone();
-        let (engine, signing_key) =
-            tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
-                // The token signing key is read (or made) here too, for the same reason.
-                let key_dir = (!recovery.in_memory).then_some(recovery.data_dir.as_path());
-                let signing_key = SigningKey::load_or_create(key_dir)?;
-                let journal: Arc<dyn Journal> = if let Some(journal) = given {
-                    journal
-                } else if recovery.in_memory {
-                    Arc::new(MemoryJournal::new())
-                } else {
-                    let journal = SqliteJournal::open(&recovery.data_dir)?;
-                    info!(path = %journal.path().display(), "journal opened");
-                    Arc::new(journal)
-                };
-                let clock = Arc::new(SystemClock);
-                let engine = Engine::start(
-                    state,
-                    journal,
-                    clock.clone(),
-                    recovery.engine(),
-                    recovery.watch(),
-                )?
-                .with_logins(Logins::new(&recovery.logins(), clock));
-                Ok((engine, signing_key))
-            })
-            .await??;
 
-        ensure_admin(&engine, &config.bootstrap_secret_path()).await?;
+        // Bound before the journal is opened: a cluster node advertises the address.
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let cluster = config.cluster(addr)?;
+        let (engine, signing_key, keeper) = match &cluster {
+            Some(cluster) => {
+                let node = ClusterNode::join(&config, cluster, state).await?;
+                (node.engine, node.signing_key, Some(node.keeper))
+            }
+            None => {
+                let (engine, key) = open_single(&config, given, state).await?;
+                (engine, key, None)
+            }
+        };
+        let node = match &keeper {
+            Some(keeper) => NodeInfo {
+                view: keeper.view(),
+                desktop_streams: Arc::default(),
+            },
+            None => NodeInfo::standalone(),
+        };
+        // A cluster node forwards what only the leader may serve; a test may give its own.
+        let forward = match (&keeper, &cluster) {
+            (Some(keeper), Some(cluster)) => Some(
+                ForwardLayer::new(keeper.route(), engine.applied(), tls_to_leader(&config)?)
+                    .with_node_name(&cluster.lease.node_id)
+                    .map_err(|_| ConfigError::Invalid {
+                        flag: "node-id",
+                        reason: "must be printable ASCII".into(),
+                    })?
+                    .counting_desktop_streams(Arc::clone(&node.desktop_streams)),
+            ),
+            _ => forward,
+        };
+        match &keeper {
+            // Whichever node leads first makes the first admin; the others find it there.
+            Some(_) => {
+                tokio::spawn(ensure_admin_once_leading(
+                    engine.clone(),
+                    node.view.clone(),
+                    config.bootstrap_secret_path(),
+                ));
+            }
+            None => ensure_admin(&engine, &config.bootstrap_secret_path()).await?,
+        }
         let issuer = Arc::new(TokenIssuer::new(
             TokenConfig {
                 issuer: "switchboard".into(),
@@ -160,18 +193,6 @@ impl Server {
             Arc::new(TokenCache::default()),
             config.reflection_requires_auth,
         );
-
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICE_NAMES {
@@ -200,6 +221,7 @@ impl Server {
                 issuer,
                 refresh_ttl_secs: config.refresh_token_ttl_secs,
             },
+            node.clone(),
         );
         // Streams per connection are bounded by HTTP/2's own setting: a client waits for a
         // stream to end before it opens one more.
@@ -270,6 +292,7 @@ impl Server {
             lifecycle,
             health,
             engine,
+            keeper,
             health_follower,
             stop,
             task,
@@ -283,7 +306,7 @@ impl Server {
     /// Stops taking clients at once (status STOPPING), ends open streams with a status that
     /// tells desktops to reconnect elsewhere, lets in-flight requests finish, then writes a
     /// last snapshot and closes the journal.
-    pub async fn shutdown(self) -> Result<(), ServerError> {
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
         info!("switchboard stopping");
         self.lifecycle.begin_stopping();
         // From here on health says NOT_SERVING, whatever the journal does.
@@ -296,27 +319,106 @@ impl Server {
         let _ = self.stop.send(());
         let served = self.task.await;
         self.engine.close().await;
+        if let Some(keeper) = &mut self.keeper {
+            keeper.stop().await;
+        }
         served??;
         info!("switchboard stopped");
         Ok(())
     }
 }
 
-/// Health follows whether the engine takes writes: NOT_SERVING for the server and every
-/// service while the journal cannot be written (reads are still answered), SERVING again
-/// once it can, and NOT_SERVING for good if the engine stops.
+/// Opens the single node's journal (or the one given) and starts its engine; reads the
+/// signing key from the data directory.
+async fn open_single(
+    config: &ServerConfig,
+    given: Option<Arc<dyn Journal>>,
+    state: State,
+) -> Result<(EngineHandle, SigningKey), ServerError> {
+    // Opening the journal and replaying it read the disk: off the async workers.
+    let recovery = config.clone();
+    tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+        // The token signing key is read (or made) here too, for the same reason.
+        let key_dir = (!recovery.in_memory).then_some(recovery.data_dir.as_path());
+        let signing_key = SigningKey::load_or_create(key_dir)?;
+        let journal: Arc<dyn Journal> = if let Some(journal) = given {
+            journal
+        } else if recovery.in_memory {
+            Arc::new(MemoryJournal::new())
+        } else {
+            let journal = SqliteJournal::open(&recovery.data_dir)?;
+            info!(path = %journal.path().display(), "journal opened");
+            Arc::new(journal)
+        };
+        let clock = Arc::new(SystemClock);
+        let engine = Engine::start(
+            state,
+            journal,
+            clock.clone(),
+            recovery.engine(),
+            recovery.watch(),
+        )?
+        .with_logins(Logins::new(&recovery.logins(), clock));
+        Ok((engine, signing_key))
+    })
+    .await?
+}
+
+/// How a cluster node reaches the leader: plaintext when it serves plaintext itself, else
+/// TLS trusting the CA that signs the nodes' certificates (`--client-ca`, else the
+/// certificate chain it serves with), expecting the name its own certificate carries.
+fn tls_to_leader(config: &ServerConfig) -> Result<Option<ClientTls>, ServerError> {
+    let Some(cert) = &config.tls_cert else {
+        return Ok(None);
+    };
+    let ca = config
+        .cluster_ca
+        .as_ref()
+        .or(config.client_ca.as_ref())
+        .unwrap_or(cert);
+    let ca_pem = std::fs::read(ca).map_err(|e| ConfigError::Invalid {
+        flag: "cluster-ca",
+        reason: format!("{}: {e}", ca.display()),
+    })?;
+    Ok(Some(ClientTls {
+        ca_pem,
+        domain: config.cluster_tls_name.clone(),
+    }))
+}
+
+/// On a cluster node: makes the first admin, if none exists, once this node first leads.
+async fn ensure_admin_once_leading(
+    engine: EngineHandle,
+    mut view: watch::Receiver<NodeView>,
+    secret_file: PathBuf,
+) {
+    let leading = view
+        .wait_for(|view| view.role == NodeRole::Leader { ready: true })
+        .await;
+    if leading.is_err() {
+        return;
+    }
+    if let Err(e) = ensure_admin(&engine, &secret_file).await {
+        warn!(error = %e, "making the first admin failed");
+    }
+}
+
+/// Health follows the engine: NOT_SERVING for the server and every service while the journal
+/// cannot be written (reads are still answered) or a cluster node rebuilds its state, SERVING
+/// again once it can (a follower serves: it answers reads and forwards the rest), and
+/// NOT_SERVING for good if the engine stops.
 async fn follow_engine_status(
     health: HealthReporter,
     mut status: tokio::sync::watch::Receiver<EngineStatus>,
 ) {
     loop {
         let running = status.changed().await.is_ok();
-        let serving = running && *status.borrow_and_update() == EngineStatus::Writable;
-        let to = if serving {
-            info!("health SERVING: the journal can be written again");
+        let now = *status.borrow_and_update();
+        let to = if running && now.serves_reads() && now != EngineStatus::Degraded {
+            info!(status = ?now, "health SERVING");
             ServingStatus::Serving
         } else {
-            warn!("health NOT_SERVING: the journal cannot be written (reads are answered)");
+            warn!(status = ?now, "health NOT_SERVING: the journal cannot be written, or this node rebuilds its state");
             ServingStatus::NotServing
         };
         for name in SERVICE_NAMES.into_iter().chain([""]) {

@@ -10,6 +10,9 @@ use crate::domain::Principal;
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
 use crate::domain::{ClientId, DomainResult, ServiceDirectory, ServiceKind};
+use std::sync::atomic::Ordering;
+
+use crate::cluster::{NodeRole, Route};
 use crate::engine::EngineStatus;
 use crate::lifecycle::Phase;
 use crate::pb;
@@ -28,30 +31,56 @@ impl Api {
     }
 
     /// The server's status and whether it takes clients: out of service, taking none, while
-    /// its journal cannot be written (it answers reads only).
+    /// its journal cannot be written (it answers reads only) or it rebuilds its state; a
+    /// follower takes clients while it knows a leader to forward them to.
     fn serving(&self) -> (pb::ServiceStatus, bool) {
         let lifecycle = self.lifecycle();
-        let writable = *self.engine().status().borrow() == EngineStatus::Writable;
-        match lifecycle.phase() {
-            Phase::InService if !writable => (pb::ServiceStatus::OutOfService, false),
-            phase => (phase.into(), lifecycle.accepting_clients()),
+        let status = *self.engine().status().borrow();
+        let phase = lifecycle.phase();
+        let view = self.inner.node.view.borrow();
+        match status {
+            _ if phase != Phase::InService => (phase.into(), false),
+            EngineStatus::Degraded | EngineStatus::Recovering => {
+                (pb::ServiceStatus::OutOfService, false)
+            }
+            EngineStatus::Writable | EngineStatus::Following => (
+                phase.into(),
+                lifecycle.accepting_clients() && view.route() != Route::NoLeader,
+            ),
         }
     }
 
     pub(super) async fn get_server_status(&self) -> DomainResult<pb::GetServerStatusResponse> {
-        let client_count = self
-            .engine()
-            .execute(&Principal::engine(), cmd::ServerLoad)
-            .await?
-            .answer
-            .client_count;
+        let view = self.inner.node.view.borrow().clone();
+        let client_count = match view.role {
+            NodeRole::Standalone => {
+                self.engine()
+                    .execute(&Principal::engine(), cmd::ServerLoad)
+                    .await?
+                    .answer
+                    .client_count
+            }
+            // Clients are the cluster's; what this node carries is its streams.
+            _ => self.inner.node.desktop_streams.load(Ordering::Relaxed),
+        };
         let (status, accepting_clients) = self.serving();
+        let role = match view.role {
+            NodeRole::Standalone => pb::NodeRole::Standalone,
+            NodeRole::Leader { ready: true } => pb::NodeRole::Leader,
+            NodeRole::Leader { ready: false } => pb::NodeRole::TakingOver,
+            NodeRole::Follower => pb::NodeRole::Follower,
+        };
         Ok(pb::GetServerStatusResponse {
             status: status.into(),
             accepting_clients,
             client_count: saturating_u32(client_count),
             instance_domain: self.inner.instance_domain.clone(),
             server_id: self.directory().processor_id.clone(),
+            role: role.into(),
+            applied_revision: *self.engine().applied().borrow(),
+            leader_address: view.leader_address.unwrap_or_default(),
+            lease_epoch: view.epoch,
+            node_id: view.node_id,
         })
     }
 

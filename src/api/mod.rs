@@ -19,12 +19,15 @@ mod workflow;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
+use tokio::sync::watch;
 use tonic::Status;
 
 pub use self::cardinality::CardinalityLayer;
 use self::convert::agents::WithPassword;
 use crate::auth::{Authenticated, TokenIssuer};
+use crate::cluster::NodeView;
 use crate::domain::bounds::{MAX_REQUEST_ID_CHARS, check_text};
 use crate::domain::commands::Command;
 use crate::domain::{
@@ -47,6 +50,25 @@ struct Inner {
     instance_domain: String,
     lifecycle: Lifecycle,
     auth: AuthSettings,
+    node: NodeInfo,
+}
+
+/// What a node tells of itself in `GetServerStatus`, besides its engine's state.
+#[derive(Clone)]
+pub struct NodeInfo {
+    /// Its part in its cluster (a constant `Standalone` on a single node).
+    pub view: watch::Receiver<NodeView>,
+    /// `Connect` streams open through this node, forwarded or served here.
+    pub desktop_streams: Arc<AtomicUsize>,
+}
+
+impl NodeInfo {
+    pub fn standalone() -> Self {
+        Self {
+            view: watch::channel(NodeView::standalone(String::new())).1,
+            desktop_streams: Arc::default(),
+        }
+    }
 }
 
 /// How `AuthService` issues tokens.
@@ -62,6 +84,7 @@ impl Api {
         instance_domain: String,
         lifecycle: Lifecycle,
         auth: AuthSettings,
+        node: NodeInfo,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -70,6 +93,7 @@ impl Api {
                 instance_domain,
                 lifecycle,
                 auth,
+                node,
             }),
         }
     }

@@ -80,6 +80,8 @@ pub struct ForwardLayer {
     leader: Arc<Mutex<Option<Connections>>>,
     waiting: Arc<AtomicUsize>,
     lifecycle: Option<Lifecycle>,
+    /// Desktop streams open through this node, forwarded or not.
+    desktop_streams: Arc<AtomicUsize>,
 }
 
 impl ForwardLayer {
@@ -101,7 +103,15 @@ impl ForwardLayer {
             leader: Arc::new(Mutex::new(None)),
             waiting: Arc::new(AtomicUsize::new(0)),
             lifecycle: None,
+            desktop_streams: Arc::default(),
         }
+    }
+
+    /// Counts the desktop streams (`Connect`) open through this node into `count`: what
+    /// `GetServerStatus` reports as the node's load.
+    pub fn counting_desktop_streams(mut self, count: Arc<AtomicUsize>) -> Self {
+        self.desktop_streams = count;
+        self
     }
 
     /// Ends forwarded desktop streams with `UNAVAILABLE` ("reconnect to another server") once
@@ -138,6 +148,23 @@ impl ForwardLayer {
 
     /// Serves one call: forwarded, refused, or handed to `inner` once caught up.
     async fn serve<S>(&self, inner: S, request: Request<Body>) -> Result<Response<Body>, S::Error>
+    where
+        S: Service<Request<Body>, Response = Response<Body>>,
+    {
+        if request.uri().path() != DESKTOP_STREAM {
+            return self.route_call(inner, request).await;
+        }
+        // Counted for as long as its answer streams.
+        let open = Counted::enter(Arc::clone(&self.desktop_streams));
+        let response = self.route_call(inner, request).await?;
+        Ok(response.map(|inner| Body::new(Held { inner, _open: open })))
+    }
+
+    async fn route_call<S>(
+        &self,
+        inner: S,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, S::Error>
     where
         S: Service<Request<Body>, Response = Response<Body>>,
     {
@@ -427,6 +454,32 @@ impl http_body::Body for FromLeader {
 
     fn is_end_stream(&self) -> bool {
         self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body passed through as it is, holding `_open` until it is dropped.
+struct Held {
+    inner: Body,
+    _open: Counted,
+}
+
+impl http_body::Body for Held {
+    type Data = prost::bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
