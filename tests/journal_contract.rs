@@ -17,15 +17,19 @@ mod common;
 use std::fs;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use switchboard::domain::routing::model::{Task, TaskSpec, TaskState};
 use switchboard::domain::{Actor, ClientId, Event, Record, Revision};
 use switchboard::store::{
-    ClosedTask, HistoryQuery, Journal, MemoryJournal, RememberedRequest, Retention, SqliteJournal,
-    StoreError, StoredSnapshot,
+    ClosedTask, Fence, HistoryQuery, Journal, MemoryJournal, PostgresJournal, RememberedRequest,
+    Retention, SqliteJournal, StoreError, StoredSnapshot,
 };
 use tempfile::TempDir;
 use uuid::Uuid;
+
+use crate::common::postgres::{PgDatabase, PgServer, SqlSession, leased_fence, wait_for};
 
 /// One `#[test]` per case, each with a store of its own.
 macro_rules! cases {
@@ -94,6 +98,7 @@ macro_rules! journal_contract {
 
 journal_contract!(memory, MemoryStore);
 journal_contract!(sqlite, SqliteStore::new(), durable);
+journal_contract!(postgres, PgStore::new(), durable);
 
 // ---- The stores ----------------------------------------------------------------------------
 
@@ -198,6 +203,94 @@ impl DurableStore for SqliteStore {
             .expect("the append to tear");
         let image = self.take_crash_image();
         tear_last_wal_frame(&image);
+        drop(journal);
+        self.open()
+    }
+}
+
+/// A fresh database on the binary's PostgreSQL server, whose lease the store holds: its
+/// journals write under that epoch. The next start is a new `PostgresJournal` on the same
+/// database. A crash drops the journal without `close` (its connections die with it); a crash
+/// during an append kills the journal's session on the server while its transaction is under
+/// way, after it has inserted rows: the server rolls it back, as it does when a process dies.
+struct PgStore {
+    server: Arc<PgServer>,
+    database: PgDatabase,
+    fence: Fence,
+}
+
+impl PgStore {
+    fn new() -> Self {
+        let server = PgServer::shared();
+        let database = server.fresh_database();
+        let fence = leased_fence(&database.url, "contract");
+        Self {
+            server,
+            database,
+            fence,
+        }
+    }
+}
+
+impl Store for PgStore {
+    fn open(&self) -> Box<dyn Journal> {
+        Box::new(
+            PostgresJournal::connect(&self.database.url, self.fence.clone())
+                .expect("connect the PostgreSQL journal"),
+        )
+    }
+}
+
+impl DurableStore for PgStore {
+    fn reopen(&mut self) -> Box<dyn Journal> {
+        self.open()
+    }
+
+    fn crash(&mut self, journal: Box<dyn Journal>) -> Box<dyn Journal> {
+        drop(journal);
+        self.open()
+    }
+
+    fn crash_during_append(
+        &mut self,
+        journal: Box<dyn Journal>,
+        records: &[&Record],
+        requests: &[&RememberedRequest],
+    ) -> Box<dyn Journal> {
+        // A session of the test's own holds the batch's last revision, uncommitted: the
+        // append inserts the rows before it, then waits on that one, in the middle of its
+        // transaction. Its session is then killed, as the death of its process would.
+        let last = records.last().expect("a batch to tear").revision;
+        let blocker = SqlSession::connect(&self.database.url);
+        blocker.execute(&format!(
+            "BEGIN; INSERT INTO events (revision, time_ms, body) VALUES ({last}, 0, 'blocker')"
+        ));
+        let waiting_writer = "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'switchboard-journal'
+               AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'";
+        let appended = std::thread::scope(|scope| {
+            let append = scope.spawn(|| journal.append(records, requests, &[]));
+            let mut pid = String::new();
+            wait_for(
+                "the append to wait inside its transaction",
+                Duration::from_secs(60),
+                || {
+                    pid = self.server.psql(&self.database.name, waiting_writer);
+                    !pid.is_empty()
+                },
+            );
+            let killed = self.server.psql(
+                &self.database.name,
+                &format!("SELECT pg_terminate_backend({pid})"),
+            );
+            assert_eq!(killed, "t", "the journal's session is killed");
+            append.join().expect("the append returns")
+        });
+        assert!(
+            appended.is_err(),
+            "an append whose session died mid-transaction cannot have succeeded"
+        );
+        blocker.execute("ROLLBACK");
         drop(journal);
         self.open()
     }

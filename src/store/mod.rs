@@ -1,15 +1,20 @@
 //! The journal: where events become durable. The engine's committer appends each group of
 //! batches in one transaction and lets replies and events out only after `append` returns;
 //! watches replay from it; start-up loads the latest snapshot and folds the events after it.
-//! Implementations: `SqliteJournal` (the durable default) and `MemoryJournal` (throwaway runs
-//! and tests). The SQL in `schema.sql` keeps to what SQLite and PostgreSQL share, so a
-//! PostgreSQL journal for clusters can use the same tables. Every journal passes one contract,
-//! `tests/journal_contract.rs`, where a new one joins with a line.
+//! Implementations: `SqliteJournal` (the durable default), `PostgresJournal` (shared by the
+//! nodes of a cluster, every write fenced by the leader's lease) and `MemoryJournal` (throwaway
+//! runs and tests). The SQL in `schema.sql` keeps to what SQLite and PostgreSQL share, so both
+//! use the same tables. Every journal passes one contract, `tests/journal_contract.rs`, where a
+//! new one joins with a line.
 
+mod fence;
 mod memory;
+pub(crate) mod postgres;
 mod sqlite;
 
+pub use fence::Fence;
 pub use memory::MemoryJournal;
+pub use postgres::{PostgresJournal, PostgresOptions};
 pub use sqlite::SqliteJournal;
 
 use thiserror::Error;
@@ -27,6 +32,21 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("journal is not contiguous: expected revision {expected}, got {got}")]
     Gap { expected: Revision, got: Revision },
+    /// A shared journal refused a write: the lease moved on (or expired) since this node took
+    /// it. Nothing of the write was kept.
+    #[error(
+        "this node no longer holds the leader's lease ({}; the lease is at epoch {current}, or \
+         has expired): nothing was written",
+        held_epoch(.held)
+    )]
+    Fenced { held: Option<u64>, current: u64 },
+}
+
+fn held_epoch(held: &Option<u64>) -> String {
+    match held {
+        Some(epoch) => format!("it held epoch {epoch}"),
+        None => "it holds none".to_owned(),
+    }
 }
 
 /// A request id the server answered, kept so that a retry gets the same answer.

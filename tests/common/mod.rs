@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod desktop;
 pub mod journals;
+pub mod postgres;
 pub mod process;
 pub mod replay;
 pub mod routing_setup;

@@ -1,0 +1,566 @@
+//! The shared journal of a cluster: the tables of `schema.sql` in a PostgreSQL database that
+//! every node connects to. One node leads and writes; every write transaction first reads the
+//! lease row `FOR SHARE` and goes ahead only under the epoch this node's `Fence` holds, before
+//! the lease expires by the database's clock, so a leader that lost its lease writes nothing,
+//! and a new leader's take of the lease waits for a commit already under way. Each append
+//! ends with a `pg_notify` on `switchboard_events`, which wakes the followers
+//! (`cluster::wakeup`). Every call is time-limited (`PostgresOptions::timeout`): a database
+//! cut off makes calls fail with a `StoreError` instead of hanging.
+
+mod conn;
+mod pool;
+
+use std::time::Duration;
+
+pub(crate) use conn::{
+    Live, describe, ensure_schema, error_text, from_sql_int, no_answer, open, parse, sql_int,
+};
+use pool::{Call, Pool};
+use tokio_postgres::Row;
+
+use super::{
+    ClosedTask, Fence, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
+    StoredSnapshot,
+};
+use crate::domain::routing::model::Task;
+use crate::domain::{Actor, Event, Millis, Record, Revision};
+
+/// The channel each append notifies, with its last revision as the payload.
+pub const EVENTS_CHANNEL: &str = "switchboard_events";
+
+/// How the journal talks to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// The limit of every call, connecting included.
+    pub timeout: Duration,
+    /// Connections for reads, beside the one that writes.
+    pub readers: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            readers: 4,
+        }
+    }
+}
+
+pub struct PostgresJournal {
+    pool: Pool,
+    fence: Fence,
+}
+
+/// The last revision: of the events, or of a snapshot when compaction left no event.
+macro_rules! last_revision {
+    () => {
+        "GREATEST(COALESCE((SELECT MAX(revision) FROM events), 0),
+                  COALESCE((SELECT MAX(revision) FROM snapshots), 0))"
+    };
+}
+
+/// The lease as this transaction sees it (locked against a take until it ends), and the last
+/// revision.
+const LEASE_AND_LAST: &str = concat!(
+    "SELECT epoch, expires_at > clock_timestamp(), ",
+    last_revision!(),
+    " FROM cluster_lease WHERE id = 1 FOR SHARE"
+);
+const LAST_REVISION: &str = concat!("SELECT ", last_revision!());
+const FIRST_REVISION: &str = concat!(
+    "SELECT COALESCE((SELECT MIN(revision) FROM events), ",
+    last_revision!(),
+    " + 1)"
+);
+const INSERT_EVENTS: &str = "INSERT INTO events (revision, time_ms, body, actor)
+     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])";
+const REMEMBER_REQUESTS: &str =
+    "INSERT INTO requests (request_id, fingerprint, answer, revision, time_ms)
+     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
+     ON CONFLICT (request_id) DO UPDATE SET
+        fingerprint = excluded.fingerprint, answer = excluded.answer,
+        revision = excluded.revision, time_ms = excluded.time_ms";
+const KEEP_CLOSED: &str = "INSERT INTO task_history (task_id, revision, closed_at, body)
+     SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[])
+     ON CONFLICT (task_id) DO UPDATE SET
+        revision = excluded.revision, closed_at = excluded.closed_at, body = excluded.body";
+const NOTIFY: &str = "SELECT pg_notify('switchboard_events', $1::TEXT)";
+const READ_FROM: &str = "SELECT revision, time_ms, body, actor FROM events
+     WHERE revision >= $1 ORDER BY revision LIMIT $2";
+const CLOSED_TASK: &str = "SELECT revision, closed_at, body FROM task_history WHERE task_id = $1";
+const CLOSED_TASKS: &str = "SELECT revision, closed_at, body FROM task_history
+     WHERE closed_at >= $1 AND closed_at < $2 AND revision > $3 ORDER BY revision LIMIT $4";
+const LATEST_SNAPSHOT: &str =
+    "SELECT revision, time_ms, body FROM snapshots ORDER BY revision DESC LIMIT 1";
+const SNAPSHOT_BEFORE: &str = "SELECT revision, time_ms, body FROM snapshots
+     WHERE revision < $1 ORDER BY revision DESC LIMIT 1";
+const REMEMBERED: &str = "SELECT request_id, fingerprint, answer, revision, time_ms FROM requests
+     WHERE time_ms >= $1 ORDER BY time_ms, revision, request_id";
+const PROBE: &str = "INSERT INTO journal_meta (key, value) VALUES ('probe', $1)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+impl PostgresJournal {
+    /// Connects to the database at `url` (a `postgres://` URL or a key=value string) and
+    /// creates the schema if it is missing. Writes go ahead only under the epoch `fence`
+    /// holds.
+    pub fn connect(url: &str, fence: Fence) -> Result<Self, StoreError> {
+        Self::connect_with(url, fence, PostgresOptions::default())
+    }
+
+    pub fn connect_with(
+        url: &str,
+        fence: Fence,
+        options: PostgresOptions,
+    ) -> Result<Self, StoreError> {
+        let config = parse(url, "switchboard-journal", options.timeout)?;
+        let path = describe(&config);
+        let open_error = |reason: String| StoreError::Open {
+            path: path.clone(),
+            reason,
+        };
+        let pool = Pool::new(config, options.timeout, options.readers)
+            .map_err(|e| open_error(format!("starting the journal's runtime: {e}")))?;
+        // The writer connects now: a wrong URL or a database that is down fails the start.
+        pool.write(|live| {
+            Box::pin(async move { ensure_schema(&live.client).await.map_err(StoreError::Write) })
+        })
+        .map_err(|e| match e {
+            StoreError::Write(reason) => open_error(reason),
+            other => other,
+        })?;
+        Ok(Self { pool, fence })
+    }
+
+    /// The database, as `postgres://user@host:port/db` (never the password).
+    pub fn describe(&self) -> String {
+        describe(self.pool.config())
+    }
+
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+}
+
+fn write_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Write(error_text(&e))
+}
+
+fn read_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Read(error_text(&e))
+}
+
+/// Reads the lease row under `FOR SHARE` and refuses unless `held` is its epoch and it has
+/// not expired. Returns the last revision.
+async fn check_lease(live: &mut Live, held: Option<u64>) -> Result<Revision, StoreError> {
+    let statement = live.statement(LEASE_AND_LAST).await.map_err(write_error)?;
+    let row = live
+        .client
+        .query_opt(&statement, &[])
+        .await
+        .map_err(write_error)?;
+    let Some(row) = row else {
+        return Err(StoreError::Fenced { held, current: 0 });
+    };
+    let current = from_sql_int(row.get(0));
+    let unexpired: bool = row.get(1);
+    if held != Some(current) || !unexpired {
+        return Err(StoreError::Fenced { held, current });
+    }
+    Ok(from_sql_int(row.get(2)))
+}
+
+/// An append's rows, owned, one vector per column: each table takes its rows in one statement.
+#[derive(Default)]
+struct AppendRows {
+    first: Option<Revision>,
+    revisions: Vec<Revision>,
+    times: Vec<i64>,
+    bodies: Vec<String>,
+    actors: Vec<String>,
+    request_ids: Vec<String>,
+    fingerprints: Vec<String>,
+    answers: Vec<String>,
+    request_revisions: Vec<i64>,
+    request_times: Vec<i64>,
+    task_ids: Vec<String>,
+    closing_revisions: Vec<i64>,
+    closed_ats: Vec<i64>,
+    tasks: Vec<String>,
+}
+
+impl AppendRows {
+    fn new(
+        records: &[&Record],
+        requests: &[&RememberedRequest],
+        closed: &[&ClosedTask],
+    ) -> Result<Self, StoreError> {
+        let mut rows = Self {
+            first: records.first().map(|r| r.revision),
+            ..Self::default()
+        };
+        for record in records {
+            rows.revisions.push(record.revision);
+            rows.times.push(sql_int(record.time_ms));
+            rows.bodies.push(
+                serde_json::to_string(&record.event)
+                    .map_err(|e| StoreError::Write(e.to_string()))?,
+            );
+            rows.actors.push(record.actor.to_string());
+        }
+        // One statement cannot write a key twice: the last of a repeated key wins, as it
+        // would row by row.
+        for (i, r) in requests.iter().enumerate() {
+            if requests[i + 1..]
+                .iter()
+                .any(|later| later.request_id == r.request_id)
+            {
+                continue;
+            }
+            rows.request_ids.push(r.request_id.clone());
+            rows.fingerprints.push(r.fingerprint.clone());
+            rows.answers.push(r.answer.clone());
+            rows.request_revisions.push(sql_int(r.revision));
+            rows.request_times.push(sql_int(r.time_ms));
+        }
+        for (i, c) in closed.iter().enumerate() {
+            let id = &c.task.spec.task_id;
+            if closed[i + 1..]
+                .iter()
+                .any(|later| later.task.spec.task_id == *id)
+            {
+                continue;
+            }
+            rows.task_ids.push(id.clone());
+            rows.closing_revisions.push(sql_int(c.revision));
+            rows.closed_ats.push(sql_int(c.closed_at));
+            rows.tasks.push(
+                serde_json::to_string(&c.task).map_err(|e| StoreError::Write(e.to_string()))?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Refuses revisions that do not follow `last` one by one.
+    fn check_follows(&self, last: Revision) -> Result<(), StoreError> {
+        for (expected, &got) in (last + 1..).zip(&self.revisions) {
+            if got != expected {
+                return Err(StoreError::Gap { expected, got });
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(self, live: &mut Live) -> Result<(), StoreError> {
+        if let Some(&last) = self.revisions.last() {
+            let revisions: Vec<i64> = self.revisions.iter().map(|&r| sql_int(r)).collect();
+            let insert = live.statement(INSERT_EVENTS).await.map_err(write_error)?;
+            live.client
+                .execute(
+                    &insert,
+                    &[&revisions, &self.times, &self.bodies, &self.actors],
+                )
+                .await
+                .map_err(write_error)?;
+            let notify = live.statement(NOTIFY).await.map_err(write_error)?;
+            live.client
+                .execute(&notify, &[&last.to_string()])
+                .await
+                .map_err(write_error)?;
+        }
+        if !self.request_ids.is_empty() {
+            let remember = live
+                .statement(REMEMBER_REQUESTS)
+                .await
+                .map_err(write_error)?;
+            live.client
+                .execute(
+                    &remember,
+                    &[
+                        &self.request_ids,
+                        &self.fingerprints,
+                        &self.answers,
+                        &self.request_revisions,
+                        &self.request_times,
+                    ],
+                )
+                .await
+                .map_err(write_error)?;
+        }
+        if !self.task_ids.is_empty() {
+            let keep = live.statement(KEEP_CLOSED).await.map_err(write_error)?;
+            live.client
+                .execute(
+                    &keep,
+                    &[
+                        &self.task_ids,
+                        &self.closing_revisions,
+                        &self.closed_ats,
+                        &self.tasks,
+                    ],
+                )
+                .await
+                .map_err(write_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn stored_snapshot(row: &Row) -> StoredSnapshot {
+    StoredSnapshot {
+        revision: from_sql_int(row.get(0)),
+        time_ms: from_sql_int(row.get(1)),
+        body: row.get(2),
+    }
+}
+
+fn closed_task(row: &Row) -> Result<ClosedTask, StoreError> {
+    let revision: i64 = row.get(0);
+    let body: &str = row.get(2);
+    let task: Task = serde_json::from_str(body).map_err(|e| {
+        StoreError::Read(format!(
+            "the history's task closed at revision {revision} is unreadable: {e}"
+        ))
+    })?;
+    Ok(ClosedTask {
+        revision: from_sql_int(revision),
+        closed_at: from_sql_int(row.get(1)),
+        task,
+    })
+}
+
+fn record(row: &Row) -> Result<Record, StoreError> {
+    let revision: i64 = row.get(0);
+    let unreadable =
+        |e: String| StoreError::Read(format!("event at revision {revision} is unreadable: {e}"));
+    let event: Event = serde_json::from_str(row.get(2)).map_err(|e| unreadable(e.to_string()))?;
+    let actor = Actor::parse(row.get(3)).map_err(|e| unreadable(e.to_string()))?;
+    Ok(Record {
+        revision: from_sql_int(revision),
+        time_ms: from_sql_int(row.get(1)),
+        actor,
+        event,
+    })
+}
+
+/// Runs one prepared query on a reading connection and maps its rows.
+fn query<T: Send + 'static>(
+    journal: &PostgresJournal,
+    sql: &'static str,
+    params: Vec<i64>,
+    map: fn(&[Row]) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    journal.pool.read(move |live| -> Call<'_, T> {
+        Box::pin(async move {
+            let statement = live.statement(sql).await.map_err(read_error)?;
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                params.iter().map(|p| p as _).collect();
+            let rows = live
+                .client
+                .query(&statement, &params)
+                .await
+                .map_err(read_error)?;
+            map(&rows)
+        })
+    })
+}
+
+impl Journal for PostgresJournal {
+    fn append(
+        &self,
+        records: &[&Record],
+        requests: &[&RememberedRequest],
+        closed: &[&ClosedTask],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() && requests.is_empty() && closed.is_empty() {
+            return Ok(());
+        }
+        let rows = AppendRows::new(records, requests, closed)?;
+        let held = self.fence.held();
+        self.pool.write(move |live| {
+            Box::pin(async move {
+                live.transaction(
+                    async move |live| {
+                        let last = check_lease(live, held).await?;
+                        if rows.first.is_some() {
+                            rows.check_follows(last)?;
+                        }
+                        rows.write(live).await
+                    },
+                    StoreError::Write,
+                )
+                .await
+            })
+        })
+    }
+
+    fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {
+        let task_id = task_id.to_owned();
+        self.pool.read(move |live| {
+            Box::pin(async move {
+                let statement = live.statement(CLOSED_TASK).await.map_err(read_error)?;
+                let row = live
+                    .client
+                    .query_opt(&statement, &[&task_id])
+                    .await
+                    .map_err(read_error)?;
+                row.as_ref().map(closed_task).transpose()
+            })
+        })
+    }
+
+    fn closed_tasks(&self, q: HistoryQuery) -> Result<Vec<ClosedTask>, StoreError> {
+        let params = vec![
+            sql_int(q.closed_from),
+            sql_int(q.closed_until),
+            sql_int(q.after),
+            sql_int(q.limit as u64),
+        ];
+        query(self, CLOSED_TASKS, params, |rows| {
+            rows.iter().map(closed_task).collect()
+        })
+    }
+
+    fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let params = vec![sql_int(from), sql_int(limit as u64)];
+        query(self, READ_FROM, params, |rows| {
+            rows.iter().map(record).collect()
+        })
+    }
+
+    fn last_revision(&self) -> Result<Revision, StoreError> {
+        query(self, LAST_REVISION, vec![], |rows| {
+            Ok(rows.first().map_or(0, |row| from_sql_int(row.get(0))))
+        })
+    }
+
+    fn first_revision(&self) -> Result<Revision, StoreError> {
+        query(self, FIRST_REVISION, vec![], |rows| {
+            Ok(rows.first().map_or(1, |row| from_sql_int(row.get(0))))
+        })
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        query(self, LATEST_SNAPSHOT, vec![], |rows| {
+            Ok(rows.first().map(stored_snapshot))
+        })
+    }
+
+    fn snapshot_before(&self, revision: Revision) -> Result<Option<StoredSnapshot>, StoreError> {
+        query(self, SNAPSHOT_BEFORE, vec![sql_int(revision)], |rows| {
+            Ok(rows.first().map(stored_snapshot))
+        })
+    }
+
+    fn save_snapshot(
+        &self,
+        snapshot: &StoredSnapshot,
+        retention: Retention,
+    ) -> Result<(), StoreError> {
+        let snapshot = snapshot.clone();
+        let held = self.fence.held();
+        self.pool.write(move |live| {
+            Box::pin(async move {
+                live.transaction(
+                    async move |live| save_snapshot(live, held, &snapshot, retention).await,
+                    StoreError::Write,
+                )
+                .await
+            })
+        })
+    }
+
+    fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError> {
+        query(self, REMEMBERED, vec![sql_int(since)], |rows| {
+            Ok(rows
+                .iter()
+                .map(|row| RememberedRequest {
+                    request_id: row.get(0),
+                    fingerprint: row.get(1),
+                    answer: row.get(2),
+                    revision: from_sql_int(row.get(3)),
+                    time_ms: from_sql_int(row.get(4)),
+                })
+                .collect())
+        })
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        // A row of its own, rewritten: a committed write that needs no lease, so it tells
+        // whether the database takes writes at all.
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            .to_string();
+        self.pool.write(move |live| {
+            Box::pin(async move {
+                let statement = live.statement(PROBE).await.map_err(write_error)?;
+                live.client
+                    .execute(&statement, &[&stamp])
+                    .await
+                    .map_err(write_error)?;
+                Ok(())
+            })
+        })
+    }
+}
+
+/// Stores the snapshot and compacts, as the SQLite journal does, under the lease.
+async fn save_snapshot(
+    live: &mut Live,
+    held: Option<u64>,
+    snapshot: &StoredSnapshot,
+    retention: Retention,
+) -> Result<(), StoreError> {
+    let last = check_lease(live, held).await?;
+    let c = &live.client;
+    c.execute(
+        "INSERT INTO snapshots (revision, time_ms, body) VALUES ($1, $2, $3)
+         ON CONFLICT (revision) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
+        &[
+            &sql_int(snapshot.revision),
+            &sql_int(snapshot.time_ms),
+            &snapshot.body,
+        ],
+    )
+    .await
+    .map_err(write_error)?;
+    // The two newest stay: the one before the latest is recovery's fallback.
+    let oldest_kept: i64 = c
+        .query_one(
+            "SELECT MIN(revision) FROM
+                (SELECT revision FROM snapshots ORDER BY revision DESC LIMIT 2) AS newest",
+            &[],
+        )
+        .await
+        .map_err(write_error)?
+        .get(0);
+    c.execute("DELETE FROM snapshots WHERE revision < $1", &[&oldest_kept])
+        .await
+        .map_err(write_error)?;
+    // The snapshot may be newer than every event: the last revision is read again.
+    let last = last.max(snapshot.revision);
+    let keep_from = last
+        .saturating_sub(retention.events)
+        .saturating_add(1)
+        .min(snapshot.revision + 1)
+        .min(from_sql_int(oldest_kept) + 1);
+    c.execute(
+        "DELETE FROM events WHERE revision < $1",
+        &[&sql_int(keep_from)],
+    )
+    .await
+    .map_err(write_error)?;
+    c.execute(
+        "DELETE FROM requests WHERE time_ms < $1",
+        &[&sql_int(retention.requests_since)],
+    )
+    .await
+    .map_err(write_error)?;
+    c.execute(
+        "DELETE FROM task_history WHERE closed_at < $1",
+        &[&sql_int(retention.history_since)],
+    )
+    .await
+    .map_err(write_error)?;
+    Ok(())
+}
