@@ -103,7 +103,11 @@ pub struct ServerConfig {
 
     /// With TLS: the name the leader's certificate must carry when this node forwards to it
     /// (every node's certificate names it).
-    #[arg(long, env = "SWITCHBOARD_CLUSTER_TLS_NAME", default_value = "localhost")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CLUSTER_TLS_NAME",
+        default_value = "localhost"
+    )]
     pub cluster_tls_name: String,
 
     /// How long the leader's lease lasts without renewal: the most a dead leader costs

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::path::PathBuf;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use std::path::PathBuf;
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -16,12 +16,12 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::api::{Api, AuthSettings, CardinalityLayer, NodeInfo};
-use crate::cluster::{ClusterError, ClusterNode, Keeper, NodeRole, NodeView};
 use crate::auth::{AuthLayer, KeyError, SigningKey, TokenCache, TokenConfig, TokenIssuer};
 use crate::bootstrap::{BootstrapError, ensure_admin};
-use crate::cluster::ForwardLayer;
-use crate::config::{ConfigError, ServerConfig};
 use crate::cluster::ClientTls;
+use crate::cluster::ForwardLayer;
+use crate::cluster::{ClusterError, ClusterNode, Keeper, NodeRole, NodeView};
+use crate::config::{ConfigError, ServerConfig};
 use crate::credentials::Logins;
 use crate::domain::State;
 use crate::engine::{Engine, EngineHandle, EngineStatus, RecoveryError, SystemClock};
@@ -394,8 +394,9 @@ async fn ensure_admin_once_leading(
 ) {
     let leading = view
         .wait_for(|view| view.role == NodeRole::Leader { ready: true })
-        .await;
-    if leading.is_err() {
+        .await
+        .is_ok();
+    if !leading {
         return;
     }
     if let Err(e) = ensure_admin(&engine, &secret_file).await {

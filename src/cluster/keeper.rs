@@ -179,10 +179,7 @@ impl Run {
         }
         if let Some(held) = self.held.take() {
             self.fence.release();
-            let released = self
-                .lease
-                .release(&self.settings.node_id, held.epoch)
-                .await;
+            let released = self.lease.release(&self.settings.node_id, held.epoch).await;
             match released {
                 Ok(()) => info!(epoch = held.epoch, "lease released"),
                 Err(e) => warn!(error = %e, "releasing the lease failed; it expires on its own"),
@@ -241,8 +238,8 @@ impl Run {
     }
 
     fn follow(&mut self, view: &LeaseView) {
-        let leader = (!view.expired && view.holder != self.settings.node_id)
-            .then(|| view.address.clone());
+        let leader =
+            (!view.expired && view.holder != self.settings.node_id).then(|| view.address.clone());
         self.publish(NodeRole::Follower, view.epoch, leader);
     }
 
