@@ -16,7 +16,7 @@ use crate::auth::SigningKey;
 use crate::config::{ClusterSettings, ServerConfig};
 use crate::credentials::Logins;
 use crate::domain::State;
-use crate::engine::{Engine, EngineHandle, RecoveryError, SystemClock};
+use crate::engine::{Engine, EngineHandle, Membership, RecoveryError, SystemClock};
 use crate::store::{Fence, Journal, PostgresJournal, StoreError};
 
 /// How long one call to the database may take before it counts as failed.
@@ -60,6 +60,7 @@ impl ClusterNode {
         // Listening before the state is read: a change appended meanwhile still wakes it.
         let wakeups = wakeup::listen(&cluster.journal_url);
         let recovery = config.clone();
+        let engine_fence = fence.clone();
         let engine = tokio::task::spawn_blocking(move || {
             let clock = Arc::new(SystemClock);
             Engine::start_following(
@@ -68,7 +69,10 @@ impl ClusterNode {
                 clock.clone(),
                 recovery.engine(),
                 recovery.watch(),
-                wakeups,
+                Membership {
+                    wakeups,
+                    fence: engine_fence,
+                },
             )
             .map(|engine| engine.with_logins(Logins::new(&recovery.logins(), clock)))
         })

@@ -18,7 +18,7 @@ use super::recovery::{RecoveryError, recover};
 use super::requests::RequestLedger;
 use super::{Engine, EngineStatus, Mode};
 use crate::domain::{DomainError, Record, Revision};
-use crate::store::StoreError;
+use crate::store::{Fence, StoreError};
 
 /// Records read per page while following.
 const FOLLOW_PAGE: usize = 1024;
@@ -212,6 +212,7 @@ impl Engine {
         if self.writing() {
             return Ok(self.revision);
         }
+        self.check_lease()?;
         let stale = matches!(self.mode, Mode::Following { stale: true, .. });
         if stale || self.visible.get() < self.revision {
             self.rebuild_following().await?;
@@ -223,6 +224,8 @@ impl Engine {
         let remembered =
             tokio::task::spawn_blocking(move || journal.remembered_requests(since)).await??;
         self.requests = RequestLedger::recover(remembered, self.config.max_remembered_requests);
+        // The lease may have been let go of while the journal was read.
+        self.check_lease()?;
         self.state.finish_replay(now);
         self.snapshot_revision = self.revision;
         self.mode = Mode::Writing;
@@ -232,6 +235,15 @@ impl Engine {
             "leading: commands and timers run here"
         );
         Ok(self.revision)
+    }
+
+    /// Whether this node holds the lease (its keeper lets go of it before telling the engine
+    /// to follow, so an order to lead that comes too late is refused here).
+    fn check_lease(&self) -> Result<(), RecoveryError> {
+        match self.fence.as_ref().map(Fence::held) {
+            Some(Some(_)) | None => Ok(()),
+            Some(None) => Err(RecoveryError::LeaseLost),
+        }
     }
 
     /// Stops writing: this node no longer holds the lease. Its desktop streams end (their

@@ -45,7 +45,7 @@ use self::recovery::{Recovered, recover};
 use self::requests::RequestLedger;
 use crate::domain::commands::Command;
 use crate::domain::{DomainError, Millis, Principal, Record, Revision, State};
-use crate::store::{ClosedTask, Journal, Retention};
+use crate::store::{ClosedTask, Fence, Journal, Retention};
 use crate::watch::{WatchConfig, WatchHub};
 
 /// Commands taken per batch: large enough to amortise a commit, small enough that one
@@ -112,6 +112,14 @@ pub struct EngineConfig {
     pub inbox_depth: usize,
 }
 
+/// What makes an engine a cluster node's (`Engine::start_following`).
+pub struct Membership {
+    /// Bumped when the journal has grown.
+    pub wakeups: watch::Receiver<Revision>,
+    /// Set by the node's lease keeper: the epoch the journal's appends are fenced with.
+    pub fence: Fence,
+}
+
 enum Message {
     Job(Box<dyn Job>),
     /// This node holds the lease: catch up with the journal, then take commands. Answered
@@ -145,6 +153,9 @@ pub struct Engine {
     mode: Mode,
     /// A cluster node's wake-ups: the journal has grown (a hint; it is read on a timer too).
     wakeups: Option<watch::Receiver<Revision>>,
+    /// A cluster node's hold on the lease, as its keeper sets it: the engine writes only while
+    /// it holds an epoch. `None` on a single node.
+    fence: Option<Fence>,
     /// Where followed records are published for watches.
     watch: WatchHub,
     status: watch::Sender<EngineStatus>,
@@ -173,16 +184,17 @@ impl Engine {
     }
 
     /// As `start`, for a node of a cluster sharing `journal`: it starts as a follower, woken
-    /// by `wakeups` when the journal grows, until told to lead (`EngineHandle::lead`).
+    /// by `wakeups` when the journal grows, until told to lead (`EngineHandle::lead`) while
+    /// `fence` holds the lease's epoch.
     pub fn start_following(
         state: State,
         journal: Arc<dyn Journal>,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
         watch: WatchConfig,
-        wakeups: watch::Receiver<Revision>,
+        membership: Membership,
     ) -> Result<EngineHandle, RecoveryError> {
-        Self::start_with(state, journal, clock, config, watch, Some(wakeups))
+        Self::start_with(state, journal, clock, config, watch, Some(membership))
     }
 
     fn start_with(
@@ -191,7 +203,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         config: EngineConfig,
         watch: WatchConfig,
-        wakeups: Option<watch::Receiver<Revision>>,
+        membership: Option<Membership>,
     ) -> Result<EngineHandle, RecoveryError> {
         let initial = state.clone();
         let Recovered {
@@ -217,7 +229,8 @@ impl Engine {
         )?;
         let (tx, rx) = inbox::channel(config.inbox_depth);
         let standings = Arc::new(Standings::of(&state));
-        let (mode, first_status) = if wakeups.is_some() {
+        let (wakeups, fence) = membership.map(|m| (m.wakeups, m.fence)).unzip();
+        let (mode, first_status) = if fence.is_some() {
             (follow::following_now(), EngineStatus::Following)
         } else {
             (Mode::Writing, EngineStatus::Writable)
@@ -239,6 +252,7 @@ impl Engine {
             epoch: 0,
             mode,
             wakeups,
+            fence,
             watch: watch.clone(),
             status,
         };
@@ -281,7 +295,7 @@ impl Engine {
                     Notice::Detach(command) => {
                         self.internal.push_back(Box::new(Detach { command, reply: None }));
                     }
-                    Notice::JournalFailed if wakeups.is_some() => self.lost_appends(),
+                    Notice::JournalFailed if self.fence.is_some() => self.lost_appends(),
                     Notice::JournalFailed => {
                         if let Err(e) = self.rebuild().await {
                             // Its state holds what the journal lost: stop rather than serve it.
@@ -347,6 +361,10 @@ impl Engine {
                     }
                     None => self.follow().await,
                 }
+            }
+            if self.writing() && self.fence.as_ref().is_some_and(|f| f.held().is_none()) {
+                // The lease was let go of without a word to the engine: stop writing anyway.
+                self.follow().await;
             }
             if closing.is_some() {
                 break;

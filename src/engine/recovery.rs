@@ -25,6 +25,8 @@ pub enum RecoveryError {
     Missing { first: Revision, snapshot: Revision },
     #[error("starting the committer thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("this node let go of the lease before it could take over")]
+    LeaseLost,
     #[error("the recovery task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

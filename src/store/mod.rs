@@ -155,3 +155,63 @@ pub trait Journal: Send + Sync + 'static {
         Ok(())
     }
 }
+
+/// A journal shared by several owners (the nodes of a cluster in one process, in tests).
+impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
+    fn append(
+        &self,
+        records: &[&Record],
+        requests: &[&RememberedRequest],
+        closed: &[&ClosedTask],
+    ) -> Result<(), StoreError> {
+        (**self).append(records, requests, closed)
+    }
+
+    fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {
+        (**self).closed_task(task_id)
+    }
+
+    fn closed_tasks(&self, query: HistoryQuery) -> Result<Vec<ClosedTask>, StoreError> {
+        (**self).closed_tasks(query)
+    }
+
+    fn read_from(&self, from: Revision, limit: usize) -> Result<Vec<Record>, StoreError> {
+        (**self).read_from(from, limit)
+    }
+
+    fn last_revision(&self) -> Result<Revision, StoreError> {
+        (**self).last_revision()
+    }
+
+    fn first_revision(&self) -> Result<Revision, StoreError> {
+        (**self).first_revision()
+    }
+
+    fn latest_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
+        (**self).latest_snapshot()
+    }
+
+    fn snapshot_before(&self, revision: Revision) -> Result<Option<StoredSnapshot>, StoreError> {
+        (**self).snapshot_before(revision)
+    }
+
+    fn save_snapshot(
+        &self,
+        snapshot: &StoredSnapshot,
+        retention: Retention,
+    ) -> Result<(), StoreError> {
+        (**self).save_snapshot(snapshot, retention)
+    }
+
+    fn remembered_requests(&self, since: Millis) -> Result<Vec<RememberedRequest>, StoreError> {
+        (**self).remembered_requests(since)
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        (**self).probe()
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        (**self).close()
+    }
+}
