@@ -137,14 +137,15 @@ impl Server {
             source,
         })?;
         let cluster = config.cluster(addr)?;
-        let (engine, signing_key, keeper) = match &cluster {
+        let (engine, signing_key, keeper, peer_seal) = match &cluster {
             Some(cluster) => {
                 let node = ClusterNode::join(&config, cluster, state).await?;
-                (node.engine, node.signing_key, Some(node.keeper))
+                let seal = Some(node.peer_seal);
+                (node.engine, node.signing_key, Some(node.keeper), seal)
             }
             None => {
                 let (engine, key) = open_single(&config, given, state).await?;
-                (engine, key, None)
+                (engine, key, None, None)
             }
         };
         let node = match &keeper {
@@ -155,15 +156,16 @@ impl Server {
             None => NodeInfo::standalone(),
         };
         // A cluster node forwards what only the leader may serve; a test may give its own.
-        let forward = match (&keeper, &cluster) {
-            (Some(keeper), Some(cluster)) => Some(
+        let forward = match (&keeper, &cluster, peer_seal) {
+            (Some(keeper), Some(cluster), Some(seal)) => Some(
                 ForwardLayer::new(keeper.route(), engine.applied(), tls_to_leader(&config)?)
                     .with_node_name(&cluster.lease.node_id)
                     .map_err(|_| ConfigError::Invalid {
                         flag: "node-id",
                         reason: "must be printable ASCII".into(),
                     })?
-                    .counting_desktop_streams(Arc::clone(&node.desktop_streams)),
+                    .counting_desktop_streams(Arc::clone(&node.desktop_streams))
+                    .with_peer_seal(seal),
             ),
             _ => forward,
         };

@@ -270,10 +270,20 @@ where
     }
 }
 
+/// The client certificate (its SHA-256, lowercase hex) a cluster node verified for a call it
+/// forwarded here, put in the request's extensions by the forwarding edge once the node's seal
+/// verified (`cluster::peer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedCertificate(pub String);
+
 /// The SHA-256 fingerprint (lowercase hex) of the client certificate the TLS handshake
-/// verified for this request's connection, if any.
+/// verified for this request's connection (or, for a forwarded call, the forwarding node's
+/// connection), if any.
 fn client_certificate<B>(request: &Request<B>) -> Option<String> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    if let Some(ForwardedCertificate(fingerprint)) = request.extensions().get() {
+        return Some(fingerprint.clone());
+    }
     let info = request
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()?;

@@ -11,7 +11,9 @@ pub mod tokens;
 mod testing;
 
 pub use cache::TokenCache;
-pub use layer::{AuthGuard, AuthLayer, Authenticated, CredentialStanding, authorize};
+pub use layer::{
+    AuthGuard, AuthLayer, Authenticated, CredentialStanding, ForwardedCertificate, authorize,
+};
 pub use policy::{Access, POLICY, access, denied_message};
 pub use tokens::{
     AccessToken, KeyError, SigningKey, TokenConfig, TokenError, TokenIssuer, VerifiedToken,

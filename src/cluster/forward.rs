@@ -19,13 +19,17 @@ use http_body::Frame;
 use tokio::sync::{oneshot, watch};
 use tonic::Status;
 use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tower::{Layer, Service, ServiceExt};
 use tracing::warn;
 
+use super::peer::{self, ForwardedPeer, PeerSeal};
 use super::placement::{Placement, placement};
 use super::route::Route;
+use crate::auth::ForwardedCertificate;
 use crate::lifecycle::Lifecycle;
+use crate::tls::PeerIdentity;
 
 /// Metadata asking that the call be served from a state at least this revision.
 pub const MIN_REVISION_HEADER: HeaderName = HeaderName::from_static("x-switchboard-min-revision");
@@ -82,6 +86,9 @@ pub struct ForwardLayer {
     lifecycle: Option<Lifecycle>,
     /// Desktop streams open through this node, forwarded or not.
     desktop_streams: Arc<AtomicUsize>,
+    /// Carries the caller's address and certificate across a forward (`peer`); without it
+    /// the leader sees the forwarding node as the caller.
+    seal: Option<PeerSeal>,
 }
 
 impl ForwardLayer {
@@ -104,7 +111,15 @@ impl ForwardLayer {
             waiting: Arc::new(AtomicUsize::new(0)),
             lifecycle: None,
             desktop_streams: Arc::default(),
+            seal: None,
         }
+    }
+
+    /// Seals each forwarded call's caller (address, client certificate) with the cluster's
+    /// forwarding key, and trusts the same from the nodes that forward here.
+    pub fn with_peer_seal(mut self, seal: PeerSeal) -> Self {
+        self.seal = Some(seal);
+        self
     }
 
     /// Counts the desktop streams (`Connect`) open through this node into `count`: what
@@ -163,11 +178,14 @@ impl ForwardLayer {
     async fn route_call<S>(
         &self,
         inner: S,
-        request: Request<Body>,
+        mut request: Request<Body>,
     ) -> Result<Response<Body>, S::Error>
     where
         S: Service<Request<Body>, Response = Response<Body>>,
     {
+        // Whatever a caller sent under the forwarded-peer header is replaced when forwarding
+        // and trusted here only from a node with the key.
+        let forwarded_peer = self.forwarded_peer(&mut request);
         let min_revision = match min_revision(request.headers()) {
             Ok(min_revision) => min_revision,
             Err(status) => return Ok(status.into_http()),
@@ -186,12 +204,29 @@ impl ForwardLayer {
                 Route::Leader(address) => return Ok(self.forward(&address, request).await),
             }
         }
+        if let Some(peer) = forwarded_peer {
+            as_caller(&mut request, peer);
+        }
         if let Some(revision) = min_revision
             && let Err(status) = self.caught_up(revision).await
         {
             return Ok(status.into_http());
         }
         inner.oneshot(request).await
+    }
+
+    /// The caller a forwarding node sealed into the request, taken out of its headers; `None`
+    /// (and the header stripped) unless it came from a node of this cluster.
+    fn forwarded_peer(&self, request: &mut Request<Body>) -> Option<ForwardedPeer> {
+        let seal = self.seal.as_ref();
+        let from_node = request.headers().contains_key(FORWARDED_BY_HEADER);
+        match seal {
+            Some(seal) if from_node => seal.open(request.headers_mut()),
+            _ => {
+                peer::strip(request.headers_mut());
+                None
+            }
+        }
     }
 
     /// Waits (bounded) until this node has applied `revision`.
@@ -224,6 +259,13 @@ impl ForwardLayer {
         request
             .headers_mut()
             .insert(FORWARDED_BY_HEADER, self.node.clone());
+        match &self.seal {
+            Some(seal) => match caller(&request) {
+                Some(peer) => seal.seal(&peer, request.headers_mut()),
+                None => peer::strip(request.headers_mut()),
+            },
+            None => peer::strip(request.headers_mut()),
+        }
         let path = request.uri().path().to_owned();
         let (tether, ended) = oneshot::channel();
         let request = request.map(|body| {
@@ -458,6 +500,41 @@ impl http_body::Body for FromLeader {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The caller of `request` on this node's connection: its address and client certificate.
+fn caller<B>(request: &Request<B>) -> Option<ForwardedPeer> {
+    let tcp = request.extensions().get::<TcpConnectInfo>();
+    let tls = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+    let remote = tcp
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| tls.and_then(|tls| tls.get_ref().remote_addr()))?;
+    let certificate = tls
+        .and_then(TlsConnectInfo::peer_certs)
+        .and_then(|chain| chain.first().cloned())
+        .map(|leaf| PeerIdentity::of_certificate(leaf.as_ref()).fingerprint_hex());
+    Some(ForwardedPeer {
+        ip: remote.ip(),
+        certificate,
+    })
+}
+
+/// Makes the forwarded caller this request's caller: tonic's `remote_addr` reads the plain
+/// connection info first, and the auth layer takes a forwarded certificate first.
+fn as_caller<B>(request: &mut Request<B>, peer: ForwardedPeer) {
+    let local_addr = request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::local_addr);
+    request.extensions_mut().insert(TcpConnectInfo {
+        local_addr,
+        remote_addr: Some(std::net::SocketAddr::new(peer.ip, 0)),
+    });
+    if let Some(fingerprint) = peer.certificate {
+        request
+            .extensions_mut()
+            .insert(ForwardedCertificate(fingerprint));
     }
 }
 

@@ -6,13 +6,14 @@
 //! - `wakeup`: the journal's notifications; `keys`: the cluster's one signing key;
 //! - `node`: joining a cluster at start-up;
 //! - `placement`, `route`, `forward`: which calls only the leader serves, where it is, and the
-//!   edge that forwards them.
+//!   edge that forwards them; `peer`: the caller carried across a forward.
 
 pub mod forward;
 mod keeper;
 pub mod keys;
 pub mod lease;
 mod node;
+pub mod peer;
 pub mod placement;
 pub mod route;
 pub mod wakeup;

@@ -9,8 +9,9 @@ use thiserror::Error;
 use tracing::info;
 
 use super::keeper::Keeper;
-use super::keys::shared_signing_key;
+use super::keys::{shared_forwarding_key, shared_signing_key};
 use super::lease::LeaseTable;
+use super::peer::PeerSeal;
 use super::wakeup;
 use crate::auth::SigningKey;
 use crate::config::{ClusterSettings, ServerConfig};
@@ -28,7 +29,7 @@ pub enum ClusterError {
     Store(#[from] StoreError),
     #[error("recovering from the shared journal: {0}")]
     Recovery(#[from] RecoveryError),
-    #[error("the cluster's signing key: {0}")]
+    #[error("the cluster's shared keys: {0}")]
     SigningKey(String),
     #[error("the start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -38,6 +39,8 @@ pub enum ClusterError {
 pub struct ClusterNode {
     pub engine: EngineHandle,
     pub signing_key: SigningKey,
+    /// Seals forwarded callers, and opens what other nodes sealed.
+    pub peer_seal: PeerSeal,
     pub keeper: Keeper,
 }
 
@@ -57,6 +60,11 @@ impl ClusterNode {
         let signing_key = shared_signing_key(&cluster.journal_url, DATABASE_TIMEOUT)
             .await
             .map_err(|e| ClusterError::SigningKey(e.to_string()))?;
+        let peer_seal = PeerSeal::new(
+            shared_forwarding_key(&cluster.journal_url, DATABASE_TIMEOUT)
+                .await
+                .map_err(|e| ClusterError::SigningKey(e.to_string()))?,
+        );
         // Listening before the state is read: a change appended meanwhile still wakes it.
         let wakeups = wakeup::listen(&cluster.journal_url);
         let recovery = config.clone();
@@ -87,6 +95,7 @@ impl ClusterNode {
         Ok(Self {
             engine,
             signing_key,
+            peer_seal,
             keeper,
         })
     }
