@@ -199,6 +199,14 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
+pub(crate) fn write_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Write(error_text(&e))
+}
+
+pub(crate) fn read_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Read(error_text(&e))
+}
+
 pub(crate) fn no_answer(timeout: Duration) -> String {
     format!(
         "PostgreSQL did not answer within {} ms",
