@@ -474,6 +474,43 @@ async fn an_append_wakes_a_listener_with_its_last_revision() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_whose_connection_dies_reconnects_and_says_so() {
+    let (server, db) = fresh();
+    let mut woken = wakeup::listen(&db.url);
+    tokio::time::timeout(LIMIT, woken.changed())
+        .await
+        .expect("the listener connects")
+        .expect("the listener runs");
+    let listener = "SELECT pid FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'switchboard-wakeup'";
+    let (s, name) = (Arc::clone(&server), db.name.clone());
+    let first = blocking(move || s.psql(&name, listener)).await;
+    assert!(!first.is_empty(), "the listener has a session");
+    let (s, name) = (Arc::clone(&server), db.name.clone());
+    let killed =
+        blocking(move || s.psql(&name, &format!("SELECT pg_terminate_backend({first})"))).await;
+    assert_eq!(killed, "t");
+
+    // Back on a new session, it bumps the value: whatever was notified meanwhile is read again.
+    tokio::time::timeout(LIMIT, woken.changed())
+        .await
+        .expect("the listener reconnects")
+        .expect("the listener runs");
+    assert_eq!(*woken.borrow_and_update(), 0, "a bump, not a revision");
+    let fence = leased_fence(&db.url, "a");
+    let url = db.url.clone();
+    blocking(move || {
+        let journal = PostgresJournal::connect(&url, fence).unwrap();
+        append(&journal, &[1, 2]).unwrap();
+    })
+    .await;
+    tokio::time::timeout(LIMIT, woken.wait_for(|&revision| revision == 2))
+        .await
+        .expect("the new session is woken by an append")
+        .expect("the listener runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_at_once_share_one_signing_key() {
     let (_server, db) = fresh();
     let (first, second) = tokio::join!(
