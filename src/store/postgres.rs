@@ -27,7 +27,7 @@ pub(crate) use conn::{
 use conn::{read_error, write_error};
 use pool::{Call, Pool};
 use tokio_postgres::Row;
-use write::{AppendRows, check_lease, save_snapshot};
+use write::{AppendRows, save_snapshot};
 
 use super::{
     ClosedTask, Fence, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
@@ -195,21 +195,8 @@ impl Journal for PostgresJournal {
         }
         let rows = AppendRows::new(records, requests, closed)?;
         let held = self.fence.held();
-        self.pool.write(move |live| {
-            Box::pin(async move {
-                live.transaction(
-                    async move |live| {
-                        let last = check_lease(live, held).await?;
-                        if rows.first.is_some() {
-                            rows.check_follows(last)?;
-                        }
-                        rows.write(live).await
-                    },
-                    StoreError::Write,
-                )
-                .await
-            })
-        })
+        self.pool
+            .write(move |live| Box::pin(async move { rows.append(live, held).await }))
     }
 
     fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {

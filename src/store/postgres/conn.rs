@@ -125,6 +125,11 @@ impl Live {
         }
     }
 
+    /// Marks the session as possibly inside a transaction (so not to be used again), or not.
+    pub fn set_in_doubt(&mut self, in_doubt: bool) {
+        self.broken = in_doubt;
+    }
+
     /// Whether the connection must be replaced.
     pub fn is_closed(&self) -> bool {
         self.broken || self.client.is_closed()

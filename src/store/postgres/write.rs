@@ -2,7 +2,9 @@
 //! the notification) and a snapshot with its compaction, each under the lease.
 
 use super::EVENTS_CHANNEL;
-use super::conn::{Live, from_sql_int, sql_int, write_error};
+use tokio_postgres::Row;
+
+use super::conn::{Live, error_text, from_sql_int, sql_int, write_error};
 use crate::domain::{Record, Revision};
 use crate::store::{ClosedTask, RememberedRequest, Retention, StoreError, StoredSnapshot};
 
@@ -30,16 +32,18 @@ const NOTIFY: &str = "SELECT pg_notify($1::TEXT, $2::TEXT)";
 
 /// Reads the lease row under `FOR SHARE` and refuses unless `held` is its epoch and it has
 /// not expired. Returns the last revision.
-pub(super) async fn check_lease(
-    live: &mut Live,
-    held: Option<u64>,
-) -> Result<Revision, StoreError> {
+async fn check_lease(live: &mut Live, held: Option<u64>) -> Result<Revision, StoreError> {
     let statement = live.statement(LEASE_AND_LAST).await.map_err(write_error)?;
     let row = live
         .client
         .query_opt(&statement, &[])
         .await
         .map_err(write_error)?;
+    lease_allows(row, held)
+}
+
+/// What the lease row says about a write under `held`: the last revision, or `Fenced`.
+fn lease_allows(row: Option<Row>, held: Option<u64>) -> Result<Revision, StoreError> {
     let Some(row) = row else {
         return Err(StoreError::Fenced { held, current: 0 });
     };
@@ -54,7 +58,6 @@ pub(super) async fn check_lease(
 /// An append's rows, owned, one vector per column: each table takes its rows in one statement.
 #[derive(Default)]
 pub(super) struct AppendRows {
-    pub(super) first: Option<Revision>,
     revisions: Vec<Revision>,
     times: Vec<i64>,
     bodies: Vec<String>,
@@ -76,10 +79,7 @@ impl AppendRows {
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
     ) -> Result<Self, StoreError> {
-        let mut rows = Self {
-            first: records.first().map(|r| r.revision),
-            ..Self::default()
-        };
+        let mut rows = Self::default();
         for record in records {
             rows.revisions.push(record.revision);
             rows.times.push(sql_int(record.time_ms));
@@ -123,7 +123,7 @@ impl AppendRows {
     }
 
     /// Refuses revisions that do not follow `last` one by one.
-    pub(super) fn check_follows(&self, last: Revision) -> Result<(), StoreError> {
+    fn check_follows(&self, last: Revision) -> Result<(), StoreError> {
         for (expected, &got) in (last + 1..).zip(&self.revisions) {
             if got != expected {
                 return Err(StoreError::Gap { expected, got });
@@ -132,58 +132,98 @@ impl AppendRows {
         Ok(())
     }
 
-    pub(super) async fn write(self, live: &mut Live) -> Result<(), StoreError> {
-        if let Some(&last) = self.revisions.last() {
-            let revisions: Vec<i64> = self.revisions.iter().map(|&r| sql_int(r)).collect();
-            let insert = live.statement(INSERT_EVENTS).await.map_err(write_error)?;
-            live.client
-                .execute(
-                    &insert,
-                    &[&revisions, &self.times, &self.bodies, &self.actors],
-                )
-                .await
-                .map_err(write_error)?;
-            let notify = live.statement(NOTIFY).await.map_err(write_error)?;
-            live.client
-                .execute(&notify, &[&EVENTS_CHANNEL, &last.to_string()])
-                .await
-                .map_err(write_error)?;
+    /// The append's transaction in two round trips: `BEGIN` with the lease check, then the
+    /// inserts, the notification and `COMMIT` together. Requests on one connection are
+    /// pipelined and run in the order they are sent: a statement that fails aborts the
+    /// transaction, and the `COMMIT` after it then rolls it back.
+    pub(super) async fn append(self, live: &mut Live, held: Option<u64>) -> Result<(), StoreError> {
+        let lease = live.statement(LEASE_AND_LAST).await.map_err(write_error)?;
+        let insert = live.statement(INSERT_EVENTS).await.map_err(write_error)?;
+        let notify = live.statement(NOTIFY).await.map_err(write_error)?;
+        let remember = live
+            .statement(REMEMBER_REQUESTS)
+            .await
+            .map_err(write_error)?;
+        let keep = live.statement(KEEP_CLOSED).await.map_err(write_error)?;
+        // Until the transaction is known to be over, the session is not used again.
+        live.set_in_doubt(true);
+        let c = &live.client;
+        let (begun, lease_row) = tokio::join!(
+            biased;
+            c.batch_execute("BEGIN"),
+            c.query_opt(&lease, &[])
+        );
+        begun.map_err(write_error)?;
+        let allowed = lease_row
+            .map_err(write_error)
+            .and_then(|row| lease_allows(row, held))
+            .and_then(|last| self.check_follows(last));
+        if let Err(refused) = allowed {
+            if c.batch_execute("ROLLBACK").await.is_ok() {
+                live.set_in_doubt(false);
+            }
+            return Err(refused);
         }
-        if !self.request_ids.is_empty() {
-            let remember = live
-                .statement(REMEMBER_REQUESTS)
-                .await
-                .map_err(write_error)?;
-            live.client
-                .execute(
-                    &remember,
-                    &[
-                        &self.request_ids,
-                        &self.fingerprints,
-                        &self.answers,
-                        &self.request_revisions,
-                        &self.request_times,
-                    ],
-                )
-                .await
-                .map_err(write_error)?;
+        let revisions: Vec<i64> = self.revisions.iter().map(|&r| sql_int(r)).collect();
+        let last = self.revisions.last().map(u64::to_string);
+        let events = async {
+            match &last {
+                Some(last) => {
+                    c.execute(
+                        &insert,
+                        &[&revisions, &self.times, &self.bodies, &self.actors],
+                    )
+                    .await?;
+                    c.execute(&notify, &[&EVENTS_CHANNEL, last]).await
+                }
+                None => Ok(0),
+            }
+        };
+        let requests = async {
+            if self.request_ids.is_empty() {
+                return Ok(0);
+            }
+            c.execute(
+                &remember,
+                &[
+                    &self.request_ids,
+                    &self.fingerprints,
+                    &self.answers,
+                    &self.request_revisions,
+                    &self.request_times,
+                ],
+            )
+            .await
+        };
+        let closed = async {
+            if self.task_ids.is_empty() {
+                return Ok(0);
+            }
+            c.execute(
+                &keep,
+                &[
+                    &self.task_ids,
+                    &self.closing_revisions,
+                    &self.closed_ats,
+                    &self.tasks,
+                ],
+            )
+            .await
+        };
+        let (events, requests, closed, committed) = tokio::join!(
+            biased;
+            events,
+            requests,
+            closed,
+            c.batch_execute("COMMIT")
+        );
+        let committed = committed.map_err(|e| write_error_in("committing", &e));
+        if committed.is_ok() {
+            // Committed, or rolled back after a failed statement: either way it is over.
+            live.set_in_doubt(false);
         }
-        if !self.task_ids.is_empty() {
-            let keep = live.statement(KEEP_CLOSED).await.map_err(write_error)?;
-            live.client
-                .execute(
-                    &keep,
-                    &[
-                        &self.task_ids,
-                        &self.closing_revisions,
-                        &self.closed_ats,
-                        &self.tasks,
-                    ],
-                )
-                .await
-                .map_err(write_error)?;
-        }
-        Ok(())
+        events.and(requests).and(closed).map_err(write_error)?;
+        committed
     }
 }
 
@@ -246,4 +286,8 @@ pub(super) async fn save_snapshot(
     .await
     .map_err(write_error)?;
     Ok(())
+}
+
+fn write_error_in(what: &str, e: &tokio_postgres::Error) -> StoreError {
+    StoreError::Write(format!("{what}: {}", error_text(e)))
 }
