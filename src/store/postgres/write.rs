@@ -2,6 +2,8 @@
 //! the notification) and a snapshot with its compaction, each under the lease.
 
 use super::EVENTS_CHANNEL;
+use std::collections::HashSet;
+
 use tokio_postgres::Row;
 
 use super::conn::{Live, error_text, from_sql_int, sql_int, write_error};
@@ -91,27 +93,15 @@ impl AppendRows {
         }
         // One statement cannot write a key twice: the last of a repeated key wins, as it
         // would row by row.
-        for (i, r) in requests.iter().enumerate() {
-            if requests[i + 1..]
-                .iter()
-                .any(|later| later.request_id == r.request_id)
-            {
-                continue;
-            }
+        for r in last_of_each(requests, |r| r.request_id.as_str()) {
             rows.request_ids.push(r.request_id.clone());
             rows.fingerprints.push(r.fingerprint.clone());
             rows.answers.push(r.answer.clone());
             rows.request_revisions.push(sql_int(r.revision));
             rows.request_times.push(sql_int(r.time_ms));
         }
-        for (i, c) in closed.iter().enumerate() {
+        for c in last_of_each(closed, |c| c.task.spec.task_id.as_str()) {
             let id = &c.task.spec.task_id;
-            if closed[i + 1..]
-                .iter()
-                .any(|later| later.task.spec.task_id == *id)
-            {
-                continue;
-            }
             rows.task_ids.push(id.clone());
             rows.closing_revisions.push(sql_int(c.revision));
             rows.closed_ats.push(sql_int(c.closed_at));
@@ -290,4 +280,33 @@ pub(super) async fn save_snapshot(
 
 fn write_error_in(what: &str, e: &tokio_postgres::Error) -> StoreError {
     StoreError::Write(format!("{what}: {}", error_text(e)))
+}
+
+/// The items whose key no later item repeats, in their order.
+fn last_of_each<'a, T>(items: &[&'a T], key: impl Fn(&'a T) -> &'a str) -> Vec<&'a T> {
+    let mut seen = HashSet::new();
+    let mut kept: Vec<&'a T> = items
+        .iter()
+        .rev()
+        .filter(|item| seen.insert(key(item)))
+        .copied()
+        .collect();
+    kept.reverse();
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_repeated_in_one_append_keeps_its_last_item_in_place() {
+        let items = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5)];
+        let refs: Vec<&(&str, i32)> = items.iter().collect();
+        let kept: Vec<i32> = last_of_each(&refs, |item| item.0)
+            .iter()
+            .map(|item| item.1)
+            .collect();
+        assert_eq!(kept, [3, 4, 5]);
+    }
 }
