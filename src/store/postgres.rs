@@ -7,16 +7,27 @@
 //! (`cluster::wakeup`). Every call is time-limited (`PostgresOptions::timeout`): a database
 //! cut off makes calls fail with a `StoreError` instead of hanging.
 
+/// The last revision: of the events, or of a snapshot when compaction left no event.
+macro_rules! last_revision {
+    () => {
+        "GREATEST(COALESCE((SELECT MAX(revision) FROM events), 0),
+                  COALESCE((SELECT MAX(revision) FROM snapshots), 0))"
+    };
+}
+
 mod conn;
 mod pool;
+mod write;
 
 use std::time::Duration;
 
 pub(crate) use conn::{
     Live, describe, ensure_schema, error_text, from_sql_int, no_answer, open, parse, sql_int,
 };
+use conn::{read_error, write_error};
 use pool::{Call, Pool};
 use tokio_postgres::Row;
+use write::{AppendRows, save_snapshot};
 
 use super::{
     ClosedTask, Fence, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
@@ -51,40 +62,12 @@ pub struct PostgresJournal {
     fence: Fence,
 }
 
-/// The last revision: of the events, or of a snapshot when compaction left no event.
-macro_rules! last_revision {
-    () => {
-        "GREATEST(COALESCE((SELECT MAX(revision) FROM events), 0),
-                  COALESCE((SELECT MAX(revision) FROM snapshots), 0))"
-    };
-}
-
-/// The lease as this transaction sees it (locked against a take until it ends), and the last
-/// revision.
-const LEASE_AND_LAST: &str = concat!(
-    "SELECT epoch, expires_at > clock_timestamp(), ",
-    last_revision!(),
-    " FROM cluster_lease WHERE id = 1 FOR SHARE"
-);
 const LAST_REVISION: &str = concat!("SELECT ", last_revision!());
 const FIRST_REVISION: &str = concat!(
     "SELECT COALESCE((SELECT MIN(revision) FROM events), ",
     last_revision!(),
     " + 1)"
 );
-const INSERT_EVENTS: &str = "INSERT INTO events (revision, time_ms, body, actor)
-     SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])";
-const REMEMBER_REQUESTS: &str =
-    "INSERT INTO requests (request_id, fingerprint, answer, revision, time_ms)
-     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[])
-     ON CONFLICT (request_id) DO UPDATE SET
-        fingerprint = excluded.fingerprint, answer = excluded.answer,
-        revision = excluded.revision, time_ms = excluded.time_ms";
-const KEEP_CLOSED: &str = "INSERT INTO task_history (task_id, revision, closed_at, body)
-     SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[])
-     ON CONFLICT (task_id) DO UPDATE SET
-        revision = excluded.revision, closed_at = excluded.closed_at, body = excluded.body";
-const NOTIFY: &str = "SELECT pg_notify('switchboard_events', $1::TEXT)";
 const READ_FROM: &str = "SELECT revision, time_ms, body, actor FROM events
      WHERE revision >= $1 ORDER BY revision LIMIT $2";
 const CLOSED_TASK: &str = "SELECT revision, closed_at, body FROM task_history WHERE task_id = $1";
@@ -138,170 +121,6 @@ impl PostgresJournal {
 
     pub fn fence(&self) -> &Fence {
         &self.fence
-    }
-}
-
-fn write_error(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Write(error_text(&e))
-}
-
-fn read_error(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Read(error_text(&e))
-}
-
-/// Reads the lease row under `FOR SHARE` and refuses unless `held` is its epoch and it has
-/// not expired. Returns the last revision.
-async fn check_lease(live: &mut Live, held: Option<u64>) -> Result<Revision, StoreError> {
-    let statement = live.statement(LEASE_AND_LAST).await.map_err(write_error)?;
-    let row = live
-        .client
-        .query_opt(&statement, &[])
-        .await
-        .map_err(write_error)?;
-    let Some(row) = row else {
-        return Err(StoreError::Fenced { held, current: 0 });
-    };
-    let current = from_sql_int(row.get(0));
-    let unexpired: bool = row.get(1);
-    if held != Some(current) || !unexpired {
-        return Err(StoreError::Fenced { held, current });
-    }
-    Ok(from_sql_int(row.get(2)))
-}
-
-/// An append's rows, owned, one vector per column: each table takes its rows in one statement.
-#[derive(Default)]
-struct AppendRows {
-    first: Option<Revision>,
-    revisions: Vec<Revision>,
-    times: Vec<i64>,
-    bodies: Vec<String>,
-    actors: Vec<String>,
-    request_ids: Vec<String>,
-    fingerprints: Vec<String>,
-    answers: Vec<String>,
-    request_revisions: Vec<i64>,
-    request_times: Vec<i64>,
-    task_ids: Vec<String>,
-    closing_revisions: Vec<i64>,
-    closed_ats: Vec<i64>,
-    tasks: Vec<String>,
-}
-
-impl AppendRows {
-    fn new(
-        records: &[&Record],
-        requests: &[&RememberedRequest],
-        closed: &[&ClosedTask],
-    ) -> Result<Self, StoreError> {
-        let mut rows = Self {
-            first: records.first().map(|r| r.revision),
-            ..Self::default()
-        };
-        for record in records {
-            rows.revisions.push(record.revision);
-            rows.times.push(sql_int(record.time_ms));
-            rows.bodies.push(
-                serde_json::to_string(&record.event)
-                    .map_err(|e| StoreError::Write(e.to_string()))?,
-            );
-            rows.actors.push(record.actor.to_string());
-        }
-        // One statement cannot write a key twice: the last of a repeated key wins, as it
-        // would row by row.
-        for (i, r) in requests.iter().enumerate() {
-            if requests[i + 1..]
-                .iter()
-                .any(|later| later.request_id == r.request_id)
-            {
-                continue;
-            }
-            rows.request_ids.push(r.request_id.clone());
-            rows.fingerprints.push(r.fingerprint.clone());
-            rows.answers.push(r.answer.clone());
-            rows.request_revisions.push(sql_int(r.revision));
-            rows.request_times.push(sql_int(r.time_ms));
-        }
-        for (i, c) in closed.iter().enumerate() {
-            let id = &c.task.spec.task_id;
-            if closed[i + 1..]
-                .iter()
-                .any(|later| later.task.spec.task_id == *id)
-            {
-                continue;
-            }
-            rows.task_ids.push(id.clone());
-            rows.closing_revisions.push(sql_int(c.revision));
-            rows.closed_ats.push(sql_int(c.closed_at));
-            rows.tasks.push(
-                serde_json::to_string(&c.task).map_err(|e| StoreError::Write(e.to_string()))?,
-            );
-        }
-        Ok(rows)
-    }
-
-    /// Refuses revisions that do not follow `last` one by one.
-    fn check_follows(&self, last: Revision) -> Result<(), StoreError> {
-        for (expected, &got) in (last + 1..).zip(&self.revisions) {
-            if got != expected {
-                return Err(StoreError::Gap { expected, got });
-            }
-        }
-        Ok(())
-    }
-
-    async fn write(self, live: &mut Live) -> Result<(), StoreError> {
-        if let Some(&last) = self.revisions.last() {
-            let revisions: Vec<i64> = self.revisions.iter().map(|&r| sql_int(r)).collect();
-            let insert = live.statement(INSERT_EVENTS).await.map_err(write_error)?;
-            live.client
-                .execute(
-                    &insert,
-                    &[&revisions, &self.times, &self.bodies, &self.actors],
-                )
-                .await
-                .map_err(write_error)?;
-            let notify = live.statement(NOTIFY).await.map_err(write_error)?;
-            live.client
-                .execute(&notify, &[&last.to_string()])
-                .await
-                .map_err(write_error)?;
-        }
-        if !self.request_ids.is_empty() {
-            let remember = live
-                .statement(REMEMBER_REQUESTS)
-                .await
-                .map_err(write_error)?;
-            live.client
-                .execute(
-                    &remember,
-                    &[
-                        &self.request_ids,
-                        &self.fingerprints,
-                        &self.answers,
-                        &self.request_revisions,
-                        &self.request_times,
-                    ],
-                )
-                .await
-                .map_err(write_error)?;
-        }
-        if !self.task_ids.is_empty() {
-            let keep = live.statement(KEEP_CLOSED).await.map_err(write_error)?;
-            live.client
-                .execute(
-                    &keep,
-                    &[
-                        &self.task_ids,
-                        &self.closing_revisions,
-                        &self.closed_ats,
-                        &self.tasks,
-                    ],
-                )
-                .await
-                .map_err(write_error)?;
-        }
-        Ok(())
     }
 }
 
@@ -376,21 +195,8 @@ impl Journal for PostgresJournal {
         }
         let rows = AppendRows::new(records, requests, closed)?;
         let held = self.fence.held();
-        self.pool.write(move |live| {
-            Box::pin(async move {
-                live.transaction(
-                    async move |live| {
-                        let last = check_lease(live, held).await?;
-                        if rows.first.is_some() {
-                            rows.check_follows(last)?;
-                        }
-                        rows.write(live).await
-                    },
-                    StoreError::Write,
-                )
-                .await
-            })
-        })
+        self.pool
+            .write(move |live| Box::pin(async move { rows.append(live, held).await }))
     }
 
     fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {
@@ -502,65 +308,4 @@ impl Journal for PostgresJournal {
             })
         })
     }
-}
-
-/// Stores the snapshot and compacts, as the SQLite journal does, under the lease.
-async fn save_snapshot(
-    live: &mut Live,
-    held: Option<u64>,
-    snapshot: &StoredSnapshot,
-    retention: Retention,
-) -> Result<(), StoreError> {
-    let last = check_lease(live, held).await?;
-    let c = &live.client;
-    c.execute(
-        "INSERT INTO snapshots (revision, time_ms, body) VALUES ($1, $2, $3)
-         ON CONFLICT (revision) DO UPDATE SET time_ms = excluded.time_ms, body = excluded.body",
-        &[
-            &sql_int(snapshot.revision),
-            &sql_int(snapshot.time_ms),
-            &snapshot.body,
-        ],
-    )
-    .await
-    .map_err(write_error)?;
-    // The two newest stay: the one before the latest is recovery's fallback.
-    let oldest_kept: i64 = c
-        .query_one(
-            "SELECT MIN(revision) FROM
-                (SELECT revision FROM snapshots ORDER BY revision DESC LIMIT 2) AS newest",
-            &[],
-        )
-        .await
-        .map_err(write_error)?
-        .get(0);
-    c.execute("DELETE FROM snapshots WHERE revision < $1", &[&oldest_kept])
-        .await
-        .map_err(write_error)?;
-    // The snapshot may be newer than every event: the last revision is read again.
-    let last = last.max(snapshot.revision);
-    let keep_from = last
-        .saturating_sub(retention.events)
-        .saturating_add(1)
-        .min(snapshot.revision + 1)
-        .min(from_sql_int(oldest_kept) + 1);
-    c.execute(
-        "DELETE FROM events WHERE revision < $1",
-        &[&sql_int(keep_from)],
-    )
-    .await
-    .map_err(write_error)?;
-    c.execute(
-        "DELETE FROM requests WHERE time_ms < $1",
-        &[&sql_int(retention.requests_since)],
-    )
-    .await
-    .map_err(write_error)?;
-    c.execute(
-        "DELETE FROM task_history WHERE closed_at < $1",
-        &[&sql_int(retention.history_since)],
-    )
-    .await
-    .map_err(write_error)?;
-    Ok(())
 }

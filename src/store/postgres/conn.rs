@@ -125,6 +125,11 @@ impl Live {
         }
     }
 
+    /// Marks the session as possibly inside a transaction (so not to be used again), or not.
+    pub fn set_in_doubt(&mut self, in_doubt: bool) {
+        self.broken = in_doubt;
+    }
+
     /// Whether the connection must be replaced.
     pub fn is_closed(&self) -> bool {
         self.broken || self.client.is_closed()
@@ -197,6 +202,14 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
         Some(db) => format!("{e}: {}", db.message()),
         None => e.to_string(),
     }
+}
+
+pub(crate) fn write_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Write(error_text(&e))
+}
+
+pub(crate) fn read_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Read(error_text(&e))
 }
 
 pub(crate) fn no_answer(timeout: Duration) -> String {

@@ -64,14 +64,16 @@ impl Pool {
         T: Send + 'static,
         F: for<'a> FnOnce(&'a mut Live) -> Call<'a, T> + Send + 'static,
     {
-        self.run(lock(&self.writer), call, StoreError::Write)
+        self.run(&mut lock(&self.writer), call, StoreError::Write).0
     }
 
-    /// Runs `call` on a reading connection, a free one if there is one.
+    /// Runs `call` on a reading connection, a free one if there is one. A read that failed
+    /// because the connection it reused had died meanwhile (the database restarted) is run
+    /// once more on a new one: reads can be repeated, writes are not.
     pub fn read<T, F>(&self, call: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(&'a mut Live) -> Call<'a, T> + Send + 'static,
+        F: for<'a> FnOnce(&'a mut Live) -> Call<'a, T> + Clone + Send + 'static,
     {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
@@ -80,21 +82,26 @@ impl Pool {
             Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,
         });
-        let slot = free.unwrap_or_else(|| lock(&self.readers[start % n]));
-        self.run(slot, call, StoreError::Read)
+        let mut slot = free.unwrap_or_else(|| lock(&self.readers[start % n]));
+        match self.run(&mut slot, call.clone(), StoreError::Read) {
+            (Err(_), Ran::ReusedAndDied) => self.run(&mut slot, call, StoreError::Read).0,
+            (done, _) => done,
+        }
     }
 
     fn run<T, F>(
         &self,
-        mut slot: MutexGuard<'_, Option<Live>>,
+        slot: &mut MutexGuard<'_, Option<Live>>,
         call: F,
         failed: fn(String) -> StoreError,
-    ) -> Result<T, StoreError>
+    ) -> (Result<T, StoreError>, Ran)
     where
         T: Send + 'static,
         F: for<'a> FnOnce(&'a mut Live) -> Call<'a, T> + Send + 'static,
     {
-        let live = slot.take();
+        // One whose connection is known to have ended is not tried.
+        let live = slot.take().filter(|live| !live.is_closed());
+        let reused = live.is_some();
         let config = Arc::clone(&self.config);
         let timeout = self.timeout;
         let (done, outcome) = std::sync::mpsc::sync_channel(1);
@@ -117,15 +124,31 @@ impl Pool {
         match outcome.recv() {
             Ok(Ok(Ok((live, result)))) => {
                 if !live.is_closed() {
-                    *slot = Some(live);
+                    **slot = Some(live);
+                    (result, Ran::Kept)
+                } else if reused && live.client.is_closed() {
+                    (result, Ran::ReusedAndDied)
+                } else {
+                    (result, Ran::Dropped)
                 }
-                result
             }
-            Ok(Ok(Err(connect_failed))) => Err(connect_failed),
-            Ok(Err(_elapsed)) => Err(failed(no_answer(timeout))),
-            Err(_) => Err(failed("the call to PostgreSQL was abandoned".to_owned())),
+            Ok(Ok(Err(connect_failed))) => (Err(connect_failed), Ran::Dropped),
+            Ok(Err(_elapsed)) => (Err(failed(no_answer(timeout))), Ran::Dropped),
+            Err(_) => (
+                Err(failed("the call to PostgreSQL was abandoned".to_owned())),
+                Ran::Dropped,
+            ),
         }
     }
+}
+
+/// What became of the connection a call ran on.
+enum Ran {
+    Kept,
+    Dropped,
+    /// A connection kept from an earlier call turned out to have ended: the call may be run
+    /// again on a new one, without waiting for a time limit.
+    ReusedAndDied,
 }
 
 impl Drop for Pool {
