@@ -30,6 +30,10 @@ pub(crate) fn parse(url: &str, role: &str, timeout: Duration) -> Result<Config, 
     if config.get_application_name().is_none() {
         config.application_name(role);
     }
+    if config.get_options().is_none() {
+        // The server's notices ("relation already exists, skipping") are not worth a log line.
+        config.options("-c client_min_messages=warning");
+    }
     // A peer that stops answering is given up by the kernel too, not only by the call's limit.
     config
         .connect_timeout(timeout)
