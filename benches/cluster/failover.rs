@@ -50,12 +50,17 @@ struct Ack {
 #[derive(Default)]
 struct Log {
     acks: Vec<Ack>,
-    /// Failed writes by status code.
-    failures: BTreeMap<String, u64>,
+    /// Failed writes by status code: how many, and the first one's message.
+    failures: BTreeMap<String, (u64, String)>,
 }
 
 struct Trial {
+    /// From the kill to the first write the new leader acknowledged: the figure.
     failover: Duration,
+    /// What was left of the dead leader's lease at the kill, by the database's clock.
+    lease_left: Duration,
+    /// From the kill until the lease's row showed the next epoch (polled every few ms).
+    taken: Duration,
     from: String,
     to: String,
     epoch: u64,
@@ -91,7 +96,11 @@ pub async fn run(settings: &Settings, pg: &PgServer) {
 
     let token = writer_agent(nodes[0].as_ref().expect("node0 runs")).await;
     let targets: Arc<Mutex<Vec<Channel>>> = Arc::new(Mutex::new(
-        nodes.iter().flatten().map(|n| lazy_channel(n.addr)).collect(),
+        nodes
+            .iter()
+            .flatten()
+            .map(|n| lazy_channel(n.addr))
+            .collect(),
     ));
     let log = Arc::new(Mutex::new(Log::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -106,20 +115,24 @@ pub async fn run(settings: &Settings, pg: &PgServer) {
     let mut trials = Vec::new();
     for trial in 0..settings.trials {
         settle(&log).await;
+        // The kill falls anywhere in the leader's renew cycle: trials started at a fixed
+        // distance from the last hand-over would otherwise all kill at the same point of it.
+        tokio::time::sleep(jitter(trial, lease.renew_ms)).await;
         let (old, before) = leader(&nodes).await;
         let from = specs[old].name.clone();
 
         let killed_at = Instant::now();
         // SIGKILL, and waits for the process to be gone.
         drop(nodes[old].take());
+        let lease_left = lease_left(&db).await;
         let row = db
             .query_one("SELECT COALESCE(MAX(revision), 0) FROM events", &[])
             .await
             .expect("the journal's last revision");
         let last_revision = u64::try_from(row.get::<_, i64>(0)).expect("a revision");
 
-        let ack = first_ack_after(&log, killed_at, last_revision).await;
-        let failover = ack.at - killed_at;
+        let (taken_at, ack) =
+            hand_over(&db, &log, killed_at, before.lease_epoch, last_revision).await;
         let (new, after) = leader(&nodes).await;
         assert_eq!(
             after.lease_epoch,
@@ -127,19 +140,27 @@ pub async fn run(settings: &Settings, pg: &PgServer) {
             "the new leader's epoch is one past the old one"
         );
         let to = specs[new].name.clone();
-        println!(
-            "  trial {trial:>2}: {} ({from} -> {to}, epoch {}, first revision {} past {})",
-            ms(failover),
-            after.lease_epoch,
-            ack.revision,
-            last_revision
-        );
-        trials.push(Trial {
-            failover,
+        let t = Trial {
+            failover: ack.at - killed_at,
+            lease_left,
+            taken: taken_at - killed_at,
             from,
             to,
             epoch: after.lease_epoch,
-        });
+        };
+        println!(
+            "  trial {trial:>2}: {} ({} -> {}, epoch {}; lease left at the kill {}, taken after \
+             {}; first revision {} past {})",
+            ms(t.failover),
+            t.from,
+            t.to,
+            t.epoch,
+            ms(t.lease_left),
+            ms(t.taken),
+            ack.revision,
+            last_revision
+        );
+        trials.push(t);
 
         // Back as a follower of the new leader, caught up with the journal.
         let restarted = specs[old].start();
@@ -162,12 +183,20 @@ fn report(settings: &Settings, trials: &[Trial], log: &Log) {
         ms(latency.p50),
         ms(latency.p99),
         ms(latency.max),
-        ms(trials
-            .iter()
-            .map(|t| t.failover)
-            .min()
-            .unwrap_or_default()),
+        ms(trials.iter().map(|t| t.failover).min().unwrap_or_default()),
     );
+    let part = |name: &str, of: &dyn Fn(&Trial) -> Duration| {
+        let parts = Latency::of(trials.iter().map(of).collect());
+        println!("{name}: p50 {}, max {}", ms(parts.p50), ms(parts.max));
+    };
+    part("lease left at the kill", &|t| t.lease_left);
+    part("kill to the lease taken", &|t| t.taken);
+    part("lease expired to taken (a follower's next look)", &|t| {
+        t.taken.saturating_sub(t.lease_left)
+    });
+    part("lease taken to the first write acknowledged", &|t| {
+        t.failover.saturating_sub(t.taken)
+    });
     let hand_overs: Vec<String> = trials
         .iter()
         .map(|t| format!("{}->{}@{}", t.from, t.to, t.epoch))
@@ -180,10 +209,12 @@ fn report(settings: &Settings, trials: &[Trial], log: &Log) {
         lease.ttl_ms, lease.renew_ms
     );
     println!(
-        "writes acknowledged: {}; failed (by status, then retried on the next node): {:?}",
-        log.acks.len(),
-        log.failures
+        "writes acknowledged: {}; failed, then retried on the next node:",
+        log.acks.len()
     );
+    for (code, (count, first)) in &log.failures {
+        println!("  {code}: {count} (the first: {first})");
+    }
 }
 
 /// A channel that connects when first used and again after its node is gone.
@@ -275,9 +306,12 @@ async fn write(
                     revision: answer.into_inner().revision,
                 }),
                 Err(status) => {
-                    *log.failures
-                        .entry(format!("{:?}", status.code()))
-                        .or_default() += 1;
+                    let code = format!("{:?}", status.code());
+                    let (count, _) = log
+                        .failures
+                        .entry(code)
+                        .or_insert_with(|| (0, status.message().to_owned()));
+                    *count += 1;
                 }
             }
         }
@@ -296,29 +330,71 @@ async fn settle(log: &Mutex<Log>) {
     }
 }
 
-/// The first write acknowledged after `killed_at` with a revision past `last_revision`.
-async fn first_ack_after(log: &Mutex<Log>, killed_at: Instant, last_revision: u64) -> Ack {
+/// A pause of up to `renew_ms`, different in every trial and every run.
+fn jitter(trial: usize, renew_ms: u64) -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(trial);
+    Duration::from_millis(random % renew_ms.max(1))
+}
+
+/// What is left of the lease, by the database's clock.
+async fn lease_left(db: &tokio_postgres::Client) -> Duration {
+    let row = db
+        .query_one(
+            "SELECT GREATEST(0, EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::FLOAT8
+             FROM cluster_lease WHERE id = 1",
+            &[],
+        )
+        .await
+        .expect("the lease's expiry");
+    Duration::from_secs_f64(row.get::<_, f64>(0) / 1e3)
+}
+
+/// Waits for the hand-over after a kill: when the lease's row first showed an epoch past
+/// `epoch`, and the first write acknowledged after `killed_at` with a revision past
+/// `last_revision`.
+async fn hand_over(
+    db: &tokio_postgres::Client,
+    log: &Mutex<Log>,
+    killed_at: Instant,
+    epoch: u64,
+    last_revision: u64,
+) -> (Instant, Ack) {
     let deadline = Instant::now() + WAIT;
+    let mut taken_at = None;
     loop {
-        let found = log
-            .lock()
-            .expect("the writer's log")
-            .acks
-            .iter()
-            .rev()
-            .take_while(|ack| ack.at > killed_at)
-            .filter(|ack| ack.revision > last_revision)
-            .last()
-            .copied();
-        if let Some(ack) = found {
-            return ack;
+        if taken_at.is_none() {
+            let row = db
+                .query_one("SELECT epoch FROM cluster_lease WHERE id = 1", &[])
+                .await
+                .expect("the lease's epoch");
+            if u64::try_from(row.get::<_, i64>(0)).expect("an epoch") > epoch {
+                taken_at = Some(Instant::now());
+            }
+        }
+        let ack = first_ack_after(log, killed_at, last_revision);
+        if let (Some(taken_at), Some(ack)) = (taken_at, ack) {
+            return (taken_at, ack);
         }
         assert!(
             Instant::now() < deadline,
             "no write acknowledged by a new leader"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// The first write acknowledged after `killed_at` with a revision past `last_revision`.
+fn first_ack_after(log: &Mutex<Log>, killed_at: Instant, last_revision: u64) -> Option<Ack> {
+    log.lock()
+        .expect("the writer's log")
+        .acks
+        .iter()
+        .rev()
+        .take_while(|ack| ack.at > killed_at)
+        .filter(|ack| ack.revision > last_revision)
+        .last()
+        .copied()
 }
 
 /// The node that leads (ready to take writes), by index, and its status.

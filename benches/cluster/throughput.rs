@@ -97,6 +97,11 @@ pub async fn run(settings: &Settings, pg: &PgServer) {
             );
             runs.push((target, run));
         }
+        println!(
+            "  round {round}: calls/s PostgreSQL / SQLite {:.2}, PostgreSQL / echo {:.2}",
+            leader.calls_per_sec / sqlite.calls_per_sec,
+            leader.calls_per_sec / echo.calls_per_sec
+        );
     }
 
     // The best round of each target counts, as in the durability benchmark.
