@@ -202,11 +202,18 @@ fn report(settings: &Settings, trials: &[Trial], log: &Log) {
         .map(|t| format!("{}->{}@{}", t.from, t.to, t.epoch))
         .collect();
     println!("hand-overs: {}", hand_overs.join(" "));
+    // The keeper's loop: a follower looks at the lease once per renew interval, and a node
+    // that took it is marked ready to take writes on a turn of that loop.
     println!(
-        "bound: the lease's time to live ({} ms) less the time since the dead leader's last \
-         renewal, plus up to a renew interval ({} ms) until a follower looks at the lease, plus \
-         taking it, catching up and the writer's next write to the new leader",
-        lease.ttl_ms, lease.renew_ms
+        "bound: what is left of the lease at the kill (at most its time to live, {ttl} ms, and at \
+         least that less a renew interval), plus until a follower next looks at the lease (up to \
+         a renew interval, {renew} ms), plus catching up, plus until the new leader's keeper marks \
+         it ready (at once or up to a renew interval later), plus the writer's next write: from \
+         about {low} ms to about {high} ms and the catch-up",
+        ttl = lease.ttl_ms,
+        renew = lease.renew_ms,
+        low = lease.ttl_ms.saturating_sub(lease.renew_ms),
+        high = lease.ttl_ms + 2 * lease.renew_ms,
     );
     println!(
         "writes acknowledged: {}; failed, then retried on the next node:",

@@ -115,3 +115,47 @@ pub async fn wait_following(addr: SocketAddr, leader: SocketAddr, revision: u64)
     })
     .await;
 }
+
+/// The processes of the PostgreSQL server on `port`: the postmaster (the `postgres` whose
+/// command line says `-p PORT`) and its children, the sessions among them.
+pub fn postgres_pids(port: u16) -> Vec<u32> {
+    let processes: Vec<(u32, u32, Vec<String>)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The fields after the command name's ')': state, then the parent's pid.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid, args))
+        })
+        .collect();
+    let port = port.to_string();
+    let Some(postmaster) = processes.iter().find_map(|(pid, _, args)| {
+        let is_postgres = args.first().is_some_and(|a| a.ends_with("/postgres"));
+        let on_port = args.windows(2).any(|w| w[0] == "-p" && w[1] == port);
+        (is_postgres && on_port).then_some(*pid)
+    }) else {
+        return Vec::new();
+    };
+    let mut pids = vec![postmaster];
+    pids.extend(
+        processes
+            .iter()
+            .filter(|(_, ppid, _)| *ppid == postmaster)
+            .map(|(pid, _, _)| *pid),
+    );
+    pids
+}

@@ -16,9 +16,9 @@ use tonic::transport::Channel;
 use crate::auth::{self, Who};
 use crate::echo::pb::EchoRequest;
 use crate::echo::pb::echo_service_client::EchoServiceClient;
-use crate::nodes::{Lease, NodeSpec, wait_following, wait_leading};
+use crate::nodes::{Lease, NodeSpec, postgres_pids, wait_following, wait_leading};
 use crate::postgres::PgServer;
-use crate::procs::{ServerChild, ServerKind};
+use crate::procs::{ServerChild, ServerKind, cpu_seconds};
 use crate::stats::{Latency, heading, ms, ratio};
 
 const PASSWORD: &str = "bench-Password-1";
@@ -62,11 +62,16 @@ impl Target {
 }
 
 /// One measurement.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Run {
     calls_per_sec: f64,
     latency: Latency,
+    /// Cores each group of processes kept busy while measured (1.0: one core all the time).
+    cores: Vec<(&'static str, f64)>,
 }
+
+/// Processes whose CPU time a measurement reports, by group.
+type Watched = Vec<(&'static str, Vec<u32>)>;
 
 pub async fn run(settings: &Settings, pg: &PgServer) {
     heading("Durable ChangeAgentState: PostgreSQL against SQLite and the echo");
@@ -88,33 +93,42 @@ pub async fn run(settings: &Settings, pg: &PgServer) {
         let echo = echo_run(settings).await;
         let sqlite = sqlite_run(settings).await;
         let (leader, follower) = postgres_runs(settings, pg).await;
-        for (target, run) in TARGETS.into_iter().zip([echo, sqlite, leader, follower]) {
-            println!(
-                "  round {round}: {:<42} {:>8.0} calls/s  {}",
-                target.label(),
-                run.calls_per_sec,
-                run.latency
-            );
-            runs.push((target, run));
-        }
         println!(
             "  round {round}: calls/s PostgreSQL / SQLite {:.2}, PostgreSQL / echo {:.2}",
             leader.calls_per_sec / sqlite.calls_per_sec,
             leader.calls_per_sec / echo.calls_per_sec
         );
+        for (target, run) in TARGETS.into_iter().zip([echo, sqlite, leader, follower]) {
+            let cores: Vec<String> = run
+                .cores
+                .iter()
+                .map(|(group, cores)| format!("{group} {cores:.2}"))
+                .collect();
+            println!(
+                "  round {round}: {:<42} {:>8.0} calls/s  {}\n             cores busy: {}",
+                target.label(),
+                run.calls_per_sec,
+                run.latency,
+                cores.join(", ")
+            );
+            runs.push((target, run));
+        }
     }
 
     // The best round of each target counts, as in the durability benchmark.
     let best = |target: Target| -> Run {
         runs.iter()
             .filter(|(t, _)| *t == target)
-            .map(|(_, run)| *run)
+            .map(|(_, run)| run.clone())
             .max_by(|a, b| a.calls_per_sec.total_cmp(&b.calls_per_sec))
             .expect("every target ran")
     };
     let [echo, sqlite, leader, follower] = TARGETS.map(best);
     println!("\n| target | calls/s | p50 | p99 |\n|---|---|---|---|");
-    for (target, run) in TARGETS.into_iter().zip([echo, sqlite, leader, follower]) {
+    for (target, run) in TARGETS
+        .into_iter()
+        .zip([&echo, &sqlite, &leader, &follower])
+    {
         println!(
             "| {} | {:.0} | {} | {} |",
             target.label(),
@@ -125,10 +139,10 @@ pub async fn run(settings: &Settings, pg: &PgServer) {
     }
     println!("\n| ratio | calls/s | p50 | p99 |\n|---|---|---|---|");
     for (name, a, b) in [
-        ("PostgreSQL / SQLite", leader, sqlite),
-        ("PostgreSQL / echo", leader, echo),
-        ("SQLite / echo", sqlite, echo),
-        ("follower / leader", follower, leader),
+        ("PostgreSQL / SQLite", &leader, &sqlite),
+        ("PostgreSQL / echo", &leader, &echo),
+        ("SQLite / echo", &sqlite, &echo),
+        ("follower / leader", &follower, &leader),
     ] {
         println!(
             "| {name} | {:.2} | {:.2} | {:.2} |",
@@ -149,7 +163,8 @@ async fn echo_run(settings: &Settings) -> Run {
             payload: agent_id(i).into_bytes(),
         });
     }
-    measure(callers, settings).await
+    let watched = vec![("echo", vec![server.pid()])];
+    measure(callers, settings, watched).await
 }
 
 async fn sqlite_run(settings: &Settings) -> Run {
@@ -161,7 +176,8 @@ async fn sqlite_run(settings: &Settings) -> Run {
     let server = ServerChild::start(&kind, None);
     let tokens = agents(&server, settings).await;
     let channels = connections(&server, settings.connections).await;
-    measure(agent_callers(&channels, &tokens), settings).await
+    let watched = vec![("switchboard", vec![server.pid()])];
+    measure(agent_callers(&channels, &tokens), settings, watched).await
 }
 
 /// Through the leader, then through a follower, of one fresh cluster on its own database.
@@ -181,9 +197,18 @@ async fn postgres_runs(settings: &Settings, pg: &PgServer) -> (Run, Run) {
 
     let tokens = agents(&leader, settings).await;
     let channels = connections(&leader, settings.connections).await;
-    let through_leader = measure(agent_callers(&channels, &tokens), settings).await;
+    let watched = vec![
+        ("leader", vec![leader.pid()]),
+        ("postgres", postgres_pids(pg.port())),
+    ];
+    let through_leader = measure(agent_callers(&channels, &tokens), settings, watched).await;
     let channels = connections(&follower, settings.connections).await;
-    let through_follower = measure(agent_callers(&channels, &tokens), settings).await;
+    let watched = vec![
+        ("follower", vec![follower.pid()]),
+        ("leader", vec![leader.pid()]),
+        ("postgres", postgres_pids(pg.port())),
+    ];
+    let through_follower = measure(agent_callers(&channels, &tokens), settings, watched).await;
     (through_leader, through_follower)
 }
 
@@ -310,7 +335,8 @@ impl Caller {
 
 /// Runs every caller in a closed loop; after the warm-up, counts the calls answered and keeps
 /// each one's latency until the measurement ends.
-async fn measure(callers: Vec<Caller>, settings: &Settings) -> Run {
+async fn measure(callers: Vec<Caller>, settings: &Settings, mut watched: Watched) -> Run {
+    watched.push(("load", vec![std::process::id()]));
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -333,6 +359,7 @@ async fn measure(callers: Vec<Caller>, settings: &Settings) -> Run {
     tokio::time::sleep(settings.warm_up).await;
     counting.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_before: Vec<f64> = watched.iter().map(|(_, pids)| cpu(pids)).collect();
     match settings.max_calls {
         None => tokio::time::sleep(settings.measure).await,
         Some(max) => {
@@ -343,6 +370,11 @@ async fn measure(callers: Vec<Caller>, settings: &Settings) -> Run {
     }
     let calls = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let cores = watched
+        .iter()
+        .zip(cpu_before)
+        .map(|((group, pids), before)| (*group, (cpu(pids) - before) / elapsed.as_secs_f64()))
+        .collect();
     counting.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
@@ -352,5 +384,11 @@ async fn measure(callers: Vec<Caller>, settings: &Settings) -> Run {
     Run {
         calls_per_sec: calls as f64 / elapsed.as_secs_f64(),
         latency: Latency::of(latencies),
+        cores,
     }
+}
+
+/// CPU seconds, user and system, of the processes in `pids` still running.
+fn cpu(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|pid| cpu_seconds(*pid)).sum()
 }
