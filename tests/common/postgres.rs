@@ -1,7 +1,8 @@
 //! A real PostgreSQL server for the tests: `initdb` and `pg_ctl` from the newest
 //! `/usr/lib/postgresql/*/bin` (`scripts/test-tools.sh` installs Debian's `postgresql` where it
 //! is missing), in a temporary directory, on a free loopback port, with trust authentication
-//! and `fsync=off` (these tests are not about the disk). As root it runs as `postgres` through
+//! and `fsync=off` (these tests are not about the disk; `start_durable` keeps PostgreSQL's
+//! durable defaults, for the benchmarks). As root it runs as `postgres` through
 //! `runuser`. Each test takes a fresh database of its own; the tests of one binary share one
 //! server while any of them holds it (`PgServer::shared`), and it is stopped (`pg_ctl stop -m
 //! immediate`) when the last lets go.
@@ -56,6 +57,17 @@ impl PgServer {
 
     /// A server of its own, started and accepting connections.
     pub fn start() -> PgServer {
+        Self::start_with("-c fsync=off -c full_page_writes=off")
+    }
+
+    /// A server of its own with every commit flushed to disk (PostgreSQL's defaults, said
+    /// out loud): what a figure about durable writes needs.
+    pub fn start_durable() -> PgServer {
+        Self::start_with("-c fsync=on -c synchronous_commit=on -c full_page_writes=on")
+    }
+
+    /// `durability`: the `postgres -c` options that say how commits reach the disk.
+    fn start_with(durability: &str) -> PgServer {
         let bin = pg_bin();
         let run_as = is_root().then(postgres_ids);
         let dir = tempfile::Builder::new()
@@ -92,8 +104,7 @@ impl PgServer {
         for attempt in 1..=5 {
             server.port = free_port();
             let options = format!(
-                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off \
-                 -c max_connections=400",
+                "-p {} -c listen_addresses=127.0.0.1 -k {} {durability} -c max_connections=400",
                 server.port,
                 server.dir.path().display()
             );
