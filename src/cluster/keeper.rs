@@ -245,7 +245,12 @@ impl Run {
 
     /// The leader's turn: renews the lease, and steps down when it cannot be sure of it.
     async fn keep(&mut self, mut held: Held) {
-        if let Some(task) = held.taking_over.take_if(|task| task.is_finished()) {
+        // The engine says it writes just before it answers: either means it has taken over.
+        let writable = *self.status.borrow() == EngineStatus::Writable;
+        if let Some(task) = held
+            .taking_over
+            .take_if(|task| task.is_finished() || writable)
+        {
             match task.await {
                 Ok(Ok(revision)) => {
                     info!(epoch = held.epoch, revision, "leading");
