@@ -6,7 +6,6 @@
 //! served here, once this node has applied the revision a caller asks for
 //! (`x-switchboard-min-revision`), so a caller reads its own writes on any node.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -15,21 +14,18 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
-use http_body::Frame;
 use tokio::sync::{oneshot, watch};
 use tonic::Status;
 use tonic::body::Body;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tower::{Layer, Service, ServiceExt};
 use tracing::warn;
 
-use super::peer::{self, ForwardedPeer, PeerSeal};
+use super::bodies::{Counted, FromLeader, Held, ToLeader};
+use super::peer::{self, ForwardedPeer, PeerSeal, act_as, caller_of};
 use super::placement::{Placement, placement};
 use super::route::Route;
-use crate::auth::ForwardedCertificate;
 use crate::lifecycle::Lifecycle;
-use crate::tls::PeerIdentity;
 
 /// Metadata asking that the call be served from a state at least this revision.
 pub const MIN_REVISION_HEADER: HeaderName = HeaderName::from_static("x-switchboard-min-revision");
@@ -205,7 +201,7 @@ impl ForwardLayer {
             }
         }
         if let Some(peer) = forwarded_peer {
-            as_caller(&mut request, peer);
+            act_as(&mut request, peer);
         }
         if let Some(revision) = min_revision
             && let Err(status) = self.caught_up(revision).await
@@ -260,7 +256,7 @@ impl ForwardLayer {
             .headers_mut()
             .insert(FORWARDED_BY_HEADER, self.node.clone());
         match &self.seal {
-            Some(seal) => match caller(&request) {
+            Some(seal) => match caller_of(&request) {
                 Some(peer) => seal.seal(&peer, request.headers_mut()),
                 None => peer::strip(request.headers_mut()),
             },
@@ -409,197 +405,6 @@ fn min_revision(headers: &HeaderMap) -> Result<Option<u64>, Status> {
 struct Connections {
     address: String,
     pool: Vec<(Channel, Arc<AtomicUsize>)>,
-}
-
-/// Counts a call while it lives: among those waiting for a revision, or on a connection.
-struct Counted(Arc<AtomicUsize>);
-
-impl Counted {
-    fn enter(count: Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count)
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// The leader's response body, passed through as it comes, except that it ends with a gRPC
-/// status in trailers instead of a bare stream reset: `UNAVAILABLE` naming the leader when the
-/// leader is lost mid-call, and `UNAVAILABLE` "reconnect" when this node drains (`stopping`).
-struct FromLeader {
-    inner: Body,
-    leader: Arc<str>,
-    stopping: Option<BoxFuture<'static, ()>>,
-    /// Dropped when this body ends here: the call to the leader is cancelled with it.
-    tether: Option<oneshot::Sender<()>>,
-    /// The call's place on its connection, given back with the body.
-    _call: Counted,
-    ended: bool,
-}
-
-impl FromLeader {
-    /// The last frame: `status` in trailers.
-    fn end_with(
-        &mut self,
-        status: Status,
-    ) -> Poll<Option<Result<Frame<prost::bytes::Bytes>, Status>>> {
-        self.ended = true;
-        self.tether = None;
-        let mut trailers = HeaderMap::new();
-        match status.add_header(&mut trailers) {
-            Ok(()) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
-            Err(_) => Poll::Ready(Some(Err(status))),
-        }
-    }
-}
-
-impl http_body::Body for FromLeader {
-    type Data = prost::bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Err(error))) => {
-                let leader = &self.leader;
-                warn!(%leader, error = %error.message(), "the leader was lost during a forwarded call");
-                let status = Status::unavailable(format!(
-                    "the connection to the leader at {leader} was lost during the call ({}); \
-                     retry in a moment",
-                    error.message()
-                ));
-                self.end_with(status)
-            }
-            Poll::Pending => match self
-                .stopping
-                .as_mut()
-                .map(|stopping| stopping.poll_unpin(cx))
-            {
-                // Dropping the leader's body with the response cancels the call there.
-                Some(Poll::Ready(())) => self.end_with(Status::unavailable(
-                    "server is stopping; reconnect to another server",
-                )),
-                _ => Poll::Pending,
-            },
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The caller of `request` on this node's connection: its address and client certificate.
-fn caller<B>(request: &Request<B>) -> Option<ForwardedPeer> {
-    let tcp = request.extensions().get::<TcpConnectInfo>();
-    let tls = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
-    let remote = tcp
-        .and_then(TcpConnectInfo::remote_addr)
-        .or_else(|| tls.and_then(|tls| tls.get_ref().remote_addr()))?;
-    let certificate = tls
-        .and_then(TlsConnectInfo::peer_certs)
-        .and_then(|chain| chain.first().cloned())
-        .map(|leaf| PeerIdentity::of_certificate(leaf.as_ref()).fingerprint_hex());
-    Some(ForwardedPeer {
-        ip: remote.ip(),
-        certificate,
-    })
-}
-
-/// Makes the forwarded caller this request's caller: tonic's `remote_addr` reads the plain
-/// connection info first, and the auth layer takes a forwarded certificate first.
-fn as_caller<B>(request: &mut Request<B>, peer: ForwardedPeer) {
-    let local_addr = request
-        .extensions()
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::local_addr);
-    request.extensions_mut().insert(TcpConnectInfo {
-        local_addr,
-        remote_addr: Some(std::net::SocketAddr::new(peer.ip, 0)),
-    });
-    if let Some(fingerprint) = peer.certificate {
-        request
-            .extensions_mut()
-            .insert(ForwardedCertificate(fingerprint));
-    }
-}
-
-/// A response body passed through as it is, holding `_open` until it is dropped.
-struct Held {
-    inner: Body,
-    _open: Counted,
-}
-
-impl http_body::Body for Held {
-    type Data = prost::bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The caller's request body on its way to the leader, cut off once the answer has ended on
-/// this node (or was dropped): the leader then sees the call cancelled, and the caller's
-/// stream here is released instead of being kept open by the copy to the leader.
-struct ToLeader {
-    inner: Body,
-    /// `None` once cut off.
-    ended: Option<oneshot::Receiver<()>>,
-}
-
-impl http_body::Body for ToLeader {
-    type Data = prost::bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let Some(ended) = self.ended.as_mut() else {
-            return Poll::Ready(None);
-        };
-        if ended.poll_unpin(cx).is_ready() {
-            self.ended = None;
-            return Poll::Ready(Some(Err(Status::cancelled(
-                "the call ended on the forwarding node",
-            ))));
-        }
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended.is_none() || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 impl<S> Layer<S> for ForwardLayer {

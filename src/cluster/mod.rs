@@ -8,6 +8,7 @@
 //! - `placement`, `route`, `forward`: which calls only the leader serves, where it is, and the
 //!   edge that forwards them; `peer`: the caller carried across a forward.
 
+mod bodies;
 pub mod forward;
 mod keeper;
 pub mod keys;

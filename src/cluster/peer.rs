@@ -11,7 +11,11 @@ use std::net::IpAddr;
 
 use blake2::Blake2sMac256;
 use blake2::digest::{KeyInit, Mac};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+use crate::auth::ForwardedCertificate;
+use crate::tls::PeerIdentity;
 
 /// `<ip>;<certificate fingerprint or empty>;<mac, hex>`.
 pub const FORWARDED_FOR_HEADER: HeaderName = HeaderName::from_static("x-switchboard-forwarded-for");
@@ -84,6 +88,41 @@ impl PeerSeal {
             ip: ip.parse().ok()?,
             certificate: (!certificate.is_empty()).then(|| certificate.to_owned()),
         })
+    }
+}
+
+/// The caller of `request` on this node's connection: its address and client certificate.
+pub(super) fn caller_of<B>(request: &Request<B>) -> Option<ForwardedPeer> {
+    let tcp = request.extensions().get::<TcpConnectInfo>();
+    let tls = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+    let remote = tcp
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| tls.and_then(|tls| tls.get_ref().remote_addr()))?;
+    let certificate = tls
+        .and_then(TlsConnectInfo::peer_certs)
+        .and_then(|chain| chain.first().cloned())
+        .map(|leaf| PeerIdentity::of_certificate(leaf.as_ref()).fingerprint_hex());
+    Some(ForwardedPeer {
+        ip: remote.ip(),
+        certificate,
+    })
+}
+
+/// Makes the forwarded caller this request's caller: tonic's `remote_addr` reads the plain
+/// connection info first, and the auth layer takes a forwarded certificate first.
+pub(super) fn act_as<B>(request: &mut Request<B>, peer: ForwardedPeer) {
+    let local_addr = request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::local_addr);
+    request.extensions_mut().insert(TcpConnectInfo {
+        local_addr,
+        remote_addr: Some(std::net::SocketAddr::new(peer.ip, 0)),
+    });
+    if let Some(fingerprint) = peer.certificate {
+        request
+            .extensions_mut()
+            .insert(ForwardedCertificate(fingerprint));
     }
 }
 
