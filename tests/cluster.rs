@@ -1165,3 +1165,116 @@ async fn a_desktop_and_a_watch_resume_on_another_node_after_the_leader_dies() {
     admin.close().await;
     back.close().await;
 }
+
+// ----- 4b. a leader cut off in the middle of a commit -------------------------------------------
+
+/// The backend of a journal session (a node's commit) waiting for a lock.
+async fn commit_waiting_for_a_lock(sql: &tokio_postgres::Client) -> Option<i32> {
+    let row = sql
+        .query_opt(
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = 'switchboard-journal' AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .expect("read pg_stat_activity");
+    row.map(|row| row.get(0))
+}
+
+/// Whether backend `pid` sits inside its transaction, waiting for its client to go on.
+async fn idle_in_transaction(sql: &tokio_postgres::Client, pid: i32) -> bool {
+    let row = sql
+        .query_opt(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'idle in transaction'",
+            &[&pid],
+        )
+        .await
+        .expect("read pg_stat_activity");
+    row.is_some()
+}
+
+/// Whether a session holds the lease row locked (a commit's `FOR SHARE`), so that nobody can
+/// take the lease.
+async fn lease_row_locked(sql: &tokio_postgres::Client) -> bool {
+    sql.batch_execute("SELECT 1 FROM cluster_lease WHERE id = 1 FOR NO KEY UPDATE NOWAIT")
+        .await
+        .is_err()
+}
+
+/// A leader cut off while a commit of its is under way leaves its session inside the
+/// transaction, the lease row locked `FOR SHARE`, the rest of its commit never to come. That
+/// session must end on the database's side, or no other node can take the lease until the
+/// network heals. The commit is caught there deterministically: the test locks the events
+/// table for a moment, so the leader's commit waits inside its transaction, the lease row
+/// already locked; the network is cut, then the table released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_in_the_middle_of_a_commit_does_not_hold_up_the_take_over() {
+    let mut cluster = Cluster::empty(&[]).await;
+    let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], cluster.pg().port())));
+    let cut = cluster
+        .add_node(&proxy.database_url(&cluster.database().name))
+        .await;
+    let (leader, epoch) = cluster.leader().await;
+    assert_eq!(leader, cut);
+    cluster.await_admin().await;
+    let url = cluster.database().url.clone();
+    cluster.add_node(&url).await;
+    cluster.add_node(&url).await;
+    RoutingSetup::chat()
+        .apply(&mut Clients::new(cluster.channel(cut)))
+        .await;
+    agreed(&cluster, cut, epoch).await;
+
+    let (sql, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    sql.batch_execute("BEGIN; LOCK TABLE events IN SHARE MODE")
+        .await
+        .expect("lock the events table");
+    let mut to_cut = routing(cluster.channel(cut));
+    let write = tokio::spawn(async move {
+        tokio::time::timeout(WAIT, to_cut.new_task(new_task_request("caught-mid-commit"))).await
+    });
+    let pid = eventually(
+        "the leader's commit waiting inside its transaction",
+        async || commit_waiting_for_a_lock(&sql).await,
+    )
+    .await;
+    proxy.blackhole();
+    sql.batch_execute("ROLLBACK")
+        .await
+        .expect("release the table");
+    eventually(
+        "the leader's session left inside its transaction",
+        async || idle_in_transaction(&sql, pid).await.then_some(()),
+    )
+    .await;
+    assert!(
+        lease_row_locked(&sql).await,
+        "the cut-off session holds the lease row"
+    );
+
+    let (new, new_epoch) = cluster.leader_after(epoch).await;
+    assert_ne!(new, cut);
+    assert!(new_epoch > epoch);
+    let answer = write.await.expect("the write's task");
+    assert!(
+        !matches!(answer, Ok(Ok(_))),
+        "acknowledged by a node cut off mid-commit: {answer:?}"
+    );
+    let (_, written) =
+        submit_until_acknowledged(&mut routing(cluster.channel(new)), "on-the-new-leader").await;
+
+    proxy.restore();
+    cluster
+        .status_until(cut, "following the new leader, caught up", |s| {
+            s.role() == pb::NodeRole::Follower
+                && s.leader_address == cluster.address(new)
+                && s.applied_revision >= written.revision
+        })
+        .await;
+    let journal = cluster.journal().await;
+    assert_gapless(&journal);
+    assert!(queued_with(&journal, "caught-mid-commit").is_empty());
+}
