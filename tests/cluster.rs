@@ -14,13 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{CALL, Cluster, WAIT, assert_gapless, eventually};
+use common::cluster::{
+    Ack, CALL, Cluster, Effect, WAIT, assert_acknowledged_in, assert_gapless, assert_one_owner,
+    eventually, how_it_ended, queued_with, ringing_at,
+};
 use common::desktop::ConnectedDesktop;
 use common::postgres::TcpProxy;
 use common::routing_setup::RoutingSetup;
 use common::{Channel, Clients, Who};
-use switchboard::domain::routing::model::{RequeueReason, TaskState};
-use switchboard::domain::{Actor, Event, Record};
+use switchboard::domain::routing::model::RequeueReason;
+use switchboard::domain::{Actor, Event};
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
 use switchboard::pb::connect_response::Frame;
@@ -58,16 +61,6 @@ fn new_task_request(request_id: &str) -> pb::NewTaskRequest {
         labels: vec!["failover".into()],
         ..Default::default()
     }
-}
-
-/// The `TaskQueued` of the task a channel submitted with `request_id`, if journaled.
-fn queued_with<'a>(journal: &'a [Record], request_id: &str) -> Vec<&'a Record> {
-    journal
-        .iter()
-        .filter(
-            |r| matches!(&r.event, Event::TaskQueued { spec, .. } if spec.request_id == request_id),
-        )
-        .collect()
 }
 
 /// Submits tasks through `routing` until one is acknowledged; any refusal on the way must be
@@ -127,192 +120,6 @@ async fn agreed(
         Some(statuses)
     })
     .await
-}
-
-// ----- journal checks ---------------------------------------------------------------------------
-
-/// What an acknowledged call changed, as the journal must show it.
-#[derive(Debug, Clone, PartialEq)]
-enum Effect {
-    Queued { task: String },
-    Accepted { task: String, agent: String },
-    Closed { task: String },
-    Ready { agent: String },
-    NotReady { agent: String },
-}
-
-impl Effect {
-    fn shown_by(&self, event: &Event) -> bool {
-        match (self, event) {
-            (Effect::Queued { task }, Event::TaskQueued { spec, .. }) => spec.task_id == *task,
-            (
-                Effect::Accepted { task, agent },
-                Event::TaskAccepted {
-                    task_id, agent_id, ..
-                },
-            ) => task_id == task && agent_id == agent,
-            (
-                Effect::Closed { task },
-                Event::TaskStateChanged {
-                    task_id,
-                    state: TaskState::Closed,
-                    ..
-                },
-            ) => task_id == task,
-            (Effect::Ready { agent }, Event::AgentReady { agent_id, .. })
-            | (Effect::NotReady { agent }, Event::AgentNotReady { agent_id, .. }) => {
-                agent_id == agent
-            }
-            _ => false,
-        }
-    }
-}
-
-/// An acknowledged call: who made it and through which node, what it changed, the revision
-/// its answer carried, and the caller's previous acknowledged revision (the caller waits for
-/// each answer, so this call's events come after that one).
-#[derive(Debug, Clone)]
-struct Ack {
-    actor: Actor,
-    node: usize,
-    effect: Effect,
-    revision: u64,
-    after: u64,
-}
-
-/// Every acknowledged change is in the journal: an event with its effect, by its caller,
-/// after the caller's previous acknowledgement and at or before the revision it was answered
-/// with.
-#[track_caller]
-fn assert_acknowledged_in(journal: &[Record], acks: &[Ack]) {
-    for ack in acks {
-        let found = journal.iter().any(|r| {
-            r.revision > ack.after
-                && r.revision <= ack.revision
-                && r.actor == ack.actor
-                && ack.effect.shown_by(&r.event)
-        });
-        assert!(found, "acknowledged, but not in the journal: {ack:?}");
-    }
-}
-
-/// No task has two owners, from the journal alone: a task is offered only while nobody owns
-/// it and no other offer rings, and accepted only by the agent its ringing offer went to; a
-/// requeue, a transfer or its close is what releases it.
-#[track_caller]
-fn assert_one_owner(journal: &[Record]) {
-    #[derive(Default, Debug)]
-    struct Seen {
-        offered: Option<String>,
-        owner: Option<String>,
-        closed: bool,
-    }
-    let mut tasks: BTreeMap<String, Seen> = BTreeMap::new();
-    for r in journal {
-        let (task_id, what) = match &r.event {
-            Event::TaskQueued { spec, .. } => {
-                let fresh = tasks.insert(spec.task_id.clone(), Seen::default());
-                assert!(fresh.is_none(), "revision {}: queued twice", r.revision);
-                continue;
-            }
-            Event::TaskAgentSelected { task_id, .. }
-            | Event::TaskAccepted { task_id, .. }
-            | Event::TaskRequeued { task_id, .. }
-            | Event::TaskAgentTransferred { task_id, .. }
-            | Event::TaskStateChanged { task_id, .. } => (task_id, &r.event),
-            _ => continue,
-        };
-        let task = tasks
-            .get_mut(task_id)
-            .unwrap_or_else(|| panic!("revision {}: task {task_id} never queued", r.revision));
-        let at = format!(
-            "revision {} ({:?}), task {task_id} was {task:?}",
-            r.revision, r.event
-        );
-        assert!(!task.closed, "{at}: it changed after it closed");
-        match what {
-            Event::TaskAgentSelected { agent_id, .. } => {
-                assert!(task.owner.is_none() && task.offered.is_none(), "{at}");
-                task.offered = Some(agent_id.clone());
-            }
-            Event::TaskAccepted { agent_id, .. } => {
-                assert!(task.owner.is_none(), "{at}: a second owner");
-                assert_eq!(task.offered.as_ref(), Some(agent_id), "{at}: not its offer");
-                task.owner = Some(agent_id.clone());
-                task.offered = None;
-            }
-            Event::TaskRequeued { .. } => {
-                task.owner = None;
-                task.offered = None;
-            }
-            Event::TaskAgentTransferred {
-                owner_agent_id,
-                recipient_agent_id,
-                ..
-            } => {
-                assert_eq!(task.owner.as_ref(), Some(owner_agent_id), "{at}");
-                task.owner = Some(recipient_agent_id.clone());
-            }
-            Event::TaskStateChanged {
-                state: TaskState::Closed,
-                ..
-            } => {
-                task.closed = true;
-                task.owner = None;
-                task.offered = None;
-            }
-            _ => {}
-        }
-    }
-}
-
-/// An offer ringing at some revision: its task, agent and deadline.
-#[derive(Debug, Clone, PartialEq)]
-struct Ringing {
-    task: String,
-    agent: String,
-    deadline: u64,
-}
-
-/// The offers ringing once the journal is folded up to `revision`.
-fn ringing_at(journal: &[Record], revision: u64) -> Vec<Ringing> {
-    let mut ringing: BTreeMap<&str, Ringing> = BTreeMap::new();
-    for r in journal.iter().take_while(|r| r.revision <= revision) {
-        match &r.event {
-            Event::TaskAgentSelected {
-                task_id,
-                agent_id,
-                offer_deadline,
-                ..
-            } => {
-                ringing.insert(
-                    task_id,
-                    Ringing {
-                        task: task_id.clone(),
-                        agent: agent_id.clone(),
-                        deadline: *offer_deadline,
-                    },
-                );
-            }
-            Event::TaskAccepted { task_id, .. }
-            | Event::TaskRequeued { task_id, .. }
-            | Event::TaskStateChanged { task_id, .. } => {
-                ringing.remove(task_id.as_str());
-            }
-            _ => {}
-        }
-    }
-    ringing.into_values().collect()
-}
-
-/// How an offer ringing at `revision` ended, after it: the first event that ended it.
-fn how_it_ended<'a>(journal: &'a [Record], offer: &Ringing, revision: u64) -> Option<&'a Record> {
-    journal.iter().filter(|r| r.revision > revision).find(|r| {
-        matches!(&r.event,
-            Event::TaskAccepted { task_id, .. }
-            | Event::TaskRequeued { task_id, .. }
-            | Event::TaskStateChanged { task_id, .. } if *task_id == offer.task)
-    })
 }
 
 // ----- a steady load of routing commands --------------------------------------------------------
@@ -686,7 +493,7 @@ async fn a_leader_killed_under_load_loses_nothing_and_its_offers_move_on() {
     agreed(&cluster, new, new_epoch).await;
 }
 
-// ----- a follower's reads decide nothing --------------------------------------------------------
+// ----- 2b. a follower's reads decide nothing --------------------------------------------------------
 
 /// Milliseconds since the Unix epoch, by the clock the nodes' engines use.
 fn now_ms() -> u64 {
@@ -970,6 +777,119 @@ async fn a_leader_cut_off_from_the_database_steps_down_and_rejoins_as_a_follower
     agreed(&cluster, new, new_epoch).await;
 }
 
+// ----- 4b. a leader cut off in the middle of a commit -------------------------------------------
+
+/// The backend of a journal session (a node's commit) waiting for a lock.
+async fn commit_waiting_for_a_lock(sql: &tokio_postgres::Client) -> Option<i32> {
+    let row = sql
+        .query_opt(
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = 'switchboard-journal' AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .expect("read pg_stat_activity");
+    row.map(|row| row.get(0))
+}
+
+/// Whether backend `pid` sits inside its transaction, waiting for its client to go on.
+async fn idle_in_transaction(sql: &tokio_postgres::Client, pid: i32) -> bool {
+    let row = sql
+        .query_opt(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'idle in transaction'",
+            &[&pid],
+        )
+        .await
+        .expect("read pg_stat_activity");
+    row.is_some()
+}
+
+/// Whether a session holds the lease row locked (a commit's `FOR SHARE`), so that nobody can
+/// take the lease.
+async fn lease_row_locked(sql: &tokio_postgres::Client) -> bool {
+    sql.batch_execute("SELECT 1 FROM cluster_lease WHERE id = 1 FOR NO KEY UPDATE NOWAIT")
+        .await
+        .is_err()
+}
+
+/// A leader cut off while a commit of its is under way leaves its session inside the
+/// transaction, the lease row locked `FOR SHARE`, the rest of its commit never to come. That
+/// session must end on the database's side, or no other node can take the lease until the
+/// network heals. The commit is caught there deterministically: the test locks the events
+/// table for a moment, so the leader's commit waits inside its transaction, the lease row
+/// already locked; the network is cut, then the table released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_in_the_middle_of_a_commit_does_not_hold_up_the_take_over() {
+    let mut cluster = Cluster::empty(&[]).await;
+    let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], cluster.pg().port())));
+    let cut = cluster
+        .add_node(&proxy.database_url(&cluster.database().name))
+        .await;
+    let (leader, epoch) = cluster.leader().await;
+    assert_eq!(leader, cut);
+    cluster.await_admin().await;
+    let url = cluster.database().url.clone();
+    cluster.add_node(&url).await;
+    cluster.add_node(&url).await;
+    RoutingSetup::chat()
+        .apply(&mut Clients::new(cluster.channel(cut)))
+        .await;
+    agreed(&cluster, cut, epoch).await;
+
+    let (sql, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    sql.batch_execute("BEGIN; LOCK TABLE events IN SHARE MODE")
+        .await
+        .expect("lock the events table");
+    let mut to_cut = routing(cluster.channel(cut));
+    let write = tokio::spawn(async move {
+        tokio::time::timeout(WAIT, to_cut.new_task(new_task_request("caught-mid-commit"))).await
+    });
+    let pid = eventually(
+        "the leader's commit waiting inside its transaction",
+        async || commit_waiting_for_a_lock(&sql).await,
+    )
+    .await;
+    proxy.blackhole();
+    sql.batch_execute("ROLLBACK")
+        .await
+        .expect("release the table");
+    eventually(
+        "the leader's session left inside its transaction",
+        async || idle_in_transaction(&sql, pid).await.then_some(()),
+    )
+    .await;
+    assert!(
+        lease_row_locked(&sql).await,
+        "the cut-off session holds the lease row"
+    );
+
+    let (new, new_epoch) = cluster.leader_after(epoch).await;
+    assert_ne!(new, cut);
+    assert!(new_epoch > epoch);
+    let answer = write.await.expect("the write's task");
+    assert!(
+        !matches!(answer, Ok(Ok(_))),
+        "acknowledged by a node cut off mid-commit: {answer:?}"
+    );
+    let (_, written) =
+        submit_until_acknowledged(&mut routing(cluster.channel(new)), "on-the-new-leader").await;
+
+    proxy.restore();
+    cluster
+        .status_until(cut, "following the new leader, caught up", |s| {
+            s.role() == pb::NodeRole::Follower
+                && s.leader_address == cluster.address(new)
+                && s.applied_revision >= written.revision
+        })
+        .await;
+    let journal = cluster.journal().await;
+    assert_gapless(&journal);
+    assert!(queued_with(&journal, "caught-mid-commit").is_empty());
+}
+
 // ----- 5. a request retried on another node after the failover ----------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1190,117 +1110,4 @@ async fn a_desktop_and_a_watch_resume_on_another_node_after_the_leader_dies() {
     assert_eq!(statuses[&new].client_count, 1, "{statuses:?}");
     admin.close().await;
     back.close().await;
-}
-
-// ----- 4b. a leader cut off in the middle of a commit -------------------------------------------
-
-/// The backend of a journal session (a node's commit) waiting for a lock.
-async fn commit_waiting_for_a_lock(sql: &tokio_postgres::Client) -> Option<i32> {
-    let row = sql
-        .query_opt(
-            "SELECT pid FROM pg_stat_activity
-             WHERE application_name = 'switchboard-journal' AND wait_event_type = 'Lock'",
-            &[],
-        )
-        .await
-        .expect("read pg_stat_activity");
-    row.map(|row| row.get(0))
-}
-
-/// Whether backend `pid` sits inside its transaction, waiting for its client to go on.
-async fn idle_in_transaction(sql: &tokio_postgres::Client, pid: i32) -> bool {
-    let row = sql
-        .query_opt(
-            "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'idle in transaction'",
-            &[&pid],
-        )
-        .await
-        .expect("read pg_stat_activity");
-    row.is_some()
-}
-
-/// Whether a session holds the lease row locked (a commit's `FOR SHARE`), so that nobody can
-/// take the lease.
-async fn lease_row_locked(sql: &tokio_postgres::Client) -> bool {
-    sql.batch_execute("SELECT 1 FROM cluster_lease WHERE id = 1 FOR NO KEY UPDATE NOWAIT")
-        .await
-        .is_err()
-}
-
-/// A leader cut off while a commit of its is under way leaves its session inside the
-/// transaction, the lease row locked `FOR SHARE`, the rest of its commit never to come. That
-/// session must end on the database's side, or no other node can take the lease until the
-/// network heals. The commit is caught there deterministically: the test locks the events
-/// table for a moment, so the leader's commit waits inside its transaction, the lease row
-/// already locked; the network is cut, then the table released.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_cut_off_in_the_middle_of_a_commit_does_not_hold_up_the_take_over() {
-    let mut cluster = Cluster::empty(&[]).await;
-    let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], cluster.pg().port())));
-    let cut = cluster
-        .add_node(&proxy.database_url(&cluster.database().name))
-        .await;
-    let (leader, epoch) = cluster.leader().await;
-    assert_eq!(leader, cut);
-    cluster.await_admin().await;
-    let url = cluster.database().url.clone();
-    cluster.add_node(&url).await;
-    cluster.add_node(&url).await;
-    RoutingSetup::chat()
-        .apply(&mut Clients::new(cluster.channel(cut)))
-        .await;
-    agreed(&cluster, cut, epoch).await;
-
-    let (sql, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to PostgreSQL");
-    tokio::spawn(connection);
-    sql.batch_execute("BEGIN; LOCK TABLE events IN SHARE MODE")
-        .await
-        .expect("lock the events table");
-    let mut to_cut = routing(cluster.channel(cut));
-    let write = tokio::spawn(async move {
-        tokio::time::timeout(WAIT, to_cut.new_task(new_task_request("caught-mid-commit"))).await
-    });
-    let pid = eventually(
-        "the leader's commit waiting inside its transaction",
-        async || commit_waiting_for_a_lock(&sql).await,
-    )
-    .await;
-    proxy.blackhole();
-    sql.batch_execute("ROLLBACK")
-        .await
-        .expect("release the table");
-    eventually(
-        "the leader's session left inside its transaction",
-        async || idle_in_transaction(&sql, pid).await.then_some(()),
-    )
-    .await;
-    assert!(
-        lease_row_locked(&sql).await,
-        "the cut-off session holds the lease row"
-    );
-
-    let (new, new_epoch) = cluster.leader_after(epoch).await;
-    assert_ne!(new, cut);
-    assert!(new_epoch > epoch);
-    let answer = write.await.expect("the write's task");
-    assert!(
-        !matches!(answer, Ok(Ok(_))),
-        "acknowledged by a node cut off mid-commit: {answer:?}"
-    );
-    let (_, written) =
-        submit_until_acknowledged(&mut routing(cluster.channel(new)), "on-the-new-leader").await;
-
-    proxy.restore();
-    cluster
-        .status_until(cut, "following the new leader, caught up", |s| {
-            s.role() == pb::NodeRole::Follower
-                && s.leader_address == cluster.address(new)
-                && s.applied_revision >= written.revision
-        })
-        .await;
-    let journal = cluster.journal().await;
-    assert_gapless(&journal);
-    assert!(queued_with(&journal, "caught-mid-commit").is_empty());
 }

@@ -4,14 +4,18 @@
 //! and short leases (2 s, renewed every 400 ms) so that a hand-over takes seconds; nothing may
 //! assert on those durations. Helpers find the leader from what the nodes themselves say
 //! (`GetServerStatus`), crash a node (SIGKILL) or freeze it (SIGSTOP/SIGCONT), and read the
-//! journal straight from PostgreSQL, as the nodes left it.
+//! journal straight from PostgreSQL, as the nodes left it; the checks after them say what
+//! that journal must show (every acknowledged change, gapless revisions, one owner per task,
+//! how offers ringing at a take-over ended).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard::domain::routing::model::TaskState;
 use switchboard::domain::{Actor, Event, Record};
 use switchboard::pb;
 use switchboard::pb::core_service_client::CoreServiceClient;
@@ -484,18 +488,6 @@ pub async fn read_journal(url: &str) -> Vec<Record> {
         .collect()
 }
 
-/// The journal's revisions run 1, 2, 3... with no gap and no duplicate.
-#[track_caller]
-pub fn assert_gapless(journal: &[Record]) {
-    for (i, record) in journal.iter().enumerate() {
-        let expected = i as u64 + 1;
-        assert_eq!(
-            record.revision, expected,
-            "the journal's revisions have a gap or a duplicate at position {i}"
-        );
-    }
-}
-
 /// Retries `attempt` every 50 ms until it gives `Some`, failing after `WAIT`.
 pub async fn eventually<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -509,4 +501,216 @@ pub async fn eventually<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+// ----- what the journal must show ------------------------------------------------------------
+
+/// The journal's revisions run 1, 2, 3... with no gap and no duplicate.
+#[track_caller]
+pub fn assert_gapless(journal: &[Record]) {
+    for (i, record) in journal.iter().enumerate() {
+        let expected = i as u64 + 1;
+        assert_eq!(
+            record.revision, expected,
+            "the journal's revisions have a gap or a duplicate at position {i}"
+        );
+    }
+}
+
+/// The `TaskQueued` of the task a channel submitted with `request_id`, if journaled.
+pub fn queued_with<'a>(journal: &'a [Record], request_id: &str) -> Vec<&'a Record> {
+    journal
+        .iter()
+        .filter(
+            |r| matches!(&r.event, Event::TaskQueued { spec, .. } if spec.request_id == request_id),
+        )
+        .collect()
+}
+
+/// What an acknowledged call changed, as the journal must show it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Queued { task: String },
+    Accepted { task: String, agent: String },
+    Closed { task: String },
+    Ready { agent: String },
+    NotReady { agent: String },
+}
+
+impl Effect {
+    pub fn shown_by(&self, event: &Event) -> bool {
+        match (self, event) {
+            (Effect::Queued { task }, Event::TaskQueued { spec, .. }) => spec.task_id == *task,
+            (
+                Effect::Accepted { task, agent },
+                Event::TaskAccepted {
+                    task_id, agent_id, ..
+                },
+            ) => task_id == task && agent_id == agent,
+            (
+                Effect::Closed { task },
+                Event::TaskStateChanged {
+                    task_id,
+                    state: TaskState::Closed,
+                    ..
+                },
+            ) => task_id == task,
+            (Effect::Ready { agent }, Event::AgentReady { agent_id, .. })
+            | (Effect::NotReady { agent }, Event::AgentNotReady { agent_id, .. }) => {
+                agent_id == agent
+            }
+            _ => false,
+        }
+    }
+}
+
+/// An acknowledged call: who made it and through which node, what it changed, the revision
+/// its answer carried, and the caller's previous acknowledged revision (the caller waits for
+/// each answer, so this call's events come after that one).
+#[derive(Debug, Clone)]
+pub struct Ack {
+    pub actor: Actor,
+    pub node: usize,
+    pub effect: Effect,
+    pub revision: u64,
+    pub after: u64,
+}
+
+/// Every acknowledged change is in the journal: an event with its effect, by its caller,
+/// after the caller's previous acknowledgement and at or before the revision it was answered
+/// with.
+#[track_caller]
+pub fn assert_acknowledged_in(journal: &[Record], acks: &[Ack]) {
+    for ack in acks {
+        let found = journal.iter().any(|r| {
+            r.revision > ack.after
+                && r.revision <= ack.revision
+                && r.actor == ack.actor
+                && ack.effect.shown_by(&r.event)
+        });
+        assert!(found, "acknowledged, but not in the journal: {ack:?}");
+    }
+}
+
+/// No task has two owners, from the journal alone: a task is offered only while nobody owns
+/// it and no other offer rings, and accepted only by the agent its ringing offer went to; a
+/// requeue, a transfer or its close is what releases it.
+#[track_caller]
+pub fn assert_one_owner(journal: &[Record]) {
+    #[derive(Default, Debug)]
+    struct Seen {
+        offered: Option<String>,
+        owner: Option<String>,
+        closed: bool,
+    }
+    let mut tasks: BTreeMap<String, Seen> = BTreeMap::new();
+    for r in journal {
+        let (task_id, what) = match &r.event {
+            Event::TaskQueued { spec, .. } => {
+                let fresh = tasks.insert(spec.task_id.clone(), Seen::default());
+                assert!(fresh.is_none(), "revision {}: queued twice", r.revision);
+                continue;
+            }
+            Event::TaskAgentSelected { task_id, .. }
+            | Event::TaskAccepted { task_id, .. }
+            | Event::TaskRequeued { task_id, .. }
+            | Event::TaskAgentTransferred { task_id, .. }
+            | Event::TaskStateChanged { task_id, .. } => (task_id, &r.event),
+            _ => continue,
+        };
+        let task = tasks
+            .get_mut(task_id)
+            .unwrap_or_else(|| panic!("revision {}: task {task_id} never queued", r.revision));
+        let at = format!(
+            "revision {} ({:?}), task {task_id} was {task:?}",
+            r.revision, r.event
+        );
+        assert!(!task.closed, "{at}: it changed after it closed");
+        match what {
+            Event::TaskAgentSelected { agent_id, .. } => {
+                assert!(task.owner.is_none() && task.offered.is_none(), "{at}");
+                task.offered = Some(agent_id.clone());
+            }
+            Event::TaskAccepted { agent_id, .. } => {
+                assert!(task.owner.is_none(), "{at}: a second owner");
+                assert_eq!(task.offered.as_ref(), Some(agent_id), "{at}: not its offer");
+                task.owner = Some(agent_id.clone());
+                task.offered = None;
+            }
+            Event::TaskRequeued { .. } => {
+                task.owner = None;
+                task.offered = None;
+            }
+            Event::TaskAgentTransferred {
+                owner_agent_id,
+                recipient_agent_id,
+                ..
+            } => {
+                assert_eq!(task.owner.as_ref(), Some(owner_agent_id), "{at}");
+                task.owner = Some(recipient_agent_id.clone());
+            }
+            Event::TaskStateChanged {
+                state: TaskState::Closed,
+                ..
+            } => {
+                task.closed = true;
+                task.owner = None;
+                task.offered = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An offer ringing at some revision: its task, agent and deadline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ringing {
+    pub task: String,
+    pub agent: String,
+    pub deadline: u64,
+}
+
+/// The offers ringing once the journal is folded up to `revision`.
+pub fn ringing_at(journal: &[Record], revision: u64) -> Vec<Ringing> {
+    let mut ringing: BTreeMap<&str, Ringing> = BTreeMap::new();
+    for r in journal.iter().take_while(|r| r.revision <= revision) {
+        match &r.event {
+            Event::TaskAgentSelected {
+                task_id,
+                agent_id,
+                offer_deadline,
+                ..
+            } => {
+                ringing.insert(
+                    task_id,
+                    Ringing {
+                        task: task_id.clone(),
+                        agent: agent_id.clone(),
+                        deadline: *offer_deadline,
+                    },
+                );
+            }
+            Event::TaskAccepted { task_id, .. }
+            | Event::TaskRequeued { task_id, .. }
+            | Event::TaskStateChanged { task_id, .. } => {
+                ringing.remove(task_id.as_str());
+            }
+            _ => {}
+        }
+    }
+    ringing.into_values().collect()
+}
+
+/// How an offer ringing at `revision` ended, after it: the first event that ended it.
+pub fn how_it_ended<'a>(
+    journal: &'a [Record],
+    offer: &Ringing,
+    revision: u64,
+) -> Option<&'a Record> {
+    journal.iter().filter(|r| r.revision > revision).find(|r| {
+        matches!(&r.event,
+            Event::TaskAccepted { task_id, .. }
+            | Event::TaskRequeued { task_id, .. }
+            | Event::TaskStateChanged { task_id, .. } if *task_id == offer.task)
+    })
 }
