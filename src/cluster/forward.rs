@@ -80,7 +80,8 @@ pub struct ForwardLayer {
     leader: Arc<Mutex<Option<Connections>>>,
     waiting: Arc<AtomicUsize>,
     lifecycle: Option<Lifecycle>,
-    /// Desktop streams open through this node, forwarded or not.
+    /// Desktop streams their desktops opened on this node, served here or forwarded to the
+    /// leader; not those another node forwarded here.
     desktop_streams: Arc<AtomicUsize>,
     /// Carries the caller's address and certificate across a forward (`peer`); without it
     /// the leader sees the forwarding node as the caller.
@@ -162,7 +163,11 @@ impl ForwardLayer {
     where
         S: Service<Request<Body>, Response = Response<Body>>,
     {
-        if request.uri().path() != DESKTOP_STREAM {
+        // A stream another node forwarded here is counted there, where its desktop connected:
+        // each desktop counts once, on the node it chose.
+        if request.uri().path() != DESKTOP_STREAM
+            || request.headers().contains_key(FORWARDED_BY_HEADER)
+        {
             return self.route_call(inner, request).await;
         }
         // Counted for as long as its answer streams.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod cluster;
 pub mod desktop;
 pub mod journals;
 pub mod postgres;
