@@ -51,10 +51,16 @@ async fn sign_in(
     let mut request = tonic::Request::new(login_request(who, password));
     if let Some(forged) = forged {
         let metadata = request.metadata_mut();
-        metadata.insert("x-switchboard-forwarded-for", FORGED.parse().expect("ASCII"));
+        metadata.insert(
+            "x-switchboard-forwarded-for",
+            FORGED.parse().expect("ASCII"),
+        );
         if forged == Forged::AsANode {
             // A follower does not forward a call that says a node forwarded it already.
-            metadata.insert("x-switchboard-forwarded-by", "node9".parse().expect("ASCII"));
+            metadata.insert(
+                "x-switchboard-forwarded-by",
+                "node9".parse().expect("ASCII"),
+            );
         }
     }
     AuthServiceClient::new(channel.clone())
@@ -94,7 +100,10 @@ async fn sign_ins_through_a_follower_are_throttled_per_caller_and_the_header_can
     for n in 0..PEER_BACKOFF_AFTER {
         let refused = sign_in(&guesser, Who::Agent(&format!("ghost-{n}")), "wrong", None).await;
         let status = refused.expect_err("a wrong password is refused");
-        assert!(!status.message().contains(THROTTLED), "guess {n}: {status:?}");
+        assert!(
+            !status.message().contains(THROTTLED),
+            "guess {n}: {status:?}"
+        );
     }
     assert_throttled(sign_in(&guesser, Who::Agent("a1"), "password-a1", None).await);
 
