@@ -200,7 +200,11 @@ impl State {
             mut sink,
             ..
         } = turn;
-        self.routing.settle(now, &mut sink);
+        // A read decides nothing: due timers are the engine's own `Tick`, and a cluster
+        // follower's reads must not decide what only its leader may.
+        if !C::READS_ONLY {
+            self.routing.settle(now, &mut sink);
+        }
         let mut follow_ups = Vec::new();
         self.follow_routing(&sink, &mut follow_ups);
         decided.extend(sink.into_iter().map(|event| {

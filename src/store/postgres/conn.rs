@@ -31,8 +31,14 @@ pub(crate) fn parse(url: &str, role: &str, timeout: Duration) -> Result<Config, 
         config.application_name(role);
     }
     if config.get_options().is_none() {
-        // The server's notices ("relation already exists, skipping") are not worth a log line.
-        config.options("-c client_min_messages=warning");
+        // The server's notices ("relation already exists, skipping") are not worth a log line;
+        // a session that goes silent inside a transaction (a node cut off mid-commit, still
+        // holding the lease row FOR SHARE) is ended by the server, so it cannot hold up a
+        // take-over longer than a call may take.
+        config.options(format!(
+            "-c client_min_messages=warning -c idle_in_transaction_session_timeout={}",
+            timeout.as_millis()
+        ));
     }
     // A peer that stops answering is given up by the kernel too, not only by the call's limit.
     config
