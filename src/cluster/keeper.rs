@@ -101,6 +101,7 @@ impl Keeper {
         let (route_tx, route) = watch::channel(Route::NoLeader);
         let (stop, stopped) = oneshot::channel();
         let run = Run {
+            holder: format!("{}/{}", settings.node_id, uuid::Uuid::new_v4().simple()),
             route: route_tx,
             lease: Arc::new(lease),
             status: engine.status(),
@@ -154,6 +155,10 @@ struct Held {
 
 struct Run {
     lease: Arc<LeaseTable>,
+    /// This process in the lease row: its node id and an id of its own, so that a node
+    /// restarted under the same id (or a second process given it by mistake) never takes the
+    /// previous one's lease for its own.
+    holder: String,
     engine: EngineHandle,
     status: watch::Receiver<EngineStatus>,
     fence: Fence,
@@ -179,7 +184,7 @@ impl Run {
         }
         if let Some(held) = self.held.take() {
             self.fence.release();
-            let released = self.lease.release(&self.settings.node_id, held.epoch).await;
+            let released = self.lease.release(&self.holder, held.epoch).await;
             match released {
                 Ok(()) => info!(epoch = held.epoch, "lease released"),
                 Err(e) => warn!(error = %e, "releasing the lease failed; it expires on its own"),
@@ -202,6 +207,11 @@ impl Run {
             Ok(Err(e)) => return warn!(error = %e, "reading the lease failed"),
             Err(_) => return warn!("reading the lease timed out"),
         };
+        if !view.expired && view.holder == self.holder {
+            // A take this node gave up waiting for went through after all.
+            let expires = Instant::now() + Duration::from_millis(view.remaining_ms);
+            return self.take_over(view.epoch, expires - self.settings.ttl);
+        }
         if !view.expired {
             self.follow(&view);
             return;
@@ -212,34 +222,38 @@ impl Run {
         }
         let asked = Instant::now();
         let settings = &self.settings;
+        // The take may wait on a commit of the old leader's (its lock on the lease row); if it
+        // outlasts the limit here it may still go through, and the next look adopts it.
         let taken = timeout(
             limit,
             self.lease
-                .try_take(&settings.node_id, &settings.advertise, settings.ttl),
+                .try_take(&self.holder, &settings.advertise, settings.ttl),
         )
         .await;
         match taken {
-            Ok(Ok(Some(epoch))) => {
-                // Fenced first: the engine writes under this epoch or not at all.
-                self.fence.hold(epoch);
-                info!(epoch, "lease taken; catching up with the journal");
-                let engine = self.engine.clone();
-                self.held = Some(Held {
-                    epoch,
-                    renewed_at: asked,
-                    taking_over: Some(tokio::spawn(async move { engine.lead().await })),
-                });
-                self.publish(NodeRole::Leader { ready: false }, epoch, None);
-            }
+            Ok(Ok(Some(epoch))) => self.take_over(epoch, asked),
             Ok(Ok(None)) => {}
             Ok(Err(e)) => warn!(error = %e, "taking the lease failed"),
             Err(_) => warn!("taking the lease timed out"),
         }
     }
 
+    /// This node holds the lease at `epoch`, renewed (or taken) no earlier than `renewed_at`.
+    fn take_over(&mut self, epoch: u64, renewed_at: Instant) {
+        // Fenced first: the engine writes under this epoch or not at all.
+        self.fence.hold(epoch);
+        info!(epoch, "lease taken; catching up with the journal");
+        let engine = self.engine.clone();
+        self.held = Some(Held {
+            epoch,
+            renewed_at,
+            taking_over: Some(tokio::spawn(async move { engine.lead().await })),
+        });
+        self.publish(NodeRole::Leader { ready: false }, epoch, None);
+    }
+
     fn follow(&mut self, view: &LeaseView) {
-        let leader =
-            (!view.expired && view.holder != self.settings.node_id).then(|| view.address.clone());
+        let leader = (!view.expired && view.holder != self.holder).then(|| view.address.clone());
         self.publish(NodeRole::Follower, view.epoch, leader);
     }
 
@@ -268,7 +282,7 @@ impl Run {
         let renewed = timeout(
             settings.renew_every,
             self.lease
-                .renew(&settings.node_id, held.epoch, settings.ttl),
+                .renew(&self.holder, held.epoch, settings.ttl),
         )
         .await;
         match renewed {
@@ -296,9 +310,9 @@ impl Run {
         // Let any node (this one included) take the lease without waiting for it to expire,
         // unless it has moved on already; a failure leaves it to expire.
         let lease = self.lease.clone();
-        let node_id = self.settings.node_id.clone();
+        let holder = self.holder.clone();
         tokio::spawn(async move {
-            let _ = lease.release(&node_id, held.epoch).await;
+            let _ = lease.release(&holder, held.epoch).await;
         });
     }
 
