@@ -279,8 +279,9 @@ async fn submit(mut caller: Caller) {
 }
 
 /// An agent at work: reads its state (from whichever node, possibly a little behind), then
-/// accepts the offer ringing, closes its tasks, goes READY when NOT_READY, and now and then
-/// takes a break (NOT_READY). A sleeper (`answers` false) only ever makes itself READY.
+/// accepts the offer ringing, closes its tasks, logs in when logged out, goes READY when
+/// NOT_READY, and now and then takes a break (NOT_READY) or logs out. A sleeper (`answers`
+/// false) only ever makes itself READY.
 async fn work(mut caller: Caller, agent: String, answers: bool) {
     let mut round = 0u64;
     while !caller.stopped() {
@@ -296,10 +297,28 @@ async fn work(mut caller: Caller, agent: String, answers: bool) {
         else {
             continue;
         };
-        let Some(on_mrd) = status.mrds.iter().find(|m| m.mrd == MRD).cloned() else {
+        let on_mrd = status
+            .mrds
+            .iter()
+            .find(|m| m.mrd == MRD && m.state() != pb::AgentState::Logout)
+            .cloned();
+        let Some(on_mrd) = on_mrd else {
+            let (node, mut routing) = caller.next();
+            let request = pb::LoginAgentRequest {
+                agent_id: agent.clone(),
+                password: PASSWORD.into(),
+                mrd: MRD.into(),
+                ..Default::default()
+            };
+            let answer = within(routing.login_agent(request)).await;
+            let effect = Effect::LoggedIn {
+                agent: agent.clone(),
+            };
+            caller.keep(node, &answer, effect, |a| a.revision);
             continue;
         };
         let offer = status.pending_offer_task_id;
+        let idle = offer.is_empty() && on_mrd.active_task_ids.is_empty();
         if answers && !offer.is_empty() {
             let (node, mut routing) = caller.next();
             let request = pb::AcceptTaskRequest {
@@ -327,6 +346,12 @@ async fn work(mut caller: Caller, agent: String, answers: bool) {
         } else if on_mrd.state() == pb::AgentState::NotReady && offer.is_empty() {
             let answer = change_state(&mut caller, &agent, pb::AgentState::Ready).await;
             let effect = Effect::Ready {
+                agent: agent.clone(),
+            };
+            caller.keep(answer.0, &answer.1, effect, |a| a.revision);
+        } else if answers && round.is_multiple_of(23) && idle {
+            let answer = change_state(&mut caller, &agent, pb::AgentState::Logout).await;
+            let effect = Effect::LoggedOut {
                 agent: agent.clone(),
             };
             caller.keep(answer.0, &answer.1, effect, |a| a.revision);
@@ -419,8 +444,15 @@ async fn a_leader_killed_under_load_loses_nothing_and_its_offers_move_on() {
     })
     .await;
     let (acks, refused) = load.stop().await;
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for ack in &acks {
+        let kind = format!("{:?}", ack.effect);
+        let kind = kind.split([' ', '{']).next().unwrap_or_default().to_owned();
+        *kinds.entry(kind).or_default() += 1;
+    }
     eprintln!(
-        "{} calls acknowledged ({} after the take-over at revision {took_over}); refused: {refused:?}",
+        "{} calls acknowledged ({} after the take-over at revision {took_over}): {kinds:?}; \
+         refused: {refused:?}",
         acks.len(),
         acks.iter().filter(|a| a.revision > took_over).count()
     );
@@ -471,6 +503,15 @@ async fn a_leader_killed_under_load_loses_nothing_and_its_offers_move_on() {
             }
             Event::TaskAccepted { agent_id, .. } if offer.agent != SLEEPER => {
                 assert_eq!(*agent_id, offer.agent, "{end:?}");
+            }
+            // Its agent logged out (acting on a read from before the offer).
+            Event::TaskRequeued {
+                reason: RequeueReason::AgentLogout,
+                agent_id,
+                ..
+            } if offer.agent != SLEEPER => {
+                assert_eq!(*agent_id, offer.agent, "{end:?}");
+                assert_eq!(end.actor, Actor::Agent(offer.agent.clone()), "{end:?}");
             }
             _ => panic!("the offer {offer:?} ended by {end:?}"),
         }

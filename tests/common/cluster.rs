@@ -535,6 +535,8 @@ pub enum Effect {
     Closed { task: String },
     Ready { agent: String },
     NotReady { agent: String },
+    LoggedIn { agent: String },
+    LoggedOut { agent: String },
 }
 
 impl Effect {
@@ -556,7 +558,9 @@ impl Effect {
                 },
             ) => task_id == task,
             (Effect::Ready { agent }, Event::AgentReady { agent_id, .. })
-            | (Effect::NotReady { agent }, Event::AgentNotReady { agent_id, .. }) => {
+            | (Effect::NotReady { agent }, Event::AgentNotReady { agent_id, .. })
+            | (Effect::LoggedIn { agent }, Event::AgentLoggedIn { agent_id, .. })
+            | (Effect::LoggedOut { agent }, Event::AgentLoggedOut { agent_id, .. }) => {
                 agent_id == agent
             }
             _ => false,
