@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::cluster::{
-    Ack, CALL, Cluster, Effect, WAIT, assert_acknowledged_in, assert_gapless, assert_one_owner,
-    eventually, how_it_ended, queued_with, ringing_at,
+    Ack, CALL, Cluster, Effect, TaskView, WAIT, assert_acknowledged_in, assert_gapless,
+    assert_one_owner, eventually, how_it_ended, queued_with, ringing_at, tasks_at,
 };
 use common::desktop::ConnectedDesktop;
 use common::postgres::TcpProxy;
@@ -532,6 +532,42 @@ async fn a_leader_killed_under_load_loses_nothing_and_its_offers_move_on() {
         "the old leader acknowledged changes before it died"
     );
     agreed(&cluster, new, new_epoch).await;
+    // The new leader and the follower left hold every task as the journal has it, at the
+    // revision each answers at.
+    for node in cluster.live() {
+        let request = pb::ListTasksRequest {
+            page_size: 1000,
+            ..Default::default()
+        };
+        let page = within(routing(cluster.channel(node)).list_tasks(request))
+            .await
+            .expect("the tasks are listed");
+        assert!(page.next_page_token.is_empty(), "one page holds them all");
+        assert!(
+            page.revision > took_over,
+            "node{node} answers after the take-over"
+        );
+        let listed: BTreeMap<String, TaskView> = page
+            .tasks
+            .iter()
+            .map(|t| {
+                let named = |agent: &str| (!agent.is_empty()).then(|| agent.to_owned());
+                let view = TaskView {
+                    state: t.state().as_str_name(),
+                    owner: named(&t.owner_agent_id),
+                    offered: named(&t.offered_agent_id),
+                };
+                (t.task_id.clone(), view)
+            })
+            .collect();
+        let journal = cluster.journal().await;
+        assert_eq!(
+            listed,
+            tasks_at(&journal, page.revision),
+            "node{node}'s tasks at revision {}",
+            page.revision
+        );
+    }
 }
 
 // ----- 2b. a follower's reads decide nothing --------------------------------------------------------
