@@ -535,6 +535,8 @@ pub enum Effect {
     Closed { task: String },
     Ready { agent: String },
     NotReady { agent: String },
+    LoggedIn { agent: String },
+    LoggedOut { agent: String },
 }
 
 impl Effect {
@@ -556,7 +558,9 @@ impl Effect {
                 },
             ) => task_id == task,
             (Effect::Ready { agent }, Event::AgentReady { agent_id, .. })
-            | (Effect::NotReady { agent }, Event::AgentNotReady { agent_id, .. }) => {
+            | (Effect::NotReady { agent }, Event::AgentNotReady { agent_id, .. })
+            | (Effect::LoggedIn { agent }, Event::AgentLoggedIn { agent_id, .. })
+            | (Effect::LoggedOut { agent }, Event::AgentLoggedOut { agent_id, .. }) => {
                 agent_id == agent
             }
             _ => false,
@@ -713,4 +717,47 @@ pub fn how_it_ended<'a>(
             | Event::TaskRequeued { task_id, .. }
             | Event::TaskStateChanged { task_id, .. } if *task_id == offer.task)
     })
+}
+
+/// A task as the journal, folded, says it stands: its state, and who owns it or is offered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    /// The contract's name of its state (`TASK_STATE_ACTIVE`...).
+    pub state: &'static str,
+    pub owner: Option<String>,
+    pub offered: Option<String>,
+}
+
+/// Every task as the journal stands at `revision`.
+pub fn tasks_at(journal: &[Record], revision: u64) -> BTreeMap<String, TaskView> {
+    let mut tasks = BTreeMap::new();
+    for r in journal.iter().take_while(|r| r.revision <= revision) {
+        let (task_id, state, owner, offered) = match &r.event {
+            Event::TaskQueued { spec, .. } => (&spec.task_id, TaskState::Queued, None, None),
+            Event::TaskAgentSelected {
+                task_id, agent_id, ..
+            } => (task_id, TaskState::Offered, None, Some(agent_id)),
+            Event::TaskAccepted {
+                task_id, agent_id, ..
+            } => (task_id, TaskState::Active, Some(agent_id), None),
+            Event::TaskRequeued { task_id, .. } => (task_id, TaskState::Queued, None, None),
+            Event::TaskAgentTransferred {
+                task_id,
+                recipient_agent_id,
+                ..
+            } => (task_id, TaskState::Active, Some(recipient_agent_id), None),
+            Event::TaskStateChanged { task_id, state, .. } => {
+                let owner = tasks.get(task_id).and_then(|t: &TaskView| t.owner.as_ref());
+                (task_id, *state, owner, None)
+            }
+            _ => continue,
+        };
+        let view = TaskView {
+            state: state.wire_name(),
+            owner: owner.cloned(),
+            offered: offered.cloned(),
+        };
+        tasks.insert(task_id.clone(), view);
+    }
+    tasks
 }
