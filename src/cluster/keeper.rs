@@ -281,8 +281,7 @@ impl Run {
         let settings = &self.settings;
         let renewed = timeout(
             settings.renew_every,
-            self.lease
-                .renew(&self.holder, held.epoch, settings.ttl),
+            self.lease.renew(&self.holder, held.epoch, settings.ttl),
         )
         .await;
         match renewed {

@@ -14,6 +14,9 @@ use tokio_postgres::{Client, Config};
 use crate::store::StoreError;
 use crate::store::postgres::{Live, error_text, from_sql_int, no_answer, open, parse, sql_int};
 
+/// How long a statement on the lease row waits for a commit that holds it.
+const LOCK_TIMEOUT_MS: u64 = 200;
+
 const TAKE: &str = "UPDATE cluster_lease
      SET epoch = epoch + 1, holder = $1, address = $2,
          expires_at = clock_timestamp() + $3::BIGINT * INTERVAL '1 millisecond'
@@ -54,7 +57,13 @@ type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>>
 impl LeaseTable {
     /// Connects, creating the schema (and the lease row, expired at epoch 0) when missing.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let config = parse(url, "switchboard-lease", timeout)?;
+        let mut config = parse(url, "switchboard-lease", timeout)?;
+        // A take or a renewal does not queue behind a commit holding the row (a cut-off
+        // leader's may hold it until the server ends its session): it fails at once and is
+        // tried again at the next look. A take that queued would go through long after its
+        // caller gave up, with an expiry computed before the wait.
+        let options = config.get_options().unwrap_or_default().to_owned();
+        config.options(format!("{options} -c lock_timeout={LOCK_TIMEOUT_MS}"));
         let live = open(&config, timeout).await?;
         Ok(Self {
             config,
