@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::commit::Pending;
 use super::handle::Committed;
-use super::recovery::{RecoveryError, recover};
+use super::recovery::RecoveryError;
 use super::requests::RequestLedger;
 use super::{Engine, EngineStatus, Mode};
 use crate::domain::{DomainError, Record, Revision};
@@ -125,19 +125,7 @@ impl Engine {
     /// Rebuilds the state from the journal, as start-up does, then publishes what watches
     /// have not seen of it yet.
     async fn rebuild_following(&mut self) -> Result<(), RecoveryError> {
-        let journal = Arc::clone(&self.journal);
-        let initial = self.initial.clone();
-        let now = self.clock.now();
-        let config = self.config;
-        let recovered =
-            tokio::task::spawn_blocking(move || recover(initial, journal.as_ref(), now, &config))
-                .await??;
-        self.state = recovered.state;
-        self.revision = recovered.revision;
-        self.snapshot_revision = recovered.snapshot_revision;
-        self.requests = recovered.requests;
-        self.standings.reset(&self.state);
-        self.internal.clear();
+        self.recover_from_journal().await?;
         self.publish_since_watched().await?;
         self.visible.set(self.revision);
         self.mode = Mode::Following {

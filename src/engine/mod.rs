@@ -400,6 +400,25 @@ impl Engine {
     /// After a failed append: forgets every change the journal does not hold by rebuilding
     /// from it as start-up does, and turns degraded until a probe of the journal succeeds.
     async fn rebuild(&mut self) -> Result<(), RecoveryError> {
+        self.recover_from_journal().await?;
+        // All of it is durable: reads of it may be answered at once.
+        self.visible.set(self.revision);
+        self.epoch += 1;
+        self.mode = Mode::Degraded {
+            next_probe: tokio::time::Instant::now() + PROBE_EVERY,
+        };
+        self.status.send_replace(EngineStatus::Degraded);
+        warn!(
+            revision = self.revision,
+            "the journal cannot be written: state rebuilt from it; reads are answered, writes \
+             refused with UNAVAILABLE, until it can be written again"
+        );
+        Ok(())
+    }
+
+    /// Replaces the state with the journal's, rebuilt as start-up does: every change the
+    /// journal does not hold is forgotten.
+    async fn recover_from_journal(&mut self) -> Result<(), RecoveryError> {
         let journal = Arc::clone(&self.journal);
         let initial = self.initial.clone();
         let now = self.clock.now();
@@ -414,18 +433,6 @@ impl Engine {
         self.standings.reset(&self.state);
         // Streams the committer cut off are gone with the state that knew them.
         self.internal.clear();
-        // All of it is durable: reads of it may be answered at once.
-        self.visible.set(self.revision);
-        self.epoch += 1;
-        self.mode = Mode::Degraded {
-            next_probe: tokio::time::Instant::now() + PROBE_EVERY,
-        };
-        self.status.send_replace(EngineStatus::Degraded);
-        warn!(
-            revision = self.revision,
-            "the journal cannot be written: state rebuilt from it; reads are answered, writes \
-             refused with UNAVAILABLE, until it can be written again"
-        );
         Ok(())
     }
 
