@@ -22,7 +22,7 @@ use crate::domain::presence::StreamId;
 use crate::domain::{
     ClientId, DomainError, DomainResult, Event, Millis, Record, Revision, Snapshot,
 };
-use crate::store::{ClosedTask, Journal, RememberedRequest, Retention, StoredSnapshot};
+use crate::store::{ClosedTask, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot};
 use crate::watch::WatchHub;
 
 /// Batches written in one transaction at most: bounds how long one commit holds replies.
@@ -126,6 +126,8 @@ pub(super) struct Committer {
     visible: VisibleRevision,
     /// Batches of an older epoch are refused: they build on a state the journal lost.
     epoch: u64,
+    /// Why the last group was refused: what the callers of those older batches are told.
+    lost_because: String,
 }
 
 impl Committer {
@@ -143,6 +145,7 @@ impl Committer {
             to_engine,
             visible,
             epoch: 0,
+            lost_because: String::new(),
         };
         std::thread::Builder::new()
             .name("switchboard-committer".into())
@@ -160,7 +163,7 @@ impl Committer {
             }
             let (current, stale): (Vec<Pending>, Vec<Pending>) =
                 group.into_iter().partition(|p| p.epoch == self.epoch);
-            fail(stale);
+            fail(stale, &self.lost_because);
             if current.is_empty() {
                 continue;
             }
@@ -181,7 +184,8 @@ impl Committer {
                     "journal append failed: its callers get UNAVAILABLE, and writes are \
                      refused until the journal can be written again"
                 );
-                fail(current);
+                self.lost_because = refusal(&e);
+                fail(current, &self.lost_because);
                 self.epoch += 1;
                 // Ends every desktop stream: what they were sent may rest on the lost state.
                 self.outboxes.clear();
@@ -204,7 +208,7 @@ impl Committer {
         records: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         if nothing {
             return Ok(());
         }
@@ -298,15 +302,24 @@ impl Committer {
 }
 
 /// No caller of these batches is told its change happened; streams they attach end at once.
-fn fail(batches: Vec<Pending>) {
+fn fail(batches: Vec<Pending>, why: &str) {
     for pending in batches {
         for held in pending.replies {
-            held.fail(DomainError::Unavailable(
-                "the journal could not be written (disk full or failing), so this change did \
-                 not happen; the server answers reads only until it can write again: retry \
-                 later or on another server"
-                    .into(),
-            ));
+            held.fail(DomainError::Unavailable(why.to_owned()));
         }
+    }
+}
+
+/// What the callers of a group the journal refused are told.
+fn refusal(error: &StoreError) -> String {
+    match error {
+        StoreError::Fenced { .. } => "this node stopped leading the cluster before this change \
+             was written, so it did not happen: retry it (with its request_id) on any node, \
+             which forwards it to the new leader"
+            .into(),
+        _ => "the journal could not be written (disk full or failing), so this change did not \
+              happen; the server answers reads only until it can write again: retry later or on \
+              another server"
+            .into(),
     }
 }
