@@ -210,7 +210,8 @@ impl Run {
         if !view.expired && view.holder == self.holder {
             // A take this node gave up waiting for went through after all.
             let expires = Instant::now() + Duration::from_millis(view.remaining_ms);
-            return self.take_over(view.epoch, expires - self.settings.ttl);
+            let renewed_at = expires.checked_sub(self.settings.ttl).unwrap_or(expires);
+            return self.take_over(view.epoch, renewed_at);
         }
         if !view.expired {
             self.follow(&view);
