@@ -43,6 +43,11 @@ const CLIENT_ID_HEADER: &str = "switchboard-client-id";
 /// the lease of its replacement.
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 
+/// A new desktop stream's id (`Connect` and `Feed` streams alike).
+pub(super) fn next_stream_id() -> StreamId {
+    NEXT_STREAM.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Frames are boxed in the channel: a channel allocates its slots 32 at a time, and an
 /// unboxed frame (the largest answer of any request) made every idle desktop's buffer kilobytes.
 type Out = mpsc::Sender<Box<Result<ConnectResponse, Status>>>;
@@ -114,7 +119,7 @@ impl Api {
                 self.engine().execute(who, command).await?.answer
             }
         };
-        let stream: StreamId = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
+        let stream = next_stream_id();
         let (event_tx, event_rx) = mpsc::channel(EVENT_BUFFER);
         let attached = self
             .engine()
@@ -447,14 +452,19 @@ async fn send_event(out: &Out, record: &Record) -> bool {
 /// The frame of an event that desktops see, built (and boxed) before any await so that a
 /// task waiting to send holds only the box.
 fn event_frame(record: &Record) -> Option<Box<Result<ConnectResponse, Status>>> {
+    let content = Frame::Event(client_event(record)?);
+    Some(Box::new(Ok(frame(String::new(), content))))
+}
+
+/// An event as desktops see it (on `Connect` and `Feed`), if they see that event.
+pub(super) fn client_event(record: &Record) -> Option<ClientEvent> {
     use pb::client_event::Event;
     let event = match pb::SessionStateEvent::from_record(record) {
         Some(session) => Event::SessionState(session),
         None => Event::Routing(pb::RoutingEvent::from_record(record)?),
     };
-    let content = Frame::Event(ClientEvent {
+    Some(ClientEvent {
         revision: record.revision,
         event: Some(event),
-    });
-    Some(Box::new(Ok(frame(String::new(), content))))
+    })
 }

@@ -299,4 +299,13 @@ impl CoreService for Api {
     ) -> ApiResult<Response<Self::ConnectStream>> {
         self.open_connect_stream(request).await
     }
+
+    type FeedStream = super::feed::FeedStream;
+
+    async fn feed(
+        &self,
+        request: Request<pb::FeedRequest>,
+    ) -> ApiResult<Response<Self::FeedStream>> {
+        self.open_feed(request).await
+    }
 }

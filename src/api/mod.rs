@@ -9,6 +9,7 @@ mod connect;
 mod convert;
 mod core;
 pub mod decode;
+mod feed;
 pub mod oversize;
 mod paging;
 mod processor;

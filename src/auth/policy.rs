@@ -54,6 +54,7 @@ pub const POLICY: &[(&str, Access)] = &[
     ("/switchboard.v1.CoreService/BindResource", Access::Roles(ALL)),
     ("/switchboard.v1.CoreService/UnbindResource", Access::Roles(ALL)),
     ("/switchboard.v1.CoreService/Connect", Access::Roles(ALL)),
+    ("/switchboard.v1.CoreService/Feed", Access::Roles(ALL)),
     // ProcessorService.
     ("/switchboard.v1.ProcessorService/GetCapabilities", Access::Roles(ALL)),
     ("/switchboard.v1.ProcessorService/PrepareSession", Access::Roles(ASD)),
@@ -83,7 +84,7 @@ pub const POLICY: &[(&str, Access)] = &[
     ("/switchboard.v1.AdminService/ListAgents", Access::Roles(SD)),
     ("/switchboard.v1.AdminService/ListMrds", Access::Roles(SD)),
     ("/switchboard.v1.AdminService/ListQueues", Access::Roles(SD)),
-    ("/switchboard.v1.AdminService/ListReasonCodes", Access::Roles(SD)),
+    ("/switchboard.v1.AdminService/ListReasonCodes", Access::Roles(ASD)),
     ("/switchboard.v1.AdminService/UpsertAgent", Access::Roles(D)),
     ("/switchboard.v1.AdminService/DeleteAgent", Access::Roles(D)),
     ("/switchboard.v1.AdminService/UpsertMrd", Access::Roles(D)),

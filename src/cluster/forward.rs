@@ -51,8 +51,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The one forwarded call that lasts: a desktop's stream, ended when this node drains.
-const DESKTOP_STREAM: &str = "/switchboard.v1.CoreService/Connect";
+/// The forwarded calls that last: a desktop's lease stream (a native desktop's `Connect`, a
+/// browser's `Feed`), ended when this node drains.
+const DESKTOP_STREAMS: [&str; 2] = [
+    "/switchboard.v1.CoreService/Connect",
+    "/switchboard.v1.CoreService/Feed",
+];
 
 const NO_LEADER: &str = "no leader at the moment (a hand-over is in progress): retry in a moment";
 
@@ -165,7 +169,7 @@ impl ForwardLayer {
     {
         // A stream another node forwarded here is counted there, where its desktop connected:
         // each desktop counts once, on the node it chose.
-        if request.uri().path() != DESKTOP_STREAM
+        if !DESKTOP_STREAMS.contains(&request.uri().path())
             || request.headers().contains_key(FORWARDED_BY_HEADER)
         {
             return self.route_call(inner, request).await;
@@ -279,7 +283,7 @@ impl ForwardLayer {
             Ok(response) => {
                 let leader: Arc<str> = Arc::from(address);
                 let stopping = match &self.lifecycle {
-                    Some(lifecycle) if path == DESKTOP_STREAM => {
+                    Some(lifecycle) if DESKTOP_STREAMS.contains(&path.as_str()) => {
                         let lifecycle = lifecycle.clone();
                         Some(async move { lifecycle.stopping().await }.boxed())
                     }

@@ -42,6 +42,7 @@ pub const PLACEMENT: &[(&str, Placement)] = &[
     ("/switchboard.v1.CoreService/BindResource", Leader),
     ("/switchboard.v1.CoreService/UnbindResource", Leader),
     ("/switchboard.v1.CoreService/Connect", Leader),
+    ("/switchboard.v1.CoreService/Feed", Leader),
     // ProcessorService.
     ("/switchboard.v1.ProcessorService/GetCapabilities", Anywhere),
     ("/switchboard.v1.ProcessorService/PrepareSession", Leader),

@@ -1,38 +1,12 @@
 //! The session hub's fold: `apply` is how an event changes the state, live and in replay
-//! alike, and `audience` which desktops hear of a hub event.
+//! alike.
 
 use super::agents::{AccountRecord, AgentRecord};
 use super::events::Event;
-use super::ids::ClientId;
 use super::principals::Actor;
-use super::services::ServiceKind;
 use super::state::{Client, Session, State};
 
 impl State {
-    /// Who must hear of an event on their `Connect` stream, in client id order.
-    pub(super) fn audience(&self, event: &Event) -> Vec<ClientId> {
-        let bound_to = |resource: &str, services: &[ServiceKind]| -> Vec<ClientId> {
-            self.clients
-                .iter()
-                .filter(|(_, c)| {
-                    services
-                        .iter()
-                        .any(|s| c.resources.contains(&(*s, resource.to_owned())))
-                })
-                .map(|(id, _)| *id)
-                .collect()
-        };
-        match event {
-            Event::SessionStateUpdated { resource_id, .. } => {
-                bound_to(resource_id, &[ServiceKind::WorkflowManager])
-            }
-            Event::SessionTakenOver { resource_id, .. } | Event::SessionEnded { resource_id } => {
-                bound_to(resource_id, &ServiceKind::ALL)
-            }
-            _ => Vec::new(),
-        }
-    }
-
     /// The fold: applies an event that `decide` produced (or the journal holds).
     pub fn apply(&mut self, event: &Event) {
         self.routing.apply(event);

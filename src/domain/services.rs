@@ -37,7 +37,7 @@ impl ServiceKind {
 }
 
 /// How this server names its services; fixed for the life of the process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceDirectory {
     pub processor_id: String,
     pub processor_name: String,

@@ -208,7 +208,7 @@ impl State {
         let mut follow_ups = Vec::new();
         self.follow_routing(&sink, &mut follow_ups);
         decided.extend(sink.into_iter().map(|event| {
-            let audience = self.routing_audience(&event);
+            let audience = self.audience(&event);
             Decided { event, audience }
         }));
         decided.extend(follow_ups);
@@ -225,27 +225,6 @@ impl State {
         let audience = self.audience(&event);
         self.apply(&event);
         turn.decided.push(Decided { event, audience });
-    }
-
-    /// Desktops hear of routing events about their agent: the clients bound to the agent's
-    /// session, in either service.
-    fn routing_audience(&self, event: &Event) -> Vec<ClientId> {
-        let Some(subjects) = event.subjects() else {
-            return Vec::new();
-        };
-        if subjects.agents.is_empty() {
-            return Vec::new();
-        }
-        let resources: Vec<String> = subjects
-            .agents
-            .into_iter()
-            .map(|a| self.directory.session_resource_id(a))
-            .collect();
-        self.clients
-            .iter()
-            .filter(|(_, c)| c.resources.iter().any(|(_, r)| resources.contains(r)))
-            .map(|(id, _)| *id)
-            .collect()
     }
 
     /// The sessions only `client_id` has bound: they lose their last desktop when it goes.

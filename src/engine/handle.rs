@@ -18,7 +18,9 @@ use crate::credentials::Logins;
 use crate::domain::agents::{Credential, PasswordHashString};
 use crate::domain::commands::{AttachStream, Command, DetachStream, PrincipalCredential};
 use crate::domain::presence::StreamId;
-use crate::domain::{Actor, ClientId, DomainError, DomainResult, Principal, Record, Revision};
+use crate::domain::{
+    Actor, ClientId, DomainError, DomainResult, Hearing, Principal, Record, Revision,
+};
 use crate::watch::WatchHub;
 
 /// Where the engine pushes the events a `Connect` stream's client must see.
@@ -180,15 +182,16 @@ impl EngineHandle {
         .await
     }
 
-    /// Attaches a `Connect` stream to its client: the client's events go to `outbox`, and
-    /// the stream holds the client's lease until `detach_stream`.
+    /// Attaches a desktop stream (`Connect` or `Feed`) to its client: the client's events go
+    /// to `outbox`, and the stream holds the client's lease until `detach_stream`. Answers
+    /// what the client hears as bound now.
     pub async fn attach_stream(
         &self,
         principal: &Principal,
         client_id: ClientId,
         stream: StreamId,
         outbox: Outbox,
-    ) -> DomainResult<Committed<()>> {
+    ) -> DomainResult<Committed<Hearing>> {
         let command = AttachStream { client_id, stream };
         let principal = principal.clone();
         self.send(Lane::Write, |reply| {

@@ -8,7 +8,7 @@ use super::Engine;
 use super::commit::Pending;
 use super::handle::{Committed, Outbox, RequestKey};
 use crate::domain::commands::{AttachStream, Command, DetachStream};
-use crate::domain::{DomainError, DomainResult, Millis, Principal};
+use crate::domain::{DomainError, DomainResult, Hearing, Millis, Principal};
 
 pub(super) type Reply<A> = oneshot::Sender<DomainResult<Committed<A>>>;
 
@@ -62,7 +62,7 @@ pub(super) struct Attach {
     /// Only the principal that registered the client may attach a stream to it.
     pub principal: Principal,
     pub outbox: Outbox,
-    pub reply: Reply<()>,
+    pub reply: Reply<Hearing>,
 }
 
 impl Job for Attach {

@@ -136,6 +136,11 @@ impl WatchHub {
     }
 
     /// The last revision that is durable and visible.
+    /// How long a watch may be idle before it gets a progress notice.
+    pub fn progress_every(&self) -> Duration {
+        self.inner.progress_every
+    }
+
     pub fn committed(&self) -> Revision {
         self.inner.committed.load(Ordering::Acquire)
     }
@@ -162,7 +167,7 @@ impl WatchHub {
         filter: F,
     ) -> Result<mpsc::Receiver<Result<WatchItem, WatchError>>, WatchError>
     where
-        F: Fn(&Record) -> bool + Send + 'static,
+        F: Fn(&Record) -> bool + Send + Sync + 'static,
     {
         let permit = self.admit(who)?;
         // Subscribe before reading the committed revision: anything published after that read
@@ -222,51 +227,13 @@ impl WatchHub {
         filter: F,
     ) -> Result<(), WatchError>
     where
-        F: Fn(&Record) -> bool,
+        F: Fn(&Record) -> bool + Sync,
     {
-        // `next` is the first revision not yet considered; it starts at or before
-        // `committed + 1` (`subscribe` refuses a later start), so every progress notice names
-        // a committed revision.
-        let mut next = start;
-        if next <= committed {
-            let oldest = self.read(|journal| journal.first_revision()).await?;
-            if next < oldest {
-                return Err(WatchError::Compacted {
-                    requested: start,
-                    oldest,
-                });
-            }
-        }
-        let mut page_size = REPLAY_PAGE_MIN;
-        while next <= committed {
-            // The next page is read only once the watcher has room, so a watcher that stops
-            // reading holds at most its buffer and one small page.
-            match tx.reserve().await {
-                Ok(room) => drop(room),
-                Err(_) => return Ok(()),
-            }
-            page_size = if tx.capacity() == tx.max_capacity() {
-                (page_size * 2).min(REPLAY_PAGE_MAX)
-            } else {
-                REPLAY_PAGE_MIN
-            };
-            let from = next;
-            let page = self
-                .read(move |journal| journal.read_from(from, page_size))
-                .await?;
-            let Some(last) = page.last().map(|r| r.revision) else {
-                break;
-            };
-            // Records past `committed` arrive live too: leave them to the live loop, which
-            // sends what is at or after `next`.
-            for record in page.into_iter().take_while(|r| r.revision <= committed) {
-                if filter(&record) && !send(tx, WatchItem::Record(Arc::new(record))).await {
-                    return Ok(());
-                }
-            }
-            next = last.min(committed) + 1;
-        }
-        next = next.max(committed + 1);
+        // `replay` starts at or before `committed + 1` (`subscribe` refuses a later start),
+        // so every progress notice names a committed revision.
+        let Some(mut next) = self.replay_range(start, committed, tx, &filter).await? else {
+            return Ok(());
+        };
         let mut progress = tokio::time::interval(self.inner.progress_every);
         progress.reset();
         loop {
@@ -299,6 +266,85 @@ impl WatchHub {
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             }
         }
+    }
+
+    /// Streams the records from `start` to `end` (both included) that `filter` keeps, from the
+    /// journal, for `who`; the stream ends after `end`. `end` must be committed. Refused as
+    /// `subscribe` is; a start before the journal's oldest revision ends the stream with
+    /// [`WatchError::Compacted`].
+    pub fn replay<F>(
+        &self,
+        who: &Actor,
+        start: Revision,
+        end: Revision,
+        filter: F,
+    ) -> Result<mpsc::Receiver<Result<WatchItem, WatchError>>, WatchError>
+    where
+        F: Fn(&Record) -> bool + Send + Sync + 'static,
+    {
+        let permit = self.admit(who)?;
+        let (tx, rx) = mpsc::channel(WATCHER_BUFFER);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(error) = hub.replay_range(start, end, &tx, &filter).await {
+                let _ = tx.send(Err(error)).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Sends the journal's records from `start` to `last` that `filter` keeps; the first
+    /// revision not yet considered (at least `last + 1`), or `None` once the watcher is gone.
+    async fn replay_range<F>(
+        &self,
+        start: Revision,
+        last: Revision,
+        tx: &Sink,
+        filter: &F,
+    ) -> Result<Option<Revision>, WatchError>
+    where
+        F: Fn(&Record) -> bool + Sync,
+    {
+        let mut next = start;
+        if next <= last {
+            let oldest = self.read(|journal| journal.first_revision()).await?;
+            if next < oldest {
+                return Err(WatchError::Compacted {
+                    requested: start,
+                    oldest,
+                });
+            }
+        }
+        let mut page_size = REPLAY_PAGE_MIN;
+        while next <= last {
+            // The next page is read only once the watcher has room, so a watcher that stops
+            // reading holds at most its buffer and one small page.
+            match tx.reserve().await {
+                Ok(room) => drop(room),
+                Err(_) => return Ok(None),
+            }
+            page_size = if tx.capacity() == tx.max_capacity() {
+                (page_size * 2).min(REPLAY_PAGE_MAX)
+            } else {
+                REPLAY_PAGE_MIN
+            };
+            let from = next;
+            let page = self
+                .read(move |journal| journal.read_from(from, page_size))
+                .await?;
+            let Some(read_up_to) = page.last().map(|r| r.revision) else {
+                break;
+            };
+            // Records past `last` are not this replay's: a live loop sends them.
+            for record in page.into_iter().take_while(|r| r.revision <= last) {
+                if filter(&record) && !send(tx, WatchItem::Record(Arc::new(record))).await {
+                    return Ok(None);
+                }
+            }
+            next = read_up_to.min(last) + 1;
+        }
+        Ok(Some(next.max(last + 1)))
     }
 
     /// Runs a journal read off the async workers: a read may touch the disk.

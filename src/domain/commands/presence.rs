@@ -2,7 +2,8 @@
 //! Streams are not journaled; they only hold or release a client's lease.
 
 use super::{Command, Turn};
-use crate::domain::error::DomainResult;
+use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::hearing::Hearing;
 use crate::domain::ids::ClientId;
 use crate::domain::presence::StreamId;
 use crate::domain::state::State;
@@ -34,12 +35,15 @@ pub struct AttachStream {
     pub stream: StreamId,
 }
 
+/// Answers what the client hears as bound now, which a resumed browser feed replays by.
 impl Command for AttachStream {
-    type Answer = ();
-    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<()> {
+    type Answer = Hearing;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Hearing> {
         state.owned_client(self.client_id, &turn.principal)?;
         state.presence.attach(self.client_id, self.stream);
-        Ok(())
+        state
+            .hearing(self.client_id)
+            .ok_or_else(|| DomainError::not_found("client", self.client_id.to_string()))
     }
 }
 
