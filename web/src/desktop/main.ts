@@ -1,0 +1,5 @@
+import { connect } from "../shared/api";
+const api = connect(location.origin, () => undefined);
+void api.core.getServerStatus({}).then((s) => {
+  document.querySelector("#status")!.textContent = `clients ${s.clientCount}`;
+});
