@@ -286,6 +286,17 @@ pub struct ServerConfig {
     /// list and describe the services before signing in).
     #[arg(long, env = "SWITCHBOARD_REFLECTION_REQUIRES_AUTH")]
     pub reflection_requires_auth: bool,
+
+    /// The servers a browser desktop compares to pick the least-loaded one, as origins
+    /// (`http://host:port` or `https://...`), comma-separated; calls from pages those serve
+    /// are let through here (CORS). Empty: the desktop uses the server that served it.
+    #[arg(long, env = "SWITCHBOARD_WEB_SERVERS", value_delimiter = ',')]
+    pub web_servers: Vec<String>,
+
+    /// Serve the browser pages from this folder (a `web/dist` built with `npm run build`)
+    /// instead of the copy built into the binary: page changes show on reload.
+    #[arg(long, env = "SWITCHBOARD_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -332,6 +343,8 @@ impl Default for ServerConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_streams_per_connection: 256,
             max_watches_per_principal: 256,
+            web_servers: Vec::new(),
+            web_dir: None,
         }
     }
 }

@@ -17,3 +17,4 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod watch;
+pub mod web;

@@ -29,6 +29,7 @@ use crate::lifecycle::Lifecycle;
 use crate::pb;
 use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
 use crate::tls::TlsError;
+use crate::web::{PageSource, PagesLayer, WebOrigins};
 
 /// The gRPC services health reports on, besides the server as a whole ("").
 const SERVICE_NAMES: [&str; 6] = [
@@ -227,7 +228,9 @@ impl Server {
         );
         // Streams per connection are bounded by HTTP/2's own setting: a client waits for a
         // stream to end before it opens one more.
+        // HTTP/1.1 too: browsers speak gRPC-web over it to a plaintext server.
         let mut builder = tonic::transport::Server::builder()
+            .accept_http1(true)
             .max_concurrent_streams(Some(config.max_streams_per_connection));
         if let Some(tls) = &tls {
             builder = builder.tls_config(tls.tonic_config())?;
@@ -237,8 +240,21 @@ impl Server {
         // oversized one RESOURCE_EXHAUSTED.
         let limit = config.max_message_bytes;
         let forward = forward.map(|forward| forward.ending_on(lifecycle.clone()));
+        let origins = WebOrigins::parse(&config.web_servers).map_err(|e| ConfigError::Invalid {
+            flag: "web-servers",
+            reason: e.to_string(),
+        })?;
+        let pages = match &config.web_dir {
+            Some(dir) => PageSource::Folder(dir.clone()),
+            None => PageSource::Embedded,
+        };
         let router = builder
-            // Outermost: a forwarded call is authenticated by the leader, not here.
+            // Browsers first: CORS preflights, then the pages (GETs), then gRPC-web calls
+            // turned into gRPC ones, so that everything inside sees only gRPC.
+            .layer(tower::util::option_layer(crate::web::cors(&origins)))
+            .layer(PagesLayer::new(pages, &origins))
+            .layer(tonic_web::GrpcWebLayer::new())
+            // A forwarded call is authenticated by the leader, not here.
             .layer(tower::util::option_layer(forward))
             .layer(auth)
             .layer(CardinalityLayer)
