@@ -68,13 +68,23 @@ fn run_browser_test(name: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
     println!("{report}");
-    assert!(output.status.success(), "{name} browser tests failed:\n{report}");
+    assert!(
+        output.status.success(),
+        "{name} browser tests failed:\n{report}"
+    );
     // A file whose tests never ran must not pass.
     let passed = report
         .lines()
-        .find_map(|line| line.trim_start_matches('\u{2139}').trim().strip_prefix("pass "))
+        .find_map(|line| {
+            line.trim_start_matches('\u{2139}')
+                .trim()
+                .strip_prefix("pass ")
+        })
         .and_then(|count| count.trim().parse::<u32>().ok());
-    assert!(passed.is_some_and(|n| n > 0), "no browser test ran:\n{report}");
+    assert!(
+        passed.is_some_and(|n| n > 0),
+        "no browser test ran:\n{report}"
+    );
 }
 
 #[test]

@@ -8,8 +8,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::feed_desktop::FeedDesktop;
 use common::routing_setup::RoutingSetup;
-use common::{Channel, Clients, DEFAULT_PROCESSOR_ID, TestServer, WORKFLOW};
+use common::{Channel, Clients, TestServer};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::client_event::Event as ClientEv;
@@ -17,141 +18,11 @@ use switchboard::pb::core_service_client::CoreServiceClient;
 use switchboard::pb::feed_response::Frame;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tokio_stream::StreamExt;
-use tonic::{Code, Streaming};
+use tonic::Code;
 
 const PASSWORD: &str = "feed-Pw-7";
 /// Bounds every wait, so that a broken server fails the test instead of hanging it.
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A browser desktop as its page drives it: one feed, and unary calls naming its client.
-struct FeedDesktop {
-    feed: Streaming<pb::FeedResponse>,
-    greeting: pb::Connected,
-    calls: Clients,
-    /// Every event received, in order.
-    events: Vec<pb::ClientEvent>,
-}
-
-impl FeedDesktop {
-    async fn open(
-        calls: &Clients,
-        client_id: &str,
-        start_revision: u64,
-    ) -> Result<Self, tonic::Status> {
-        let mut feed = calls
-            .core
-            .clone()
-            .feed(pb::FeedRequest {
-                client_id: client_id.into(),
-                client_name: "media bar".into(),
-                start_revision,
-            })
-            .await?
-            .into_inner();
-        let first = tokio::time::timeout(WAIT, feed.next())
-            .await
-            .expect("the greeting arrives")
-            .expect("the feed is open")?;
-        let Some(Frame::Connected(greeting)) = first.frame else {
-            panic!("the first frame is the greeting: {first:?}");
-        };
-        Ok(Self {
-            feed,
-            greeting,
-            calls: calls.clone(),
-            events: Vec::new(),
-        })
-    }
-
-    fn client_id(&self) -> String {
-        self.greeting.client_id.clone()
-    }
-
-    /// Binds both services, prepares the agent's session and binds it, all as unary calls.
-    async fn sign_in(&mut self, agent_id: &str) -> String {
-        let client_id = self.client_id();
-        for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
-            self.calls.bind_service(&client_id, service_id).await;
-        }
-        let resource_id = self
-            .calls
-            .prepare(agent_id, PASSWORD, true)
-            .await
-            .resource_id;
-        for service_id in [DEFAULT_PROCESSOR_ID, WORKFLOW] {
-            self.calls
-                .core
-                .bind_resource(pb::BindResourceRequest {
-                    client_id: client_id.clone(),
-                    service_id: service_id.into(),
-                    resource_id: resource_id.clone(),
-                    ..Default::default()
-                })
-                .await
-                .expect("the session binds");
-        }
-        resource_id
-    }
-
-    async fn invoke(&mut self, resource_id: &str, action: &str) {
-        self.calls
-            .workflow
-            .invoke_action(pb::InvokeActionRequest {
-                resource_id: resource_id.into(),
-                action: action.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("{action} is invoked: {e:?}"));
-    }
-
-    /// The next frame, which must come.
-    async fn next_frame(&mut self) -> Frame {
-        tokio::time::timeout(WAIT, self.feed.next())
-            .await
-            .expect("a frame arrives")
-            .expect("the feed is open")
-            .expect("the feed is healthy")
-            .frame
-            .expect("frames have content")
-    }
-
-    /// Reads events until one matches; every event read is kept in `events`.
-    async fn wait_for(&mut self, what: &str, matches: impl Fn(&pb::ClientEvent) -> bool) {
-        if self.events.iter().any(&matches) {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.next_frame())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} on the feed"));
-            if let Frame::Event(event) = frame {
-                let found = matches(&event);
-                self.events.push(event);
-                if found {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// How the feed ends, once the server ends it.
-    async fn ending(&mut self) -> tonic::Status {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.feed.next())
-                .await
-                .expect("the feed ends")
-            {
-                Some(Ok(_)) => {}
-                Some(Err(status)) => return status,
-                None => panic!("the feed ended without a status"),
-            }
-        }
-    }
-}
 
 fn offer_to(task_id: &str, agent: &str) -> impl Fn(&pb::ClientEvent) -> bool {
     let (task_id, agent) = (task_id.to_owned(), agent.to_owned());
@@ -209,7 +80,7 @@ async fn ready_desktop(server: &TestServer, agent_id: &str) -> (FeedDesktop, Str
     let mut desktop = FeedDesktop::open(&calls, "", 0)
         .await
         .expect("the feed opens");
-    let resource_id = desktop.sign_in(agent_id).await;
+    let resource_id = desktop.sign_in(agent_id, PASSWORD).await;
     desktop.invoke(&resource_id, "session.login").await;
     desktop.invoke(&resource_id, "routing.ready").await;
     (desktop, resource_id)

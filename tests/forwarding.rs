@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::auth::try_sign_in;
 use common::desktop::ConnectedDesktop;
+use common::feed_desktop::FeedDesktop;
 use common::routing_setup::RoutingSetup;
 use common::{ADMIN, Channel, TestServer, Who, assert_status, sign_in, signed};
 use switchboard::cluster::{ClientTls, ForwardLayer, Route};
@@ -367,6 +368,51 @@ async fn a_connect_stream_opened_on_b_is_served_by_the_leader_both_ways() {
         .expect("B's drain does not wait on the forwarded stream")
         .expect("B stops");
     pair.a.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_feed_opened_on_b_is_served_by_the_leader() {
+    let pair = Pair::start().await;
+    let mut admin_a = common::Clients::new(signed(pair.a.raw_channel().await, &pair.token));
+    RoutingSetup::chat()
+        .agents(&["ana"], PASSWORD)
+        .apply(&mut admin_a)
+        .await;
+
+    // Ana's page talks only to B: its feed, and its unary calls naming the feed's client.
+    let raw_b = pair.b.raw_channel().await;
+    let ana_token = sign_in(&raw_b, Who::Agent("ana"), PASSWORD).await;
+    let calls = common::Clients::new(signed(raw_b, &ana_token));
+    let mut ana = FeedDesktop::open(&calls, "", 0)
+        .await
+        .expect("the feed opens on B");
+    let resource_id = ana.sign_in("ana", PASSWORD).await;
+    ana.invoke(&resource_id, "session.login").await;
+    ana.invoke(&resource_id, "routing.ready").await;
+    let mut core_a = pair.core_on_a().await;
+    assert_eq!(
+        client_count(&mut core_a).await,
+        1,
+        "the feed's client is A's"
+    );
+
+    let mut routing_a = RoutingServiceClient::new(signed(pair.a.raw_channel().await, &pair.token));
+    let task_id = routing_a
+        .new_task(pb::NewTaskRequest {
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the task is created")
+        .into_inner()
+        .task_id;
+    ana.wait_for("the offer, on the feed opened on B", |e| {
+        matches!(&e.event, Some(pb::client_event::Event::Routing(r))
+            if matches!(&r.event, Some(Ev::TaskAgentSelected(s)) if s.task_id == task_id))
+    })
+    .await;
+    drop(ana);
+    pair.stop().await;
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod cluster;
 pub mod desktop;
+pub mod feed_desktop;
 pub mod journals;
 pub mod postgres;
 pub mod process;
