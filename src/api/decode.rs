@@ -7,7 +7,7 @@ use prost::Message;
 use tonic::Status;
 
 use super::convert::agents::{AgentWrite, WithPassword};
-use super::convert::clients::new_client_id;
+use super::convert::clients::{FeedOpening, new_client_id};
 use super::convert::events::RoutingFilter;
 use super::convert::principals::{AccountWrite, LoginWrite};
 use super::convert::refresh_tokens::RefreshToken;
@@ -75,6 +75,8 @@ pub const METHODS: &[&str] = &[
     "/switchboard.v1.WorkflowService/GetSessionState",
     "/switchboard.v1.WorkflowService/WatchSessionState",
     "/switchboard.v1.WorkflowService/InvokeAction",
+    // New methods go last: the fuzz seeds name a method by its place in this list.
+    "/switchboard.v1.CoreService/Feed",
 ];
 
 /// Decodes `body` as the request of `method` and validates it as its handler does for an
@@ -185,6 +187,9 @@ fn check_unary(
             .map(drop)
             .map(Ok)?,
         "CoreService/ListServices" => decode::<pb::ListServicesRequest>(body).map(drop).map(Ok)?,
+        "CoreService/Feed" => {
+            FeedOpening::parse(&decode::<pb::FeedRequest>(body)?, "browser feed").map(drop)
+        }
         "CoreService/RegisterClient" => {
             let req: pb::RegisterClientRequest = decode(body)?;
             keyed("RegisterClient", &req.request_id.clone(), &req)

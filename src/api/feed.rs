@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use super::connect::{client_event, next_stream_id};
-use super::convert::clients::{client_name, new_client_id};
+use super::convert::clients::{FeedOpening, new_client_id};
 use super::{Api, ApiResult, stopping_status};
 use crate::domain::commands as cmd;
 use crate::domain::presence::StreamId;
@@ -58,17 +58,14 @@ impl Api {
         let fallback = request
             .remote_addr()
             .map_or_else(|| "browser feed".to_owned(), |a| format!("feed {a}"));
-        let req = request.into_inner();
-        let resume = match req.client_id.as_str() {
-            "" => None,
-            raw => Some(ClientId::parse("client_id", raw)?),
-        };
+        let opening = FeedOpening::parse(request.get_ref(), &fallback)?;
+        let resume = opening.resume;
         let client_id = match resume {
             Some(client_id) => client_id,
             None => {
                 let command = cmd::RegisterClient {
                     client_id: new_client_id(),
-                    client_name: client_name("client_name", &req.client_name, &fallback)?,
+                    client_name: opening.name,
                 };
                 self.engine().execute(&who, command).await?.answer
             }
@@ -101,7 +98,7 @@ impl Api {
             client_id,
             stream,
             attached: attached.revision,
-            start: req.start_revision,
+            start: opening.start_revision,
             hearing: attached.answer,
         };
         tokio::spawn(self.clone().serve_feed(feed, event_rx, out));

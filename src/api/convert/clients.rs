@@ -51,6 +51,29 @@ impl TryFrom<pb::RegisterClientRequest> for cmd::RegisterClient {
     }
 }
 
+/// A browser feed's request, checked: the client it resumes (`None`: a new one, named
+/// `name`) and the first revision to replay (0: none).
+pub struct FeedOpening {
+    pub resume: Option<ClientId>,
+    pub name: String,
+    pub start_revision: u64,
+}
+
+impl FeedOpening {
+    /// `fallback` names a new client that gave no name.
+    pub fn parse(req: &pb::FeedRequest, fallback: &str) -> DomainResult<Self> {
+        let resume = match req.client_id.as_str() {
+            "" => None,
+            raw => Some(ClientId::parse("client_id", raw)?),
+        };
+        Ok(Self {
+            resume,
+            name: client_name("client_name", &req.client_name, fallback)?,
+            start_revision: req.start_revision,
+        })
+    }
+}
+
 impl From<Phase> for pb::ServiceStatus {
     fn from(phase: Phase) -> Self {
         match phase {
