@@ -39,8 +39,23 @@ fn built() -> &'static Result<(), String> {
     })
 }
 
-/// Runs one browser test file with node's test runner; its report goes to the test's output.
-fn run_browser_test(name: &str) {
+/// The test files of one page (`web/tests/<page>*.test.ts`), as bundled.
+fn test_files(page: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(web().join(".test-build"))
+        .expect("the bundled tests")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(page) && name.ends_with(".test.js"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs a page's test files with node's test runner; its report goes to the test's output.
+fn run_browser_tests(page: &str) {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(why) = built() {
@@ -50,11 +65,13 @@ fn run_browser_test(name: &str) {
         Path::new("/usr/bin/chromium").exists(),
         "/usr/bin/chromium is missing: run scripts/test-tools.sh first"
     );
-    let bundle = web().join(".test-build").join(format!("{name}.test.js"));
+    let files = test_files(page);
+    assert!(!files.is_empty(), "no web/tests/{page}*.test.ts");
     let mut node = Command::new("node");
     node.arg("--test")
+        .arg("--test-concurrency=1")
         .arg("--test-reporter=spec")
-        .arg(&bundle)
+        .args(&files)
         .current_dir(web())
         .env("SWITCHBOARD_BIN", env!("CARGO_BIN_EXE_switchboard"));
     // `SWITCHBOARD_SCREENSHOTS=docs cargo test --test browser` renews the README's pictures.
@@ -70,7 +87,7 @@ fn run_browser_test(name: &str) {
     println!("{report}");
     assert!(
         output.status.success(),
-        "{name} browser tests failed:\n{report}"
+        "{page} browser tests failed:\n{report}"
     );
     // A file whose tests never ran must not pass.
     let passed = report
@@ -89,10 +106,25 @@ fn run_browser_test(name: &str) {
 
 #[test]
 fn the_agent_desktop_in_chromium() {
-    run_browser_test("desktop");
+    run_browser_tests("desktop");
 }
 
 #[test]
 fn the_supervisor_wallboard_in_chromium() {
-    run_browser_test("wallboard");
+    run_browser_tests("wallboard");
+}
+
+/// Every test file belongs to a page, so none is left unrun.
+#[test]
+fn every_web_test_file_is_run() {
+    for entry in std::fs::read_dir(web().join("tests")).expect("web/tests") {
+        let name = entry.expect("a directory entry").file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".test.ts") {
+            assert!(
+                name.starts_with("desktop") || name.starts_with("wallboard"),
+                "web/tests/{name} is run by no test in tests/browser.rs: name it after its page"
+            );
+        }
+    }
 }
