@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type BrowserContext, type Locator, type Page } from "playwright-core";
 import {
   AdminService,
   LogoutAction,
@@ -124,10 +124,10 @@ export interface Server {
   /** Everything the server logged so far. */
   logs(): string;
   /** Clients carrying `token` (none: unauthenticated). */
-  clients(token?: string): Clients;
+  clients(token?: TokenSource): Clients;
   /** Signs `who` in; the login's tokens. */
   signIn(who: Who, password: string): Promise<LoginResponse>;
-  /** Clients signed in as `who`. */
+  /** Clients signed in as `who` (signing in again as their token ages). */
   clientsAs(who: Who, password: string): Promise<Clients>;
   /** Kills the server by PID and waits for it to exit (also done after the test). */
   stop(): Promise<void>;
@@ -203,9 +203,9 @@ export async function startServer(t: Teardown, options: ServerOptions = {}): Pro
   });
   const url = `http://${addr}`;
   const adminSecret = await readSecret(join(dataDir, "bootstrap-admin.secret"));
-  const clients = (token?: string) => grpcClients(url, token);
+  const clients = (token?: TokenSource) => grpcClients(url, token);
   const signIn = (who: Who, password: string) => login(clients(), who, password);
-  const admin = clients((await signIn({ accountId: ADMIN }, adminSecret)).accessToken);
+  const admin = await signedClients(url, { accountId: ADMIN }, adminSecret);
   return {
     addr,
     url,
@@ -216,7 +216,7 @@ export async function startServer(t: Teardown, options: ServerOptions = {}): Pro
     logs: () => log,
     clients,
     signIn,
-    clientsAs: async (who, password) => clients((await signIn(who, password)).accessToken),
+    clientsAs: (who, password) => signedClients(url, who, password),
     stop,
   };
 }
@@ -245,10 +245,14 @@ export async function freePort(): Promise<number> {
 
 // ----- gRPC clients --------------------------------------------------------------------------
 
-/** Clients of the server at `url` over real HTTP/2, carrying `token` when given. */
-export function grpcClients(url: string, token?: string): Clients {
-  const bearer: Interceptor = (next) => (req) => {
-    if (token) req.header.set("authorization", `Bearer ${token}`);
+/** What a call's bearer token comes from: a fixed token, or a function giving the current one. */
+export type TokenSource = string | undefined | (() => Promise<string | undefined> | string | undefined);
+
+/** Clients of the server at `url` over real HTTP/2, carrying the token `token` gives. */
+export function grpcClients(url: string, token?: TokenSource): Clients {
+  const bearer: Interceptor = (next) => async (req) => {
+    const current = typeof token === "function" ? await token() : token;
+    if (current) req.header.set("authorization", `Bearer ${current}`);
     return next(req);
   };
   const transport = createGrpcTransport({ baseUrl: url, interceptors: [bearer] });
@@ -260,6 +264,24 @@ export function grpcClients(url: string, token?: string): Clients {
     routing: createClient(RoutingService, transport),
     admin: createClient(AdminService, transport),
   };
+}
+
+/** Clients signed in as `who` that sign in again once the token has lived half its life, so
+ * a test may outlast a short `--access-token-ttl-secs`. */
+export async function signedClients(url: string, who: Who, password: string): Promise<Clients> {
+  const anonymous = grpcClients(url);
+  let token = "";
+  let renewAt = 0;
+  const fresh = async () => {
+    if (Date.now() >= renewAt) {
+      const answer = await login(anonymous, who, password);
+      token = answer.accessToken;
+      renewAt = Date.now() + (Number(answer.expiresInSecs) * 1000) / 2;
+    }
+    return token;
+  };
+  await fresh();
+  return grpcClients(url, fresh);
 }
 
 /** Signs `who` in through `clients`. */
@@ -502,6 +524,29 @@ export async function launchBrowser(t: Teardown): Promise<Browser> {
       return page;
     },
   };
+}
+
+/** Waits until `locator`'s text matches `pattern`; its text. */
+export async function waitForText(
+  locator: Locator,
+  pattern: RegExp | string,
+  timeoutMs = WAIT_MS,
+): Promise<string> {
+  const matches = (text: string) =>
+    typeof pattern === "string" ? text.includes(pattern) : pattern.test(text);
+  let last = "";
+  try {
+    return await waitFor(
+      `text ${String(pattern)}`,
+      async () => {
+        last = (await locator.textContent({ timeout: 1000 })) ?? "";
+        return matches(last) ? last : undefined;
+      },
+      timeoutMs,
+    );
+  } catch {
+    throw new Error(`timed out waiting for ${locator} to show ${String(pattern)}; it shows ${JSON.stringify(last)}`);
+  }
 }
 
 /** Where the screenshot `name` goes: `$SWITCHBOARD_SCREENSHOTS/<name>` when that is set, else
