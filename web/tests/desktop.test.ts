@@ -10,6 +10,7 @@ import { AgentState, TaskState, CloseReason } from "../src/gen/switchboard/v1/ro
 import {
   channel,
   configureContactCenter,
+  freePort,
   launchBrowser,
   screenshotPath,
   startProxy,
@@ -171,6 +172,23 @@ test("an offer reaches the right page, is accepted, transferred, conferenced, wr
   const listed = tasks.find((x) => x.taskId === taskId);
   assert.equal(listed?.state, TaskState.CLOSED, "ListTasks has the task closed");
   assert.equal(listed?.ownerAgentId, "ben");
+
+  // Ana goes not ready with a reason the server lists, then signs out.
+  await ana.getByLabel("Reason").selectOption("lunch");
+  await ana.getByRole("button", { name: "Not ready", exact: true }).click();
+  await waitForText(ana.locator("#mrd-states"), `${w.center.mrd}: Not ready (lunch)`);
+  const { agent: resting } = await w.server.admin.routing.getAgentState({ agentId: "ana" });
+  assert.deepEqual(resting?.mrds.map((m) => [AgentState[m.state], m.reasonCode]), [["NOT_READY", "lunch"]]);
+  const clientsBefore = (await w.server.admin.core.getServerStatus({})).clientCount;
+  await ana.getByRole("button", { name: "Sign out" }).click();
+  await ana.getByRole("button", { name: "Sign in" }).waitFor();
+  await waitForText(ana.getByRole("status"), "Signed out");
+  await waitFor("ana's client to be gone", async () =>
+    (await w.server.admin.core.getServerStatus({})).clientCount === clientsBefore - 1,
+  );
+  const { agent: gone } = await w.server.admin.routing.getAgentState({ agentId: "ana" });
+  assert.ok((gone?.mrds ?? []).every((m) => m.state === AgentState.LOGOUT), "ana is logged out of routing");
+
   // Nothing went wrong on either page.
   assert.equal(await alerts(ana).textContent(), "");
   assert.equal(await alerts(ben).textContent(), "");
@@ -273,7 +291,7 @@ test("a page that loses its network reconnects, resumes from its last revision a
   proxy.cut();
   await waitForText(ana.getByRole("status"), /Reconnecting/);
   const last = BigInt((await ana.locator("#diag-revision").textContent()) ?? "");
-  // Meanwhile the channel closes the first task: the page hears of it on resuming.
+  // Meanwhile the channel closes the first task.
   const { revision: closedAt } = await w.channel.clients.routing.changeTaskState({
     taskId: first.taskId,
     state: TaskState.CLOSED,
@@ -286,10 +304,12 @@ test("a page that loses its network reconnects, resumes from its last revision a
   await waitForText(ana.getByRole("status"), /Connected to/);
   assert.equal(await ana.locator("#diag-client").textContent(), clientId, "the same client resumed");
   assert.equal(await ana.locator("#diag-resumed").textContent(), String(last + 1n), "resumed from last + 1");
+  // The close reaches the page as a replayed event, not only through the re-read.
+  const closedLine = ana.locator("#activity li").filter({ hasText: `Task ${first.taskId}: Closed (DONE)` });
+  await closedLine.waitFor();
+  const closedRevision = BigInt((await closedLine.getAttribute("data-revision")) ?? "0");
+  assert.ok(closedRevision > last && closedRevision <= closedAt, `replayed at ${closedRevision}`);
   await taskGone(ana, first.taskId);
-  await waitFor("the page to have seen the close", async () =>
-    BigInt((await ana.locator("#diag-revision").textContent()) ?? "0") >= closedAt,
-  );
   await showsOffer(ana, taskId);
 
   await ana.getByRole("button", { name: "Accept", exact: true }).click();
@@ -297,4 +317,109 @@ test("a page that loses its network reconnects, resumes from its last revision a
   await serverSays(w, taskId, "ana's", (x) => x.state === TaskState.ACTIVE && x.ownerAgentId === "ana");
   assert.equal((await task(w, first.taskId)).state, TaskState.CLOSED);
   assert.equal(await alerts(ana).textContent(), "");
+});
+
+test("the desktop asks every configured server and signs in on the least-loaded one", async (t) => {
+  // Two servers that list each other (so each lets the other's pages call it), and one that
+  // is not there.
+  const [portA, portB, portGone] = [await freePort(), await freePort(), await freePort()];
+  const urls = [portA, portB, portGone].map((p) => `http://127.0.0.1:${p}`);
+  const a = await startServer(t, { listen: `127.0.0.1:${portA}`, webServers: urls });
+  const b = await startServer(t, { listen: `127.0.0.1:${portB}`, webServers: urls });
+  // A is busier: one client registered there.
+  await a.admin.core.registerClient({ clientName: "busy" });
+  const onA = await a.admin.core.getServerStatus({});
+  assert.equal(onA.clientCount, 1);
+  const center = await configureContactCenter(b, { mrd: MRD, agents: ["ana"] });
+  const w: World = { server: b, center, channel: await channel(b, center), browser: await launchBrowser(t) };
+
+  // The page comes from A, and signs in on B.
+  const ana = await signIn(w, "ana", a.url);
+  await waitForText(ana.getByRole("status"), `Connected to ${b.url} as ana`);
+  const rows = ana.locator("#servers tr");
+  assert.equal(await rows.count(), 3);
+  assert.equal(await ana.locator(`#servers tr[data-url="${b.url}"]`).getAttribute("data-chosen"), "true");
+  await waitForText(ana.locator(`#servers tr[data-url="${a.url}"]`), /in service\s*1/);
+  await waitForText(ana.locator(`#servers tr[data-url="${urls[2]}"]`), /unreachable/);
+  assert.equal(await ana.locator("#diag-server").textContent(), b.url);
+
+  // B holds the desktop's client and session; A still only its own.
+  await goReady(w, ana, "ana");
+  assert.equal((await b.admin.core.getServerStatus({})).clientCount, 1);
+  assert.equal((await a.admin.core.getServerStatus({})).clientCount, 1);
+
+  // A first offer rejected goes back to its queue (and is not offered to ana again).
+  const rejected = await w.channel.newTask();
+  await showsOffer(ana, rejected.taskId);
+  await ana.getByRole("button", { name: "Reject", exact: true }).click();
+  await ana.locator("#offer-panel").waitFor({ state: "hidden" });
+  await serverSays(w, rejected.taskId, "back in its queue", (x) =>
+    x.state === TaskState.QUEUED && x.declinedAgentIds.includes("ana"),
+  );
+
+  const { taskId } = await w.channel.newTask();
+  await showsOffer(ana, taskId);
+  await ana.getByRole("button", { name: "Accept", exact: true }).click();
+  await taskEntry(ana, taskId, "ACTIVE");
+  await serverSays(w, taskId, "ana's on B", (x) => x.state === TaskState.ACTIVE && x.ownerAgentId === "ana");
+  assert.equal(await alerts(ana).textContent(), "");
+});
+
+test("a second desktop of the same agent asks before taking the session over, and the first one says it lost it", async (t) => {
+  const w = await world(t);
+  const first = await signIn(w, "ana");
+  await goReady(w, first, "ana");
+
+  const second = await w.browser.newPage(w.server.url);
+  await second.getByLabel("Agent id").fill("ana");
+  await second.getByLabel("Password").fill(w.center.password);
+  await second.getByRole("button", { name: "Sign in" }).click();
+  const takeOver = second.getByRole("button", { name: "Take the session over" });
+  await takeOver.waitFor();
+  await takeOver.click();
+  await waitForText(second.getByRole("status"), "Connected to");
+
+  await waitForText(alerts(first), /Another desktop took this session over/);
+  await first.getByRole("button", { name: "Sign in" }).waitFor();
+  // The session carried on: still logged in, and ana still ready, now on the second page.
+  await waitForText(second.locator("#view-state"), "logged_in");
+  await waitForText(second.locator("#mrd-states"), `${w.center.mrd}: Ready`);
+  const session = await w.server.admin.workflow.getSessionState({ resourceId: "Switchboard-ana" });
+  assert.equal(session.viewState, "logged_in");
+  const { agent } = await w.server.admin.routing.getAgentState({ agentId: "ana" });
+  assert.deepEqual(agent?.mrds.map((m) => AgentState[m.state]), ["READY"]);
+  const { taskId } = await w.channel.newTask();
+  await showsOffer(second, taskId);
+  assert.equal(await first.locator("#offer-panel").isHidden(), true);
+});
+
+test("a page away longer than the grace period starts over with a new client and says so", async (t) => {
+  const w = await world(t, { presenceGraceMs: 1500 });
+  const proxy = await startProxy(t, w.server.addr);
+  const ana = await signIn(w, "ana", proxy.url);
+  await goReady(w, ana, "ana");
+  const clientId = await ana.locator("#diag-client").textContent();
+
+  proxy.setDown(true);
+  proxy.cut();
+  await waitForText(ana.getByRole("status"), /Reconnecting/);
+  // The server gives up on the client: its session logs out of routing.
+  await waitFor("ana logged out by the server", async () => {
+    const { agent } = await w.server.admin.routing.getAgentState({ agentId: "ana" });
+    return (agent?.mrds ?? []).every((m) => m.state === AgentState.LOGOUT);
+  });
+  proxy.setDown(false);
+
+  await waitForText(alerts(ana), /no longer knew this desktop \(NOT_FOUND: /);
+  await waitForText(ana.getByRole("status"), "Connected to");
+  await waitFor("a new client", async () => {
+    const now = await ana.locator("#diag-client").textContent();
+    return now !== clientId && now !== "-" ? now : undefined;
+  });
+  // The session is prepared and bound again, and works: log in and take an offer.
+  await goReady(w, ana, "ana");
+  const { taskId } = await w.channel.newTask();
+  await showsOffer(ana, taskId);
+  await ana.getByRole("button", { name: "Accept", exact: true }).click();
+  await serverSays(w, taskId, "ana's", (x) => x.state === TaskState.ACTIVE && x.ownerAgentId === "ana");
 });

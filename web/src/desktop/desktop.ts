@@ -9,6 +9,7 @@ import { PrepareSessionResult } from "../gen/switchboard/v1/processor_pb";
 import { AgentState, TaskState } from "../gen/switchboard/v1/routing_pb";
 import type { Alerts } from "../shared/alerts";
 import { connect, describe, type Services } from "../shared/api";
+import { activityOf } from "./activity";
 import { Feed, type FeedStatus } from "./feed";
 import { configuredServers, pick, survey, type ServerView } from "./servers";
 import { DesktopState } from "./state";
@@ -229,6 +230,8 @@ export class Desktop implements Handlers {
 
   private onEvent(s: Signed, event: ClientEvent): void {
     if (this.signed !== s) return;
+    const activity = activityOf(event);
+    if (activity) this.view.addActivity(activity);
     const { case: kind, value } = event.event;
     if (kind === "sessionState") {
       if (value.name === "session.taken_over") {

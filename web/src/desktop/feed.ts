@@ -26,6 +26,8 @@ export interface FeedHandlers {
 
 /** Waits between reconnection attempts, growing to this. */
 const MAX_BACKOFF_MS = 4000;
+/** Attempts at the first opening before signing in is given up. */
+const FIRST_ATTEMPTS = 4;
 /** A feed silent this long is taken as dead (the server sends progress notices on idle
  * feeds, every 10 s by default). */
 const SILENCE_MS = 45_000;
@@ -38,6 +40,8 @@ export class Feed {
   resumedFrom: bigint | undefined;
   private stopped = false;
   private current: AbortController | undefined;
+  /** Fails a first opening still pending when the feed stops. */
+  private abandon: ((error: unknown) => void) | undefined;
   private watchdog: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -49,7 +53,17 @@ export class Feed {
   /** Opens the feed; resolves with the first greeting, then keeps it open in the background. */
   open(): Promise<Connected> {
     return new Promise((resolve, reject) => {
-      void this.run(resolve, reject);
+      this.abandon = reject;
+      void this.run(
+        (connected) => {
+          this.abandon = undefined;
+          resolve(connected);
+        },
+        (error) => {
+          this.abandon = undefined;
+          reject(error);
+        },
+      );
     });
   }
 
@@ -58,6 +72,8 @@ export class Feed {
     this.stopped = true;
     this.current?.abort();
     clearTimeout(this.watchdog);
+    this.abandon?.(new Error("the feed was closed before the server greeted it"));
+    this.abandon = undefined;
     this.on.status("stopped");
   }
 
@@ -87,12 +103,12 @@ export class Feed {
             resumable = true;
             this.clientId = frame.value.clientId;
             if (start === 0n) this.lastRevision = frame.value.revision;
+            if (opened) this.resumedFrom = start;
             this.on.status("connected");
             if (!opened) {
               opened = true;
               first(frame.value);
             } else {
-              this.resumedFrom = start;
               this.on.reconnected(frame.value, start);
             }
           } else if (frame.case === "event") {
@@ -106,7 +122,8 @@ export class Feed {
       } catch (error) {
         if (this.stopped) return;
         const code = error instanceof ConnectError ? error.code : undefined;
-        if (!opened && code !== Code.Unavailable && code !== Code.Unknown && code !== Code.Canceled) {
+        const transient = code === Code.Unavailable || code === Code.Unknown || code === Code.Canceled;
+        if (!opened && (!transient || attempt + 1 >= FIRST_ATTEMPTS)) {
           // The first open failed for a reason retrying will not fix.
           this.stopped = true;
           clearTimeout(this.watchdog);

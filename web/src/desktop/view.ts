@@ -3,6 +3,7 @@
 // button keeps its focus and an agent id being typed survives the events that arrive.
 import { TaskState, type TaskStatus } from "../gen/switchboard/v1/routing_pb";
 import { byId, el, setText } from "../shared/dom";
+import type { Activity } from "./activity";
 import { accepts, type ServerView } from "./servers";
 import { agentStateLabel, taskStateLabel, type DesktopState } from "./state";
 
@@ -44,6 +45,10 @@ export class DesktopView {
   private readonly offerPanel = byId("offer-panel");
   private readonly countdown = byId("offer-countdown");
   private readonly tasks = byId("tasks");
+  private readonly activity = byId("activity");
+  private readonly announcer = byId("announcer");
+  /** The offer last announced, so each is said once. */
+  private announcedOffer: string | undefined;
   private ticker: ReturnType<typeof setInterval> | undefined;
   private deadline: number | undefined;
   private handlers: Handlers | undefined;
@@ -68,6 +73,7 @@ export class DesktopView {
 
   /** The sign-in form, enabled or busy. */
   showSignIn(busy: boolean): void {
+    if (!busy) this.activity.replaceChildren();
     this.signInPanel.hidden = false;
     this.desk.hidden = true;
     this.signOutButton.hidden = true;
@@ -154,6 +160,20 @@ export class DesktopView {
 
   // ----- the desk ------------------------------------------------------------------------
 
+  /** Adds a line to the recent activity, newest first; the list keeps the last 50. */
+  addActivity(activity: Activity): void {
+    const time = new Date(activity.at ?? Date.now()).toLocaleTimeString();
+    this.activity.prepend(
+      el("li", { "data-revision": String(activity.revision) }, el("time", {}, time), activity.text),
+    );
+    while (this.activity.childElementCount > 50) this.activity.lastElementChild!.remove();
+  }
+
+  /** Says `text` to screen readers, politely. */
+  announce(text: string): void {
+    this.announcer.textContent = text;
+  }
+
   render(state: DesktopState): void {
     setText(byId("view-state"), state.viewState || "-");
     setText(byId("model-name"), state.model || "-");
@@ -200,11 +220,16 @@ export class DesktopView {
     const offer = state.offer;
     this.offerPanel.hidden = offer === undefined;
     if (offer === undefined) {
+      this.announcedOffer = undefined;
       this.offerPanel.removeAttribute("data-task-id");
       this.stopCountdown();
       return;
     }
     this.offerPanel.dataset.taskId = offer.taskId;
+    if (this.announcedOffer !== offer.taskId) {
+      this.announcedOffer = offer.taskId;
+      this.announce(`Incoming offer: task ${offer.taskId}. Accept or reject it in the offer panel.`);
+    }
     const where = offer.mrd ? ` on ${offer.mrd}${offer.queue ? `, queue ${offer.queue}` : ""}` : "";
     setText(byId("offer-details"), `Task ${offer.taskId}${where}`);
     this.deadline = offer.deadline;
