@@ -43,9 +43,15 @@ export function connect(baseUrl: string, token: () => string | undefined): Servi
 /** What went wrong, as the server said it: `PERMISSION_DENIED: ...`. */
 export function describe(error: unknown): string {
   if (error instanceof ConnectError) {
-    return `${Code[error.code] ?? error.code}: ${error.rawMessage}`;
+    return `${codeName(error.code)}: ${error.rawMessage}`;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A status code as gRPC names it (`PERMISSION_DENIED`); connect's enum says `PermissionDenied`. */
+export function codeName(code: Code): string {
+  const name = Code[code];
+  return name === undefined ? String(code) : name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
 /** Whether `error` is the server refusing the caller (not a network failure). */
