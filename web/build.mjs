@@ -42,6 +42,7 @@ await esbuild.build({
 cpSync(join(web, "pages"), out, { recursive: true });
 
 if (tests) {
+  run("tsc", ["--noEmit", "-p", "tests"]);
   const testOut = join(web, ".test-build");
   rmSync(testOut, { recursive: true, force: true });
   await esbuild.build({
