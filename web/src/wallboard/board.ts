@@ -91,8 +91,9 @@ export class Board {
     readonly openedMs: number,
   ) {}
 
-  /** Forgets the tasks and agents (before a relist); the service level counts stay. */
+  /** Forgets the queues, tasks and agents (before a relist); the service level counts stay. */
   reset(): void {
+    this.queues.clear();
     this.tasks.clear();
     this.agents.clear();
     this.closed.clear();

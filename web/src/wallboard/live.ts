@@ -47,7 +47,8 @@ export class Live {
     this.controller = undefined;
   }
 
-  /** Reads everything afresh; answers the revision the watch must start after. */
+  /** Reads everything afresh; answers the revision the watch must start after. The board is
+   * replaced only once every page is in, so it never shows half a listing. */
   private async load(signal: AbortSignal): Promise<bigint> {
     const { admin, routing } = this.api;
     const [mrds, queues, reasons] = await Promise.all([
@@ -55,26 +56,27 @@ export class Live {
       admin.listQueues({}, { signal }),
       admin.listReasonCodes({}, { signal }),
     ]);
-    this.board.reset();
-    this.hooks.configured(mrds.mrds, queues.queues, reasons.reasonCodes);
-    let low: bigint | undefined;
-    const lowest = (r: bigint) => {
-      if (low === undefined || r < low) low = r;
-    };
+    const taskPages = [];
     let token = "";
     do {
       const page = await routing.listTasks({ pageSize: PAGE, pageToken: token }, { signal });
-      this.board.listTasks(page.tasks, page.revision, Date.now());
-      lowest(page.revision);
+      taskPages.push(page);
       token = page.nextPageToken;
     } while (token);
+    const agentPages = [];
     do {
       const page = await routing.listAgentStates({ pageSize: PAGE, pageToken: token }, { signal });
-      this.board.listAgents(page.agents, page.revision, Date.now());
-      lowest(page.revision);
+      agentPages.push(page);
       token = page.nextPageToken;
     } while (token);
-    return low ?? 0n;
+
+    const now = Date.now();
+    this.board.reset();
+    this.hooks.configured(mrds.mrds, queues.queues, reasons.reasonCodes);
+    for (const page of taskPages) this.board.listTasks(page.tasks, page.revision, now);
+    for (const page of agentPages) this.board.listAgents(page.agents, page.revision, now);
+    const revisions = [...taskPages, ...agentPages].map((p) => p.revision);
+    return revisions.reduce((low, r) => (r < low ? r : low), revisions[0]!);
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -89,8 +91,10 @@ export class Live {
           this.revision = low;
           this.hooks.changed();
         }
-        const stream = this.api.routing.watchRoutingEvents({ startRevision: from }, { signal });
-        this.hooks.status("Live", true);
+        const stream = this.api.routing.watchRoutingEvents(
+          { startRevision: from },
+          { signal, onHeader: () => this.hooks.status("Live", true) },
+        );
         for await (const frame of stream) {
           retry = FIRST_RETRY_MS;
           if (frame.frame.case === "event") {
@@ -116,17 +120,16 @@ export class Live {
           continue;
         }
         if (code === Code.Unauthenticated) {
-          if (await this.hooks.reauthenticate()) continue;
-          this.hooks.alert(`The watch stopped: ${describe(error)}`);
-          return;
-        }
-        if (code === Code.PermissionDenied) {
+          // The token expired or was revoked: renew it and reopen (the page signs out if not).
+          if (!(await this.hooks.reauthenticate())) return;
+        } else if (code === Code.PermissionDenied) {
           // Retrying cannot help: this account may not read what a wallboard shows.
           this.hooks.alert(`Reading the board: ${describe(error)}`);
           this.hooks.status("Stopped", false);
           return;
+        } else if (isRefusal(error)) {
+          this.hooks.alert(`Reading the board: ${describe(error)}`);
         }
-        if (isRefusal(error)) this.hooks.alert(`Reading the board: ${describe(error)}`);
         this.hooks.status(`Disconnected (${describe(error)}); retrying…`, false);
       }
       await pause(retry, signal);

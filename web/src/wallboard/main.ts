@@ -78,6 +78,8 @@ const view = new BoardView(
   },
   {
     queues: $("queues"),
+    states: $("states"),
+    statesHead: $("states-head"),
     agents: $("mrds"),
     agentsHeading: $("agents-h"),
     tasks: $("tasks"),
@@ -111,6 +113,8 @@ function draw(): void {
 
 const live = new Live(api, board, {
   configured(mrds, queues, reasons) {
+    // How many times the lists were read: 1 while every reconnection resumed the watch.
+    connection.dataset.lists = String(Number(connection.dataset.lists ?? 0) + 1);
     for (const m of mrds) board.addQueue(m.name, "default");
     for (const q of queues) board.addQueue(q.mrd, q.name);
     view.configure(
@@ -136,14 +140,12 @@ const live = new Live(api, board, {
   },
 });
 
-let ticker: ReturnType<typeof setInterval> | undefined;
-
 function tick(): void {
   $("clock").textContent = clock(Date.now());
   if (!boardEl.hidden) view.render(Date.now());
 }
 tick();
-ticker = setInterval(tick, 1000);
+setInterval(tick, 1000);
 
 function start(): void {
   form.hidden = true;
@@ -192,8 +194,8 @@ signOutButton.addEventListener("click", () => {
   stop();
 });
 
-window.addEventListener("pagehide", () => {
-  if (ticker !== undefined) clearInterval(ticker);
-  ticker = undefined;
-  live.stop();
+// A page kept in the back-forward cache closes its watch, and opens it again when shown.
+window.addEventListener("pagehide", () => live.stop());
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted && session.signedIn) live.start();
 });

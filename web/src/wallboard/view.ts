@@ -19,20 +19,32 @@ const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 export class BoardView {
   private mrds = new Map<string, Mrd>();
   private reasons: ReasonCode[] = [];
-  private readonly mrdSections = new Map<string, { section: HTMLElement; summary: HTMLElement; body: HTMLElement; empty: HTMLElement }>();
+  private readonly mrdSections = new Map<string, { section: HTMLElement; body: HTMLElement; empty: HTMLElement }>();
 
   constructor(
     private readonly board: Board,
     private readonly actions: AgentActions,
     private readonly el: {
       queues: HTMLElement;
+      states: HTMLElement;
+      statesHead: HTMLElement;
       agents: HTMLElement;
       agentsHeading: HTMLElement;
       tasks: HTMLElement;
       tasksEmpty: HTMLElement;
       tasksHeading: HTMLElement;
     },
-  ) {}
+  ) {
+    el.statesHead.replaceChildren(
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, "MRD"),
+        ...AGENT_STATES.map((state) => h("th", { scope: "col", class: "num" }, agentStateName(state))),
+        h("th", { scope: "col", class: "num" }, "Logged in"),
+      ),
+    );
+  }
 
   /** The MRDs and the NOT_READY reason codes, from the lists. */
   configure(mrds: readonly Mrd[], notReadyReasons: readonly ReasonCode[]): void {
@@ -87,16 +99,49 @@ export class BoardView {
     );
   }
 
+  /** Every MRD configured or with an agent on it, by name. */
+  private mrdNames(): string[] {
+    return [...new Set([...this.mrds.keys(), ...this.board.agentMrds()])].sort(byName);
+  }
+
+  private renderStates(names: readonly string[]): void {
+    syncRows(
+      this.el.states,
+      names,
+      (name) => name,
+      (name) =>
+        h(
+          "tr",
+          { "data-mrd": name },
+          h("th", { scope: "row" }, name),
+          ...AGENT_STATES.map((state) => h("td", { class: "num big", "data-state": agentStateCode(state) })),
+          h("td", { class: "num", "data-field": "total" }),
+        ),
+      (row, name) => {
+        const counts = new Map<AgentState, number>();
+        const agents = this.board.agentsOn(name);
+        for (const a of agents) counts.set(a.state, (counts.get(a.state) ?? 0) + 1);
+        AGENT_STATES.forEach((state, i) => {
+          const n = counts.get(state) ?? 0;
+          const cell = row.cells[i + 1]!;
+          setText(cell, String(n));
+          setAttr(cell, "data-count", String(n));
+        });
+        setText(row.cells[AGENT_STATES.length + 1]!, String(agents.length));
+      },
+    );
+  }
+
   private renderAgents(nowMs: number): void {
-    const names = new Set([...this.mrds.keys(), ...this.board.agentMrds()]);
-    const ordered = [...names].sort(byName);
+    const names = this.mrdNames();
+    this.renderStates(names);
     for (const [name, parts] of this.mrdSections) {
-      if (!names.has(name)) {
+      if (!names.includes(name)) {
         parts.section.remove();
         this.mrdSections.delete(name);
       }
     }
-    ordered.forEach((name, index) => {
+    names.forEach((name, index) => {
       let parts = this.mrdSections.get(name);
       if (!parts) {
         parts = this.mrdSection(name);
@@ -105,7 +150,6 @@ export class BoardView {
       const current = this.el.agents.children[index];
       if (current !== parts.section) this.el.agents.insertBefore(parts.section, current ?? null);
       const agents = this.board.agentsOn(name);
-      this.renderSummary(parts.summary, agents);
       parts.empty.hidden = agents.length > 0;
       syncRows(
         parts.body,
@@ -120,14 +164,12 @@ export class BoardView {
 
   private mrdSection(name: string) {
     const id = `mrd-${cssId(name)}`;
-    const summary = h("ul", { class: "summary", "aria-label": `Agents on ${name} by state` });
     const body = h("tbody");
     const empty = h("p", { class: "empty" }, `No agent is logged in on ${name}.`);
     const section = h(
       "section",
       { class: "mrd", "aria-labelledby": `${id}-h`, "data-mrd": name },
       h("h3", { id: `${id}-h` }, `MRD ${name}`),
-      summary,
       h(
         "table",
         { class: "agents" },
@@ -150,32 +192,14 @@ export class BoardView {
       ),
       empty,
     );
-    return { section, summary, body, empty };
-  }
-
-  private renderSummary(summary: HTMLElement, agents: readonly AgentMrdView[]): void {
-    const counts = new Map<AgentState, number>();
-    for (const a of agents) counts.set(a.state, (counts.get(a.state) ?? 0) + 1);
-    const states = [...AGENT_STATES, ...[...counts.keys()].filter((s) => !AGENT_STATES.includes(s))];
-    for (const state of states) {
-      const code = agentStateCode(state);
-      let item = summary.querySelector<HTMLElement>(`li[data-state="${code}"]`);
-      if (!item) {
-        item = h("li", { "data-state": code }, h("span", { class: "count" }), ` ${agentStateName(state)}`);
-        summary.append(item);
-      }
-      const n = counts.get(state) ?? 0;
-      setText(item.querySelector(".count")!, String(n));
-      setAttr(item, "data-count", String(n));
-    }
+    return { section, body, empty };
   }
 
   private agentRow(a: AgentMrdView): HTMLTableRowElement {
-    const who = `${a.agentId} on ${a.mrd}`;
-    const select = h("select", { "data-field": "reason", "aria-label": `Not ready reason for ${who}` });
+    const select = h("select", { "data-field": "reason", "aria-label": `Not ready reason for ${a.agentId} on ${a.mrd}` });
     this.fillReasons(select);
-    const notReady = h("button", { type: "button", "data-action": "not-ready", "aria-label": `Set ${who} not ready` }, "Not ready");
-    const logOut = h("button", { type: "button", "data-action": "log-out", "aria-label": `Log ${who} out` }, "Log out");
+    const notReady = h("button", { type: "button", "data-action": "not-ready", "aria-label": `Set ${a.agentId} not ready on ${a.mrd}` }, "Not ready");
+    const logOut = h("button", { type: "button", "data-action": "log-out", "aria-label": `Log out ${a.agentId} from ${a.mrd}` }, "Log out");
     const busy = (on: boolean) => {
       // aria-disabled, not disabled: a disabled button would drop the keyboard focus.
       for (const b of [notReady, logOut]) setAttr(b, "aria-disabled", String(on));
@@ -256,7 +280,7 @@ export class BoardView {
         h(
           "tr",
           { "data-task": t.id },
-          h("th", { scope: "row" }, t.id),
+          h("th", { scope: "row", title: t.id }, shortId(t.id)),
           h("td", {}, t.mrd),
           h("td", {}, t.queue),
           h("td", { "data-field": "agent" }),
@@ -280,6 +304,9 @@ export class BoardView {
     );
   }
 }
+
+/** A task id as a wall can show it: a UUID by its first group (the whole id in the title). */
+const shortId = (id: string): string => (/^[0-9a-f]{8}-[0-9a-f-]{27}$/i.test(id) ? id.slice(0, 8) : id);
 
 /** A name as a piece of an element id. */
 const cssId = (name: string): string => name.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16)}`);
