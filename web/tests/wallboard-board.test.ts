@@ -47,7 +47,7 @@ const task = (taskId: string, state: TaskState, createdMs: number, queuedMs: num
   });
 
 test("the waiting count and oldest wait follow queueing, offers, requeues and widening", () => {
-  const b = new Board(20_000, T0);
+  const b = new Board(20_000);
   b.apply(queued(1, T0, "t1"));
   b.apply(queued(2, T0 + 1000, "t2"));
   assert.deepEqual(b.waiting("chat", "support"), { count: 2, oldestQueuedMs: T0 });
@@ -68,7 +68,7 @@ test("the waiting count and oldest wait follow queueing, offers, requeues and wi
 });
 
 test("the service level counts each task once, at its first acceptance, within the threshold from arrival", () => {
-  const b = new Board(20_000, T0);
+  const b = new Board(20_000);
   const sl = () => b.serviceLevels.get(queueKey("chat", "support"));
   b.apply(queued(1, T0, "fast"));
   b.apply(queued(2, T0, "slow"));
@@ -97,7 +97,7 @@ test("the service level counts each task once, at its first acceptance, within t
 });
 
 test("events a listing already holds are skipped, per task and per agent", () => {
-  const b = new Board(20_000, T0);
+  const b = new Board(20_000);
   // The task list reflects revision 10: t1 already offered to ana, t2 closed at 9.
   b.listTasks(
     [
@@ -134,7 +134,7 @@ test("events a listing already holds are skipped, per task and per agent", () =>
 });
 
 test("time in state starts at the change, and stays across changes that keep the state", () => {
-  const b = new Board(20_000, T0);
+  const b = new Board(20_000);
   b.listAgents(
     [create(AgentStatusSchema, { agentId: "ben", mrds: [{ mrd: "chat", state: AgentState.NOT_READY, reasonCode: "lunch" }] })],
     1n,

@@ -86,10 +86,7 @@ export class Board {
   private listedUpTo = 0n;
 
   /** `thresholdMs`: a task answered within this long of arriving meets the service level. */
-  constructor(
-    readonly thresholdMs: number,
-    readonly openedMs: number,
-  ) {}
+  constructor(readonly thresholdMs: number) {}
 
   /** Forgets the queues, tasks and agents (before a relist); the service level counts stay. */
   reset(): void {

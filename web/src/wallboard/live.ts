@@ -26,8 +26,6 @@ const LAST_RETRY_MS = 10_000;
 
 export class Live {
   private controller: AbortController | undefined;
-  /** The last revision the board has folded in (events or progress). */
-  revision = 0n;
 
   constructor(
     private readonly api: Services,
@@ -88,7 +86,6 @@ export class Live {
           this.hooks.status("Loading…", false);
           const low = await this.load(signal);
           from = low + 1n;
-          this.revision = low;
           this.hooks.changed();
         }
         const stream = this.api.routing.watchRoutingEvents(
@@ -101,12 +98,10 @@ export class Live {
             const event = frame.frame.value;
             const applied = this.board.apply(event);
             from = event.revision + 1n;
-            this.revision = event.revision;
             if (applied.unknownTaskId) void this.fetchTask(applied.unknownTaskId, signal);
             this.hooks.changed();
           } else if (frame.frame.case === "progress") {
             from = frame.frame.value.revision + 1n;
-            this.revision = frame.frame.value.revision;
           }
         }
         this.hooks.status("The watch ended; reopening…", false);

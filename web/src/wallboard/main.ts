@@ -40,7 +40,8 @@ function alert(text: string): void {
 clearAlerts.addEventListener("click", () => {
   alerts.replaceChildren();
   clearAlerts.hidden = true;
-  form.hidden ? $("queues-h").focus() : $("account").focus();
+  if (form.hidden) $("queues-h").focus();
+  else $("account").focus();
 });
 
 const thresholdSecs = (() => {
@@ -63,7 +64,7 @@ const session = new Session(
 );
 const api = connect(location.origin, session.token);
 
-const board = new Board(thresholdSecs * 1000, openedMs);
+const board = new Board(thresholdSecs * 1000);
 const view = new BoardView(
   board,
   {
