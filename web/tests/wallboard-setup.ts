@@ -236,15 +236,4 @@ export async function serviceLevel(page: Page, mrd: string, queue: string): Prom
   };
 }
 
-/** The alert region's text. */
-export const alerts = (page: Page): Promise<string> => page.locator("#alerts").innerText();
-
-/** Waits until the alert region says something matching `pattern`. */
-export async function waitForAlert(page: Page, pattern: RegExp): Promise<string> {
-  return waitFor(`an alert matching ${pattern}`, async () => {
-    const text = await alerts(page);
-    return pattern.test(text) ? text : undefined;
-  });
-}
-
 export { AgentState, TaskState };

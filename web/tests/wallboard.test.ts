@@ -20,6 +20,7 @@ import {
   upsertQueue,
   upsertReasonCode,
   waitFor,
+  waitForText,
   type ContactCenter,
   type Server,
 } from "./harness";
@@ -34,7 +35,6 @@ import {
   serviceLevel,
   signIn,
   TaskState,
-  waitForAlert,
   type Agent,
 } from "./wallboard-setup";
 
@@ -218,9 +218,9 @@ test("a supervisor sets agents Not ready and logs them out from the wallboard", 
   // Refusals at sign-in show in the alert region: a wrong secret, and an account that is no
   // supervisor.
   await signIn(page, SUPERVISOR.accountId, "not-the-secret");
-  await waitForAlert(page, /Sign-in refused: unauthenticated/i);
+  await waitForText(page.locator("#alerts"), /Sign-in refused: unauthenticated/i);
   await signIn(page, INTEGRATION.accountId, INTEGRATION.secret);
-  await waitForAlert(page, /neither a supervisor nor an admin/);
+  await waitForText(page.locator("#alerts"), /neither a supervisor nor an admin/);
   assert.ok(await page.locator("#sign-in").isVisible());
   await signIn(page, SUPERVISOR.accountId, SUPERVISOR.secret);
   await page.locator("#connection[data-live=true]").waitFor();
@@ -236,7 +236,7 @@ test("a supervisor sets agents Not ready and logs them out from the wallboard", 
   let f = await expectAgreement(page, admin, queues, "after cara is set not ready");
   assert.equal(f.agents["chat/cara"], "NOT_READY lunch");
   assert.match(await row("cara").locator("td[data-field=reason]").innerText(), /Lunch \(lunch\)/);
-  await waitFor("the action's outcome", async () => /Set cara not ready on chat \(lunch\): done/.test(await page.locator("#action-status").innerText()));
+  await waitForText(page.locator("#action-status"), "Set cara not ready on chat (lunch): done");
 
   // An agent with a task goes PENDING_NOT_READY, then NOT_READY once the task ends.
   const ch = await channel(server, center);
@@ -269,7 +269,7 @@ test("a supervisor sets agents Not ready and logs them out from the wallboard", 
   await upsertReasonCode(admin, "training", "Training", ReasonCategory.LOGOUT);
   await row(idle).getByLabel(`Not ready reason for ${idle} on chat`).selectOption("training");
   await row(idle).getByRole("button", { name: `Set ${idle} not ready on chat` }).click();
-  const said = await waitForAlert(page, /(INVALID_ARGUMENT|InvalidArgument): reason_code/);
+  const said = await waitForText(page.locator("#alerts"), /(INVALID_ARGUMENT|InvalidArgument): reason_code/);
   assert.match(said, new RegExp(`Set ${idle} not ready on chat \\(training\\): (INVALID_ARGUMENT|InvalidArgument)`));
   assert.equal(await stateOf(idle), "RESERVED");
 
