@@ -29,7 +29,8 @@ pub(super) fn see_agent(who: &Principal, agent_id: &str) -> DomainResult<()> {
 }
 
 /// Changing an agent's routing state: the agent itself any way; a supervisor or admin may set
-/// another agent NOT_READY or LOGOUT (applied when its offer and tasks allow).
+/// another agent NOT_READY (pending while its offer and tasks last) or LOGOUT (at once: its
+/// offer goes to another agent, its tasks close or requeue per the MRD's logout action).
 pub(super) fn steer_agent(
     who: &Principal,
     agent_id: &str,
