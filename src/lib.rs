@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod pb;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 pub mod watch;
 pub mod web;
