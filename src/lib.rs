@@ -15,7 +15,6 @@ pub mod lifecycle;
 pub mod pb;
 pub mod server;
 pub mod store;
-pub mod telemetry;
 pub mod tls;
 pub mod watch;
 pub mod web;

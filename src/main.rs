@@ -1,10 +1,11 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchboard::config::ServerConfig;
 use switchboard::server::Server;
-use switchboard::telemetry::{Telemetry, TelemetryConfig};
 use tracing::error;
+use tracing_subscriber::EnvFilter;
 
 /// Switchboard: a gRPC control plane for contact-center agent desktops and media routing.
 #[derive(Parser)]
@@ -17,33 +18,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gRPC API until SIGTERM or Ctrl-C.
-    Serve {
-        #[command(flatten)]
-        config: ServerConfig,
-        #[command(flatten)]
-        telemetry: TelemetryConfig,
-    },
+    Serve(ServerConfig),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Command::Serve { config, telemetry } = Cli::parse().command;
-    let telemetry = match Telemetry::install(&telemetry) {
-        Ok(telemetry) => telemetry,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let served = serve(config).await;
-    if let Err(e) = &served {
-        error!("{e}");
-    }
-    // The last spans go out before the process ends; off the async workers, as it blocks.
-    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
-    match served {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let Command::Serve(config) = Cli::parse().command;
+    match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -254,7 +254,6 @@ impl Server {
             .layer(tower::util::option_layer(crate::web::cors(&origins)))
             .layer(PagesLayer::new(pages, &origins))
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(crate::telemetry::RpcSpanLayer)
             // A forwarded call is authenticated by the leader, not here.
             .layer(tower::util::option_layer(forward))
             .layer(auth)

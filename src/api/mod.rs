@@ -176,7 +176,6 @@ fn fingerprinted<M: prost::Message>(
         return Ok(None);
     }
     check_text("request_id", request_id, MAX_REQUEST_ID_CHARS)?;
-    crate::telemetry::record_request_id(request_id);
     let mut hasher = Blake2s256::new();
     hasher.update(method.as_bytes());
     hasher.update([0]);

@@ -116,21 +116,8 @@ impl ServerProcess {
                 ),
             };
             if line.contains("switchboard serving") {
-                // A text line has `addr=...`; a JSON line (--log-format json) `"addr":"..."`.
-                let addr = match serde_json::from_str::<serde_json::Value>(&line) {
-                    Ok(json) => json["fields"]["addr"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    Err(_) => {
-                        let at = line.find("addr=").expect("the line names the address") + 5;
-                        line[at..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned()
-                    }
-                };
+                let at = line.find("addr=").expect("the line names the address") + "addr=".len();
+                let addr = line[at..].split_whitespace().next().unwrap_or_default();
                 break addr.parse().expect("a socket address");
             }
         };
