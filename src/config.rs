@@ -47,6 +47,11 @@ pub struct ServerConfig {
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// Serve Prometheus metrics (`GET /metrics`, plain HTTP) on this address too; port 0
+    /// picks a free one. Off unless set.
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// The pool of servers this one belongs to; desktops balance across one domain.
     #[arg(long, env = "SWITCHBOARD_INSTANCE_DOMAIN", default_value = "default")]
     pub instance_domain: String,
@@ -303,6 +308,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: None,
             instance_domain: "default".into(),
             processor_name: "Switchboard".into(),
             processor_id: None,

@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod domain;
 pub mod engine;
 pub mod lifecycle;
+pub mod metrics;
 pub mod pb;
 pub mod server;
 pub mod store;

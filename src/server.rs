@@ -26,6 +26,7 @@ use crate::credentials::Logins;
 use crate::domain::State;
 use crate::engine::{Engine, EngineHandle, EngineStatus, RecoveryError, SystemClock};
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
 use crate::tls::TlsError;
@@ -73,6 +74,10 @@ pub enum ServerError {
 /// A running server. Dropping it without `shutdown` leaves it running until the runtime ends.
 pub struct Server {
     addr: SocketAddr,
+    /// Where `/metrics` is served, with `--metrics-listen`.
+    metrics_addr: Option<SocketAddr>,
+    /// Serves `/metrics`; ended at shutdown.
+    exporter: Option<JoinHandle<()>>,
     lifecycle: Lifecycle,
     health: HealthReporter,
     engine: EngineHandle,
@@ -126,17 +131,12 @@ impl Server {
             .with_max_open_tasks(usize::try_from(config.max_open_tasks).unwrap_or(usize::MAX));
 
         // Bound before the journal is opened: a cluster node advertises the address.
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let (listener, addr) = bind(config.listen).await?;
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => Some(bind(at).await?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
         let cluster = config.cluster(addr)?;
         let (engine, signing_key, keeper, peer_seal) = match &cluster {
             Some(cluster) => {
@@ -156,6 +156,7 @@ impl Server {
             },
             None => NodeInfo::standalone(),
         };
+        let metrics = metrics_listener.map(|(listener, _)| (Metrics::new(), listener));
         // A cluster node forwards what only the leader may serve; a test may give its own.
         let forward = match (&keeper, &cluster, peer_seal) {
             (Some(keeper), Some(cluster), Some(seal)) => Some(
@@ -296,9 +297,11 @@ impl Server {
         let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
             let _ = stopped.await;
         }));
+        let exporter = metrics.map(|(metrics, listener)| metrics.serve(listener));
         lifecycle.mark_in_service();
         info!(
             %addr,
+            metrics = ?metrics_addr,
             transport = %tls.as_ref().map_or("plaintext", |tls| tls.mode()),
             processor_id = %directory.processor_id,
             processor_name = %directory.processor_name,
@@ -307,6 +310,8 @@ impl Server {
         );
         Ok(Self {
             addr,
+            metrics_addr,
+            exporter,
             lifecycle,
             health,
             engine,
@@ -319,6 +324,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served (`--metrics-listen`, with port 0 resolved), if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops taking clients at once (status STOPPING), ends open streams with a status that
@@ -340,10 +350,21 @@ impl Server {
         if let Some(keeper) = &mut self.keeper {
             keeper.stop().await;
         }
+        if let Some(exporter) = self.exporter.take() {
+            exporter.abort();
+        }
         served??;
         info!("switchboard stopped");
         Ok(())
     }
+}
+
+/// Binds `addr` (port 0 picks a free port); answers the listener and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let failed = |source| ServerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    Ok((listener, bound))
 }
 
 /// Opens the single node's journal (or the one given) and starts its engine; reads the

@@ -1,0 +1,34 @@
+//! `/metrics` end to end: a real server with `--metrics-listen 127.0.0.1:0`, scraped over HTTP.
+
+mod common;
+
+use common::TestServer;
+use common::scrape::{get, scrape};
+use switchboard::config::ServerConfig;
+
+async fn start() -> TestServer {
+    TestServer::start_with(ServerConfig {
+        metrics_listen: Some("127.0.0.1:0".parse().expect("an address")),
+        ..ServerConfig::in_memory()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn only_get_metrics_is_served_and_it_is_off_unless_asked() {
+    let server = start().await;
+    let metrics = server.metrics_addr.expect("metrics are served");
+    let (status, _, _) = get(metrics, "/").await;
+    assert_eq!(status, 404);
+    let (status, headers, _) = get(metrics, "/metrics?x=1").await;
+    assert_eq!(status, 200, "{headers:?}");
+    let scraped = scrape(metrics).await;
+    assert_eq!(scraped.types["process_resident_memory_bytes"], "gauge");
+    assert!(scraped.value("process_resident_memory_bytes", &[]) > 0.0);
+    assert!(scraped.value("process_threads", &[]) >= 1.0);
+    server.stop().await;
+
+    let plain = TestServer::start().await;
+    assert_eq!(plain.metrics_addr, None);
+    plain.stop().await;
+}
