@@ -255,6 +255,10 @@ impl Server {
             .layer(tower::util::option_layer(crate::web::cors(&origins)))
             .layer(PagesLayer::new(pages, &origins))
             .layer(tonic_web::GrpcWebLayer::new())
+            // Every gRPC call once, forwarded or served here, refused or not.
+            .layer(tower::util::option_layer(
+                metrics.as_ref().map(|(metrics, _)| metrics.grpc_layer()),
+            ))
             // A forwarded call is authenticated by the leader, not here.
             .layer(tower::util::option_layer(forward))
             .layer(auth)

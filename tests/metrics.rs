@@ -22,7 +22,21 @@ async fn only_get_metrics_is_served_and_it_is_off_unless_asked() {
     assert_eq!(status, 404);
     let (status, headers, _) = get(metrics, "/metrics?x=1").await;
     assert_eq!(status, 200, "{headers:?}");
+    server.admin_token().await;
     let scraped = scrape(metrics).await;
+    assert_eq!(scraped.types["grpc_server_handled_total"], "counter");
+    assert_eq!(scraped.types["grpc_server_handling_seconds"], "histogram");
+    let login = [
+        ("grpc_service", "switchboard.v1.AuthService"),
+        ("grpc_method", "Login"),
+        ("grpc_type", "unary"),
+    ];
+    let mut ok = login.to_vec();
+    ok.push(("grpc_code", "OK"));
+    assert_eq!(scraped.value("grpc_server_handled_total", &ok), 1.0);
+    assert_eq!(scraped.value("grpc_server_started_total", &login), 1.0);
+    assert_eq!(scraped.value("grpc_server_msg_received_total", &login), 1.0);
+    assert_eq!(scraped.value("grpc_server_msg_sent_total", &login), 1.0);
     assert_eq!(scraped.types["process_resident_memory_bytes"], "gauge");
     assert!(scraped.value("process_resident_memory_bytes", &[]) > 0.0);
     assert!(scraped.value("process_threads", &[]) >= 1.0);

@@ -3,12 +3,14 @@
 //!
 //! - `recorder`: the server's registry and the catalog of every metric it exports;
 //! - `exporter`: the `/metrics` HTTP listener;
+//! - `grpc`: gRPC server metrics, a tower layer around every service;
 //! - `process`: CPU, memory, threads and file descriptors.
 //!
 //! The rules (`domain`) know nothing of this: records and read models go out, nothing comes
 //! back in.
 
 mod exporter;
+mod grpc;
 mod process;
 mod recorder;
 
@@ -18,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
 pub use recorder::{Kind, Metric, catalog};
 
 use self::process::Process;
@@ -31,6 +34,7 @@ pub struct Metrics {
 
 struct Inner {
     registry: Arc<Registry>,
+    grpc: GrpcMetricsLayer,
     process: Option<Process>,
     /// Scrapes take turns.
     scraping: Mutex<()>,
@@ -41,11 +45,17 @@ impl Metrics {
         let registry = Arc::new(Registry::new());
         Self {
             inner: Arc::new(Inner {
+                grpc: GrpcMetricsLayer::new(&registry),
                 process: Process::new(&registry),
                 registry,
                 scraping: Mutex::new(()),
             }),
         }
+    }
+
+    /// The layer that counts every gRPC call; one per server.
+    pub fn grpc_layer(&self) -> GrpcMetricsLayer {
+        self.inner.grpc.clone()
     }
 
     /// Serves `/metrics` on `listener` until the task is aborted.

@@ -4,7 +4,7 @@
 //! records it (`Metric` lists in `grpc`, `contact_center`, `platform`); this file registers
 //! them all, so a histogram is always rendered with buckets, never as a summary.
 
-use metrics::{Gauge, Key, Label, Level, Metadata, Recorder};
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -28,7 +28,7 @@ pub struct Metric {
 
 /// Every metric the server exports, in the order the README lists them.
 pub fn catalog() -> impl Iterator<Item = &'static Metric> {
-    super::process::METRICS.iter()
+    super::grpc::METRICS.iter().chain(super::process::METRICS)
 }
 
 const METADATA: Metadata<'static> = Metadata::new("switchboard", Level::INFO, None);
@@ -63,9 +63,19 @@ impl Registry {
         Self { recorder, handle }
     }
 
+    pub fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
     pub fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
         self.recorder
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    pub fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
+        self.recorder
+            .register_histogram(&Key::from_parts(name, labels), &METADATA)
     }
 
     /// The Prometheus text exposition of everything recorded.
@@ -97,5 +107,22 @@ mod tests {
                 assert!(buckets.windows(2).all(|w| w[0] < w[1]), "{}", metric.name);
             }
         }
+    }
+
+    #[test]
+    fn histograms_render_with_buckets() {
+        let registry = Registry::new();
+        registry
+            .histogram("grpc_server_handling_seconds", Vec::new())
+            .record(0.2);
+        let text = registry.render();
+        assert!(
+            text.contains("# TYPE grpc_server_handling_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("grpc_server_handling_seconds_bucket{le=\"0.25\"} 1"),
+            "{text}"
+        );
     }
 }
