@@ -63,6 +63,8 @@ pub enum ServerError {
     SigningKey(#[from] KeyError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("starting the metrics: {0}")]
+    Metrics(crate::domain::DomainError),
     #[error("joining the cluster: {0}")]
     Cluster(#[from] ClusterError),
     #[error("serving: {0}")]
@@ -76,8 +78,8 @@ pub struct Server {
     addr: SocketAddr,
     /// Where `/metrics` is served, with `--metrics-listen`.
     metrics_addr: Option<SocketAddr>,
-    /// Serves `/metrics`; ended at shutdown.
-    exporter: Option<JoinHandle<()>>,
+    /// The metrics and the task serving `/metrics`; ended at shutdown.
+    metrics: Option<(Metrics, JoinHandle<()>)>,
     lifecycle: Lifecycle,
     health: HealthReporter,
     engine: EngineHandle,
@@ -156,7 +158,18 @@ impl Server {
             },
             None => NodeInfo::standalone(),
         };
-        let metrics = metrics_listener.map(|(listener, _)| (Metrics::new(), listener));
+        // Counting starts from the state recovered, before any call is served.
+        let metrics = match metrics_listener {
+            Some((listener, _)) => {
+                let metrics = Metrics::new();
+                metrics
+                    .follow(&engine, node.view.clone())
+                    .await
+                    .map_err(ServerError::Metrics)?;
+                Some((metrics, listener))
+            }
+            None => None,
+        };
         // A cluster node forwards what only the leader may serve; a test may give its own.
         let forward = match (&keeper, &cluster, peer_seal) {
             (Some(keeper), Some(cluster), Some(seal)) => Some(
@@ -301,7 +314,10 @@ impl Server {
         let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
             let _ = stopped.await;
         }));
-        let exporter = metrics.map(|(metrics, listener)| metrics.serve(listener));
+        let metrics = metrics.map(|(metrics, listener)| {
+            let exporter = metrics.serve(listener);
+            (metrics, exporter)
+        });
         lifecycle.mark_in_service();
         info!(
             %addr,
@@ -315,7 +331,7 @@ impl Server {
         Ok(Self {
             addr,
             metrics_addr,
-            exporter,
+            metrics,
             lifecycle,
             health,
             engine,
@@ -354,8 +370,10 @@ impl Server {
         if let Some(keeper) = &mut self.keeper {
             keeper.stop().await;
         }
-        if let Some(exporter) = self.exporter.take() {
+        if let Some((metrics, exporter)) = self.metrics.take() {
             exporter.abort();
+            let _ = exporter.await;
+            metrics.release();
         }
         served??;
         info!("switchboard stopped");

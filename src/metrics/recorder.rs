@@ -28,7 +28,10 @@ pub struct Metric {
 
 /// Every metric the server exports, in the order the README lists them.
 pub fn catalog() -> impl Iterator<Item = &'static Metric> {
-    super::grpc::METRICS.iter().chain(super::process::METRICS)
+    super::grpc::METRICS
+        .iter()
+        .chain(super::contact_center::METRICS)
+        .chain(super::process::METRICS)
 }
 
 const METADATA: Metadata<'static> = Metadata::new("switchboard", Level::INFO, None);
@@ -88,6 +91,11 @@ impl Registry {
     pub fn upkeep(&self) {
         self.handle.run_upkeep();
     }
+}
+
+/// A label whose value is a borrowed name (an MRD's, a queue's).
+pub fn label(key: &'static str, value: &str) -> Label {
+    Label::new(key, value.to_owned())
 }
 
 #[cfg(test)]
