@@ -161,7 +161,7 @@ impl Server {
         // Counting starts from the state recovered, before any call is served.
         let metrics = match metrics_listener {
             Some((listener, _)) => {
-                let metrics = Metrics::new();
+                let metrics = Metrics::new(keeper.is_some());
                 metrics
                     .follow(&engine, node.view.clone())
                     .await

@@ -237,6 +237,7 @@ async fn a_scripted_day_is_counted_exactly() {
     let mut ana = routing_as(&server, Who::Agent("ana")).await;
     let mut ben = routing_as(&server, Who::Agent("ben")).await;
     let mut dan = routing_as(&server, Who::Agent("dan")).await;
+    let mut core = server.clients().await.core;
     let mut watch = r
         .watch_routing_events(pb::WatchRoutingEventsRequest::default())
         .await
@@ -369,6 +370,12 @@ async fn a_scripted_day_is_counted_exactly() {
         }
     }
 
+    // Nothing is written from here on: the status and the scrape see the same revision.
+    let status = core
+        .get_server_status(pb::GetServerStatusRequest {})
+        .await
+        .expect("the status")
+        .into_inner();
     let day = scrape(metrics).await;
     let m = &day;
     let chat = [("mrd", "chat")];
@@ -525,6 +532,23 @@ async fn a_scripted_day_is_counted_exactly() {
         m.value("grpc_server_msg_sent_total", &watch_labels),
         watched
     );
+
+    // Platform: the revision, every record committed once, the open watch.
+    let revision = status.applied_revision as f64;
+    assert_eq!(m.value("switchboard_revision", &[]), revision);
+    assert_eq!(
+        m.value("switchboard_journal_commit_records_sum", &[]),
+        revision
+    );
+    assert!(m.value("switchboard_journal_commit_seconds_count", &[]) >= 1.0);
+    assert_eq!(m.value("switchboard_watches_open", &[]), 1.0);
+    assert_eq!(m.value("switchboard_watches_lagged_total", &[]), 0.0);
+    assert_eq!(
+        m.value("switchboard_clients", &[]),
+        f64::from(status.client_count)
+    );
+    assert!(m.value("process_resident_memory_bytes", &[]) > 0.0);
+    assert!(m.value("process_cpu_seconds_total", &[]) > 0.0);
 
     // The watch ends: the server sees its client go, as a cancelled call.
     drop(watch);

@@ -231,6 +231,11 @@ impl EngineHandle {
             .map(|committed| committed.answer)
     }
 
+    /// Commands waiting for the engine now, writes and reads.
+    pub fn inbox_depth(&self) -> (usize, usize) {
+        self.inbox.depth()
+    }
+
     /// Stops the engine after what was sent before: a last snapshot, the journal closed.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();

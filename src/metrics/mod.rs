@@ -6,6 +6,7 @@
 //! - `grpc`: gRPC server metrics, a tower layer around every service;
 //! - `contact_center`: queues, agents, offers and tasks, from the journal's records and the
 //!   engine's census;
+//! - `platform`: the journal, the engine, watches and clients;
 //! - `process`: CPU, memory, threads and file descriptors.
 //!
 //! The rules (`domain`) know nothing of this: records and read models go out, nothing comes
@@ -14,6 +15,7 @@
 mod contact_center;
 mod exporter;
 mod grpc;
+mod platform;
 mod process;
 mod recorder;
 
@@ -29,10 +31,11 @@ pub use grpc::{GrpcMetrics, GrpcMetricsLayer};
 pub use recorder::{Kind, Metric, catalog};
 
 use self::contact_center::ContactCenter;
+use self::platform::Platform;
 use self::process::Process;
 use self::recorder::Registry;
 use crate::cluster::NodeView;
-use crate::domain::commands::GetCensus;
+use crate::domain::commands::{GetCensus, ServerLoad};
 use crate::domain::{DomainResult, Principal, Record, Revision, State};
 use crate::engine::EngineHandle;
 use crate::watch::Tap;
@@ -50,6 +53,7 @@ struct Inner {
     registry: Arc<Registry>,
     grpc: GrpcMetricsLayer,
     center: Arc<ContactCenter>,
+    platform: Arc<Platform>,
     process: Option<Process>,
     /// What scrapes read from besides the tap: set once the engine runs, let go of at
     /// shutdown (a handle kept would keep the journal open).
@@ -59,12 +63,14 @@ struct Inner {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// `clustered`: the server is a node of a cluster (it then shows whether it leads).
+    pub fn new(clustered: bool) -> Self {
         let registry = Arc::new(Registry::new());
         Self {
             inner: Arc::new(Inner {
                 grpc: GrpcMetricsLayer::new(&registry),
                 center: Arc::new(ContactCenter::new(Arc::clone(&registry))),
+                platform: Arc::new(Platform::new(&registry, clustered)),
                 process: Process::new(&registry),
                 registry,
                 sources: std::sync::Mutex::new(None),
@@ -87,6 +93,7 @@ impl Metrics {
     ) -> DomainResult<()> {
         let counting = Counting {
             center: Arc::clone(&self.inner.center),
+            platform: Arc::clone(&self.inner.platform),
         };
         engine.tap(Arc::new(counting)).await?;
         *self.sources() = Some((engine.clone(), node));
@@ -112,12 +119,12 @@ impl Metrics {
         exporter::spawn(self.clone(), listener)
     }
 
-    /// Refreshes what is read rather than counted (the engine's census, the process), then
-    /// renders everything.
+    /// Refreshes what is read rather than counted (the engine's census, the platform, the
+    /// process), then renders everything.
     async fn scrape(&self) -> String {
         let _turn = self.inner.scraping.lock().await;
         let sources = self.sources().clone();
-        if let Some((engine, _)) = &sources {
+        if let Some((engine, node)) = &sources {
             let principal = Principal::engine();
             match tokio::time::timeout(ENGINE_WAIT, engine.execute(&principal, GetCensus)).await {
                 Ok(Ok(census)) => self.inner.center.show(&census.answer),
@@ -130,6 +137,10 @@ impl Metrics {
                      last figures"
                 ),
             }
+            let load = tokio::time::timeout(ENGINE_WAIT, engine.execute(&principal, ServerLoad));
+            let clients = load.await.ok().and_then(Result::ok);
+            let clients = clients.map(|load| load.answer.client_count);
+            self.inner.platform.show(engine, node, clients);
         }
         if let Some(process) = &self.inner.process {
             process.show();
@@ -142,16 +153,11 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// What the engine's tap feeds. Apart from `Metrics`, which holds the engine's handle: the
 /// engine holding this must not keep itself (and its journal) alive through it.
 struct Counting {
     center: Arc<ContactCenter>,
+    platform: Arc<Platform>,
 }
 
 impl Tap for Counting {
@@ -161,5 +167,9 @@ impl Tap for Counting {
 
     fn visible(&self, records: &[Arc<Record>]) {
         self.center.visible(records);
+    }
+
+    fn committed(&self, records: usize, took: Duration) {
+        self.platform.committed(records, took);
     }
 }

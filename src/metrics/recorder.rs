@@ -31,6 +31,7 @@ pub fn catalog() -> impl Iterator<Item = &'static Metric> {
     super::grpc::METRICS
         .iter()
         .chain(super::contact_center::METRICS)
+        .chain(super::platform::METRICS)
         .chain(super::process::METRICS)
 }
 

@@ -97,6 +97,8 @@ struct Inner {
     max_per_principal: usize,
     /// Open watches per principal; no zero counts.
     open: Mutex<HashMap<Actor, usize>>,
+    /// Watches ended for falling too far behind, since start.
+    lagged: AtomicU64,
     tap: TapSlot,
 }
 
@@ -138,6 +140,7 @@ impl WatchHub {
                 progress_every: config.progress_every,
                 max_per_principal: config.max_per_principal,
                 open: Mutex::new(HashMap::new()),
+                lagged: AtomicU64::new(0),
                 tap: TapSlot::default(),
             }),
         }
@@ -232,6 +235,11 @@ impl WatchHub {
         self.inner.open().values().sum()
     }
 
+    /// Watches ended for falling too far behind, since start.
+    pub fn lagged_watches(&self) -> u64 {
+        self.inner.lagged.load(Ordering::Relaxed)
+    }
+
     async fn pump<F>(
         &self,
         start: Revision,
@@ -275,6 +283,7 @@ impl WatchHub {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.inner.lagged.fetch_add(1, Ordering::Relaxed);
                     return Err(WatchError::Lagged { resume_from: next });
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),

@@ -1,8 +1,9 @@
 //! A tap on what the journal makes visible: one listener (the server's metrics) that must see
 //! every record exactly once, in revision order, which a broadcast subscriber that may lag
-//! cannot promise.
+//! cannot promise. It is also told how long each commit took and how much it carried.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::domain::{Record, Revision, State};
 
@@ -13,6 +14,8 @@ pub trait Tap: Send + Sync + 'static {
     fn seed(&self, state: &State, revision: Revision);
     /// Records made visible, in revision order, each after the seed's revision once.
     fn visible(&self, records: &[Arc<Record>]);
+    /// A journal commit of `records` records that took `took`.
+    fn committed(&self, records: usize, took: Duration);
 }
 
 /// Where the tap, once set, is found; shared by everything that publishes.
@@ -38,6 +41,12 @@ impl TapSlot {
         let start = records.partition_point(|r| r.revision <= *after);
         if start < records.len() {
             tap.visible(&records[start..]);
+        }
+    }
+
+    pub fn committed(&self, records: usize, took: Duration) {
+        if let Some((tap, _)) = self.0.get() {
+            tap.committed(records, took);
         }
     }
 }
