@@ -641,3 +641,22 @@ async fn a_task_waiting_across_a_restart_is_measured_from_its_arrival() {
     );
     server.stop().await;
 }
+
+#[test]
+fn the_readme_lists_every_metric() {
+    let readme =
+        std::fs::read_to_string(common::tools::repo_root().join("README.md")).expect("README.md");
+    let section = readme
+        .split("\n## Metrics\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a Metrics section");
+    let missing: Vec<&str> = switchboard::metrics::catalog()
+        .map(|metric| metric.name)
+        .filter(|name| !section.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the README's Metrics section: {missing:?}"
+    );
+}
