@@ -14,6 +14,7 @@ use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
 use crate::engine::{DEFAULT_INBOX_DEPTH, EngineConfig};
+use crate::telemetry::TelemetryConfig;
 use crate::tls::{self, ClientAuth, ServerTls, TlsError, TlsFiles};
 use crate::watch::WatchConfig;
 
@@ -302,6 +303,9 @@ pub struct ServerConfig {
     /// instead of the copy built into the binary: page changes show on reload.
     #[arg(long, env = "SWITCHBOARD_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for ServerConfig {
@@ -351,6 +355,7 @@ impl Default for ServerConfig {
             max_watches_per_principal: 256,
             web_servers: Vec::new(),
             web_dir: None,
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

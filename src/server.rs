@@ -29,6 +29,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::pb;
 use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
+use crate::telemetry::RpcSpanLayer;
 use crate::tls::TlsError;
 use crate::web::{PageSource, PagesLayer, WebOrigins};
 
@@ -268,6 +269,10 @@ impl Server {
             .layer(tower::util::option_layer(crate::web::cors(&origins)))
             .layer(PagesLayer::new(pages, &origins))
             .layer(tonic_web::GrpcWebLayer::new())
+            // A span per call when traces or JSON logs want one.
+            .layer(tower::util::option_layer(
+                config.telemetry.rpc_spans().then_some(RpcSpanLayer),
+            ))
             // Every gRPC call once, forwarded or served here, refused or not.
             .layer(tower::util::option_layer(
                 metrics.as_ref().map(|(metrics, _)| metrics.grpc_layer()),

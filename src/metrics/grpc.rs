@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use metrics::{Counter, Gauge, Histogram, Label};
 use prost::Message as _;
@@ -26,6 +26,7 @@ use tower::{Layer, Service};
 
 use super::recorder::{Kind, Metric, Registry};
 use crate::auth::policy::POLICY;
+use crate::grpc_code::{CANCELED, CODE_NAMES, UNKNOWN, status_code};
 
 const STARTED: &str = "grpc_server_started_total";
 const HANDLED: &str = "grpc_server_handled_total";
@@ -69,29 +70,6 @@ pub const METRICS: &[Metric] = &[
         kind: Kind::Gauge,
     },
 ];
-
-/// gRPC's status codes as go-grpc-prometheus names them (Go's `codes.Code.String()`).
-const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "Canceled",
-    "Unknown",
-    "InvalidArgument",
-    "DeadlineExceeded",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "ResourceExhausted",
-    "FailedPrecondition",
-    "Aborted",
-    "OutOfRange",
-    "Unimplemented",
-    "Internal",
-    "Unavailable",
-    "DataLoss",
-    "Unauthenticated",
-];
-const CANCELED: usize = 1;
-const UNKNOWN: usize = 2;
 
 /// The descriptor sets the server serves, for each method's kind.
 fn descriptor_sets() -> [&'static [u8]; 4] {
@@ -294,18 +272,6 @@ where
             }))
         })
     }
-}
-
-/// The index into `CODE_NAMES` of the `grpc-status` in `headers`, if there is one; a value
-/// that is not a known code counts as `Unknown`.
-fn status_code(headers: &HeaderMap) -> Option<usize> {
-    let value = headers.get("grpc-status")?;
-    let code = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|code| *code < CODE_NAMES.len());
-    Some(code.unwrap_or(UNKNOWN))
 }
 
 /// One call in flight: started when the request arrived, finished once with its code.
@@ -534,22 +500,6 @@ mod tests {
         assert_eq!(
             kinds.get("/switchboard.v1.RoutingService/NewTask"),
             Some(&"unary")
-        );
-    }
-
-    #[test]
-    fn status_codes_are_named_as_go_names_them() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(status_code(&headers), None);
-        headers.insert("grpc-status", "7".parse().unwrap());
-        assert_eq!(
-            status_code(&headers).map(|c| CODE_NAMES[c]),
-            Some("PermissionDenied")
-        );
-        headers.insert("grpc-status", "99".parse().unwrap());
-        assert_eq!(
-            status_code(&headers).map(|c| CODE_NAMES[c]),
-            Some("Unknown")
         );
     }
 }
