@@ -4,8 +4,10 @@
 # needs only Python 3 and npm on PATH; the web client's packages (web/node_modules, from its
 # lockfile: buf, protoc-gen-es, esbuild, playwright-core...); and, when missing, Debian's
 # PostgreSQL server, which the cluster's tests start in a temporary directory
-# (tests/common/postgres.rs), and Debian's Chromium, which the browser tests drive
-# (tests/browser.rs). Nothing downloads a browser or a database of its own.
+# (tests/common/postgres.rs), Debian's Chromium, which the browser tests drive
+# (tests/browser.rs), and Debian's prometheus, whose promtool checks the alert rules and the
+# dashboard's queries under deploy/ (tests/deploy.rs). Nothing downloads a browser or a
+# database of its own.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,8 +83,21 @@ if [[ ! -x /usr/bin/chromium ]]; then
   chromium_installed="installed"
 fi
 
+# promtool for the operations kit, from Debian's prometheus package (only promtool is used).
+promtool_installed="already present"
+if ! command -v promtool >/dev/null; then
+  sudo_if_needed=()
+  [[ "$(id -u)" != 0 ]] && sudo_if_needed=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_if_needed[@]}" apt-get install -y --no-install-recommends prometheus >/dev/null \
+    || { "${sudo_if_needed[@]}" apt-get update >/dev/null \
+      && "${sudo_if_needed[@]}" apt-get install -y --no-install-recommends prometheus >/dev/null; }
+  promtool_installed="installed"
+fi
+
 echo "test-tools: buf $buf_version at $buf ($buf_installed)"
 echo "test-tools: web packages in $web/node_modules ($web_installed)"
 echo "test-tools: Chromium at /usr/bin/chromium ($chromium_installed)"
+echo "test-tools: promtool at $(command -v promtool) ($promtool_installed)"
 echo "test-tools: venv $venv ($installed: grpcio-tools, grpcurl), stubs in $pyproto"
 echo "test-tools: PostgreSQL at $(dirname "$pg_initdb") ($pg_installed)"

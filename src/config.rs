@@ -14,6 +14,7 @@ use crate::domain::bounds::check_id;
 use crate::domain::state::DEFAULT_PRESENCE_GRACE_MS;
 use crate::domain::workflow::{ModelCatalog, ModelError, WorkflowModel};
 use crate::engine::{DEFAULT_INBOX_DEPTH, EngineConfig};
+use crate::telemetry::TelemetryConfig;
 use crate::tls::{self, ClientAuth, ServerTls, TlsError, TlsFiles};
 use crate::watch::WatchConfig;
 
@@ -46,6 +47,11 @@ pub struct ServerConfig {
     /// Address to serve gRPC on.
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Serve Prometheus metrics (`GET /metrics`, plain HTTP) on this address too; port 0
+    /// picks a free one. Off unless set.
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// The pool of servers this one belongs to; desktops balance across one domain.
     #[arg(long, env = "SWITCHBOARD_INSTANCE_DOMAIN", default_value = "default")]
@@ -297,12 +303,16 @@ pub struct ServerConfig {
     /// instead of the copy built into the binary: page changes show on reload.
     #[arg(long, env = "SWITCHBOARD_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: None,
             instance_domain: "default".into(),
             processor_name: "Switchboard".into(),
             processor_id: None,
@@ -345,6 +355,7 @@ impl Default for ServerConfig {
             max_watches_per_principal: 256,
             web_servers: Vec::new(),
             web_dir: None,
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

@@ -1,11 +1,10 @@
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchboard::config::ServerConfig;
 use switchboard::server::Server;
+use switchboard::telemetry;
 use tracing::error;
-use tracing_subscriber::EnvFilter;
 
 /// Switchboard: a gRPC control plane for contact-center agent desktops and media routing.
 #[derive(Parser)]
@@ -23,20 +22,23 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let Command::Serve(config) = Cli::parse().command;
-    match serve(config).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let telemetry = match telemetry::init(&config.telemetry) {
+        Ok(telemetry) => telemetry,
         Err(e) => {
-            error!("{e}");
-            ExitCode::FAILURE
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
         }
+    };
+    let served = serve(config).await;
+    if let Err(e) = &served {
+        error!("{e}");
+    }
+    // After the server: the spans of its last calls go too.
+    telemetry.shutdown();
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 

@@ -26,8 +26,10 @@ use crate::credentials::Logins;
 use crate::domain::State;
 use crate::engine::{Engine, EngineHandle, EngineStatus, RecoveryError, SystemClock};
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::store::{Journal, MemoryJournal, SqliteJournal, StoreError};
+use crate::telemetry::RpcSpanLayer;
 use crate::tls::TlsError;
 use crate::web::{PageSource, PagesLayer, WebOrigins};
 
@@ -62,6 +64,8 @@ pub enum ServerError {
     SigningKey(#[from] KeyError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("starting the metrics: {0}")]
+    Metrics(crate::domain::DomainError),
     #[error("joining the cluster: {0}")]
     Cluster(#[from] ClusterError),
     #[error("serving: {0}")]
@@ -73,6 +77,10 @@ pub enum ServerError {
 /// A running server. Dropping it without `shutdown` leaves it running until the runtime ends.
 pub struct Server {
     addr: SocketAddr,
+    /// Where `/metrics` is served, with `--metrics-listen`.
+    metrics_addr: Option<SocketAddr>,
+    /// The metrics and the task serving `/metrics`; ended at shutdown.
+    metrics: Option<(Metrics, JoinHandle<()>)>,
     lifecycle: Lifecycle,
     health: HealthReporter,
     engine: EngineHandle,
@@ -126,17 +134,12 @@ impl Server {
             .with_max_open_tasks(usize::try_from(config.max_open_tasks).unwrap_or(usize::MAX));
 
         // Bound before the journal is opened: a cluster node advertises the address.
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let (listener, addr) = bind(config.listen).await?;
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => Some(bind(at).await?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().map(|(_, bound)| *bound);
         let cluster = config.cluster(addr)?;
         let (engine, signing_key, keeper, peer_seal) = match &cluster {
             Some(cluster) => {
@@ -155,6 +158,18 @@ impl Server {
                 desktop_streams: Arc::default(),
             },
             None => NodeInfo::standalone(),
+        };
+        // Counting starts from the state recovered, before any call is served.
+        let metrics = match metrics_listener {
+            Some((listener, _)) => {
+                let metrics = Metrics::new(keeper.is_some());
+                metrics
+                    .follow(&engine, node.view.clone())
+                    .await
+                    .map_err(ServerError::Metrics)?;
+                Some((metrics, listener))
+            }
+            None => None,
         };
         // A cluster node forwards what only the leader may serve; a test may give its own.
         let forward = match (&keeper, &cluster, peer_seal) {
@@ -254,6 +269,14 @@ impl Server {
             .layer(tower::util::option_layer(crate::web::cors(&origins)))
             .layer(PagesLayer::new(pages, &origins))
             .layer(tonic_web::GrpcWebLayer::new())
+            // A span per call when traces or JSON logs want one.
+            .layer(tower::util::option_layer(
+                config.telemetry.rpc_spans().then_some(RpcSpanLayer),
+            ))
+            // Every gRPC call once, forwarded or served here, refused or not.
+            .layer(tower::util::option_layer(
+                metrics.as_ref().map(|(metrics, _)| metrics.grpc_layer()),
+            ))
             // A forwarded call is authenticated by the leader, not here.
             .layer(tower::util::option_layer(forward))
             .layer(auth)
@@ -296,9 +319,14 @@ impl Server {
         let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
             let _ = stopped.await;
         }));
+        let metrics = metrics.map(|(metrics, listener)| {
+            let exporter = metrics.serve(listener);
+            (metrics, exporter)
+        });
         lifecycle.mark_in_service();
         info!(
             %addr,
+            metrics = ?metrics_addr,
             transport = %tls.as_ref().map_or("plaintext", |tls| tls.mode()),
             processor_id = %directory.processor_id,
             processor_name = %directory.processor_name,
@@ -307,6 +335,8 @@ impl Server {
         );
         Ok(Self {
             addr,
+            metrics_addr,
+            metrics,
             lifecycle,
             health,
             engine,
@@ -319,6 +349,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served (`--metrics-listen`, with port 0 resolved), if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops taking clients at once (status STOPPING), ends open streams with a status that
@@ -340,10 +375,23 @@ impl Server {
         if let Some(keeper) = &mut self.keeper {
             keeper.stop().await;
         }
+        if let Some((metrics, exporter)) = self.metrics.take() {
+            exporter.abort();
+            let _ = exporter.await;
+            metrics.release();
+        }
         served??;
         info!("switchboard stopped");
         Ok(())
     }
+}
+
+/// Binds `addr` (port 0 picks a free port); answers the listener and the address it got.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let failed = |source| ServerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(failed)?;
+    let bound = listener.local_addr().map_err(failed)?;
+    Ok((listener, bound))
 }
 
 /// Opens the single node's journal (or the one given) and starts its engine; reads the

@@ -7,17 +7,22 @@
 //! cargo bench --bench suite -- unary fanout    # only some sections
 //! ```
 //!
-//! Sections: `unary`, `routing`, `fanout`, `memory`, `recovery`, `stats`, `stalled`,
-//! `overload`. BENCHMARKS.md explains each.
+//! Sections: `unary`, `metrics`, `routing`, `fanout`, `memory`, `recovery`, `stats`,
+//! `stalled`, `overload`. BENCHMARKS.md explains each.
 
 mod auth;
 mod echo;
 mod fanout;
 mod hostile;
 mod memory;
+mod metrics_cost;
 mod procs;
 mod recovery;
 mod routing;
+// Only the scrape helpers are used here.
+#[allow(dead_code)]
+#[path = "../../tests/common/scrape.rs"]
+mod scrape;
 mod seed;
 mod stats;
 mod unary;
@@ -97,8 +102,8 @@ impl Settings {
     }
 }
 
-const SECTIONS: [&str; 8] = [
-    "unary", "routing", "fanout", "memory", "recovery", "stats", "stalled", "overload",
+const SECTIONS: [&str; 9] = [
+    "unary", "metrics", "routing", "fanout", "memory", "recovery", "stats", "stalled", "overload",
 ];
 
 fn main() {
@@ -147,6 +152,9 @@ fn main() {
     runtime.block_on(async {
         if wanted("unary") {
             unary::run(&settings.unary, cores).await;
+        }
+        if wanted("metrics") {
+            metrics_cost::run(&settings.unary, cores).await;
         }
         if wanted("routing") {
             routing::run(&settings.routing, cores).await;

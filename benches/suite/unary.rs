@@ -31,14 +31,14 @@ pub struct Settings {
 
 /// One h2load run.
 #[derive(Clone, Debug)]
-struct Run {
-    calls_per_sec: f64,
-    latency: Latency,
-    succeeded: u64,
+pub struct Run {
+    pub calls_per_sec: f64,
+    pub latency: Latency,
+    pub succeeded: u64,
     /// Cores the server kept busy over the run (1.0 = one core all the time).
-    server_cores: f64,
+    pub server_cores: f64,
     /// Cores h2load kept busy.
-    load_cores: f64,
+    pub load_cores: f64,
 }
 
 pub async fn run(settings: &Settings, cores: Option<Cores>) {
@@ -261,7 +261,7 @@ pub async fn revision(routing: &mut RoutingServiceClient<auth::Channel>) -> u64 
 
 /// Drives `path` with `body` (a gRPC frame around it) through h2load on the load core; with
 /// `token`, every call carries it as `authorization: Bearer <token>`.
-async fn h2load(
+pub async fn h2load(
     server: &ServerChild,
     path: &str,
     body: &impl Message,

@@ -176,6 +176,8 @@ fn fingerprinted<M: prost::Message>(
         return Ok(None);
     }
     check_text("request_id", request_id, MAX_REQUEST_ID_CHARS)?;
+    // The call's span (`telemetry::span`), when there is one, names the request.
+    tracing::Span::current().record("request_id", request_id);
     let mut hasher = Blake2s256::new();
     hasher.update(method.as_bytes());
     hasher.update([0]);

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, warn};
@@ -178,7 +179,12 @@ impl Committer {
             // group with nothing to write (answers held behind earlier batches) needs no
             // transaction.
             let nothing = records.is_empty() && requests.is_empty() && closed.is_empty();
-            if let Err(e) = self.append_unless(nothing, &records, &requests, &closed) {
+            let started = Instant::now();
+            let appended = self.append_unless(nothing, &records, &requests, &closed);
+            if appended.is_ok() && !nothing {
+                self.watch.tap().committed(records.len(), started.elapsed());
+            }
+            if let Err(e) = appended {
                 error!(
                     error = %e,
                     "journal append failed: its callers get UNAVAILABLE, and writes are \

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::history::History;
 use super::inbox::{Inbox, Refused};
-use super::job::{Attach, Call, Detach, Job};
+use super::job::{Attach, Call, Detach, Job, Tapping};
 use super::standing::Standings;
 use super::{EngineStatus, Message};
 use crate::credentials::Logins;
@@ -21,7 +21,7 @@ use crate::domain::presence::StreamId;
 use crate::domain::{
     Actor, ClientId, DomainError, DomainResult, Hearing, Principal, Record, Revision,
 };
-use crate::watch::WatchHub;
+use crate::watch::{Tap, WatchHub};
 
 /// Where the engine pushes the events a `Connect` stream's client must see.
 pub type Outbox = mpsc::Sender<Arc<Record>>;
@@ -221,6 +221,19 @@ impl EngineHandle {
             })
         })
         .await
+    }
+
+    /// Hands `tap` the state as it is now, then every record made visible after it (see
+    /// `watch::Tap`). Only one tap may be set.
+    pub async fn tap(&self, tap: Arc<dyn Tap>) -> DomainResult<()> {
+        self.send(Lane::Control, |reply| Box::new(Tapping { tap, reply }))
+            .await
+            .map(|committed| committed.answer)
+    }
+
+    /// Commands waiting for the engine now, writes and reads.
+    pub fn inbox_depth(&self) -> (usize, usize) {
+        self.inbox.depth()
     }
 
     /// Stops the engine after what was sent before: a last snapshot, the journal closed.

@@ -62,6 +62,12 @@ impl Inbox {
         self.control.send(message).map_err(|_| Refused::Stopped)
     }
 
+    /// Commands waiting in the write and read lanes.
+    pub fn depth(&self) -> (usize, usize) {
+        let waiting = |lane: &mpsc::Sender<Message>| lane.max_capacity() - lane.capacity();
+        (waiting(&self.writes), waiting(&self.reads))
+    }
+
     /// A message that must follow every write sent before it, waiting for room if need be.
     pub async fn after_writes(&self, message: Message) -> Result<(), Refused> {
         self.writes

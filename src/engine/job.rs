@@ -2,6 +2,8 @@
 //! carries every kind of command, so each is erased to a `Job`; its answer keeps its type from
 //! the caller to the reply, and no match on an answer's kind exists anywhere.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use super::Engine;
@@ -9,6 +11,7 @@ use super::commit::Pending;
 use super::handle::{Committed, Outbox, RequestKey};
 use crate::domain::commands::{AttachStream, Command, DetachStream};
 use crate::domain::{DomainError, DomainResult, Hearing, Millis, Principal};
+use crate::watch::Tap;
 
 pub(super) type Reply<A> = oneshot::Sender<DomainResult<Committed<A>>>;
 
@@ -110,6 +113,30 @@ impl Job for Detach {
             Some(reply) => pending.answer(reply, result),
             None => log_refusal(result),
         }
+    }
+}
+
+/// A tap joining (the server's metrics): seeded with the state as it is now, it is then
+/// handed every record after it.
+pub(super) struct Tapping {
+    pub tap: Arc<dyn Tap>,
+    pub reply: Reply<()>,
+}
+
+impl Job for Tapping {
+    fn run(self: Box<Self>, engine: &mut Engine, _: Millis, pending: &mut Pending) {
+        let revision = engine.revision;
+        let result = if engine.watch.tap().set(self.tap, &engine.state, revision) {
+            Ok(Committed {
+                answer: (),
+                revision,
+            })
+        } else {
+            Err(DomainError::FailedPrecondition(
+                "the engine has a tap already".into(),
+            ))
+        };
+        pending.answer(self.reply, result);
     }
 }
 

@@ -11,6 +11,9 @@
 //! watcher has room for it, pages start small and grow only while the watcher keeps up, and at
 //! most `WATCHER_BUFFER` records wait for it. A principal has at most `max_per_principal`
 //! watches open at once.
+//!
+//! Besides the watchers, one tap (`tap`) sees every record as it is published, without ever
+//! lagging: what the server's metrics count.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +25,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::domain::{Actor, Record, Revision};
 use crate::store::Journal;
+
+mod tap;
+pub use tap::{Tap, TapSlot};
 
 /// Records read from the journal per page while replaying: a replay starts with the
 /// smallest page and doubles it each time the watcher has taken everything sent.
@@ -91,6 +97,9 @@ struct Inner {
     max_per_principal: usize,
     /// Open watches per principal; no zero counts.
     open: Mutex<HashMap<Actor, usize>>,
+    /// Watches ended for falling too far behind, since start.
+    lagged: AtomicU64,
+    tap: TapSlot,
 }
 
 /// One open watch of a principal, counted until dropped.
@@ -131,6 +140,8 @@ impl WatchHub {
                 progress_every: config.progress_every,
                 max_per_principal: config.max_per_principal,
                 open: Mutex::new(HashMap::new()),
+                lagged: AtomicU64::new(0),
+                tap: TapSlot::default(),
             }),
         }
     }
@@ -150,10 +161,16 @@ impl WatchHub {
         if let Some(last) = records.last() {
             self.inner.committed.store(last.revision, Ordering::Release);
         }
+        self.inner.tap.visible(records);
         for record in records {
             // No receivers is fine: nobody is watching.
             let _ = self.inner.live.send(Arc::clone(record));
         }
+    }
+
+    /// The one tap on published records (see `Tap`).
+    pub fn tap(&self) -> &TapSlot {
+        &self.inner.tap
     }
 
     /// Streams the records with revision >= `start` that `filter` keeps, for `who`. `start` 0
@@ -218,6 +235,11 @@ impl WatchHub {
         self.inner.open().values().sum()
     }
 
+    /// Watches ended for falling too far behind, since start.
+    pub fn lagged_watches(&self) -> u64 {
+        self.inner.lagged.load(Ordering::Relaxed)
+    }
+
     async fn pump<F>(
         &self,
         start: Revision,
@@ -261,6 +283,7 @@ impl WatchHub {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.inner.lagged.fetch_add(1, Ordering::Relaxed);
                     return Err(WatchError::Lagged { resume_from: next });
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod process;
 pub mod replay;
 pub mod routing_setup;
+pub mod scrape;
 pub mod tools;
 pub mod world;
 
@@ -37,6 +38,8 @@ pub const WORKFLOW: &str = "WorkflowManager";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, with `--metrics-listen`.
+    pub metrics_addr: Option<SocketAddr>,
     server: Option<Server>,
     /// The first admin's one-time secret.
     admin_secret: String,
@@ -67,6 +70,7 @@ impl TestServer {
         let server = Server::start(config).await.expect("the server starts");
         Self {
             addr: server.local_addr(),
+            metrics_addr: server.metrics_addr(),
             server: Some(server),
             admin_secret: auth::read_bootstrap_secret(&secret_file),
             _secrets: secrets,

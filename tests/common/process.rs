@@ -116,8 +116,17 @@ impl ServerProcess {
                 ),
             };
             if line.contains("switchboard serving") {
-                let at = line.find("addr=").expect("the line names the address") + "addr=".len();
-                let addr = line[at..].split_whitespace().next().unwrap_or_default();
+                // `addr=...` in a text line, `"addr":"..."` in a JSON one (--log-format json).
+                let (at, end) = match line.find("addr=") {
+                    Some(at) => (at + "addr=".len(), [' '].as_slice()),
+                    None => {
+                        let at = line
+                            .find("\"addr\":\"")
+                            .expect("the line names the address");
+                        (at + "\"addr\":\"".len(), ['"'].as_slice())
+                    }
+                };
+                let addr = line[at..].split(end).next().unwrap_or_default();
                 break addr.parse().expect("a socket address");
             }
         };

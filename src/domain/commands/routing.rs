@@ -8,7 +8,7 @@ use crate::domain::agents::PasswordHashString;
 use crate::domain::error::DomainResult;
 use crate::domain::principals::Principal;
 use crate::domain::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
-use crate::domain::routing::{AgentStatusView, QueueStats};
+use crate::domain::routing::{AgentStatusView, Census, QueueStats};
 use crate::domain::state::State;
 
 /// The task as it stands after routing settled.
@@ -300,5 +300,17 @@ impl Command for GetQueueStats {
     const READS_ONLY: bool = true;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<QueueStats> {
         state.routing.queue_stats(&self.mrd, &self.queue, turn.now)
+    }
+}
+
+/// Routing's census for the server's metrics (no RPC: the metrics listener reads it).
+#[derive(Debug, Clone)]
+pub struct GetCensus;
+
+impl Command for GetCensus {
+    type Answer = Census;
+    const READS_ONLY: bool = true;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Census> {
+        Ok(state.routing.census(turn.now))
     }
 }

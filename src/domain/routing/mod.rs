@@ -29,7 +29,7 @@ mod views;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use snapshot::RoutingSnapshot;
-pub use views::{AgentMrdView, AgentStatusView, QueueStats};
+pub use views::{AgentMrdView, AgentStatusView, Census, QueueStats, QueueWaiting};
 
 use self::config::{MrdConfig, QueueConfig, ReasonCode};
 use self::index::{Pools, QueueKey, TaskKey, Waiting};

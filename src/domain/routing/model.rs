@@ -23,7 +23,7 @@ pub const REQUEUE_PRIORITY: u8 = MAX_PRIORITY + 1;
 
 /// An agent's state on one MRD as everyone sees it. Agents ask for LOGIN, READY, NOT_READY
 /// and LOGOUT; the engine derives the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum AgentState {
     Logout,
     NotReady,

@@ -1,4 +1,5 @@
-//! Read models for GetAgentState, ListAgentStates and GetQueueStats.
+//! Read models for GetAgentState, ListAgentStates and GetQueueStats, and the census the
+//! server's metrics show, computed the same way.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Routing;
 use super::config::DEFAULT_QUEUE;
 use super::index::QueueKey;
-use super::model::AgentState;
+use super::model::{AgentState, Task, TaskState};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
 use crate::domain::paging::Page;
@@ -44,6 +45,25 @@ pub struct QueueStats {
     pub agents_busy: u32,
     pub agents_not_ready: u32,
     pub agents_reserved: u32,
+}
+
+/// Routing at one instant as the server's metrics show it: the figures of `GetQueueStats` and
+/// `ListAgentStates` over every queue and MRD at once, without any agent's or task's id.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Census {
+    pub queues: Vec<QueueWaiting>,
+    /// Per MRD (every configured one, and any an agent is still logged in to), its logged-in
+    /// agents by state; a state nobody is in counts 0.
+    pub agents: BTreeMap<String, BTreeMap<AgentState, u32>>,
+}
+
+/// One queue's waiting tasks, as `GetQueueStats` counts them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueWaiting {
+    pub mrd: String,
+    pub queue: String,
+    pub waiting: u32,
+    pub longest_wait_ms: Millis,
 }
 
 impl Routing {
@@ -100,12 +120,7 @@ impl Routing {
             queue: queue.to_owned(),
             ..QueueStats::default()
         };
-        if let Some(tally) = self.waiting.tally(&key) {
-            stats.waiting_by_priority = tally.by_priority.clone();
-            stats.longest_wait_ms = tally
-                .oldest_arrival()
-                .map_or(0, |at| now.saturating_sub(at));
-        }
+        (stats.waiting_by_priority, stats.longest_wait_ms) = self.waiting_in(&key, now);
         for agent_id in self.mrd_agents.get(mrd).into_iter().flatten() {
             let Some(agent) = self.agents.get(agent_id) else {
                 continue;
@@ -123,5 +138,59 @@ impl Routing {
             }
         }
         Ok(stats)
+    }
+
+    /// A queue's waiting tasks per priority, and how long the one waiting longest has waited.
+    fn waiting_in(&self, key: &QueueKey, now: Millis) -> (BTreeMap<u8, u32>, Millis) {
+        self.waiting
+            .tally(key)
+            .map_or_else(Default::default, |tally| {
+                let longest = tally
+                    .oldest_arrival()
+                    .map_or(0, |at| now.saturating_sub(at));
+                (tally.by_priority.clone(), longest)
+            })
+    }
+
+    /// Every queue's waiting tasks and every MRD's agents by state, at `now`. Costs a walk of
+    /// the logged-in agents, so the server's metrics read it once per scrape.
+    pub fn census(&self, now: Millis) -> Census {
+        let queues = self
+            .queues
+            .iter()
+            .map(|(key, config)| {
+                let (by_priority, longest_wait_ms) = self.waiting_in(key, now);
+                QueueWaiting {
+                    mrd: config.mrd.clone(),
+                    queue: config.name.clone(),
+                    waiting: by_priority.values().sum(),
+                    longest_wait_ms,
+                }
+            })
+            .collect();
+        let zero = || {
+            AgentState::ALL
+                .into_iter()
+                .filter(|s| *s != AgentState::Logout)
+                .map(|s| (s, 0))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let mut agents: BTreeMap<String, BTreeMap<AgentState, u32>> =
+            self.mrds.keys().map(|mrd| (mrd.clone(), zero())).collect();
+        for (mrd, ids) in &self.mrd_agents {
+            let counts = agents.entry(mrd.clone()).or_insert_with(zero);
+            for agent_id in ids {
+                let state = self.agent_state(agent_id, mrd);
+                if state != AgentState::Logout {
+                    *counts.entry(state).or_default() += 1;
+                }
+            }
+        }
+        Census { queues, agents }
+    }
+
+    /// Tasks not closed yet, in id order.
+    pub fn tasks_open(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.values().filter(|t| t.state != TaskState::Closed)
     }
 }

@@ -1,0 +1,505 @@
+//! gRPC server metrics under the names go-grpc-prometheus made familiar, from a tower layer
+//! around every service: calls started and handled (by code), how long each took, messages
+//! received and sent, and the streams open now. The layer sits outside the forwarding edge
+//! and authentication, so every call, forwarded, refused or served, counts once.
+//!
+//! Method labels come only from the policy table's paths (`auth::policy::POLICY`), with their
+//! kind from the descriptor sets the server serves; any other path counts as `unknown`, so a
+//! caller cannot make up label values. The code is the `grpc-status` of the response headers
+//! (trailers-only) or trailers; a call whose response is dropped before its status (the
+//! client went away) counts as `Canceled`.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use http_body::{Frame, SizeHint};
+use metrics::{Counter, Gauge, Histogram, Label};
+use prost::Message as _;
+use tonic::Status;
+use tonic::body::Body;
+use tower::{Layer, Service};
+
+use super::recorder::{Kind, Metric, Registry};
+use crate::auth::policy::POLICY;
+use crate::grpc_code::{CANCELED, CODE_NAMES, UNKNOWN, status_code};
+
+const STARTED: &str = "grpc_server_started_total";
+const HANDLED: &str = "grpc_server_handled_total";
+const HANDLING: &str = "grpc_server_handling_seconds";
+const RECEIVED: &str = "grpc_server_msg_received_total";
+const SENT: &str = "grpc_server_msg_sent_total";
+const OPEN: &str = "grpc_server_open_streams";
+
+pub const METRICS: &[Metric] = &[
+    Metric {
+        name: STARTED,
+        help: "RPCs started on the server.",
+        kind: Kind::Counter,
+    },
+    Metric {
+        name: HANDLED,
+        help: "RPCs completed on the server, whatever their status code.",
+        kind: Kind::Counter,
+    },
+    Metric {
+        name: HANDLING,
+        help: "Time from an RPC's start to its status (a stream's whole life), in seconds.",
+        // go-grpc-prometheus' (Prometheus' default) buckets.
+        kind: Kind::Histogram(&[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]),
+    },
+    Metric {
+        name: RECEIVED,
+        help: "Request messages received, streams and unary calls alike.",
+        kind: Kind::Counter,
+    },
+    Metric {
+        name: SENT,
+        help: "Response messages sent, streams and unary calls alike.",
+        kind: Kind::Counter,
+    },
+    Metric {
+        name: OPEN,
+        help: "Streaming RPCs open now.",
+        kind: Kind::Gauge,
+    },
+];
+
+/// The descriptor sets the server serves, for each method's kind.
+fn descriptor_sets() -> [&'static [u8]; 4] {
+    [
+        crate::pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+}
+
+/// Each method's `grpc_type`, by full path.
+fn method_kinds() -> HashMap<String, &'static str> {
+    let mut kinds = HashMap::new();
+    for set in descriptor_sets() {
+        let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+            continue;
+        };
+        for file in set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let kind = match (method.client_streaming(), method.server_streaming()) {
+                        (false, false) => "unary",
+                        (true, false) => "client_stream",
+                        (false, true) => "server_stream",
+                        (true, true) => "bidi_stream",
+                    };
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    kinds.insert(path, kind);
+                }
+            }
+        }
+    }
+    kinds
+}
+
+/// One method's handles, registered once.
+struct MethodMetrics {
+    labels: [Label; 3],
+    streaming: bool,
+    started: Counter,
+    received: Counter,
+    sent: Counter,
+    handling: Histogram,
+    open: Gauge,
+    /// Registered at a code's first use: most methods only ever see a few codes.
+    handled: [OnceLock<Counter>; 17],
+    registry: Arc<Registry>,
+}
+
+impl MethodMetrics {
+    fn new(
+        registry: &Arc<Registry>,
+        kind: &'static str,
+        service: &'static str,
+        method: &'static str,
+    ) -> Self {
+        let labels = [
+            Label::from_static_parts("grpc_type", kind),
+            Label::from_static_parts("grpc_service", service),
+            Label::from_static_parts("grpc_method", method),
+        ];
+        let streaming = kind != "unary";
+        Self {
+            started: registry.counter(STARTED, labels.to_vec()),
+            received: registry.counter(RECEIVED, labels.to_vec()),
+            sent: registry.counter(SENT, labels.to_vec()),
+            handling: registry.histogram(HANDLING, labels.to_vec()),
+            open: if streaming {
+                registry.gauge(OPEN, labels.to_vec())
+            } else {
+                Gauge::noop()
+            },
+            labels,
+            streaming,
+            handled: std::array::from_fn(|_| OnceLock::new()),
+            registry: Arc::clone(registry),
+        }
+    }
+
+    fn handled(&self, code: usize) -> &Counter {
+        self.handled[code].get_or_init(|| {
+            let mut labels = self.labels.to_vec();
+            labels.push(Label::from_static_parts("grpc_code", CODE_NAMES[code]));
+            self.registry.counter(HANDLED, labels)
+        })
+    }
+}
+
+/// Every known method's handles, then the one every other path shares.
+struct MethodTable {
+    methods: Vec<MethodMetrics>,
+    by_path: HashMap<&'static str, usize>,
+}
+
+impl MethodTable {
+    fn new(registry: &Arc<Registry>) -> Self {
+        let kinds = method_kinds();
+        let mut methods = Vec::with_capacity(POLICY.len() + 1);
+        let mut by_path = HashMap::with_capacity(POLICY.len());
+        for (path, _) in POLICY {
+            let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/'))
+            else {
+                continue;
+            };
+            let kind = kinds.get(*path).copied().unwrap_or("unknown");
+            by_path.insert(*path, methods.len());
+            methods.push(MethodMetrics::new(registry, kind, service, method));
+        }
+        methods.push(MethodMetrics::new(
+            registry, "unknown", "unknown", "unknown",
+        ));
+        Self { methods, by_path }
+    }
+
+    /// The index of `path`'s handles.
+    fn find(&self, path: &str) -> usize {
+        self.by_path
+            .get(path)
+            .copied()
+            .unwrap_or(self.methods.len() - 1)
+    }
+}
+
+/// Counts every call through it (see the module).
+#[derive(Clone)]
+pub struct GrpcMetricsLayer {
+    table: Arc<MethodTable>,
+}
+
+impl GrpcMetricsLayer {
+    pub(super) fn new(registry: &Arc<Registry>) -> Self {
+        Self {
+            table: Arc::new(MethodTable::new(registry)),
+        }
+    }
+}
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics {
+            inner,
+            table: Arc::clone(&self.table),
+        }
+    }
+}
+
+/// A service behind [`GrpcMetricsLayer`].
+#[derive(Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+    table: Arc<MethodTable>,
+}
+
+impl<S> Service<Request<Body>> for GrpcMetrics<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let call = Call::start(Arc::clone(&self.table), request.uri().path());
+        let received = call.method().received.clone();
+        let request = request.map(|inner| {
+            Body::new(CountedRequest {
+                inner,
+                frames: Frames::default(),
+                received,
+            })
+        });
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = match answer.await {
+                Ok(response) => response,
+                Err(error) => {
+                    call.finish(UNKNOWN);
+                    return Err(error);
+                }
+            };
+            // Trailers-only: the status is in the headers, and the body holds nothing.
+            if let Some(code) = status_code(response.headers()) {
+                call.finish(code);
+                return Ok(response);
+            }
+            Ok(response.map(|inner| {
+                Body::new(ObservedResponse {
+                    inner,
+                    frames: Frames::default(),
+                    call: Some(call),
+                })
+            }))
+        })
+    }
+}
+
+/// One call in flight: started when the request arrived, finished once with its code.
+struct Call {
+    table: Arc<MethodTable>,
+    method: usize,
+    started: Instant,
+    done: bool,
+}
+
+impl Call {
+    fn start(table: Arc<MethodTable>, path: &str) -> Self {
+        let method = table.find(path);
+        let call = Self {
+            table,
+            method,
+            started: Instant::now(),
+            done: false,
+        };
+        let metrics = call.method();
+        metrics.started.increment(1);
+        if metrics.streaming {
+            metrics.open.increment(1.0);
+        }
+        call
+    }
+
+    fn method(&self) -> &MethodMetrics {
+        &self.table.methods[self.method]
+    }
+
+    fn finish(mut self, code: usize) {
+        self.close(code);
+    }
+
+    fn close(&mut self, code: usize) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let method = self.method();
+        method.handled(code).increment(1);
+        method.handling.record(self.started.elapsed().as_secs_f64());
+        if method.streaming {
+            method.open.decrement(1.0);
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Dropped before any status: the client went away (or the connection did).
+        self.close(CANCELED);
+    }
+}
+
+/// Counts whole gRPC messages in a body's bytes: each is a 5-byte prefix (a flag and a
+/// big-endian length) and that many bytes, however HTTP/2 cuts them into frames.
+#[derive(Default)]
+struct Frames {
+    /// Prefix bytes read of the current message (0 to 4).
+    prefix: u8,
+    length: u32,
+    /// Bytes of the current message still to come.
+    remaining: u64,
+}
+
+impl Frames {
+    /// Reads `data`; answers how many messages it completed.
+    fn feed(&mut self, mut data: &[u8]) -> u64 {
+        let mut complete = 0;
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let take = usize::try_from(self.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                data = &data[take..];
+                self.remaining -= take as u64;
+                if self.remaining == 0 {
+                    complete += 1;
+                }
+                continue;
+            }
+            let byte = data[0];
+            data = &data[1..];
+            if self.prefix > 0 {
+                self.length = self.length << 8 | u32::from(byte);
+            }
+            self.prefix += 1;
+            if self.prefix == 5 {
+                self.remaining = u64::from(self.length);
+                if self.remaining == 0 {
+                    complete += 1;
+                }
+                self.prefix = 0;
+                self.length = 0;
+            }
+        }
+        complete
+    }
+}
+
+/// A request body that counts the messages read from it.
+struct CountedRequest {
+    inner: Body,
+    frames: Frames,
+    received: Counter,
+}
+
+impl http_body::Body for CountedRequest {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let messages = this.frames.feed(data);
+            if messages > 0 {
+                this.received.increment(messages);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that counts the messages sent and finishes its call at the status in
+/// its trailers (or at its end, or when it is dropped).
+struct ObservedResponse {
+    inner: Body,
+    frames: Frames,
+    call: Option<Call>,
+}
+
+impl http_body::Body for ObservedResponse {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let messages = this.frames.feed(data);
+                    if messages > 0
+                        && let Some(call) = &this.call
+                    {
+                        call.method().sent.increment(messages);
+                    }
+                } else if let Some(trailers) = frame.trailers_ref()
+                    && let Some(call) = this.call.take()
+                {
+                    call.finish(status_code(trailers).unwrap_or(UNKNOWN));
+                }
+            }
+            // A body that breaks or ends without a status: tonic always sends one, so
+            // whatever happened is not a status the server chose.
+            Poll::Ready(Some(Err(_)) | None) => {
+                if let Some(call) = this.call.take() {
+                    call.finish(UNKNOWN);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(len: usize) -> Vec<u8> {
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+        bytes.extend(std::iter::repeat_n(7, len));
+        bytes
+    }
+
+    #[test]
+    fn frames_count_messages_however_they_are_cut() {
+        let mut stream = message(300);
+        stream.extend(message(0));
+        stream.extend(message(1));
+        for cut in [1, 2, 3, 5, 7, 64, 1000] {
+            let mut frames = Frames::default();
+            let counted: u64 = stream.chunks(cut).map(|chunk| frames.feed(chunk)).sum();
+            assert_eq!(counted, 3, "cut into {cut}-byte frames");
+        }
+    }
+
+    #[test]
+    fn every_policy_path_has_a_kind() {
+        let kinds = method_kinds();
+        for (path, _) in POLICY {
+            assert!(kinds.contains_key(*path), "{path} has no descriptor");
+        }
+        assert_eq!(
+            kinds.get("/switchboard.v1.CoreService/Connect"),
+            Some(&"bidi_stream")
+        );
+        assert_eq!(
+            kinds.get("/switchboard.v1.RoutingService/NewTask"),
+            Some(&"unary")
+        );
+    }
+}
