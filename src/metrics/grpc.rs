@@ -10,12 +10,13 @@
 //! client went away) counts as `Canceled`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use metrics::{Counter, Gauge, Histogram, Label};
@@ -106,18 +107,29 @@ fn method_kinds() -> HashMap<String, &'static str> {
     kinds
 }
 
-/// One method's handles, registered once.
+/// One method's figures. Its counts are plain atomics on the call path, published to the
+/// registry's counters at each scrape (`publish`): a call pays a few relaxed additions, not
+/// the registry's bookkeeping on every one.
 struct MethodMetrics {
     labels: [Label; 3],
     streaming: bool,
+    started: AtomicU64,
+    received: AtomicU64,
+    sent: AtomicU64,
+    handled: [AtomicU64; 17],
+    handling: Histogram,
+    open: Gauge,
+    counters: Counters,
+    registry: Arc<Registry>,
+}
+
+/// The registry's counters the atomics are published to.
+struct Counters {
     started: Counter,
     received: Counter,
     sent: Counter,
-    handling: Histogram,
-    open: Gauge,
     /// Registered at a code's first use: most methods only ever see a few codes.
     handled: [OnceLock<Counter>; 17],
-    registry: Arc<Registry>,
 }
 
 impl MethodMetrics {
@@ -134,9 +146,16 @@ impl MethodMetrics {
         ];
         let streaming = kind != "unary";
         Self {
-            started: registry.counter(STARTED, labels.to_vec()),
-            received: registry.counter(RECEIVED, labels.to_vec()),
-            sent: registry.counter(SENT, labels.to_vec()),
+            started: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            handled: std::array::from_fn(|_| AtomicU64::new(0)),
+            counters: Counters {
+                started: registry.counter(STARTED, labels.to_vec()),
+                received: registry.counter(RECEIVED, labels.to_vec()),
+                sent: registry.counter(SENT, labels.to_vec()),
+                handled: std::array::from_fn(|_| OnceLock::new()),
+            },
             handling: registry.histogram(HANDLING, labels.to_vec()),
             open: if streaming {
                 registry.gauge(OPEN, labels.to_vec())
@@ -145,17 +164,28 @@ impl MethodMetrics {
             },
             labels,
             streaming,
-            handled: std::array::from_fn(|_| OnceLock::new()),
             registry: Arc::clone(registry),
         }
     }
 
-    fn handled(&self, code: usize) -> &Counter {
-        self.handled[code].get_or_init(|| {
-            let mut labels = self.labels.to_vec();
-            labels.push(Label::from_static_parts("grpc_code", CODE_NAMES[code]));
-            self.registry.counter(HANDLED, labels)
-        })
+    /// Sets the registry's counters to the counts so far.
+    fn publish(&self) {
+        let c = &self.counters;
+        c.started.absolute(self.started.load(Ordering::Relaxed));
+        c.received.absolute(self.received.load(Ordering::Relaxed));
+        c.sent.absolute(self.sent.load(Ordering::Relaxed));
+        for (code, count) in self.handled.iter().enumerate() {
+            let count = count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let counter = c.handled[code].get_or_init(|| {
+                let mut labels = self.labels.to_vec();
+                labels.push(Label::from_static_parts("grpc_code", CODE_NAMES[code]));
+                self.registry.counter(HANDLED, labels)
+            });
+            counter.absolute(count);
+        }
     }
 }
 
@@ -185,6 +215,12 @@ impl MethodTable {
         Self { methods, by_path }
     }
 
+    fn publish(&self) {
+        for method in &self.methods {
+            method.publish();
+        }
+    }
+
     /// The index of `path`'s handles.
     fn find(&self, path: &str) -> usize {
         self.by_path
@@ -205,6 +241,11 @@ impl GrpcMetricsLayer {
         Self {
             table: Arc::new(MethodTable::new(registry)),
         }
+    }
+
+    /// Publishes the counts to the registry, before a scrape renders it.
+    pub(super) fn publish(&self) {
+        self.table.publish();
     }
 }
 
@@ -229,11 +270,10 @@ pub struct GrpcMetrics<S> {
 impl<S> Service<Request<Body>> for GrpcMetrics<S>
 where
     S: Service<Request<Body>, Response = Response<Body>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+    type Future = Answering<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -241,35 +281,62 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let call = Call::start(Arc::clone(&self.table), request.uri().path());
-        let received = call.method().received.clone();
+        let (table, method) = (Arc::clone(&self.table), call.method);
         let request = request.map(|inner| {
             Body::new(CountedRequest {
                 inner,
                 frames: Frames::default(),
-                received,
+                table,
+                method,
             })
         });
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let response = match answer.await {
-                Ok(response) => response,
-                Err(error) => {
-                    call.finish(UNKNOWN);
-                    return Err(error);
-                }
-            };
-            // Trailers-only: the status is in the headers, and the body holds nothing.
-            if let Some(code) = status_code(response.headers()) {
-                call.finish(code);
-                return Ok(response);
+        Answering {
+            answer: self.inner.call(request),
+            call: Some(call),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call's response on its way: a trailers-only status finishes the call at once, any
+    /// other response takes the call along in its body.
+    pub struct Answering<F> {
+        #[pin]
+        answer: F,
+        call: Option<Call>,
+    }
+}
+
+impl<F, E> Future for Answering<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answered = std::task::ready!(this.answer.poll(cx));
+        let Some(call) = this.call.take() else {
+            return Poll::Ready(answered);
+        };
+        Poll::Ready(match answered {
+            Err(error) => {
+                call.finish(UNKNOWN);
+                Err(error)
             }
-            Ok(response.map(|inner| {
-                Body::new(ObservedResponse {
-                    inner,
-                    frames: Frames::default(),
-                    call: Some(call),
-                })
-            }))
+            Ok(response) => match status_code(response.headers()) {
+                Some(code) => {
+                    call.finish(code);
+                    Ok(response)
+                }
+                None => Ok(response.map(|inner| {
+                    Body::new(ObservedResponse {
+                        inner,
+                        frames: Frames::default(),
+                        call: Some(call),
+                    })
+                })),
+            },
         })
     }
 }
@@ -292,7 +359,7 @@ impl Call {
             done: false,
         };
         let metrics = call.method();
-        metrics.started.increment(1);
+        metrics.started.fetch_add(1, Ordering::Relaxed);
         if metrics.streaming {
             metrics.open.increment(1.0);
         }
@@ -312,7 +379,7 @@ impl Call {
             return;
         }
         let method = self.method();
-        method.handled(code).increment(1);
+        method.handled[code].fetch_add(1, Ordering::Relaxed);
         method.handling.record(self.started.elapsed().as_secs_f64());
         if method.streaming {
             method.open.decrement(1.0);
@@ -377,7 +444,8 @@ impl Frames {
 struct CountedRequest {
     inner: Body,
     frames: Frames,
-    received: Counter,
+    table: Arc<MethodTable>,
+    method: usize,
 }
 
 impl http_body::Body for CountedRequest {
@@ -395,7 +463,8 @@ impl http_body::Body for CountedRequest {
         {
             let messages = this.frames.feed(data);
             if messages > 0 {
-                this.received.increment(messages);
+                let method = &this.table.methods[this.method];
+                method.received.fetch_add(messages, Ordering::Relaxed);
             }
         }
         polled
@@ -435,7 +504,7 @@ impl http_body::Body for ObservedResponse {
                     if messages > 0
                         && let Some(call) = &this.call
                     {
-                        call.method().sent.increment(messages);
+                        call.method().sent.fetch_add(messages, Ordering::Relaxed);
                     }
                 } else if let Some(trailers) = frame.trailers_ref()
                     && let Some(call) = this.call.take()

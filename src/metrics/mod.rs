@@ -145,6 +145,7 @@ impl Metrics {
         if let Some(process) = &self.inner.process {
             process.show();
         }
+        self.inner.grpc.publish();
         self.inner.registry.render()
     }
 
