@@ -1,8 +1,6 @@
 //! Which desktops hear of an event: the one rule behind the events a `Connect` stream or a
 //! browser's feed is sent live, and those a resumed feed replays from the journal.
 
-use std::collections::BTreeSet;
-
 use serde::{Deserialize, Serialize};
 
 use super::events::Event;
@@ -88,14 +86,5 @@ impl Hearing {
     /// Whether the client hears of `event`, as it would live.
     pub fn hears(&self, event: &Event) -> bool {
         concerns(event, &self.directory).is_some_and(|c| self.client.hears(&c))
-    }
-
-    /// The resources the client has bound, for logs and tests.
-    pub fn resources(&self) -> BTreeSet<String> {
-        self.client
-            .resources
-            .iter()
-            .map(|(_, r)| r.clone())
-            .collect()
     }
 }
