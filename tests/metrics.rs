@@ -477,7 +477,8 @@ async fn a_scripted_day_is_counted_exactly() {
     );
     assert_eq!(
         m.value("grpc_server_msg_received_total", &grpc("NewTask", None)),
-        4.0
+        5.0,
+        "a unary call counts its request at start, the refused one too"
     );
     assert_eq!(
         m.value("grpc_server_msg_sent_total", &grpc("NewTask", None)),

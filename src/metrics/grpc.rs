@@ -8,6 +8,10 @@
 //! caller cannot make up label values. The code is the `grpc-status` of the response headers
 //! (trailers-only) or trailers; a call whose response is dropped before its status (the
 //! client went away) counts as `Canceled`.
+//!
+//! A unary call counts its one request message when it starts, as go-grpc-prometheus'
+//! interceptor does, refused calls included: only streams' request bodies are watched for
+//! messages, which spares every unary call a body wrapper.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,12 +23,13 @@ use std::time::Instant;
 
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
-use metrics::{Counter, Gauge, Histogram, Label};
+use metrics::{Counter, Gauge, Label};
 use prost::Message as _;
 use tonic::Status;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
+use super::histogram::AtomicHistogram;
 use super::recorder::{Kind, Metric, Registry};
 use crate::auth::policy::POLICY;
 use crate::grpc_code::{CANCELED, CODE_NAMES, UNKNOWN, status_code};
@@ -35,6 +40,13 @@ const HANDLING: &str = "grpc_server_handling_seconds";
 const RECEIVED: &str = "grpc_server_msg_received_total";
 const SENT: &str = "grpc_server_msg_sent_total";
 const OPEN: &str = "grpc_server_open_streams";
+
+const HANDLING_HELP: &str =
+    "Time from an RPC's start to its status (a stream's whole life), in seconds.";
+/// go-grpc-prometheus' (Prometheus' default) buckets.
+const HANDLING_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 pub const METRICS: &[Metric] = &[
     Metric {
@@ -49,11 +61,8 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: HANDLING,
-        help: "Time from an RPC's start to its status (a stream's whole life), in seconds.",
-        // go-grpc-prometheus' (Prometheus' default) buckets.
-        kind: Kind::Histogram(&[
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ]),
+        help: HANDLING_HELP,
+        kind: Kind::Histogram(HANDLING_BUCKETS),
     },
     Metric {
         name: RECEIVED,
@@ -117,7 +126,8 @@ struct MethodMetrics {
     received: AtomicU64,
     sent: AtomicU64,
     handled: [AtomicU64; 17],
-    handling: Histogram,
+    /// Rendered by `GrpcMetricsLayer::render`, not by the registry.
+    handling: AtomicHistogram,
     open: Gauge,
     counters: Counters,
     registry: Arc<Registry>,
@@ -156,7 +166,7 @@ impl MethodMetrics {
                 sent: registry.counter(SENT, labels.to_vec()),
                 handled: std::array::from_fn(|_| OnceLock::new()),
             },
-            handling: registry.histogram(HANDLING, labels.to_vec()),
+            handling: AtomicHistogram::new(HANDLING_BUCKETS),
             open: if streaming {
                 registry.gauge(OPEN, labels.to_vec())
             } else {
@@ -247,6 +257,18 @@ impl GrpcMetricsLayer {
     pub(super) fn publish(&self) {
         self.table.publish();
     }
+
+    /// Appends the handling-time histogram of every method called so far to `out`.
+    pub(super) fn render(&self, out: &mut String) {
+        out.push_str(&format!(
+            "# HELP {HANDLING} {HANDLING_HELP}\n# TYPE {HANDLING} histogram\n"
+        ));
+        for method in &self.table.methods {
+            if method.handling.count() > 0 {
+                method.handling.render(HANDLING, &method.labels, out);
+            }
+        }
+    }
 }
 
 impl<S> Layer<S> for GrpcMetricsLayer {
@@ -281,15 +303,20 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let call = Call::start(Arc::clone(&self.table), request.uri().path());
-        let (table, method) = (Arc::clone(&self.table), call.method);
-        let request = request.map(|inner| {
-            Body::new(CountedRequest {
-                inner,
-                frames: Frames::default(),
-                table,
-                method,
+        let request = if call.method().streaming {
+            let (table, method) = (Arc::clone(&self.table), call.method);
+            request.map(|inner| {
+                Body::new(CountedRequest {
+                    inner,
+                    frames: Frames::default(),
+                    table,
+                    method,
+                })
             })
-        });
+        } else {
+            call.method().received.fetch_add(1, Ordering::Relaxed);
+            request
+        };
         Answering {
             answer: self.inner.call(request),
             call: Some(call),
@@ -380,7 +407,7 @@ impl Call {
         }
         let method = self.method();
         method.handled[code].fetch_add(1, Ordering::Relaxed);
-        method.handling.record(self.started.elapsed().as_secs_f64());
+        method.handling.record(self.started.elapsed());
         if method.streaming {
             method.open.decrement(1.0);
         }

@@ -4,6 +4,7 @@
 //! - `recorder`: the server's registry and the catalog of every metric it exports;
 //! - `exporter`: the `/metrics` HTTP listener;
 //! - `grpc`: gRPC server metrics, a tower layer around every service;
+//! - `histogram`: fixed buckets in atomics, for the histogram sampled on every call;
 //! - `contact_center`: queues, agents, offers and tasks, from the journal's records and the
 //!   engine's census;
 //! - `platform`: the journal, the engine, watches and clients;
@@ -15,6 +16,7 @@
 mod contact_center;
 mod exporter;
 mod grpc;
+mod histogram;
 mod platform;
 mod process;
 mod recorder;
@@ -146,7 +148,9 @@ impl Metrics {
             process.show();
         }
         self.inner.grpc.publish();
-        self.inner.registry.render()
+        let mut text = self.inner.registry.render();
+        self.inner.grpc.render(&mut text);
+        text
     }
 
     fn upkeep(&self) {
