@@ -28,12 +28,14 @@ const WAIT: Duration = Duration::from_secs(20);
 
 type Routing = RoutingServiceClient<Channel>;
 
-async fn start() -> TestServer {
+/// A server on a SQLite journal in `data`, so the commit's sync is measured too.
+async fn start(data: &tempfile::TempDir) -> TestServer {
     TestServer::start_with(ServerConfig {
+        data_dir: data.path().to_owned(),
         metrics_listen: Some("127.0.0.1:0".parse().expect("an address")),
         // No progress notices: the watch below receives events only.
         watch_progress_ms: 3_600_000,
-        ..ServerConfig::in_memory()
+        ..ServerConfig::default()
     })
     .await
 }
@@ -229,7 +231,8 @@ fn grpc<'a>(method: &'a str, code: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
 
 #[tokio::test]
 async fn a_scripted_day_is_counted_exactly() {
-    let server = start().await;
+    let data = tempfile::tempdir().expect("a data directory");
+    let server = start(&data).await;
     let metrics = server.metrics_addr.expect("metrics are served");
     configure(&server).await;
     let mut r = RoutingServiceClient::new(server.channel().await);
@@ -541,7 +544,13 @@ async fn a_scripted_day_is_counted_exactly() {
         m.value("switchboard_journal_commit_records_sum", &[]),
         revision
     );
-    assert!(m.value("switchboard_journal_commit_seconds_count", &[]) >= 1.0);
+    let commits = m.value("switchboard_journal_commit_seconds_count", &[]);
+    assert!(commits >= 1.0);
+    assert_eq!(
+        m.value("switchboard_journal_sync_seconds_count", &[]),
+        commits,
+        "every SQLite commit has its sync timed"
+    );
     assert_eq!(m.value("switchboard_watches_open", &[]), 1.0);
     assert_eq!(m.value("switchboard_watches_lagged_total", &[]), 0.0);
     assert_eq!(
@@ -566,7 +575,8 @@ async fn a_scripted_day_is_counted_exactly() {
 
 #[tokio::test]
 async fn only_get_metrics_is_served_and_it_is_off_unless_asked() {
-    let server = start().await;
+    let data = tempfile::tempdir().expect("a data directory");
+    let server = start(&data).await;
     let metrics = server.metrics_addr.expect("metrics are served");
     let (status, _, _) = get(metrics, "/").await;
     assert_eq!(status, 404);

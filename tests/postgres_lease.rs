@@ -41,7 +41,7 @@ fn record(revision: Revision) -> Record {
 fn append(journal: &dyn Journal, revisions: &[Revision]) -> Result<(), StoreError> {
     let batch: Vec<Record> = revisions.iter().copied().map(record).collect();
     let refs: Vec<&Record> = batch.iter().collect();
-    journal.append(&refs, &[], &[])
+    journal.append(&refs, &[], &[]).map(|_| ())
 }
 
 fn revisions(journal: &dyn Journal) -> Vec<Revision> {
@@ -224,7 +224,7 @@ async fn a_write_under_a_stale_epoch_keeps_nothing_and_is_fenced() {
             time_ms: 5_000,
         };
         let batch = [record(3)];
-        let refused = j.append(&[&batch[0]], &[&request], &[]);
+        let refused = j.append(&[&batch[0]], &[&request], &[]).map(|_| ());
         assert_eq!(fenced(refused), (Some(epoch), epoch + 1));
         let snapshot = StoredSnapshot {
             revision: 2,

@@ -23,8 +23,10 @@ use crate::domain::presence::StreamId;
 use crate::domain::{
     ClientId, DomainError, DomainResult, Event, Millis, Record, Revision, Snapshot,
 };
-use crate::store::{ClosedTask, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot};
-use crate::watch::WatchHub;
+use crate::store::{
+    Appended, ClosedTask, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot,
+};
+use crate::watch::{Commit, WatchHub};
 
 /// Batches written in one transaction at most: bounds how long one commit holds replies.
 const MAX_GROUP: usize = 64;
@@ -181,8 +183,12 @@ impl Committer {
             let nothing = records.is_empty() && requests.is_empty() && closed.is_empty();
             let started = Instant::now();
             let appended = self.append_unless(nothing, &records, &requests, &closed);
-            if appended.is_ok() && !nothing {
-                self.watch.tap().committed(records.len(), started.elapsed());
+            if let Ok(Some(appended)) = &appended {
+                self.watch.tap().committed(Commit {
+                    records: records.len(),
+                    took: started.elapsed(),
+                    sync: appended.sync,
+                });
             }
             if let Err(e) = appended {
                 error!(
@@ -214,11 +220,11 @@ impl Committer {
         records: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Appended>, StoreError> {
         if nothing {
-            return Ok(());
+            return Ok(None);
         }
-        self.journal.append(records, requests, closed)
+        self.journal.append(records, requests, closed).map(Some)
     }
 
     fn make_visible(&mut self, pending: Pending) {

@@ -40,7 +40,7 @@ use crate::cluster::NodeView;
 use crate::domain::commands::{GetCensus, ServerLoad};
 use crate::domain::{DomainResult, Principal, Record, Revision, State};
 use crate::engine::EngineHandle;
-use crate::watch::Tap;
+use crate::watch::{Commit, Tap};
 
 /// How long a scrape waits for the engine's census before it shows the last one.
 const ENGINE_WAIT: Duration = Duration::from_secs(5);
@@ -174,7 +174,7 @@ impl Tap for Counting {
         self.center.visible(records);
     }
 
-    fn committed(&self, records: usize, took: Duration) {
-        self.platform.committed(records, took);
+    fn committed(&self, commit: Commit) {
+        self.platform.committed(commit);
     }
 }

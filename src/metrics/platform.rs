@@ -2,16 +2,16 @@
 //! committer through the tap), and, read at each scrape, the revision, the engine's inbox,
 //! watches, clients and the node's part in its cluster.
 
-use std::time::Duration;
-
 use metrics::{Counter, Gauge, Histogram, Label};
 use tokio::sync::watch;
 
 use super::recorder::{Kind, Metric, Registry};
 use crate::cluster::{NodeRole, NodeView};
 use crate::engine::EngineHandle;
+use crate::watch::Commit;
 
 const COMMIT_SECONDS: &str = "switchboard_journal_commit_seconds";
+const SYNC_SECONDS: &str = "switchboard_journal_sync_seconds";
 const COMMIT_RECORDS: &str = "switchboard_journal_commit_records";
 const REVISION: &str = "switchboard_revision";
 const INBOX: &str = "switchboard_engine_inbox_depth";
@@ -20,14 +20,25 @@ const WATCHES_LAGGED: &str = "switchboard_watches_lagged_total";
 const CLIENTS: &str = "switchboard_clients";
 const LEADER: &str = "switchboard_cluster_leader";
 
+/// From half a millisecond (a commit on a fast disk) to 2.5 s (a disk in trouble).
+const COMMIT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
 pub const METRICS: &[Metric] = &[
     Metric {
         name: COMMIT_SECONDS,
         help: "How long one journal commit (a group of batches in one transaction, its fsync \
                included) took, in seconds.",
-        kind: Kind::Histogram(&[
-            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-        ]),
+        kind: Kind::Histogram(COMMIT_BUCKETS),
+    },
+    Metric {
+        name: SYNC_SECONDS,
+        help: "How long the durable step of one journal commit took, in seconds: SQLite's \
+               COMMIT, which writes and fsyncs its write-ahead log. Not measured on \
+               PostgreSQL, whose COMMIT is pipelined with the inserts (its server's \
+               pg_stat_wal has its WAL sync times).",
+        kind: Kind::Histogram(COMMIT_BUCKETS),
     },
     Metric {
         name: COMMIT_RECORDS,
@@ -73,6 +84,7 @@ pub const METRICS: &[Metric] = &[
 
 pub struct Platform {
     commit_seconds: Histogram,
+    sync_seconds: Histogram,
     commit_records: Histogram,
     revision: Gauge,
     inbox_writes: Gauge,
@@ -89,6 +101,7 @@ impl Platform {
         let lane = |name| vec![Label::from_static_parts("lane", name)];
         Self {
             commit_seconds: registry.histogram(COMMIT_SECONDS, Vec::new()),
+            sync_seconds: registry.histogram(SYNC_SECONDS, Vec::new()),
             commit_records: registry.histogram(COMMIT_RECORDS, Vec::new()),
             revision: registry.gauge(REVISION, Vec::new()),
             inbox_writes: registry.gauge(INBOX, lane("writes")),
@@ -105,10 +118,13 @@ impl Platform {
     }
 
     /// One journal commit.
-    pub fn committed(&self, records: usize, took: Duration) {
-        self.commit_seconds.record(took.as_secs_f64());
+    pub fn committed(&self, commit: Commit) {
+        self.commit_seconds.record(commit.took.as_secs_f64());
+        if let Some(sync) = commit.sync {
+            self.sync_seconds.record(sync.as_secs_f64());
+        }
         // Exact up to 2^53 records, far past any one commit.
-        self.commit_records.record(records as f64);
+        self.commit_records.record(commit.records as f64);
     }
 
     /// The figures read at a scrape; `clients` when the engine answered.

@@ -2,7 +2,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot,
+    Appended, ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
+    StoredSnapshot,
 };
 use crate::domain::{Millis, Record, Revision};
 
@@ -56,7 +57,7 @@ impl Journal for MemoryJournal {
         batch: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Appended, StoreError> {
         let mut inner = self.inner();
         for (expected, record) in (inner.last() + 1..).zip(batch) {
             if record.revision != expected {
@@ -79,7 +80,7 @@ impl Journal for MemoryJournal {
             }
             inner.history_order.insert(c.revision, task_id);
         }
-        Ok(())
+        Ok(Appended::default())
     }
 
     fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {

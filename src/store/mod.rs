@@ -17,6 +17,8 @@ pub use memory::MemoryJournal;
 pub use postgres::{PostgresJournal, PostgresOptions};
 pub use sqlite::SqliteJournal;
 
+use std::time::Duration;
+
 use thiserror::Error;
 
 use crate::domain::routing::model::Task;
@@ -100,6 +102,16 @@ pub struct HistoryQuery {
     pub limit: usize,
 }
 
+/// What an append tells of itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// How long the step that made it durable took, where the journal can tell it apart:
+    /// SQLite's `COMMIT`, which writes and fsyncs its write-ahead log. PostgreSQL's `COMMIT`
+    /// goes out pipelined with the inserts (its server reports its own WAL sync times), and
+    /// a journal in memory has nothing to sync: `None`.
+    pub sync: Option<Duration>,
+}
+
 pub trait Journal: Send + Sync + 'static {
     /// Appends records whose revisions follow the last one without a gap, remembers
     /// requests and writes the tasks they closed to the history, in one transaction. Durable
@@ -109,7 +121,7 @@ pub trait Journal: Send + Sync + 'static {
         records: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), StoreError>;
+    ) -> Result<Appended, StoreError>;
 
     /// The closed task with this id in the history.
     fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError>;
@@ -163,7 +175,7 @@ impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
         records: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Appended, StoreError> {
         (**self).append(records, requests, closed)
     }
 

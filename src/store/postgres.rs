@@ -30,7 +30,7 @@ use tokio_postgres::Row;
 use write::{AppendRows, save_snapshot};
 
 use super::{
-    ClosedTask, Fence, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
+    Appended, ClosedTask, Fence, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
     StoredSnapshot,
 };
 use crate::domain::routing::model::Task;
@@ -189,14 +189,15 @@ impl Journal for PostgresJournal {
         records: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Appended, StoreError> {
         if records.is_empty() && requests.is_empty() && closed.is_empty() {
-            return Ok(());
+            return Ok(Appended::default());
         }
         let rows = AppendRows::new(records, requests, closed)?;
         let held = self.fence.held();
         self.pool
-            .write(move |live| Box::pin(async move { rows.append(live, held).await }))
+            .write(move |live| Box::pin(async move { rows.append(live, held).await }))?;
+        Ok(Appended::default())
     }
 
     fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {

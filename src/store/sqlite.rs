@@ -5,12 +5,14 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tracing::warn;
 
 use super::{
-    ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot,
+    Appended, ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
+    StoredSnapshot,
 };
 use crate::domain::routing::model::Task;
 use crate::domain::{Actor, Event, Millis, Record, Revision};
@@ -193,9 +195,9 @@ impl Journal for SqliteJournal {
         records: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Appended, StoreError> {
         if records.is_empty() && requests.is_empty() && closed.is_empty() {
-            return Ok(());
+            return Ok(Appended::default());
         }
         let mut conn = self.writer();
         let tx = conn.transaction().map_err(write_error)?;
@@ -273,7 +275,11 @@ impl Journal for SqliteJournal {
                 .map_err(write_error)?;
             }
         }
-        tx.commit().map_err(write_error)
+        let syncing = Instant::now();
+        tx.commit().map_err(write_error)?;
+        Ok(Appended {
+            sync: Some(syncing.elapsed()),
+        })
     }
 
     fn closed_task(&self, task_id: &str) -> Result<Option<ClosedTask>, StoreError> {

@@ -27,7 +27,7 @@ use crate::domain::{Actor, Record, Revision};
 use crate::store::Journal;
 
 mod tap;
-pub use tap::{Tap, TapSlot};
+pub use tap::{Commit, Tap, TapSlot};
 
 /// Records read from the journal per page while replaying: a replay starts with the
 /// smallest page and doubles it each time the watcher has taken everything sent.

@@ -14,8 +14,19 @@ pub trait Tap: Send + Sync + 'static {
     fn seed(&self, state: &State, revision: Revision);
     /// Records made visible, in revision order, each after the seed's revision once.
     fn visible(&self, records: &[Arc<Record>]);
-    /// A journal commit of `records` records that took `took`.
-    fn committed(&self, records: usize, took: Duration);
+    /// A journal commit, with what it carried and how long it took.
+    fn committed(&self, commit: Commit);
+}
+
+/// One journal commit's figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit {
+    /// Records written.
+    pub records: usize,
+    /// The whole append, from the committer's call to its return.
+    pub took: Duration,
+    /// The durable step alone, where the journal tells it apart (`store::Appended`).
+    pub sync: Option<Duration>,
 }
 
 /// Where the tap, once set, is found; shared by everything that publishes.
@@ -44,9 +55,9 @@ impl TapSlot {
         }
     }
 
-    pub fn committed(&self, records: usize, took: Duration) {
+    pub fn committed(&self, commit: Commit) {
         if let Some((tap, _)) = self.0.get() {
-            tap.committed(records, took);
+            tap.committed(commit);
         }
     }
 }

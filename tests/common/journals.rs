@@ -3,7 +3,8 @@
 
 use switchboard::domain::{Millis, Record, Revision};
 use switchboard::store::{
-    ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError, StoredSnapshot,
+    Appended, ClosedTask, HistoryQuery, Journal, RememberedRequest, Retention, StoreError,
+    StoredSnapshot,
 };
 
 /// Runs before each write (append, snapshot, probe): an error is that write's error.
@@ -21,7 +22,7 @@ impl<J: Journal> Journal for HookedJournal<J> {
         records: &[&Record],
         requests: &[&RememberedRequest],
         closed: &[&ClosedTask],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Appended, StoreError> {
         (self.hook)()?;
         self.inner.append(records, requests, closed)
     }
