@@ -318,6 +318,7 @@ impl Routing {
         let place = self.joining_place(
             &spec.queue_key(),
             &TaskKey::new(priority, seq, &spec.task_id),
+            &spec.callback_for,
             now,
         );
         let task_id = spec.task_id.clone();

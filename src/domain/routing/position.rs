@@ -56,9 +56,21 @@ impl Routing {
         Some(self.place_at(queue, self.waiting.ahead_of(queue, key) + 1, now))
     }
 
-    /// The place a task with `key` takes on joining `queue`.
-    pub(super) fn joining_place(&self, queue: &QueueKey, key: &TaskKey, now: Millis) -> QueuePlace {
-        self.place_at(queue, self.waiting.ahead_of(queue, key) + 1, now)
+    /// The place a task with `key` takes on joining `queue`, where `leaving` (the task a
+    /// callback replaces) no longer counts.
+    pub(super) fn joining_place(
+        &self,
+        queue: &QueueKey,
+        key: &TaskKey,
+        leaving: &str,
+        now: Millis,
+    ) -> QueuePlace {
+        let left_ahead = self
+            .waiting
+            .place_of(leaving)
+            .is_some_and(|(q, k)| q == queue && k < key);
+        let ahead = self.waiting.ahead_of(queue, key) - usize::from(left_ahead);
+        self.place_at(queue, ahead + 1, now)
     }
 
     /// The estimated wait of a task that would join `queue` now, at its back.
