@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::replay::ReplayCheck;
 use common::world::{World, spec};
 use switchboard::domain::DomainError;
 use switchboard::domain::commands as cmd;
@@ -14,7 +15,7 @@ use switchboard::domain::routing::config::{
 use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::model::{CloseReason, RequestedAgentState, TaskState};
 use switchboard::domain::routing::{QueueStats, ServiceLevelTarget};
-use switchboard::domain::{Event, Millis};
+use switchboard::domain::{Event, Millis, Snapshot, State};
 
 fn invalid<T: std::fmt::Debug>(result: Result<T, DomainError>) -> (&'static str, String) {
     match result {
@@ -454,6 +455,98 @@ fn service_level_targets_are_validated() {
         )
     );
     w.ok(with(80, 20_000, 0));
+}
+
+/// Where each task waits in `state`, and the queue's service level: what replay must rebuild
+/// beside the records the replay check compares.
+fn places(state: &State, now: Millis, tasks: &[&str]) -> Vec<Option<(u32, Option<Millis>)>> {
+    tasks
+        .iter()
+        .map(|t| {
+            let place = state.routing().queue_place(t, now)?;
+            Some((place.position, place.estimated_wait_ms))
+        })
+        .collect()
+}
+
+#[test]
+fn queueing_state_survives_replay_and_snapshot() {
+    let mut w = chat();
+    let mut replay = ReplayCheck::default();
+    w.queue("chat", "spill", &[("TRUE", 0)], 0);
+    let target = ServiceLevelTarget {
+        percent: 80,
+        threshold_ms: 20_000,
+        window_ms: 600_000,
+    };
+    w.ok(sales(
+        AttemptPolicy {
+            max_attempts: 2,
+            overflow_queue: "spill".into(),
+        },
+        target,
+    ));
+    w.agent("ann", &[]);
+    w.login_ready("ann", "chat");
+    replay.check(&w, "configured");
+    // An answer in the window, a rejection counted, a callback linked.
+    w.task("answered", "chat", "sales", 5);
+    w.advance(25_000);
+    w.accept("answered", "ann");
+    w.task_state("answered", TaskState::Closed).unwrap();
+    w.task("rejected", "chat", "sales", 5);
+    w.ok(cmd::RejectTask {
+        task_id: "rejected".into(),
+        agent_id: "ann".into(),
+    });
+    w.set_state("ann", RequestedAgentState::NotReady, "chat")
+        .unwrap();
+    w.task("early", "chat", "sales", 5);
+    w.task("waiting", "chat", "sales", 5);
+    replay.check(&w, "before the callback");
+    let mut callback = spec("cb", "chat", "sales", 1);
+    callback.callback_for = "early".into();
+    w.task_spec(callback);
+    w.advance(1_000);
+    assert_eq!(w.get_task("rejected").attempts, 1);
+    assert_eq!(w.get_task("early").callback_task_id.as_deref(), Some("cb"));
+    let level = stats(&mut w, "sales").service_level;
+    assert_eq!((level.counts.answered, level.counts.answered_within), (1, 0));
+    // Replayed from the start, and from the snapshot taken before the callback.
+    replay.check(&w, "after the callback");
+
+    let tasks = ["rejected", "cb", "waiting"];
+    let live = places(&w.state, w.now, &tasks);
+    assert_eq!(live.iter().map(|p| p.map(|p| p.0)).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+    let mut replayed = World::empty_state();
+    for event in &w.events {
+        replayed.apply(event);
+    }
+    replayed.finish_replay(w.now);
+    assert_eq!(places(&replayed, w.now, &tasks), live);
+    let body = serde_json::to_string(&w.state.snapshot()).unwrap();
+    let mut restored = World::empty_state();
+    restored.restore(serde_json::from_str::<Snapshot>(&body).unwrap());
+    restored.finish_replay(w.now);
+    assert_eq!(places(&restored, w.now, &tasks), live);
+    // The restored state goes on counting attempts where it left off: one more overflows.
+    let mut again = World {
+        state: restored,
+        ..World::new()
+    };
+    again.now = w.now;
+    again
+        .set_state("ann", RequestedAgentState::Ready, "chat")
+        .unwrap();
+    again.agent("bob", &[]);
+    let events = again.login_ready("bob", "chat");
+    assert_eq!(common::world::offer_of(&events, "rejected").as_deref(), Some("bob"));
+    let events = again.ok(cmd::RejectTask {
+        task_id: "rejected".into(),
+        agent_id: "bob".into(),
+    });
+    assert!(events.iter().any(|e| matches!(e,
+        Event::TaskOverflowed { task_id, attempts: 2, .. } if task_id == "rejected")));
 }
 
 /// A small deterministic generator (64-bit LCG), so the simulation is the same every run.
