@@ -511,13 +511,19 @@ fn queueing_state_survives_replay_and_snapshot() {
     assert_eq!(w.get_task("rejected").attempts, 1);
     assert_eq!(w.get_task("early").callback_task_id.as_deref(), Some("cb"));
     let level = stats(&mut w, "sales").service_level;
-    assert_eq!((level.counts.answered, level.counts.answered_within), (1, 0));
+    assert_eq!(
+        (level.counts.answered, level.counts.answered_within),
+        (1, 0)
+    );
     // Replayed from the start, and from the snapshot taken before the callback.
     replay.check(&w, "after the callback");
 
     let tasks = ["rejected", "cb", "waiting"];
     let live = places(&w.state, w.now, &tasks);
-    assert_eq!(live.iter().map(|p| p.map(|p| p.0)).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+    assert_eq!(
+        live.iter().map(|p| p.map(|p| p.0)).collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(3)]
+    );
     let mut replayed = World::empty_state();
     for event in &w.events {
         replayed.apply(event);
@@ -540,7 +546,10 @@ fn queueing_state_survives_replay_and_snapshot() {
         .unwrap();
     again.agent("bob", &[]);
     let events = again.login_ready("bob", "chat");
-    assert_eq!(common::world::offer_of(&events, "rejected").as_deref(), Some("bob"));
+    assert_eq!(
+        common::world::offer_of(&events, "rejected").as_deref(),
+        Some("bob")
+    );
     let events = again.ok(cmd::RejectTask {
         task_id: "rejected".into(),
         agent_id: "bob".into(),

@@ -149,7 +149,10 @@ async fn close(agent: &mut Routing, task_id: &str) {
         .expect("the task closes");
 }
 
-async fn watch(r: &mut Routing, kinds: &[pb::RoutingEventKind]) -> Streaming<pb::WatchRoutingEventsResponse> {
+async fn watch(
+    r: &mut Routing,
+    kinds: &[pb::RoutingEventKind],
+) -> Streaming<pb::WatchRoutingEventsResponse> {
     r.watch_routing_events(pb::WatchRoutingEventsRequest {
         start_revision: 1,
         kinds: kinds.iter().map(|k| (*k).into()).collect(),
@@ -320,7 +323,10 @@ async fn attempts_move_a_task_to_the_overflow_queue_or_close_it() {
         ..Default::default()
     };
     let stored = queue(&mut c, "sales", overflow).await;
-    assert_eq!((stored.max_attempts, stored.overflow_queue.as_str()), (1, "spill"));
+    assert_eq!(
+        (stored.max_attempts, stored.overflow_queue.as_str()),
+        (1, "spill")
+    );
     let strict = pb::Queue {
         max_attempts: 1,
         ..Default::default()
