@@ -114,6 +114,7 @@ fn request_seeds() -> Vec<(String, Vec<u8>)> {
                         },
                     ],
                     task_ttl_seconds: 600,
+                    ..Default::default()
                 }),
                 request_id: "queue-sales".into(),
             },
@@ -196,6 +197,7 @@ fn request_seeds() -> Vec<(String, Vec<u8>)> {
                 last_agent_id: "ann".into(),
                 labels: vec!["vip".into()],
                 attributes: [("language".to_owned(), "en".to_owned())].into(),
+                ..Default::default()
             },
         ),
         request_seed(

@@ -466,6 +466,7 @@ fn closed(task_id: &str, revision: Revision, closed_at: u64) -> ClosedTask {
         labels: vec![],
         attributes: Default::default(),
         created_by: Actor::Engine,
+        callback_for: String::new(),
     };
     ClosedTask {
         revision,
@@ -487,6 +488,9 @@ fn closed(task_id: &str, revision: Revision, closed_at: u64) -> ClosedTask {
             wrap_deadline: None,
             declined_by: Default::default(),
             updated_at: closed_at,
+            attempts: 0,
+            answered_at: None,
+            callback_task_id: None,
         },
     }
 }

@@ -42,6 +42,7 @@ fn one_step_queue(name: &str, mrd: &str, expression: &str) -> pb::UpsertQueueReq
                 timeout_seconds: 0,
             }],
             task_ttl_seconds: 0,
+            ..Default::default()
         }),
         ..Default::default()
     }

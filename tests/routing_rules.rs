@@ -607,6 +607,7 @@ fn wire_names_match_the_contract() {
             CloseReason::Cancelled => pb::CloseReason::Cancelled,
             CloseReason::AgentLogout => pb::CloseReason::AgentLogout,
             CloseReason::ForceClosed => pb::CloseReason::ForceClosed,
+            CloseReason::MaxAttempts => pb::CloseReason::MaxAttempts,
         }
         .as_str_name()
     });
@@ -800,6 +801,7 @@ fn timeouts_have_upper_bounds() {
                 },
             ],
             task_ttl_ms,
+            ..QueueConfig::built_in_default("chat")
         })
     };
     w.ok(queue(86_400_000, 604_800_000));

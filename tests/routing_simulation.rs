@@ -5,18 +5,21 @@
 //! seed and step, and replays exactly.
 
 mod common;
+#[path = "common/queueing_invariants.rs"]
+mod queueing;
 
 use std::collections::BTreeMap;
 
 use common::replay::ReplayCheck;
 use common::world::{World, spec};
 use switchboard::domain::commands as cmd;
-use switchboard::domain::routing::AgentStatusView;
+use switchboard::domain::routing::attempts::AttemptPolicy;
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, QueueConfig, RonaAction};
 use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::model::{
     AgentState, RequestedAgentState as Req, Task, TaskState,
 };
+use switchboard::domain::routing::{AgentStatusView, ServiceLevelTarget};
 use switchboard::domain::{DomainError, Event};
 
 const STEPS: usize = 3_000;
@@ -78,6 +81,8 @@ impl Sim {
             &[("sales >= 7", 3_000), ("sales >= 3", 3_000), ("TRUE", 0)],
             60_000,
         );
+        // Where `sales` tasks that let go their attempts may overflow to.
+        world.queue("chat", "spill", &[("sales >= 5", 0)], 0);
         world.queue(
             "email",
             "support",
@@ -178,6 +183,9 @@ impl Sim {
                 if self.rng.below(3) == 0 {
                     s.conversation_id = format!("conv{}", self.rng.below(5));
                 }
+                if self.rng.below(6) == 0 && self.next_task > 1 {
+                    s.callback_for = format!("task{:05}", 1 + self.rng.below(self.next_task - 1));
+                }
                 self.world.run(cmd::NewTask(s)).map(|(_, e)| e)
             }
             51..=65 => match self.pick_task(&[TaskState::Offered]) {
@@ -254,6 +262,15 @@ impl Sim {
                         })
                         .collect(),
                     task_ttl_ms: 60_000,
+                    attempts: AttemptPolicy {
+                        max_attempts: 2,
+                        overflow_queue: if steps == 1 { "spill" } else { "" }.into(),
+                    },
+                    service_level: ServiceLevelTarget {
+                        percent: 80,
+                        threshold_ms: 10_000,
+                        window_ms: 60_000 * u64::try_from(steps).unwrap(),
+                    },
                 };
                 self.world.run(cmd::UpsertQueue(q)).map(|(_, e)| e)
             }
@@ -263,8 +280,21 @@ impl Sim {
             }
         };
         // Refusals carry a reason; anything else is a bug in the rules.
-        if let Err(DomainError::Internal(e)) = result {
+        if let Err(DomainError::Internal(e)) = &result {
             panic!("internal error: {e}");
+        }
+        // A position announced is the task's position once the command is done.
+        for event in result.iter().flatten() {
+            if let Event::TaskPositionChanged {
+                task_id, position, ..
+            } = event
+            {
+                let command = cmd::GetTaskState {
+                    task_id: task_id.clone(),
+                };
+                let ((_, place), _) = self.world.run(command).expect("an announced task");
+                assert_eq!(place.map(|p| p.position), Some(*position), "{task_id}");
+            }
         }
     }
 
@@ -440,6 +470,7 @@ impl Sim {
                 "{at}: {mrd}/{queue} longest wait"
             );
         }
+        queueing::check(&mut self.world, &tasks, &queues, &at);
         // No task waits while an eligible agent is idle.
         for task in tasks.values().filter(|t| t.state == TaskState::Queued) {
             for view in views.values() {

@@ -191,19 +191,24 @@ impl Api {
     ) -> DomainResult<pb::GetTaskStateResponse> {
         let command = cmd::GetTaskState::try_from(req)?;
         let task_id = command.task_id.clone();
-        let (task, revision) = match self.run(who, None, command).await {
+        let ((task, place), revision) = match self.run(who, None, command).await {
             Err(DomainError::NotFound { kind: "task", .. }) => {
                 // Closed past the retention: the history has it, under the same rule.
                 let Some(closed) = self.engine().history().task(task_id.clone()).await? else {
                     return Err(DomainError::not_found("task", &task_id));
                 };
                 access::read_task(who, &closed.task)?;
-                (closed.task, closed.revision)
+                ((closed.task, None), closed.revision)
             }
             answered => answered?,
         };
+        let mut task = pb::TaskStatus::from(task);
+        if let Some(place) = place {
+            task.position = place.position;
+            task.estimated_wait_ms = place.estimated_wait_ms.unwrap_or(0);
+        }
         Ok(pb::GetTaskStateResponse {
-            task: Some(task.into()),
+            task: Some(task),
             revision,
         })
     }

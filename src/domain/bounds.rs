@@ -42,8 +42,8 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 /// Longest `page_token`: a token carries the last key of the page before (an id of at most
 /// [`MAX_ID_CHARS`] characters, each up to 4 bytes) as hex, behind a short prefix.
 pub const MAX_PAGE_TOKEN_CHARS: usize = 8 * MAX_ID_CHARS + 8;
-/// Most event kinds a routing watch may filter on: one entry per kind (there are six).
-pub const MAX_WATCH_KINDS: usize = 6;
+/// Most event kinds a routing watch may filter on: one entry per kind (there are seven).
+pub const MAX_WATCH_KINDS: usize = 7;
 
 // ----- sessions and clients --------------------------------------------------------------------
 
@@ -88,6 +88,19 @@ pub const MAX_STEP_TIMEOUT_MS: Millis = 86_400_000;
 /// Longest time to live of a waiting task: 7 days (0: no limit). Deferred media such as email
 /// may wait days; a week bounds what a queue can hold.
 pub const MAX_TASK_TTL_MS: Millis = 604_800_000;
+/// Most offers a queue may let a task go through (rejections and RONAs) before it acts
+/// (`max_attempts`; 0: no limit).
+pub const MAX_QUEUE_ATTEMPTS: u32 = 100;
+/// Longest service level threshold: 1 hour. Answering within minutes is what a target says.
+pub const MAX_SERVICE_LEVEL_THRESHOLD_MS: Millis = 3_600_000;
+/// Shortest service level window: 1 minute.
+pub const MIN_SERVICE_LEVEL_WINDOW_MS: Millis = 60_000;
+/// Longest service level window: 1 day (a shift).
+pub const MAX_SERVICE_LEVEL_WINDOW_MS: Millis = 86_400_000;
+/// The service level window of a queue that names none: 30 minutes.
+pub const DEFAULT_SERVICE_LEVEL_WINDOW_MS: Millis = 1_800_000;
+/// Time buckets a service level window counts in: its memory per queue, whatever the traffic.
+pub const SERVICE_LEVEL_BUCKETS: u64 = 60;
 
 // ----- step expressions ------------------------------------------------------------------------
 

@@ -199,6 +199,15 @@ pub enum Event {
         at: Millis,
         step_deadline: Option<Millis>,
         ttl_deadline: Option<Millis>,
+        /// For a callback, the time in queue it takes over from the earlier task; else `at`.
+        #[serde(default)]
+        queued_at: Option<Millis>,
+        /// Its position in its queue on arrival (0 in events journaled before it was recorded).
+        #[serde(default)]
+        position: u32,
+        /// Its estimated wait on arrival, when its queue has a recent pace.
+        #[serde(default)]
+        estimated_wait_ms: Option<Millis>,
     },
     TaskAgentSelected {
         task_id: String,
@@ -227,6 +236,26 @@ pub enum Event {
         seq: u64,
         at: Millis,
         step_deadline: Option<Millis>,
+    },
+    /// A waiting task's position moved materially (see `routing::position`): a notice.
+    TaskPositionChanged {
+        task_id: String,
+        mrd: String,
+        queue: String,
+        position: u32,
+        estimated_wait_ms: Option<Millis>,
+        at: Millis,
+    },
+    /// The task let go its queue's `max_attempts` offers and moved to the overflow queue.
+    TaskOverflowed {
+        task_id: String,
+        mrd: String,
+        from_queue: String,
+        queue: String,
+        attempts: u32,
+        step_deadline: Option<Millis>,
+        ttl_deadline: Option<Millis>,
+        at: Millis,
     },
     TaskStepWidened {
         task_id: String,
@@ -314,7 +343,9 @@ impl Event {
                 agent_id,
                 ..
             } => s(vec![agent_id], Some(task_id), mrd),
-            Event::TaskStepWidened { task_id, mrd, .. } => s(vec![], Some(task_id), mrd),
+            Event::TaskStepWidened { task_id, mrd, .. }
+            | Event::TaskPositionChanged { task_id, mrd, .. }
+            | Event::TaskOverflowed { task_id, mrd, .. } => s(vec![], Some(task_id), mrd),
             Event::TaskStateChanged {
                 task_id,
                 mrd,

@@ -38,7 +38,7 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: WAIT,
         help: "How long a task waited from its arrival to its first accept, in seconds, \
-               observed at that accept (mrd, queue). Service level = bucket / count.",
+               observed at that accept (mrd, queue): the wait GetQueueStats' service level counts.",
         kind: Kind::Histogram(&[
             5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
         ]),
@@ -46,7 +46,7 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: CLOSED,
         help: "Tasks closed (mrd, queue, reason: done, no_agent_available, cancelled, \
-               agent_logout, force_closed).",
+               agent_logout, force_closed, max_attempts).",
         kind: Kind::Counter,
     },
     Metric {
@@ -375,5 +375,6 @@ fn reason_name(reason: CloseReason) -> &'static str {
         CloseReason::Cancelled => "cancelled",
         CloseReason::AgentLogout => "agent_logout",
         CloseReason::ForceClosed => "force_closed",
+        CloseReason::MaxAttempts => "max_attempts",
     }
 }

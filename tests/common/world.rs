@@ -109,6 +109,8 @@ impl World {
                 })
                 .collect(),
             task_ttl_ms: ttl_ms,
+            attempts: Default::default(),
+            service_level: Default::default(),
         }));
     }
 
@@ -204,7 +206,7 @@ impl World {
         match self.run(cmd::GetTaskState {
             task_id: task_id.into(),
         }) {
-            Ok((task, _)) => task,
+            Ok(((task, _), _)) => task,
             Err(e) => panic!("no task {task_id}: {e}"),
         }
     }
@@ -235,6 +237,7 @@ pub fn spec(task_id: &str, mrd: &str, queue: &str, priority: u8) -> TaskSpec {
         labels: Vec::new(),
         attributes: BTreeMap::new(),
         created_by: Default::default(),
+        callback_for: String::new(),
     }
 }
 

@@ -26,6 +26,8 @@ impl pb::RoutingEventKind {
             | Event::TaskStateChanged { .. } => K::TaskStateChanged,
             Event::TaskAgentTransferred { .. } => K::TaskAgentTransferred,
             Event::TaskConferenced { .. } => K::TaskConferenced,
+            Event::TaskOverflowed { .. } => K::TaskStateChanged,
+            Event::TaskPositionChanged { .. } => K::TaskPositionChanged,
             _ => return None,
         })
     }
@@ -57,7 +59,13 @@ impl pb::RoutingEvent {
                 routable: *routable,
                 active_tasks: *active_tasks,
             }),
-            Event::TaskQueued { spec, priority, .. } => E::TaskQueued(pb::TaskQueued {
+            Event::TaskQueued {
+                spec,
+                priority,
+                position,
+                estimated_wait_ms,
+                ..
+            } => E::TaskQueued(pb::TaskQueued {
                 task_id: spec.task_id.clone(),
                 request_id: spec.request_id.clone(),
                 mrd: spec.mrd.clone(),
@@ -65,6 +73,37 @@ impl pb::RoutingEvent {
                 priority: u32::from(*priority),
                 conversation_id: spec.conversation_id.clone(),
                 last_agent_id: spec.last_agent_id.clone(),
+                position: *position,
+                estimated_wait_ms: estimated_wait_ms.unwrap_or(0),
+                callback_for_task_id: spec.callback_for.clone(),
+            }),
+            Event::TaskPositionChanged {
+                task_id,
+                mrd,
+                queue,
+                position,
+                estimated_wait_ms,
+                ..
+            } => E::TaskPositionChanged(pb::TaskPositionChanged {
+                task_id: task_id.clone(),
+                mrd: mrd.clone(),
+                queue: queue.clone(),
+                position: *position,
+                estimated_wait_ms: estimated_wait_ms.unwrap_or(0),
+            }),
+            Event::TaskOverflowed {
+                task_id,
+                from_queue,
+                queue,
+                attempts,
+                ..
+            } => E::TaskStateChanged(pb::TaskStateChanged {
+                queue: queue.clone(),
+                attempts: *attempts,
+                detail: format!(
+                    "moved from queue '{from_queue}' to overflow queue '{queue}' after {attempts} attempts"
+                ),
+                ..state_changed(task_id, TaskState::Queued, "")
             }),
             Event::TaskAgentSelected {
                 task_id,

@@ -5,6 +5,8 @@
 use super::{ms_to_seconds, required, seconds_to_ms, wire_enum};
 use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
+use crate::domain::routing::ServiceLevelTarget;
+use crate::domain::routing::attempts::AttemptPolicy;
 use crate::domain::routing::config::{
     LogoutAction, MrdConfig, QueueConfig, ReasonCategory, ReasonCode, RonaAction, Step,
 };
@@ -126,6 +128,15 @@ impl TryFrom<pb::Queue> for QueueConfig {
             mrd: queue.mrd,
             steps,
             task_ttl_ms: seconds_to_ms(queue.task_ttl_seconds),
+            attempts: AttemptPolicy {
+                max_attempts: queue.max_attempts,
+                overflow_queue: queue.overflow_queue,
+            },
+            service_level: ServiceLevelTarget {
+                percent: queue.service_level_percent,
+                threshold_ms: seconds_to_ms(queue.service_level_threshold_seconds),
+                window_ms: seconds_to_ms(queue.service_level_window_seconds),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -146,6 +157,11 @@ impl From<QueueConfig> for pb::Queue {
                 })
                 .collect(),
             task_ttl_seconds: ms_to_seconds(queue.task_ttl_ms),
+            max_attempts: queue.attempts.max_attempts,
+            overflow_queue: queue.attempts.overflow_queue,
+            service_level_percent: queue.service_level.percent,
+            service_level_threshold_seconds: ms_to_seconds(queue.service_level.threshold_ms),
+            service_level_window_seconds: ms_to_seconds(queue.service_level.window_ms),
         }
     }
 }
@@ -257,6 +273,11 @@ mod tests {
                 timeout_seconds: 30,
             }],
             task_ttl_seconds: 600,
+            max_attempts: 3,
+            overflow_queue: "sales-overflow".into(),
+            service_level_percent: 80,
+            service_level_threshold_seconds: 20,
+            service_level_window_seconds: 900,
         };
         assert_eq!(
             pb::Queue::from(QueueConfig::try_from(queue.clone()).unwrap()),

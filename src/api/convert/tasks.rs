@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{saturating_u32, timestamp, wire_enum};
+use super::{ms_to_seconds, saturating_u32, timestamp, wire_enum};
 use crate::domain::bounds::{
     DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, check_id, check_optional_id,
 };
@@ -38,6 +38,7 @@ impl From<Option<CloseReason>> for pb::CloseReason {
             Some(CloseReason::Cancelled) => Self::Cancelled,
             Some(CloseReason::AgentLogout) => Self::AgentLogout,
             Some(CloseReason::ForceClosed) => Self::ForceClosed,
+            Some(CloseReason::MaxAttempts) => Self::MaxAttempts,
         }
     }
 }
@@ -97,6 +98,12 @@ impl From<&Task> for pb::TaskStatus {
             attributes: task.spec.attributes.clone(),
             declined_agent_ids: task.declined_by.iter().cloned().collect(),
             wrap_up_deadline_time: task.wrap_deadline.and_then(timestamp),
+            attempts: task.attempts,
+            // Set by GetTaskState, which knows where the task waits.
+            position: 0,
+            estimated_wait_ms: 0,
+            callback_for_task_id: task.spec.callback_for.clone(),
+            callback_task_id: task.callback_task_id.clone().unwrap_or_default(),
         }
     }
 }
@@ -141,6 +148,7 @@ impl TryFrom<pb::NewTaskRequest> for cmd::NewTask {
             attributes: req.attributes,
             // The command names the principal that submits it.
             created_by: Default::default(),
+            callback_for: req.callback_for_task_id,
         };
         spec.validate()?;
         Ok(Self(spec))
@@ -263,6 +271,16 @@ impl From<QueueStats> for pb::GetQueueStatsResponse {
             agents_not_ready: stats.agents_not_ready,
             agents_reserved: stats.agents_reserved,
             revision: 0,
+            service_level_target_percent: stats.service_level.target.percent,
+            service_level_threshold_seconds: ms_to_seconds(stats.service_level.target.threshold_ms),
+            service_level_window_seconds: ms_to_seconds(stats.service_level.window_ms),
+            answered: stats.service_level.counts.answered,
+            answered_within_threshold: stats.service_level.counts.answered_within,
+            abandoned: stats.service_level.counts.abandoned,
+            abandoned_after_threshold: stats.service_level.counts.abandoned_after,
+            service_level_percent: stats.service_level.achieved_percent(),
+            service_level_met: stats.service_level.met(),
+            estimated_wait_ms: stats.estimated_wait_ms.unwrap_or(0),
         }
     }
 }

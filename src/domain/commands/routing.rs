@@ -8,7 +8,7 @@ use crate::domain::agents::PasswordHashString;
 use crate::domain::error::DomainResult;
 use crate::domain::principals::Principal;
 use crate::domain::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
-use crate::domain::routing::{AgentStatusView, Census, QueueStats};
+use crate::domain::routing::{AgentStatusView, Census, QueuePlace, QueueStats};
 use crate::domain::state::State;
 
 /// The task as it stands after routing settled.
@@ -251,11 +251,13 @@ pub struct GetTaskState {
 }
 
 impl Command for GetTaskState {
-    type Answer = Task;
+    /// The task, and where it stands in its queue while it waits.
+    type Answer = (Task, Option<QueuePlace>);
     const READS_ONLY: bool = true;
-    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Self::Answer> {
         let task = task_for(state, &turn.principal, &self.task_id, TaskAct::Read)?;
-        Ok(task.clone())
+        let place = state.routing.queue_place(&self.task_id, turn.now);
+        Ok((task.clone(), place))
     }
 }
 

@@ -42,11 +42,13 @@ impl Routing {
                 for key in keys {
                     self.queues.remove(&key);
                 }
+                self.forget_windows();
             }
             Event::QueueUpserted { queue } => {
                 let key = queue.key();
                 self.queues.insert(key.clone(), queue.clone());
                 self.requeue_waiting_in(&key);
+                self.forget_windows();
                 self.reindex_mrd(&queue.mrd);
             }
             Event::QueueDeleted { mrd, name } => {
@@ -58,6 +60,7 @@ impl Routing {
                 } else {
                     self.queues.remove(&key);
                 }
+                self.forget_windows();
                 self.reindex_mrd(mrd);
             }
             Event::ReasonCodeUpserted { reason } => {
@@ -159,8 +162,13 @@ impl Routing {
                 at,
                 step_deadline,
                 ttl_deadline,
+                queued_at,
+                ..
             } => {
                 self.next_seq = self.next_seq.max(seq + 1);
+                if let Some(earlier) = self.tasks.get_mut(&spec.callback_for) {
+                    earlier.callback_task_id = Some(spec.task_id.clone());
+                }
                 self.tasks.insert(
                     spec.task_id.clone(),
                     Task {
@@ -169,7 +177,7 @@ impl Routing {
                         priority: *priority,
                         close_reason: None,
                         created_at: *at,
-                        queued_at: *at,
+                        queued_at: queued_at.unwrap_or(*at),
                         seq: *seq,
                         step: 0,
                         step_deadline: *step_deadline,
@@ -180,6 +188,9 @@ impl Routing {
                         wrap_deadline: None,
                         declined_by: Default::default(),
                         updated_at: *at,
+                        attempts: 0,
+                        answered_at: None,
+                        callback_task_id: None,
                     },
                 );
                 self.place_waiting(&spec.task_id);
@@ -220,6 +231,7 @@ impl Routing {
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.offer = None;
                 }
+                self.note_outcome(task_id, *at, true);
                 if let Some(mrd) = mrd
                     && let Some(am) = self.agent_mrd(agent_id, &mrd)
                 {
@@ -251,6 +263,9 @@ impl Routing {
                     }
                     if *reason != super::model::RequeueReason::AgentLogout {
                         task.declined_by.insert(agent_id.clone());
+                    }
+                    if reason.is_attempt() {
+                        task.attempts += 1;
                     }
                     task.state = TaskState::Queued;
                     task.priority = *priority;
@@ -311,6 +326,7 @@ impl Routing {
                 }
                 if *state == TaskState::Closed {
                     self.note_closed(task_id, *at);
+                    self.note_outcome(task_id, *at, false);
                 }
                 if let Some(task) = self.tasks.get_mut(task_id) {
                     task.state = *state;
@@ -324,6 +340,14 @@ impl Routing {
                     self.touch_agent(&agent);
                 }
             }
+            Event::TaskOverflowed {
+                task_id,
+                queue,
+                step_deadline,
+                ttl_deadline,
+                at,
+                ..
+            } => self.apply_overflow(task_id, queue, *step_deadline, *ttl_deadline, *at),
             Event::TaskAgentTransferred {
                 task_id,
                 owner_agent_id,

@@ -4,7 +4,7 @@
 use super::config::{
     DEFAULT_QUEUE, LogoutAction, MrdConfig, QueueConfig, ReasonCategory, ReasonCode,
 };
-use super::index::QueueKey;
+use super::index::{QueueKey, TaskKey};
 use super::model::{CloseReason, RequestedAgentState, RequeueReason, Task, TaskSpec, TaskState};
 use super::{Routing, Sink};
 use crate::domain::error::{DomainError, DomainResult};
@@ -45,6 +45,17 @@ impl Routing {
     pub fn upsert_queue(&mut self, queue: QueueConfig, sink: &mut Sink) -> DomainResult<()> {
         queue.validate()?;
         self.mrd("queue.mrd", &queue.mrd)?;
+        let overflow = &queue.attempts.overflow_queue;
+        if !overflow.is_empty()
+            && !self
+                .queues
+                .contains_key(&QueueKey::new(&queue.mrd, overflow))
+        {
+            return Err(DomainError::invalid(
+                "queue.overflow_queue",
+                format!("mrd '{}' has no queue '{overflow}'", queue.mrd),
+            ));
+        }
         self.emit(Event::QueueUpserted { queue }, sink);
         Ok(())
     }
@@ -298,11 +309,20 @@ impl Routing {
         if spec.queue.is_empty() || !self.queues.contains_key(&spec.queue_key()) {
             spec.queue = DEFAULT_QUEUE.into();
         }
+        let callback = self.callback_place(&spec)?;
         let queue = &self.queues[&spec.queue_key()];
         let step_deadline = queue.step_deadline(0, now);
         let ttl_deadline = (queue.task_ttl_ms > 0).then(|| now.saturating_add(queue.task_ttl_ms));
-        let priority = spec.priority;
-        let seq = self.next_seq;
+        let (priority, seq) =
+            callback.map_or((spec.priority, self.next_seq), |c| (c.priority, c.seq));
+        let place = self.joining_place(
+            &spec.queue_key(),
+            &TaskKey::new(priority, seq, &spec.task_id),
+            &spec.callback_for,
+            now,
+        );
+        let task_id = spec.task_id.clone();
+        let earlier = spec.callback_for.clone();
         self.emit(
             Event::TaskQueued {
                 spec,
@@ -311,9 +331,16 @@ impl Routing {
                 at: now,
                 step_deadline,
                 ttl_deadline,
+                queued_at: callback.map(|c| c.queued_at),
+                position: place.position,
+                estimated_wait_ms: place.estimated_wait_ms,
             },
             sink,
         );
+        if callback.is_some_and(|c| c.replaces) {
+            let detail = format!("replaced by callback task '{task_id}'");
+            self.close(&earlier, CloseReason::Cancelled, detail, now, sink);
+        }
         Ok(())
     }
 

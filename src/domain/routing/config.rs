@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::attempts::AttemptPolicy;
 use super::expr::Expr;
 use super::index::QueueKey;
 use super::model::display_wire_name;
+use super::service_level::ServiceLevelTarget;
 use crate::domain::bounds::{
     MAX_OFFER_TIMEOUT_MS, MAX_QUEUE_STEPS, MAX_STEP_TIMEOUT_MS, MAX_TASK_TTL_MS, MAX_TASKS_PER_MRD,
     MAX_WRAP_UP_TIMEOUT_MS, MIN_OFFER_TIMEOUT_MS, check_duration, check_id, check_name, in_entry,
@@ -112,6 +114,12 @@ pub struct QueueConfig {
     pub steps: Vec<Step>,
     /// A task still waiting this long after it arrived closes with NO_AGENT_AVAILABLE; 0: never.
     pub task_ttl_ms: Millis,
+    /// How many offers a task may let go here, and what then (`attempts`).
+    #[serde(default)]
+    pub attempts: AttemptPolicy,
+    /// The service level target and its window (`service_level`).
+    #[serde(default)]
+    pub service_level: ServiceLevelTarget,
 }
 
 impl QueueConfig {
@@ -124,6 +132,8 @@ impl QueueConfig {
                 timeout_ms: 0,
             }],
             task_ttl_ms: 0,
+            attempts: AttemptPolicy::default(),
+            service_level: ServiceLevelTarget::default(),
         }
     }
 
@@ -157,7 +167,9 @@ impl QueueConfig {
             self.task_ttl_ms,
             0,
             MAX_TASK_TTL_MS,
-        )
+        )?;
+        self.attempts.validate(&self.name)?;
+        self.service_level.validate()
     }
 
     pub(in crate::domain::routing) fn key(&self) -> QueueKey {

@@ -5,10 +5,13 @@
 //! - `Waiting`: per queue and widest step reached, the waiting tasks ordered by (priority
 //!   descending, arrival), plus the waiting tasks each agent is the sticky agent of, and per
 //!   queue a tally (count per priority, oldest arrival) kept as tasks come and go, so that
-//!   queue statistics cost O(log n), not a walk of every waiting task.
+//!   queue statistics cost O(log n), not a walk of every waiting task. Per queue too, every
+//!   waiting task in dispatch order in a `RankSet`, so a task's position costs O(log n), and
+//!   the tasks that joined or left each queue since the last look (see `position`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::rank::RankSet;
 use crate::domain::events::Millis;
 
 /// A queue is named within its MRD: the key of a queue, of its pools and of its waiting tasks.
@@ -29,6 +32,10 @@ impl QueueKey {
 
     pub fn mrd(&self) -> &str {
         &self.mrd
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 /// One step of one queue.
@@ -106,6 +113,11 @@ pub struct Waiting {
     sticky: HashMap<String, BTreeSet<TaskKey>>,
     placed: HashMap<String, Placement>,
     tallies: HashMap<QueueKey, QueueTally>,
+    /// Per queue, its waiting tasks in dispatch order, across its step levels.
+    ranks: HashMap<QueueKey, RankSet<TaskKey>>,
+    /// Per queue, the tasks that joined or left it since `take_moves`, each with whether it was
+    /// there before: what moved the others' positions.
+    moves: BTreeMap<QueueKey, BTreeMap<TaskKey, bool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +188,11 @@ impl Waiting {
             levels.resize_with(level + 1, BTreeSet::new);
         }
         levels[level].insert(key.clone());
+        self.ranks
+            .entry(queue.clone())
+            .or_default()
+            .insert(key.clone());
+        self.note_move(&queue, &key, false);
         if let Some(agent) = &sticky_agent {
             self.sticky
                 .entry(agent.clone())
@@ -211,6 +228,13 @@ impl Waiting {
         {
             set.remove(&p.key);
         }
+        if let Some(ranks) = self.ranks.get_mut(&p.queue) {
+            ranks.remove(&p.key);
+            if ranks.is_empty() {
+                self.ranks.remove(&p.queue);
+            }
+        }
+        self.note_move(&p.queue, &p.key, true);
         if let Some(agent) = p.sticky_agent
             && let Some(set) = self.sticky.get_mut(&agent)
         {
@@ -249,5 +273,46 @@ impl Waiting {
             .get(queue)
             .into_iter()
             .flat_map(|levels| levels.iter().flatten())
+    }
+
+    /// Notes that `key` left (`was_there`) or joined the queue; a task that leaves and comes
+    /// back with the same key moved nobody.
+    fn note_move(&mut self, queue: &QueueKey, key: &TaskKey, was_there: bool) {
+        let moves = self.moves.entry(queue.clone()).or_default();
+        match moves.get(key) {
+            Some(before) if *before != was_there => {
+                moves.remove(key);
+            }
+            Some(_) => {}
+            None => {
+                moves.insert(key.clone(), was_there);
+            }
+        }
+    }
+
+    /// The tasks that joined or left each queue since the last call, each with whether it was
+    /// there before.
+    pub fn take_moves(&mut self) -> BTreeMap<QueueKey, BTreeMap<TaskKey, bool>> {
+        std::mem::take(&mut self.moves)
+    }
+
+    /// How many waiting tasks of `queue` come before `key` in dispatch order.
+    pub fn ahead_of(&self, queue: &QueueKey, key: &TaskKey) -> usize {
+        self.ranks.get(queue).map_or(0, |r| r.rank(key))
+    }
+
+    /// The waiting task of `queue` with `index` tasks before it.
+    pub fn nth(&self, queue: &QueueKey, index: usize) -> Option<&TaskKey> {
+        self.ranks.get(queue)?.nth(index)
+    }
+
+    /// How many tasks wait in `queue`.
+    pub fn len(&self, queue: &QueueKey) -> usize {
+        self.ranks.get(queue).map_or(0, RankSet::len)
+    }
+
+    /// Where a waiting task is: its queue and its key there.
+    pub fn place_of(&self, task_id: &str) -> Option<(&QueueKey, &TaskKey)> {
+        self.placed.get(task_id).map(|p| (&p.queue, &p.key))
     }
 }

@@ -12,22 +12,32 @@
 //! - `settle`: timers, dispatch (offers) and state notices;
 //! - `apply`: the fold, which keeps the indexes of `index` in step;
 //! - `views` and `snapshot`: read models and the snapshot form;
-//! - `retention`: closed tasks leaving memory.
+//! - `retention`: closed tasks leaving memory;
+//! - `position`: a waiting task's position and estimated wait (over `rank`'s ordered counts);
+//! - `callback`, `attempts`, `service_level`: callbacks keeping a place in line, the bound on
+//!   offers let go, and the service level window.
 
 mod apply;
+pub mod attempts;
+mod callback;
 mod commands;
 pub mod config;
 pub mod expr;
 mod index;
 pub mod model;
+mod position;
+mod rank;
 mod retention;
 mod selection;
+mod service_level;
 mod settle;
 mod snapshot;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+pub use position::QueuePlace;
+pub use service_level::{Outcomes, ServiceLevel, ServiceLevelTarget};
 pub use snapshot::RoutingSnapshot;
 pub use views::{AgentMrdView, AgentStatusView, Census, QueueStats, QueueWaiting};
 
@@ -105,6 +115,8 @@ pub struct Routing {
     touched: BTreeSet<(String, String)>,
     /// The last derived state announced per (agent, MRD).
     announced: HashMap<(String, String), (AgentState, String, bool, u32)>,
+    /// Per queue, its service level counts over its sliding window.
+    service_windows: HashMap<QueueKey, service_level::ServiceWindow>,
 }
 
 /// Collects events as they are applied.
@@ -267,6 +279,7 @@ impl Routing {
         self.dirty_agents.clear();
         self.dirty_tasks.clear();
         self.touched.clear();
+        self.waiting.take_moves();
     }
 }
 

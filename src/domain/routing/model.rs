@@ -132,15 +132,18 @@ pub enum CloseReason {
     Cancelled,
     AgentLogout,
     ForceClosed,
+    /// Its queue's `max_attempts` offers were let go and the queue has no overflow queue.
+    MaxAttempts,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 5] = [
+    pub const ALL: [CloseReason; 6] = [
         Self::Done,
         Self::NoAgentAvailable,
         Self::Cancelled,
         Self::AgentLogout,
         Self::ForceClosed,
+        Self::MaxAttempts,
     ];
 
     /// The name of the contract's `CloseReason` value, as messages show it.
@@ -151,6 +154,7 @@ impl CloseReason {
             Self::Cancelled => "CLOSE_REASON_CANCELLED",
             Self::AgentLogout => "CLOSE_REASON_AGENT_LOGOUT",
             Self::ForceClosed => "CLOSE_REASON_FORCE_CLOSED",
+            Self::MaxAttempts => "CLOSE_REASON_MAX_ATTEMPTS",
         }
     }
 }
@@ -261,6 +265,9 @@ pub struct TaskSpec {
     /// The principal that submitted it: an integration may act on the tasks it created.
     #[serde(default)]
     pub created_by: Actor,
+    /// The earlier task this one calls back: it takes that one's place in line (`callback`).
+    #[serde(default)]
+    pub callback_for: String,
 }
 
 impl TaskSpec {
@@ -278,6 +285,7 @@ impl TaskSpec {
             MAX_EXTERNAL_ID_CHARS,
         )?;
         check_optional_id("last_agent_id", &self.last_agent_id)?;
+        check_optional_id("callback_for_task_id", &self.callback_for)?;
         check_count("labels", self.labels.len(), MAX_TASK_LABELS, "labels")?;
         for (index, label) in self.labels.iter().enumerate() {
             in_entry(
@@ -336,6 +344,15 @@ pub struct Task {
     /// Agents who let an offer of this task go (rejected or RONA): not offered it again.
     pub declined_by: BTreeSet<String>,
     pub updated_at: Millis,
+    /// Offers of it let go (rejected or RONA) in its current queue (`attempts`).
+    #[serde(default)]
+    pub attempts: u32,
+    /// When an agent first accepted it: it was answered then (`service_level`).
+    #[serde(default)]
+    pub answered_at: Option<Millis>,
+    /// The callback that took its place, if one did (`callback`).
+    #[serde(default)]
+    pub callback_task_id: Option<String>,
 }
 
 impl Task {

@@ -43,6 +43,9 @@ impl Routing {
             },
             sink,
         );
+        if reason.is_attempt() {
+            self.enforce_attempts(task_id, now, sink);
+        }
     }
 
     /// Closes a task, for `reason`.
@@ -78,6 +81,7 @@ impl Routing {
     pub fn settle(&mut self, now: Millis, sink: &mut Sink) {
         self.fire_due(now, sink);
         self.dispatch(now, sink);
+        self.announce_positions(now, sink);
         self.announce(sink);
     }
 

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Routing;
 use super::config::{MrdConfig, QueueConfig, ReasonCode};
+use super::index::QueueKey;
 use super::model::{AgentState, RoutingAgent, Task, TaskState};
+use super::service_level::ServiceWindow;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoutingSnapshot {
@@ -16,6 +18,9 @@ pub struct RoutingSnapshot {
     tasks: Vec<Task>,
     next_seq: u64,
     announced: Vec<Announced>,
+    /// Per queue (MRD, name), its service level counts.
+    #[serde(default)]
+    service_windows: Vec<(String, String, ServiceWindow)>,
 }
 
 /// The last derived state announced for an agent on an MRD.
@@ -60,6 +65,7 @@ impl Routing {
             tasks: self.tasks.values().cloned().collect(),
             next_seq: self.next_seq,
             announced,
+            service_windows: self.service_windows_snapshot(),
         }
     }
 
@@ -77,6 +83,11 @@ impl Routing {
                 .map(|r| (r.code.clone(), r))
                 .collect(),
             next_seq: snapshot.next_seq,
+            service_windows: snapshot
+                .service_windows
+                .into_iter()
+                .map(|(mrd, name, window)| (QueueKey::new(&mrd, &name), window))
+                .collect(),
             ..Routing::default()
         };
         for (agent_id, agent) in snapshot.agents {

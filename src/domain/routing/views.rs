@@ -9,6 +9,7 @@ use super::Routing;
 use super::config::DEFAULT_QUEUE;
 use super::index::QueueKey;
 use super::model::{AgentState, Task, TaskState};
+use super::service_level::ServiceLevel;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
 use crate::domain::paging::Page;
@@ -45,6 +46,10 @@ pub struct QueueStats {
     pub agents_busy: u32,
     pub agents_not_ready: u32,
     pub agents_reserved: u32,
+    /// Answered within the target's threshold over its window (`service_level`).
+    pub service_level: ServiceLevel,
+    /// What a task arriving now at the back of the queue would be told it waits.
+    pub estimated_wait_ms: Option<Millis>,
 }
 
 /// Routing at one instant as the server's metrics show it: the figures of `GetQueueStats` and
@@ -121,6 +126,8 @@ impl Routing {
             ..QueueStats::default()
         };
         (stats.waiting_by_priority, stats.longest_wait_ms) = self.waiting_in(&key, now);
+        stats.service_level = self.service_level(&key, now);
+        stats.estimated_wait_ms = self.queue_tail_estimate(&key, now);
         for agent_id in self.mrd_agents.get(mrd).into_iter().flatten() {
             let Some(agent) = self.agents.get(agent_id) else {
                 continue;
