@@ -196,6 +196,7 @@ fn request_seeds() -> Vec<(String, Vec<u8>)> {
                 last_agent_id: "ann".into(),
                 labels: vec!["vip".into()],
                 attributes: [("language".to_owned(), "en".to_owned())].into(),
+                ..Default::default()
             },
         ),
         request_seed(

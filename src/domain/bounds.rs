@@ -88,6 +88,8 @@ pub const MAX_STEP_TIMEOUT_MS: Millis = 86_400_000;
 /// Longest time to live of a waiting task: 7 days (0: no limit). Deferred media such as email
 /// may wait days; a week bounds what a queue can hold.
 pub const MAX_TASK_TTL_MS: Millis = 604_800_000;
+/// Most other MRDs one MRD may block (`blocks`): a center has a handful of media.
+pub const MAX_MRD_BLOCKS: usize = 16;
 
 // ----- step expressions ------------------------------------------------------------------------
 
@@ -106,6 +108,11 @@ pub const MIN_PRIORITY: u8 = 1;
 pub const MAX_PRIORITY: u8 = 10;
 /// The priority of a task that names none.
 pub const DEFAULT_PRIORITY: u8 = 5;
+/// Most preferred agents a task may name: a short list checked one by one, never a search.
+pub const MAX_PREFERRED_AGENTS: usize = 10;
+/// Longest a task may wait for its preferred agents alone: 1 hour. Past that the customer
+/// waits for a person, not for the right one.
+pub const MAX_PREFERRED_TIMEOUT_MS: Millis = 3_600_000;
 /// Most labels a task may carry.
 pub const MAX_TASK_LABELS: usize = 64;
 /// Longest task label, in characters.

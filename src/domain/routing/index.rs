@@ -3,7 +3,7 @@
 //! - `Pools`: per queue step, the agents eligible right now whose attributes match the step,
 //!   ordered by (load, available since, agent id): the first one is the best.
 //! - `Waiting`: per queue and widest step reached, the waiting tasks ordered by (priority
-//!   descending, arrival), plus the waiting tasks each agent is the sticky agent of, and per
+//!   descending, arrival), plus the waiting tasks each agent is a preferred agent of, and per
 //!   queue a tally (count per priority, oldest arrival) kept as tasks come and go, so that
 //!   queue statistics cost O(log n), not a walk of every waiting task.
 
@@ -103,7 +103,8 @@ impl Pools {
 pub struct Waiting {
     /// Per queue, one set per step level: the tasks whose widest step is that level.
     by_level: HashMap<QueueKey, Vec<BTreeSet<TaskKey>>>,
-    sticky: HashMap<String, BTreeSet<TaskKey>>,
+    /// Per agent, the waiting tasks that name it as a preferred agent.
+    preferring: HashMap<String, BTreeSet<TaskKey>>,
     placed: HashMap<String, Placement>,
     tallies: HashMap<QueueKey, QueueTally>,
 }
@@ -113,7 +114,8 @@ struct Placement {
     queue: QueueKey,
     level: usize,
     key: TaskKey,
-    sticky_agent: Option<String>,
+    preferred: Vec<String>,
+    in_levels: bool,
     queued_at: Millis,
 }
 
@@ -157,13 +159,14 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K) {
 }
 
 impl Waiting {
-    /// Places a task that arrived at `queued_at` (after taking it out from where it was).
+    /// Places a task that arrived at `queued_at` (after taking it out from where it was): under
+    /// its preferred agents, and in its queue's levels unless only they may take it now.
     pub fn insert(
         &mut self,
         queue: QueueKey,
-        level: usize,
+        level: Option<usize>,
         key: TaskKey,
-        sticky_agent: Option<String>,
+        preferred: Vec<String>,
         queued_at: Millis,
     ) {
         self.remove(&key.task_id);
@@ -171,13 +174,15 @@ impl Waiting {
             .entry(queue.clone())
             .or_default()
             .add(u8::MAX - key.rank, queued_at);
-        let levels = self.by_level.entry(queue.clone()).or_default();
-        if levels.len() <= level {
-            levels.resize_with(level + 1, BTreeSet::new);
+        if let Some(level) = level {
+            let levels = self.by_level.entry(queue.clone()).or_default();
+            if levels.len() <= level {
+                levels.resize_with(level + 1, BTreeSet::new);
+            }
+            levels[level].insert(key.clone());
         }
-        levels[level].insert(key.clone());
-        if let Some(agent) = &sticky_agent {
-            self.sticky
+        for agent in &preferred {
+            self.preferring
                 .entry(agent.clone())
                 .or_default()
                 .insert(key.clone());
@@ -186,9 +191,10 @@ impl Waiting {
             key.task_id.clone(),
             Placement {
                 queue,
-                level,
+                level: level.unwrap_or_default(),
+                in_levels: level.is_some(),
                 key,
-                sticky_agent,
+                preferred,
                 queued_at,
             },
         );
@@ -204,19 +210,20 @@ impl Waiting {
                 self.tallies.remove(&p.queue);
             }
         }
-        if let Some(set) = self
-            .by_level
-            .get_mut(&p.queue)
-            .and_then(|levels| levels.get_mut(p.level))
+        if p.in_levels
+            && let Some(set) = self
+                .by_level
+                .get_mut(&p.queue)
+                .and_then(|levels| levels.get_mut(p.level))
         {
             set.remove(&p.key);
         }
-        if let Some(agent) = p.sticky_agent
-            && let Some(set) = self.sticky.get_mut(&agent)
-        {
-            set.remove(&p.key);
-            if set.is_empty() {
-                self.sticky.remove(&agent);
+        for agent in p.preferred {
+            if let Some(set) = self.preferring.get_mut(&agent) {
+                set.remove(&p.key);
+                if set.is_empty() {
+                    self.preferring.remove(&agent);
+                }
             }
         }
     }
@@ -233,9 +240,12 @@ impl Waiting {
             .flat_map(move |levels| levels.iter().skip(min_level))
     }
 
-    /// Waiting tasks that name `agent_id` as their last agent, best first.
-    pub fn sticky_to(&self, agent_id: &str) -> impl Iterator<Item = &TaskKey> {
-        self.sticky.get(agent_id).into_iter().flat_map(|s| s.iter())
+    /// Waiting tasks that name `agent_id` as their last or a preferred agent, best first.
+    pub fn preferring(&self, agent_id: &str) -> impl Iterator<Item = &TaskKey> {
+        self.preferring
+            .get(agent_id)
+            .into_iter()
+            .flat_map(|s| s.iter())
     }
 
     /// The tally of a queue's waiting tasks; `None` when none waits.

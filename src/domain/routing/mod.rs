@@ -17,13 +17,16 @@
 mod apply;
 mod commands;
 pub mod config;
+mod cross_mrd;
 pub mod expr;
 mod index;
 pub mod model;
+mod preferred;
 mod retention;
 mod selection;
 mod settle;
 mod snapshot;
+mod transfer;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -73,6 +76,7 @@ pub const RONA_REASON: &str = "RONA";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
     OfferExpires,
+    PreferenceEnds,
     StepWidens,
     TimeToLive,
     WrapUpEnds,
