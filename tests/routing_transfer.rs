@@ -5,12 +5,12 @@ mod common;
 
 use common::replay::ReplayCheck;
 use common::world::{World, offer_of, offers, spec};
-use switchboard::domain::commands as cmd;
+use switchboard::domain::commands::{self as cmd, Command};
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, RonaAction};
 use switchboard::domain::routing::model::{
     AgentState, RequestedAgentState as Req, RequeueReason, Selection, TaskSpec, TaskState,
 };
-use switchboard::domain::{DomainError, Event};
+use switchboard::domain::{Actor, DomainError, Event, Principal, Role};
 
 fn mrd(name: &str, max_tasks: u32, interruptible: bool, blocks: &[&str]) -> MrdConfig {
     MrdConfig {
@@ -354,6 +354,29 @@ fn a_rejected_or_unanswered_transfer_falls_back_to_the_sender() {
 }
 
 #[test]
+fn the_owner_logging_out_requeues_the_task_and_frees_the_recipient() {
+    let mut w = World::new();
+    w.mrd_with(MrdConfig {
+        logout_action: LogoutAction::Requeue,
+        ..mrd("chat", 2, false, &[])
+    });
+    w.agent("owner", &[]);
+    w.agent("seller", &[]);
+    w.login_ready("owner", "chat");
+    w.task("t1", "chat", "", 5);
+    w.accept("t1", "owner");
+    w.login_ready("seller", "chat");
+    w.ok(transfer("t1", "owner", to_agent("seller", true)));
+    // The task goes back to its queue; the recipient, free again, is offered it there.
+    let events = w.set_state("owner", Req::Logout, "chat").unwrap();
+    assert_eq!(offer_of(&events, "t1").as_deref(), Some("seller"));
+    let task = w.get_task("t1");
+    assert_eq!(task.state, TaskState::Offered);
+    assert_eq!(w.state.routing().pending_offer("seller").as_deref(), Some("t1"));
+    ReplayCheck::default().check(&w, "after the owner's logout");
+}
+
+#[test]
 fn only_the_owner_transfers() {
     let mut w = owned_task();
     w.login_ready("seller", "chat");
@@ -467,4 +490,258 @@ fn blocks_are_checked() {
         "mrd.blocks",
         "entry 0: character ' '",
     );
+}
+
+// ----- recovery: what is pending survives a restart --------------------------------------------
+
+/// The live world and the same world as a restart rebuilds it, once from the journal and once
+/// from a snapshot read back as the journal stores it. Both rebuilds are checked against the
+/// live state first; the tests then drive all three alike.
+fn with_restarts(w: World) -> Vec<World> {
+    let mut check = ReplayCheck::default();
+    check.check(&w, "before the restart");
+    check.check(&w, "the snapshot taken at the restart");
+    let mut replayed = World::new();
+    for event in &w.events {
+        replayed.state.apply(event);
+    }
+    let body = serde_json::to_string(&w.state.snapshot()).expect("the snapshot serialises");
+    let mut restored = World::new();
+    restored
+        .state
+        .restore(serde_json::from_str(&body).expect("the snapshot reads back"));
+    let rebuilt = [replayed, restored].map(|mut copy| {
+        copy.now = w.now;
+        copy.events = w.events.clone();
+        copy.state.finish_replay(w.now);
+        copy
+    });
+    let [replayed, restored] = rebuilt;
+    vec![w, replayed, restored]
+}
+
+const WORLDS: [&str; 3] = ["live", "replayed", "restored"];
+
+#[test]
+fn a_preferred_window_survives_a_restart() {
+    // The window runs out: the steps apply then, not before.
+    for (name, mut w) in WORLDS.iter().zip(with_restarts(window_world())) {
+        let task = w.get_task("t1");
+        assert_eq!(task.preferred_deadline, Some(w.now + 10_000), "{name}");
+        assert!(offers(&w.advance(9_999)).is_empty(), "{name}");
+        let events = w.advance(1);
+        assert_eq!(offer_of(&events, "t1").as_deref(), Some("longest"), "{name}");
+        assert_eq!(selection(&events, "t1"), Selection::Step { index: 0 }, "{name}");
+    }
+    // The preferred agent comes back within it.
+    for (name, mut w) in WORLDS.iter().zip(with_restarts(window_world())) {
+        let events = w.set_state("p1", Req::Ready, "chat").unwrap();
+        assert_eq!(offer_of(&events, "t1").as_deref(), Some("p1"), "{name}");
+        assert_eq!(
+            selection(&events, "t1"),
+            Selection::Preferred { index: 0 },
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_offered_transfer_survives_a_restart() {
+    for answer in ["accept", "timeout"] {
+        let mut w = owned_task();
+        w.login_ready("seller", "chat");
+        w.ok(transfer("t1", "owner", to_agent("seller", true)));
+        for (name, mut w) in WORLDS.iter().zip(with_restarts(w)) {
+            let task = w.get_task("t1");
+            assert_eq!(task.owner.as_deref(), Some("owner"), "{name}");
+            assert_eq!(task.offer.as_ref().map(|o| o.0.as_str()), Some("seller"));
+            assert_eq!(w.agent_state("seller", "chat"), AgentState::Reserved);
+            assert!(offers(&w.task("t2", "chat", "sales", 5)).is_empty(), "{name}");
+            refused(
+                w.run(transfer("t1", "owner", to_queue("sales", false))),
+                "already offered to agent 'seller'",
+            );
+            let events = match answer {
+                "accept" => w.accept("t1", "seller"),
+                _ => w.advance(20_000),
+            };
+            let moved = events.iter().any(|e| {
+                matches!(e, Event::TaskAgentTransferred { consult: true, .. })
+            });
+            let declined = events.iter().any(|e| {
+                matches!(e, Event::TaskTransferDeclined { reason: RequeueReason::Rona, .. })
+            });
+            assert_eq!((moved, declined), (answer == "accept", answer == "timeout"));
+            let owner = if answer == "accept" { "seller" } else { "owner" };
+            assert_eq!(w.get_task("t1").owner.as_deref(), Some(owner), "{name}");
+            // Free again, the seller is offered t2.
+            if answer == "timeout" {
+                assert_eq!(offer_of(&events, "t2").as_deref(), Some("seller"), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_transfer_to_a_queue_keeps_its_place_across_a_restart() {
+    let mut w = owned_task();
+    w.task("later", "chat", "sales", 5);
+    w.now += 1_000;
+    w.ok(transfer("t1", "owner", to_queue("sales", true)));
+    for (name, mut w) in WORLDS.iter().zip(with_restarts(w)) {
+        let task = w.get_task("t1");
+        assert_eq!(task.queued_at, task.created_at, "{name}");
+        assert!(task.declined_by.contains("owner"), "{name}");
+        let events = w.login_ready("seller", "chat");
+        assert_eq!(offers(&events)[0].0, "t1", "{name}: first in line");
+    }
+}
+
+#[test]
+fn blocking_mrds_survive_a_restart() {
+    for voice in [mrd("voice", 1, false, &[]), mrd("voice", 1, true, &["chat"])] {
+        let mut w = two_mrds(voice, mrd("chat", 3, true, &[]));
+        w.task("call", "voice", "", 5);
+        w.accept("call", "ana");
+        for (name, mut w) in WORLDS.iter().zip(with_restarts(w)) {
+            let routing = w.state.routing();
+            assert_eq!(routing.blocking_mrd("ana", "chat"), Some("voice"), "{name}");
+            assert!(offers(&w.task("c1", "chat", "", 5)).is_empty(), "{name}");
+            let events = w.task_state("call", TaskState::Closed).unwrap();
+            assert_eq!(offer_of(&events, "c1").as_deref(), Some("ana"), "{name}");
+        }
+    }
+}
+
+// ----- authorization: who may transfer, who may answer an offered transfer ---------------------
+
+fn agent(id: &str) -> Principal {
+    Principal {
+        actor: Actor::Agent(id.into()),
+        roles: [Role::Agent].into(),
+    }
+}
+
+fn account(id: &str, role: Role) -> Principal {
+    Principal {
+        actor: Actor::Account(id.into()),
+        roles: [role].into(),
+    }
+}
+
+/// Runs a command as `who`, through the same checks the engine runs for a caller.
+fn run_as<C: Command>(w: &mut World, who: &Principal, command: C) -> Result<Vec<Event>, DomainError> {
+    let (_, decided) = w.state.execute_as(command, who, w.now)?;
+    let events: Vec<Event> = decided.into_iter().map(|d| d.event).collect();
+    w.events.extend(events.iter().cloned());
+    Ok(events)
+}
+
+#[track_caller]
+fn denied(result: Result<Vec<Event>, DomainError>, needle: &str) {
+    match result {
+        Err(DomainError::PermissionDenied(m)) => assert!(m.contains(needle), "{m}"),
+        other => panic!("expected PERMISSION_DENIED with {needle:?}, got {other:?}"),
+    }
+}
+
+fn accept(task: &str, agent: &str) -> cmd::AcceptTask {
+    cmd::AcceptTask {
+        task_id: task.into(),
+        agent_id: agent.into(),
+    }
+}
+
+fn reject(task: &str, agent: &str) -> cmd::RejectTask {
+    cmd::RejectTask {
+        task_id: task.into(),
+        agent_id: agent.into(),
+    }
+}
+
+#[test]
+fn only_the_holder_transfers_and_only_the_recipient_answers() {
+    let mut w = owned_task();
+    w.agent("ben", &[]);
+    for a in ["seller", "ben"] {
+        w.login_ready(a, "chat");
+    }
+    w.ok(cmd::ConferenceTask {
+        task_id: "t1".into(),
+        owner_agent_id: "owner".into(),
+        participant_agent_id: "seller".into(),
+        mrd: "chat".into(),
+    });
+    let before = w.events.len();
+    // An agent not on the task, a participant passing the owner's task on, a participant
+    // naming itself, an integration that did not create it: all refused, nothing changed.
+    denied(
+        run_as(&mut w, &agent("ben"), transfer("t1", "owner", to_agent("ben", true))),
+        "may not transfer task 't1'",
+    );
+    denied(
+        run_as(&mut w, &agent("seller"), transfer("t1", "owner", to_queue("sales", false))),
+        "agent 'seller' may transfer only the tasks it owns",
+    );
+    refused(
+        run_as(&mut w, &agent("seller"), transfer("t1", "seller", to_agent("ben", false))),
+        "agent 'seller' does not own task 't1'",
+    );
+    denied(
+        run_as(
+            &mut w,
+            &account("crm", Role::Integration),
+            transfer("t1", "owner", to_agent("ben", true)),
+        ),
+        "may not transfer task 't1'",
+    );
+    assert_eq!(w.events.len(), before, "the refusals changed nothing");
+
+    // The holder offers it to ben; only ben answers, even a supervisor may not for him.
+    run_as(&mut w, &agent("owner"), transfer("t1", "owner", to_agent("ben", true))).unwrap();
+    let before = w.events.len();
+    denied(run_as(&mut w, &agent("owner"), accept("t1", "ben")), "an agent acts only as itself");
+    denied(run_as(&mut w, &agent("owner"), reject("t1", "ben")), "an agent acts only as itself");
+    denied(
+        run_as(&mut w, &account("sup", Role::Supervisor), accept("t1", "ben")),
+        "an agent acts only as itself",
+    );
+    refused(
+        run_as(&mut w, &agent("owner"), accept("t1", "owner")),
+        "task 't1' has no pending offer to agent 'owner'",
+    );
+    refused(
+        run_as(&mut w, &agent("seller"), accept("t1", "seller")),
+        "task 't1' has no pending offer to agent 'seller'",
+    );
+    assert_eq!(w.events.len(), before, "the refusals changed nothing");
+    let events = run_as(&mut w, &agent("ben"), accept("t1", "ben")).unwrap();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::TaskAgentTransferred { owner_agent_id, recipient_agent_id, consult: true, .. }
+            if owner_agent_id == "owner" && recipient_agent_id == "ben"
+    )));
+    // The former holder may no longer transfer it; a supervisor may, naming the holder.
+    denied(
+        run_as(&mut w, &agent("owner"), transfer("t1", "owner", to_queue("sales", false))),
+        "may not transfer task 't1'",
+    );
+    run_as(
+        &mut w,
+        &account("sup", Role::Supervisor),
+        transfer("t1", "ben", to_queue("sales", false)),
+    )
+    .unwrap();
+    assert_eq!(w.get_task("t1").spec.queue, "sales");
+}
+
+#[test]
+fn the_integration_that_created_a_task_may_transfer_it() {
+    let mut w = owned_task();
+    let crm = account("crm", Role::Integration);
+    run_as(&mut w, &crm, cmd::NewTask(spec("t2", "chat", "", 5))).unwrap();
+    w.login_ready("seller", "chat");
+    w.accept("t2", "owner");
+    run_as(&mut w, &crm, transfer("t2", "owner", to_agent("seller", false))).unwrap();
+    assert_eq!(w.get_task("t2").owner.as_deref(), Some("seller"));
 }

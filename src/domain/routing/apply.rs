@@ -274,6 +274,9 @@ impl Routing {
                 }
                 if let Some((offered_to, mrd)) = unoffered {
                     self.apply_pending_not_ready(&offered_to, &mrd);
+                    // The recipient of an offered transfer is not the agent requeuing it: it
+                    // is free again and must be back in its pools.
+                    self.touch_agent(&offered_to);
                 }
                 self.place_waiting(task_id);
                 self.touch_agent(agent_id);
