@@ -372,7 +372,10 @@ fn the_owner_logging_out_requeues_the_task_and_frees_the_recipient() {
     assert_eq!(offer_of(&events, "t1").as_deref(), Some("seller"));
     let task = w.get_task("t1");
     assert_eq!(task.state, TaskState::Offered);
-    assert_eq!(w.state.routing().pending_offer("seller").as_deref(), Some("t1"));
+    assert_eq!(
+        w.state.routing().pending_offer("seller").as_deref(),
+        Some("t1")
+    );
     ReplayCheck::default().check(&w, "after the owner's logout");
 }
 
@@ -530,8 +533,16 @@ fn a_preferred_window_survives_a_restart() {
         assert_eq!(task.preferred_deadline, Some(w.now + 10_000), "{name}");
         assert!(offers(&w.advance(9_999)).is_empty(), "{name}");
         let events = w.advance(1);
-        assert_eq!(offer_of(&events, "t1").as_deref(), Some("longest"), "{name}");
-        assert_eq!(selection(&events, "t1"), Selection::Step { index: 0 }, "{name}");
+        assert_eq!(
+            offer_of(&events, "t1").as_deref(),
+            Some("longest"),
+            "{name}"
+        );
+        assert_eq!(
+            selection(&events, "t1"),
+            Selection::Step { index: 0 },
+            "{name}"
+        );
     }
     // The preferred agent comes back within it.
     for (name, mut w) in WORLDS.iter().zip(with_restarts(window_world())) {
@@ -556,7 +567,10 @@ fn an_offered_transfer_survives_a_restart() {
             assert_eq!(task.owner.as_deref(), Some("owner"), "{name}");
             assert_eq!(task.offer.as_ref().map(|o| o.0.as_str()), Some("seller"));
             assert_eq!(w.agent_state("seller", "chat"), AgentState::Reserved);
-            assert!(offers(&w.task("t2", "chat", "sales", 5)).is_empty(), "{name}");
+            assert!(
+                offers(&w.task("t2", "chat", "sales", 5)).is_empty(),
+                "{name}"
+            );
             refused(
                 w.run(transfer("t1", "owner", to_queue("sales", false))),
                 "already offered to agent 'seller'",
@@ -565,14 +579,24 @@ fn an_offered_transfer_survives_a_restart() {
                 "accept" => w.accept("t1", "seller"),
                 _ => w.advance(20_000),
             };
-            let moved = events.iter().any(|e| {
-                matches!(e, Event::TaskAgentTransferred { consult: true, .. })
-            });
+            let moved = events
+                .iter()
+                .any(|e| matches!(e, Event::TaskAgentTransferred { consult: true, .. }));
             let declined = events.iter().any(|e| {
-                matches!(e, Event::TaskTransferDeclined { reason: RequeueReason::Rona, .. })
+                matches!(
+                    e,
+                    Event::TaskTransferDeclined {
+                        reason: RequeueReason::Rona,
+                        ..
+                    }
+                )
             });
             assert_eq!((moved, declined), (answer == "accept", answer == "timeout"));
-            let owner = if answer == "accept" { "seller" } else { "owner" };
+            let owner = if answer == "accept" {
+                "seller"
+            } else {
+                "owner"
+            };
             assert_eq!(w.get_task("t1").owner.as_deref(), Some(owner), "{name}");
             // Free again, the seller is offered t2.
             if answer == "timeout" {
@@ -599,7 +623,10 @@ fn a_transfer_to_a_queue_keeps_its_place_across_a_restart() {
 
 #[test]
 fn blocking_mrds_survive_a_restart() {
-    for voice in [mrd("voice", 1, false, &[]), mrd("voice", 1, true, &["chat"])] {
+    for voice in [
+        mrd("voice", 1, false, &[]),
+        mrd("voice", 1, true, &["chat"]),
+    ] {
         let mut w = two_mrds(voice, mrd("chat", 3, true, &[]));
         w.task("call", "voice", "", 5);
         w.accept("call", "ana");
@@ -630,7 +657,11 @@ fn account(id: &str, role: Role) -> Principal {
 }
 
 /// Runs a command as `who`, through the same checks the engine runs for a caller.
-fn run_as<C: Command>(w: &mut World, who: &Principal, command: C) -> Result<Vec<Event>, DomainError> {
+fn run_as<C: Command>(
+    w: &mut World,
+    who: &Principal,
+    command: C,
+) -> Result<Vec<Event>, DomainError> {
     let (_, decided) = w.state.execute_as(command, who, w.now)?;
     let events: Vec<Event> = decided.into_iter().map(|d| d.event).collect();
     w.events.extend(events.iter().cloned());
@@ -676,15 +707,27 @@ fn only_the_holder_transfers_and_only_the_recipient_answers() {
     // An agent not on the task, a participant passing the owner's task on, a participant
     // naming itself, an integration that did not create it: all refused, nothing changed.
     denied(
-        run_as(&mut w, &agent("ben"), transfer("t1", "owner", to_agent("ben", true))),
+        run_as(
+            &mut w,
+            &agent("ben"),
+            transfer("t1", "owner", to_agent("ben", true)),
+        ),
         "may not transfer task 't1'",
     );
     denied(
-        run_as(&mut w, &agent("seller"), transfer("t1", "owner", to_queue("sales", false))),
+        run_as(
+            &mut w,
+            &agent("seller"),
+            transfer("t1", "owner", to_queue("sales", false)),
+        ),
         "agent 'seller' may transfer only the tasks it owns",
     );
     refused(
-        run_as(&mut w, &agent("seller"), transfer("t1", "seller", to_agent("ben", false))),
+        run_as(
+            &mut w,
+            &agent("seller"),
+            transfer("t1", "seller", to_agent("ben", false)),
+        ),
         "agent 'seller' does not own task 't1'",
     );
     denied(
@@ -698,12 +741,27 @@ fn only_the_holder_transfers_and_only_the_recipient_answers() {
     assert_eq!(w.events.len(), before, "the refusals changed nothing");
 
     // The holder offers it to ben; only ben answers, even a supervisor may not for him.
-    run_as(&mut w, &agent("owner"), transfer("t1", "owner", to_agent("ben", true))).unwrap();
+    run_as(
+        &mut w,
+        &agent("owner"),
+        transfer("t1", "owner", to_agent("ben", true)),
+    )
+    .unwrap();
     let before = w.events.len();
-    denied(run_as(&mut w, &agent("owner"), accept("t1", "ben")), "an agent acts only as itself");
-    denied(run_as(&mut w, &agent("owner"), reject("t1", "ben")), "an agent acts only as itself");
     denied(
-        run_as(&mut w, &account("sup", Role::Supervisor), accept("t1", "ben")),
+        run_as(&mut w, &agent("owner"), accept("t1", "ben")),
+        "an agent acts only as itself",
+    );
+    denied(
+        run_as(&mut w, &agent("owner"), reject("t1", "ben")),
+        "an agent acts only as itself",
+    );
+    denied(
+        run_as(
+            &mut w,
+            &account("sup", Role::Supervisor),
+            accept("t1", "ben"),
+        ),
         "an agent acts only as itself",
     );
     refused(
@@ -723,7 +781,11 @@ fn only_the_holder_transfers_and_only_the_recipient_answers() {
     )));
     // The former holder may no longer transfer it; a supervisor may, naming the holder.
     denied(
-        run_as(&mut w, &agent("owner"), transfer("t1", "owner", to_queue("sales", false))),
+        run_as(
+            &mut w,
+            &agent("owner"),
+            transfer("t1", "owner", to_queue("sales", false)),
+        ),
         "may not transfer task 't1'",
     );
     run_as(
@@ -742,6 +804,11 @@ fn the_integration_that_created_a_task_may_transfer_it() {
     run_as(&mut w, &crm, cmd::NewTask(spec("t2", "chat", "", 5))).unwrap();
     w.login_ready("seller", "chat");
     w.accept("t2", "owner");
-    run_as(&mut w, &crm, transfer("t2", "owner", to_agent("seller", false))).unwrap();
+    run_as(
+        &mut w,
+        &crm,
+        transfer("t2", "owner", to_agent("seller", false)),
+    )
+    .unwrap();
     assert_eq!(w.get_task("t2").owner.as_deref(), Some("seller"));
 }
