@@ -130,6 +130,7 @@ fn mrd(name: &str) -> UpsertMrd {
         wrap_up_timeout_ms: 0,
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
+        blocks: Vec::new(),
     })
 }
 

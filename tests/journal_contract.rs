@@ -467,6 +467,8 @@ fn closed(task_id: &str, revision: Revision, closed_at: u64) -> ClosedTask {
         attributes: Default::default(),
         created_by: Actor::Engine,
         callback_for: String::new(),
+        preferred_agents: Vec::new(),
+        preferred_timeout_ms: 0,
     };
     ClosedTask {
         revision,
@@ -479,6 +481,8 @@ fn closed(task_id: &str, revision: Revision, closed_at: u64) -> ClosedTask {
             created_at: closed_at.saturating_sub(10),
             queued_at: closed_at.saturating_sub(10),
             seq: revision,
+            preferred_deadline: None,
+            arrival_seq: revision,
             step: 0,
             step_deadline: None,
             ttl_deadline: None,

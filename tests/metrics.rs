@@ -62,6 +62,7 @@ async fn configure(server: &TestServer) {
                 wrap_up_timeout_seconds: 0,
                 rona_action: pb::RonaAction::NotReady.into(),
                 logout_action: pb::LogoutAction::Close.into(),
+                blocks: Vec::new(),
             }),
             request_id: String::new(),
         })

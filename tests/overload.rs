@@ -47,6 +47,7 @@ fn mrd(n: usize) -> UpsertMrd {
         wrap_up_timeout_ms: 0,
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
+        blocks: Vec::new(),
     })
 }
 

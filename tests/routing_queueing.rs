@@ -298,6 +298,7 @@ fn a_logout_requeue_is_not_an_attempt() {
         wrap_up_timeout_ms: 0,
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Requeue,
+        blocks: Vec::new(),
     });
     w.ok(sales(
         AttemptPolicy {

@@ -23,6 +23,7 @@ fn chat(max_tasks: u32) -> MrdConfig {
         wrap_up_timeout_ms: 0,
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
+        blocks: Vec::new(),
     }
 }
 
@@ -343,6 +344,7 @@ fn logout_closes_or_requeues_per_mrd() {
         let mut w = World::new();
         w.mrd_with(MrdConfig {
             logout_action: action,
+            blocks: Vec::new(),
             ..chat(1)
         });
         w.agent("a", &[]);
@@ -417,7 +419,10 @@ fn transfer_and_conference_refusals() {
     let transfer = |task: &str, owner: &str, to: &str| cmd::TransferTask {
         task_id: task.into(),
         owner_agent_id: owner.into(),
-        recipient_agent_id: to.into(),
+        to: cmd::TransferTo::Agent {
+            agent_id: to.into(),
+            consult: false,
+        },
     };
     let conference = |owner: &str, to: &str, mrd: &str| cmd::ConferenceTask {
         task_id: "t1".into(),
@@ -616,6 +621,7 @@ fn wire_names_match_the_contract() {
             RequeueReason::Rona => pb::RequeueReason::Rona,
             RequeueReason::Rejected => pb::RequeueReason::Rejected,
             RequeueReason::AgentLogout => pb::RequeueReason::AgentLogout,
+            RequeueReason::Transferred => pb::RequeueReason::Transferred,
         }
         .as_str_name()
     });

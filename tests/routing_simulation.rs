@@ -60,11 +60,14 @@ impl Sim {
         world.mrd_with(MrdConfig {
             name: "chat".into(),
             max_tasks: 3,
-            interruptible: false,
+            // Cross-MRD rules both ways: email work keeps chat closed (not interruptible),
+            // and chat work or a chat offer keeps email closed (`blocks`).
+            interruptible: true,
             offer_timeout_ms: 8_000,
             wrap_up_timeout_ms: 5_000,
             rona_action: RonaAction::NotReady,
             logout_action: LogoutAction::Requeue,
+            blocks: vec!["email".into()],
         });
         world.mrd_with(MrdConfig {
             name: "email".into(),
@@ -74,6 +77,7 @@ impl Sim {
             wrap_up_timeout_ms: 0,
             rona_action: RonaAction::NotRoutable,
             logout_action: LogoutAction::Close,
+            blocks: Vec::new(),
         });
         world.queue(
             "chat",
@@ -148,6 +152,16 @@ impl Sim {
             .collect()
     }
 
+    /// A task with a pending offer: routed, or an offered transfer of an active task.
+    fn pick_offered(&mut self) -> Option<Task> {
+        let tasks: Vec<Task> = self
+            .tasks()
+            .into_iter()
+            .filter(|t| t.offer.is_some())
+            .collect();
+        self.rng.pick(&tasks).cloned()
+    }
+
     fn pick_task(&mut self, states: &[TaskState]) -> Option<Task> {
         let tasks = self.tasks_in(states);
         self.rng.pick(&tasks).cloned()
@@ -186,9 +200,13 @@ impl Sim {
                 if self.rng.below(6) == 0 && self.next_task > 1 {
                     s.callback_for = format!("task{:05}", 1 + self.rng.below(self.next_task - 1));
                 }
+                if self.rng.below(4) == 0 {
+                    s.preferred_agents = vec![self.rng.pick(&agents).unwrap().clone()];
+                    s.preferred_timeout_ms = u64::try_from(self.rng.below(3) * 4_000).unwrap();
+                }
                 self.world.run(cmd::NewTask(s)).map(|(_, e)| e)
             }
-            51..=65 => match self.pick_task(&[TaskState::Offered]) {
+            51..=65 => match self.pick_offered() {
                 Some(task) => {
                     let (offered_to, _) = task.offer.clone().unwrap();
                     let (task_id, agent_id) = (task.spec.task_id, offered_to);
@@ -229,10 +247,24 @@ impl Sim {
                 Some(task) => {
                     let other = self.rng.pick(&agents).unwrap().clone();
                     if self.rng.below(2) == 0 {
+                        let to = match self.rng.below(3) {
+                            0 => cmd::TransferTo::Agent {
+                                agent_id: other,
+                                consult: false,
+                            },
+                            1 => cmd::TransferTo::Agent {
+                                agent_id: other,
+                                consult: true,
+                            },
+                            _ => cmd::TransferTo::Queue {
+                                queue: if mrd == "chat" { "sales" } else { "support" }.into(),
+                                keep_arrival: self.rng.below(2) == 0,
+                            },
+                        };
                         let command = cmd::TransferTask {
                             task_id: task.spec.task_id,
                             owner_agent_id: task.owner.clone().unwrap(),
-                            recipient_agent_id: other,
+                            to,
                         };
                         self.world.run(command).map(|(_, e)| e)
                     } else {
@@ -338,8 +370,18 @@ impl Sim {
         if same_conversation {
             return false;
         }
-        if task.spec.last_agent_id == view.agent_id {
+        let routing = self.world.state.routing();
+        if routing
+            .blocking_mrd(&view.agent_id, &task.spec.mrd)
+            .is_some()
+        {
+            return false;
+        }
+        if task.spec.preferred().any(|a| *a == view.agent_id) {
             return true;
+        }
+        if task.preferred_deadline.is_some() {
+            return false;
         }
         let queue = &queues[&(task.spec.mrd.clone(), task.spec.queue.clone())];
         let attributes = &self.attributes[&view.agent_id];
@@ -409,6 +451,27 @@ impl Sim {
                         "{at}: queued {id} has agents"
                     );
                 }
+                TaskState::Active | TaskState::Paused if task.offer.is_some() => {
+                    // An offered transfer: the owner keeps the task while the recipient rings.
+                    let (agent, deadline) = task.offer.clone().unwrap();
+                    assert!(
+                        deadline > now,
+                        "{at}: transfer offer of {id} is past its deadline"
+                    );
+                    assert_eq!(
+                        views[&agent].pending_offer.as_deref(),
+                        Some(id.as_str()),
+                        "{at}: transfer offer of {id} not on {agent}"
+                    );
+                    assert!(
+                        !holders.contains(&&agent),
+                        "{at}: {agent} rings for {id} it holds"
+                    );
+                    assert!(
+                        task.owner.is_some(),
+                        "{at}: offered transfer of {id} has no owner"
+                    );
+                }
                 TaskState::Offered => {
                     let (agent, deadline) =
                         task.offer.clone().expect("an offered task names its agent");
@@ -471,6 +534,18 @@ impl Sim {
             );
         }
         queueing::check(&mut self.world, &tasks, &queues, &at);
+        // No blocked MRD offered: an agent rings only on an MRD its other work leaves open.
+        for view in views.values() {
+            if let Some(offered) = &view.pending_offer {
+                let mrd = &tasks[offered].spec.mrd;
+                let blocking = self.world.state.routing().blocking_mrd(&view.agent_id, mrd);
+                assert!(
+                    blocking.is_none(),
+                    "{at}: {} offered {offered} on {mrd}, blocked by {blocking:?}",
+                    view.agent_id
+                );
+            }
+        }
         // No task waits while an eligible agent is idle.
         for task in tasks.values().filter(|t| t.state == TaskState::Queued) {
             for view in views.values() {

@@ -394,7 +394,7 @@ async fn handle_offer(day: &Day, i: usize, task_id: &str) -> Option<usize> {
                 task_id: task_id.into(),
                 owner_agent_id: agent.id.clone(),
                 recipient_agent_id: day.desks[j].agent.id.clone(),
-                request_id: String::new(),
+                ..Default::default()
             })
             .await
         {

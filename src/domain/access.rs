@@ -151,6 +151,19 @@ pub(super) fn act_on_task(who: &Principal, task: &Task, act: TaskAct) -> DomainR
     )))
 }
 
+/// An agent transfers only the tasks it owns itself: it may not name another agent as the
+/// owner (a conference participant may not pass its owner's task on). Integrations and
+/// supervisors name the owner they act for.
+pub(super) fn transfer_as(who: &Principal, owner_agent_id: &str) -> DomainResult<()> {
+    match who.actor.agent_id() {
+        Some(me) if me != owner_agent_id && !who.oversees() => Err(DomainError::denied(format!(
+            "agent '{me}' may transfer only the tasks it owns, not as agent '{owner_agent_id}' \
+             (supervisors may transfer any task)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A routing watch: an agent sees only its own events; others may filter as they like.
 pub fn watched_agent(who: &Principal, requested: &str) -> DomainResult<String> {
     if who.oversees() || who.has(Role::Integration) || is_engine(who) {

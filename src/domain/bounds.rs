@@ -101,6 +101,8 @@ pub const MAX_SERVICE_LEVEL_WINDOW_MS: Millis = 86_400_000;
 pub const DEFAULT_SERVICE_LEVEL_WINDOW_MS: Millis = 1_800_000;
 /// Time buckets a service level window counts in: its memory per queue, whatever the traffic.
 pub const SERVICE_LEVEL_BUCKETS: u64 = 60;
+/// Most other MRDs one MRD may block (`blocks`): a center has a handful of media.
+pub const MAX_MRD_BLOCKS: usize = 16;
 
 // ----- step expressions ------------------------------------------------------------------------
 
@@ -119,6 +121,11 @@ pub const MIN_PRIORITY: u8 = 1;
 pub const MAX_PRIORITY: u8 = 10;
 /// The priority of a task that names none.
 pub const DEFAULT_PRIORITY: u8 = 5;
+/// Most preferred agents a task may name: a short list checked one by one, never a search.
+pub const MAX_PREFERRED_AGENTS: usize = 10;
+/// Longest a task may wait for its preferred agents alone: 1 hour. Past that the customer
+/// waits for a person, not for the right one.
+pub const MAX_PREFERRED_TIMEOUT_MS: Millis = 3_600_000;
 /// Most labels a task may carry.
 pub const MAX_TASK_LABELS: usize = 64;
 /// Longest task label, in characters.

@@ -208,6 +208,15 @@ pub enum Event {
         /// Its estimated wait on arrival, when its queue has a recent pace.
         #[serde(default)]
         estimated_wait_ms: Option<Millis>,
+        /// Until when only its preferred agents may be offered it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preferred_deadline: Option<Millis>,
+    },
+    /// The task's preferred agents had their time: its queue's steps may offer it too.
+    TaskPreferenceEnded {
+        task_id: String,
+        mrd: String,
+        at: Millis,
     },
     TaskAgentSelected {
         task_id: String,
@@ -285,6 +294,46 @@ pub enum Event {
         owner_agent_id: String,
         recipient_agent_id: String,
         at: Millis,
+        /// The recipient accepted an offered (consultative) transfer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        consult: bool,
+    },
+    /// The owner offered the task to another agent, who rings until it accepts (the task
+    /// moves, `TaskAgentTransferred`), rejects or lets it time out (`TaskTransferDeclined`).
+    TaskTransferOffered {
+        task_id: String,
+        mrd: String,
+        owner_agent_id: String,
+        recipient_agent_id: String,
+        offer_deadline: Millis,
+        at: Millis,
+    },
+    /// An offered transfer was rejected, timed out (RONA) or its recipient logged out: the
+    /// task stays with its owner.
+    TaskTransferDeclined {
+        task_id: String,
+        mrd: String,
+        owner_agent_id: String,
+        recipient_agent_id: String,
+        reason: RequeueReason,
+        at: Millis,
+    },
+    /// The owner sent the task to a queue: its agents are released and it waits under that
+    /// queue's steps, at the channel's priority, in line by its first arrival (`keep_arrival`)
+    /// or from now.
+    TaskTransferredToQueue {
+        task_id: String,
+        mrd: String,
+        agent_id: String,
+        from_queue: String,
+        queue: String,
+        keep_arrival: bool,
+        priority: u8,
+        seq: u64,
+        queued_at: Millis,
+        step_deadline: Option<Millis>,
+        ttl_deadline: Option<Millis>,
+        at: Millis,
     },
     TaskConferenced {
         task_id: String,
@@ -345,7 +394,14 @@ impl Event {
             } => s(vec![agent_id], Some(task_id), mrd),
             Event::TaskStepWidened { task_id, mrd, .. }
             | Event::TaskPositionChanged { task_id, mrd, .. }
-            | Event::TaskOverflowed { task_id, mrd, .. } => s(vec![], Some(task_id), mrd),
+            | Event::TaskOverflowed { task_id, mrd, .. }
+            | Event::TaskPreferenceEnded { task_id, mrd, .. } => s(vec![], Some(task_id), mrd),
+            Event::TaskTransferredToQueue {
+                task_id,
+                mrd,
+                agent_id,
+                ..
+            } => s(vec![agent_id], Some(task_id), mrd),
             Event::TaskStateChanged {
                 task_id,
                 mrd,
@@ -368,6 +424,20 @@ impl Event {
                 mrd,
                 owner_agent_id: a,
                 participant_agent_id: b,
+                ..
+            }
+            | Event::TaskTransferOffered {
+                task_id,
+                mrd,
+                owner_agent_id: a,
+                recipient_agent_id: b,
+                ..
+            }
+            | Event::TaskTransferDeclined {
+                task_id,
+                mrd,
+                owner_agent_id: a,
+                recipient_agent_id: b,
                 ..
             } => s(vec![a, b], Some(task_id), mrd),
             _ => None,

@@ -235,7 +235,7 @@ impl ContactCenter {
                     RequeueReason::AgentLogout if phase == Some(Phase::Offered) => {
                         offer(mrd, "rescinded");
                     }
-                    RequeueReason::AgentLogout => {}
+                    RequeueReason::AgentLogout | RequeueReason::Transferred => {}
                 }
                 if let Some(task) = open.get_mut(task_id) {
                     task.phase = Phase::Waiting;

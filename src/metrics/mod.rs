@@ -3,7 +3,8 @@
 //!
 //! - `recorder`: the server's registry and the catalog of every metric it exports;
 //! - `exporter`: the `/metrics` HTTP listener;
-//! - `grpc`: gRPC server metrics, a tower layer around every service;
+//! - `grpc`: gRPC server metrics, a tower layer around every service (`frames` counts the
+//!   messages in its bodies);
 //! - `histogram`: fixed buckets in atomics, for the histogram sampled on every call;
 //! - `contact_center`: queues, agents, offers and tasks, from the journal's records and the
 //!   engine's census;
@@ -15,6 +16,7 @@
 
 mod contact_center;
 mod exporter;
+mod frames;
 mod grpc;
 mod histogram;
 mod platform;

@@ -89,6 +89,7 @@ impl World {
             wrap_up_timeout_ms: 0,
             rona_action: RonaAction::NotReady,
             logout_action: LogoutAction::Close,
+            blocks: Vec::new(),
         });
     }
 
@@ -238,6 +239,8 @@ pub fn spec(task_id: &str, mrd: &str, queue: &str, priority: u8) -> TaskSpec {
         attributes: BTreeMap::new(),
         created_by: Default::default(),
         callback_for: String::new(),
+        preferred_agents: Vec::new(),
+        preferred_timeout_ms: 0,
     }
 }
 

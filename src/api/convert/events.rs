@@ -23,7 +23,11 @@ impl pb::RoutingEventKind {
             | Event::TaskRequeued { .. }
             | Event::TaskParticipantLeft { .. }
             | Event::TaskStepWidened { .. }
+            | Event::TaskPreferenceEnded { .. }
+            | Event::TaskTransferDeclined { .. }
+            | Event::TaskTransferredToQueue { .. }
             | Event::TaskStateChanged { .. } => K::TaskStateChanged,
+            Event::TaskTransferOffered { .. } => K::TaskAgentSelected,
             Event::TaskAgentTransferred { .. } => K::TaskAgentTransferred,
             Event::TaskConferenced { .. } => K::TaskConferenced,
             Event::TaskOverflowed { .. } => K::TaskStateChanged,
@@ -64,8 +68,11 @@ impl pb::RoutingEvent {
                 priority,
                 position,
                 estimated_wait_ms,
+                preferred_deadline,
                 ..
             } => E::TaskQueued(pb::TaskQueued {
+                preferred_agent_ids: spec.preferred_agents.clone(),
+                preferred_deadline_time: preferred_deadline.and_then(timestamp),
                 task_id: spec.task_id.clone(),
                 request_id: spec.request_id.clone(),
                 mrd: spec.mrd.clone(),
@@ -115,9 +122,10 @@ impl pb::RoutingEvent {
                 agent_load,
                 ..
             } => {
-                let (selection, step_index) = match selection {
-                    Selection::Sticky => ("sticky", 0),
-                    Selection::Step { index } => ("step", saturating_u32(*index)),
+                let (selection, step_index, preferred_index) = match selection {
+                    Selection::Sticky => ("sticky", 0, 0),
+                    Selection::Step { index } => ("step", saturating_u32(*index), 0),
+                    Selection::Preferred { index } => ("preferred", 0, saturating_u32(*index)),
                 };
                 E::TaskAgentSelected(pb::TaskAgentSelected {
                     task_id: task_id.clone(),
@@ -128,6 +136,59 @@ impl pb::RoutingEvent {
                     selection: selection.to_owned(),
                     step_index,
                     agent_load: *agent_load,
+                    preferred_index,
+                    transfer_from_agent_id: String::new(),
+                })
+            }
+            Event::TaskTransferOffered {
+                task_id,
+                mrd,
+                owner_agent_id,
+                recipient_agent_id,
+                offer_deadline,
+                ..
+            } => E::TaskAgentSelected(pb::TaskAgentSelected {
+                task_id: task_id.clone(),
+                agent_id: recipient_agent_id.clone(),
+                mrd: mrd.clone(),
+                offer_deadline_time: timestamp(*offer_deadline),
+                selection: "transfer".to_owned(),
+                transfer_from_agent_id: owner_agent_id.clone(),
+                ..pb::TaskAgentSelected::default()
+            }),
+            Event::TaskTransferDeclined {
+                task_id,
+                owner_agent_id,
+                recipient_agent_id,
+                reason,
+                ..
+            } => E::TaskStateChanged(pb::TaskStateChanged {
+                requeue_reason: pb::RequeueReason::from(*reason).into(),
+                transfer_declined_agent_id: recipient_agent_id.clone(),
+                detail: format!(
+                    "the transfer to '{recipient_agent_id}' was not taken ({reason}); the task \
+                     stays with '{owner_agent_id}'"
+                ),
+                ..state_changed(task_id, TaskState::Active, owner_agent_id)
+            }),
+            Event::TaskTransferredToQueue {
+                task_id,
+                agent_id,
+                from_queue,
+                queue,
+                priority,
+                ..
+            } => E::TaskStateChanged(pb::TaskStateChanged {
+                requeue_reason: pb::RequeueReason::Transferred.into(),
+                priority: u32::from(*priority),
+                queue: queue.clone(),
+                detail: format!("transferred from queue '{from_queue}' to '{queue}'"),
+                ..state_changed(task_id, TaskState::Queued, agent_id)
+            }),
+            Event::TaskPreferenceEnded { task_id, .. } => {
+                E::TaskStateChanged(pb::TaskStateChanged {
+                    detail: "the preferred agents' time ended; the queue's steps apply".into(),
+                    ..state_changed(task_id, TaskState::Queued, "")
                 })
             }
             Event::TaskAccepted {
@@ -174,11 +235,13 @@ impl pb::RoutingEvent {
                 task_id,
                 owner_agent_id,
                 recipient_agent_id,
+                consult,
                 ..
             } => E::TaskAgentTransferred(pb::TaskAgentTransferred {
                 task_id: task_id.clone(),
                 owner_agent_id: owner_agent_id.clone(),
                 recipient_agent_id: recipient_agent_id.clone(),
+                consult: *consult,
             }),
             Event::TaskConferenced {
                 task_id,

@@ -66,6 +66,7 @@ impl TryFrom<pb::Mrd> for MrdConfig {
             wrap_up_timeout_ms: seconds_to_ms(mrd.wrap_up_timeout_seconds),
             rona_action: rona_action.into(),
             logout_action: logout_action.into(),
+            blocks: mrd.blocks,
         };
         config.validate()?;
         Ok(config)
@@ -82,6 +83,7 @@ impl From<MrdConfig> for pb::Mrd {
             wrap_up_timeout_seconds: ms_to_seconds(mrd.wrap_up_timeout_ms),
             rona_action: pb::RonaAction::from(mrd.rona_action).into(),
             logout_action: pb::LogoutAction::from(mrd.logout_action).into(),
+            blocks: mrd.blocks,
         }
     }
 }
@@ -260,6 +262,7 @@ mod tests {
             wrap_up_timeout_seconds: 60,
             rona_action: pb::RonaAction::NotRoutable.into(),
             logout_action: pb::LogoutAction::Requeue.into(),
+            blocks: vec!["email".into()],
         };
         assert_eq!(
             pb::Mrd::from(MrdConfig::try_from(mrd.clone()).unwrap()),

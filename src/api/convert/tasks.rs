@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{ms_to_seconds, saturating_u32, timestamp, wire_enum};
+use super::{ms_to_seconds, saturating_u32, seconds_to_ms, timestamp, wire_enum};
 use crate::domain::bounds::{
     DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, check_id, check_optional_id,
 };
@@ -49,6 +49,7 @@ impl From<RequeueReason> for pb::RequeueReason {
             RequeueReason::Rona => Self::Rona,
             RequeueReason::Rejected => Self::Rejected,
             RequeueReason::AgentLogout => Self::AgentLogout,
+            RequeueReason::Transferred => Self::Transferred,
         }
     }
 }
@@ -104,6 +105,8 @@ impl From<&Task> for pb::TaskStatus {
             estimated_wait_ms: 0,
             callback_for_task_id: task.spec.callback_for.clone(),
             callback_task_id: task.callback_task_id.clone().unwrap_or_default(),
+            preferred_agent_ids: task.spec.preferred_agents.clone(),
+            preferred_deadline_time: task.preferred_deadline.and_then(timestamp),
         }
     }
 }
@@ -149,6 +152,8 @@ impl TryFrom<pb::NewTaskRequest> for cmd::NewTask {
             // The command names the principal that submits it.
             created_by: Default::default(),
             callback_for: req.callback_for_task_id,
+            preferred_agents: req.preferred_agent_ids,
+            preferred_timeout_ms: seconds_to_ms(req.preferred_timeout_seconds),
         };
         spec.validate()?;
         Ok(Self(spec))
@@ -200,11 +205,47 @@ impl TryFrom<pb::TransferTaskRequest> for cmd::TransferTask {
     fn try_from(req: pb::TransferTaskRequest) -> DomainResult<Self> {
         check_id("task_id", &req.task_id)?;
         check_id("owner_agent_id", &req.owner_agent_id)?;
-        check_id("recipient_agent_id", &req.recipient_agent_id)?;
+        let to = match (
+            req.recipient_agent_id.is_empty(),
+            req.recipient_queue.is_empty(),
+        ) {
+            (false, true) => {
+                check_id("recipient_agent_id", &req.recipient_agent_id)?;
+                if req.keep_arrival {
+                    return Err(DomainError::invalid(
+                        "keep_arrival",
+                        "applies only to a transfer to recipient_queue",
+                    ));
+                }
+                cmd::TransferTo::Agent {
+                    agent_id: req.recipient_agent_id,
+                    consult: req.consult,
+                }
+            }
+            (true, false) => {
+                check_id("recipient_queue", &req.recipient_queue)?;
+                if req.consult {
+                    return Err(DomainError::invalid(
+                        "consult",
+                        "applies only to a transfer to recipient_agent_id",
+                    ));
+                }
+                cmd::TransferTo::Queue {
+                    queue: req.recipient_queue,
+                    keep_arrival: req.keep_arrival,
+                }
+            }
+            _ => {
+                return Err(DomainError::invalid(
+                    "recipient_agent_id",
+                    "name exactly one of recipient_agent_id and recipient_queue",
+                ));
+            }
+        };
         Ok(Self {
             task_id: req.task_id,
             owner_agent_id: req.owner_agent_id,
-            recipient_agent_id: req.recipient_agent_id,
+            to,
         })
     }
 }

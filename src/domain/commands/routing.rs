@@ -177,25 +177,48 @@ impl Command for ChangeTaskState {
     }
 }
 
+/// Where a transfer sends a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTo {
+    /// To an agent: handed over at once, or offered (`consult`) for it to accept.
+    Agent { agent_id: String, consult: bool },
+    /// To a queue of the task's MRD, in line from now or from its first arrival.
+    Queue { queue: String, keep_arrival: bool },
+}
+
 #[derive(Debug, Clone)]
 pub struct TransferTask {
     pub task_id: String,
     pub owner_agent_id: String,
-    pub recipient_agent_id: String,
+    pub to: TransferTo,
 }
 
 impl Command for TransferTask {
     type Answer = Task;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
         task_for(state, &turn.principal, &self.task_id, TaskAct::Transfer)?;
-        let r = &mut state.routing;
-        r.transfer_task(
+        access::transfer_as(&turn.principal, &self.owner_agent_id)?;
+        let (r, task, owner, now) = (
+            &mut state.routing,
             &self.task_id,
             &self.owner_agent_id,
-            &self.recipient_agent_id,
             turn.now,
-            &mut turn.sink,
-        )?;
+        );
+        let sink = &mut turn.sink;
+        match &self.to {
+            TransferTo::Agent {
+                agent_id,
+                consult: false,
+            } => r.transfer_task(task, owner, agent_id, now, sink)?,
+            TransferTo::Agent {
+                agent_id,
+                consult: true,
+            } => r.offer_transfer(task, owner, agent_id, now, sink)?,
+            TransferTo::Queue {
+                queue,
+                keep_arrival,
+            } => r.transfer_to_queue(task, owner, queue, *keep_arrival, now, sink)?,
+        }
         r.task(&self.task_id).cloned()
     }
     fn settled(task: Task, state: &State) -> Task {

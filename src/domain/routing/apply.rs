@@ -163,6 +163,7 @@ impl Routing {
                 step_deadline,
                 ttl_deadline,
                 queued_at,
+                preferred_deadline,
                 ..
             } => {
                 self.next_seq = self.next_seq.max(seq + 1);
@@ -191,10 +192,21 @@ impl Routing {
                         attempts: 0,
                         answered_at: None,
                         callback_task_id: None,
+                        preferred_deadline: *preferred_deadline,
+                        arrival_seq: *seq,
                     },
                 );
                 self.place_waiting(&spec.task_id);
             }
+            Event::TaskPreferenceEnded { task_id, .. } => {
+                if let Some(task) = self.tasks.get_mut(task_id) {
+                    task.preferred_deadline = None;
+                }
+                self.place_waiting(task_id);
+            }
+            Event::TaskTransferOffered { .. }
+            | Event::TaskTransferDeclined { .. }
+            | Event::TaskTransferredToQueue { .. } => self.apply_transfer(event),
             Event::TaskAgentSelected {
                 task_id,
                 agent_id,
@@ -224,6 +236,7 @@ impl Routing {
                 if let Some(task) = self.tasks.get_mut(task_id) {
                     task.state = TaskState::Active;
                     task.offer = None;
+                    task.preferred_deadline = None;
                     task.owner = Some(agent_id.clone());
                     task.updated_at = *at;
                     mrd = Some(task.spec.mrd.clone());
@@ -276,6 +289,9 @@ impl Routing {
                 }
                 if let Some((offered_to, mrd)) = unoffered {
                     self.apply_pending_not_ready(&offered_to, &mrd);
+                    // The recipient of an offered transfer is not the agent requeuing it: it
+                    // is free again and must be back in its pools.
+                    self.touch_agent(&offered_to);
                 }
                 self.place_waiting(task_id);
                 self.touch_agent(agent_id);
@@ -309,15 +325,18 @@ impl Routing {
                 if *state == TaskState::Closed {
                     self.waiting.remove(task_id);
                     released = self.release_agents(task_id, *at, false);
-                    if let Some(task) = self.tasks.get_mut(task_id)
-                        && let Some((offered_to, _)) = task.offer.take()
-                        && let Some(agent) = self.agents.get_mut(&offered_to)
-                    {
-                        agent.offer = None;
-                        let mrd = task.spec.mrd.clone();
-                        self.apply_pending_not_ready(&offered_to, &mrd);
-                        released.push(offered_to);
-                    }
+                }
+                // A task that closes or goes to wrap-up withdraws its pending offer, a routed
+                // one or an offered transfer.
+                if matches!(state, TaskState::Closed | TaskState::WrappingUp)
+                    && let Some(task) = self.tasks.get_mut(task_id)
+                    && let Some((offered_to, _)) = task.offer.take()
+                    && let Some(agent) = self.agents.get_mut(&offered_to)
+                {
+                    agent.offer = None;
+                    let mrd = task.spec.mrd.clone();
+                    self.apply_pending_not_ready(&offered_to, &mrd);
+                    released.push(offered_to);
                 }
                 if let Some(task) = self.tasks.get(task_id)
                     && task.state == TaskState::Closed
@@ -361,6 +380,7 @@ impl Routing {
                 task.owner = Some(recipient_agent_id.clone());
                 task.updated_at = *at;
                 let mrd = task.spec.mrd.clone();
+                self.end_transfer_offer(task_id, recipient_agent_id);
                 self.leave(owner_agent_id, &mrd, task_id, *at);
                 if let Some(am) = self.agent_mrd(recipient_agent_id, &mrd) {
                     am.tasks.insert(task_id.clone());
@@ -419,7 +439,7 @@ impl Routing {
 
     /// A pending NOT_READY takes effect once the agent has neither a task nor a ringing offer
     /// on the MRD.
-    fn apply_pending_not_ready(&mut self, agent_id: &str, mrd: &str) {
+    pub(super) fn apply_pending_not_ready(&mut self, agent_id: &str, mrd: &str) {
         let Some(agent) = self.agents.get(agent_id) else {
             return;
         };
@@ -436,7 +456,7 @@ impl Routing {
 
     /// Frees everyone on a task (owner and participants) and returns who they were. A closed
     /// task keeps their names for the record; a requeued one forgets them.
-    fn release_agents(&mut self, task_id: &str, at: u64, forget: bool) -> Vec<String> {
+    pub(super) fn release_agents(&mut self, task_id: &str, at: u64, forget: bool) -> Vec<String> {
         let Some(task) = self.tasks.get_mut(task_id) else {
             return Vec::new();
         };
@@ -463,12 +483,14 @@ impl Routing {
             return;
         }
         let key = TaskKey::new(task.priority, task.seq, task_id);
-        let sticky = (!task.spec.last_agent_id.is_empty()).then(|| task.spec.last_agent_id.clone());
+        let preferred = task.spec.preferred().cloned().collect();
+        // While only its preferred agents may take it, no step search should meet it.
+        let level = task.preferred_deadline.is_none().then_some(task.step);
         self.waiting.insert(
             task.spec.queue_key(),
-            task.step,
+            level,
             key.clone(),
-            sticky,
+            preferred,
             task.queued_at,
         );
         self.dirty_tasks.insert(key);
@@ -492,7 +514,7 @@ impl Routing {
     }
 
     /// Re-derives the timers of one task from its state.
-    fn rearm(&mut self, task_id: &str) {
+    pub(super) fn rearm(&mut self, task_id: &str) {
         for (at, kind) in self.task_timers.remove(task_id).unwrap_or_default() {
             self.timers.remove(&(at, kind, task_id.to_owned()));
         }
@@ -502,10 +524,19 @@ impl Routing {
         let mut timers = Vec::new();
         match task.state {
             TaskState::Queued => {
+                timers.extend(
+                    task.preferred_deadline
+                        .map(|at| (at, TimerKind::PreferenceEnds)),
+                );
                 timers.extend(task.step_deadline.map(|at| (at, TimerKind::StepWidens)));
                 timers.extend(task.ttl_deadline.map(|at| (at, TimerKind::TimeToLive)));
             }
-            TaskState::Offered => {
+            TaskState::Offered | TaskState::Active | TaskState::Paused => {
+                timers.extend(
+                    task.preferred_deadline
+                        .map(|at| (at, TimerKind::PreferenceEnds)),
+                );
+                // A routed offer, or an offered transfer of an active task.
                 timers.extend(
                     task.offer
                         .as_ref()
@@ -526,7 +557,7 @@ impl Routing {
     }
 
     /// An agent's eligibility may have changed: update the pools and note what to look at.
-    fn touch_agent(&mut self, agent_id: &str) {
+    pub(super) fn touch_agent(&mut self, agent_id: &str) {
         if let Some(agent) = self.agents.get(agent_id) {
             for mrd in agent.mrds.keys() {
                 self.touched.insert((agent_id.to_owned(), mrd.clone()));

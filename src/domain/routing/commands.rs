@@ -65,7 +65,7 @@ impl Routing {
         if !self.queues.contains_key(&key) {
             return Err(DomainError::not_found("queue", format!("{mrd}/{name}")));
         }
-        if name != DEFAULT_QUEUE && self.waiting.in_queue(&key).next().is_some() {
+        if name != DEFAULT_QUEUE && self.waiting.tally(&key).is_some() {
             return Err(DomainError::FailedPrecondition(format!(
                 "queue '{mrd}/{name}' has waiting tasks"
             )));
@@ -257,7 +257,7 @@ impl Routing {
         if let Some(task_id) = self.agents[agent_id].offer.clone()
             && self.tasks.get(&task_id).is_some_and(|t| t.spec.mrd == mrd)
         {
-            self.requeue(&task_id, agent_id, RequeueReason::AgentLogout, now, sink);
+            self.let_offer_go(&task_id, agent_id, RequeueReason::AgentLogout, now, sink);
         }
         let tasks: Vec<String> = self.agents[agent_id].mrds[mrd]
             .tasks
@@ -311,7 +311,9 @@ impl Routing {
         }
         let callback = self.callback_place(&spec)?;
         let queue = &self.queues[&spec.queue_key()];
-        let step_deadline = queue.step_deadline(0, now);
+        let preferred_deadline = spec.preferred_deadline(now);
+        // The queue's steps start counting once the preferred agents had their time.
+        let step_deadline = queue.step_deadline(0, preferred_deadline.unwrap_or(now));
         let ttl_deadline = (queue.task_ttl_ms > 0).then(|| now.saturating_add(queue.task_ttl_ms));
         let (priority, seq) =
             callback.map_or((spec.priority, self.next_seq), |c| (c.priority, c.seq));
@@ -334,6 +336,7 @@ impl Routing {
                 queued_at: callback.map(|c| c.queued_at),
                 position: place.position,
                 estimated_wait_ms: place.estimated_wait_ms,
+                preferred_deadline,
             },
             sink,
         );
@@ -362,7 +365,23 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
-        let mrd = self.offered_task(task_id, agent_id)?.spec.mrd.clone();
+        let task = self.offered_task(task_id, agent_id)?;
+        let mrd = task.spec.mrd.clone();
+        if self.is_transfer_offer(task_id) {
+            let owner = task.owner.clone().unwrap_or_default();
+            self.emit(
+                Event::TaskAgentTransferred {
+                    task_id: task_id.to_owned(),
+                    mrd,
+                    owner_agent_id: owner,
+                    recipient_agent_id: agent_id.to_owned(),
+                    at: now,
+                    consult: true,
+                },
+                sink,
+            );
+            return Ok(());
+        }
         self.emit(
             Event::TaskAccepted {
                 task_id: task_id.to_owned(),
@@ -383,7 +402,7 @@ impl Routing {
         sink: &mut Sink,
     ) -> DomainResult<()> {
         self.offered_task(task_id, agent_id)?;
-        self.requeue(task_id, agent_id, RequeueReason::Rejected, now, sink);
+        self.let_offer_go(task_id, agent_id, RequeueReason::Rejected, now, sink);
         Ok(())
     }
 
@@ -449,27 +468,15 @@ impl Routing {
 
     /// The checks transfer and conference share: the task is active, `owner` owns it, and
     /// `other` is a different agent, logged in on the MRD, eligible, and not on the task.
-    fn check_handover(
+    pub(super) fn check_handover(
         &self,
         task_id: &str,
         owner: &str,
         other: &str,
         other_field: &'static str,
     ) -> DomainResult<()> {
+        self.check_owned_active(task_id, owner)?;
         let task = self.task(task_id)?;
-        if task.state != TaskState::Active {
-            return Err(DomainError::FailedPrecondition(format!(
-                "task '{task_id}' is {}, not {}",
-                task.state,
-                TaskState::Active
-            )));
-        }
-        self.agent(owner)?;
-        if task.owner.as_deref() != Some(owner) {
-            return Err(DomainError::FailedPrecondition(format!(
-                "agent '{owner}' does not own task '{task_id}'"
-            )));
-        }
         if other == owner {
             return Err(DomainError::invalid(
                 other_field,
@@ -486,6 +493,12 @@ impl Routing {
         if task.agents().any(|a| a == other) {
             return Err(DomainError::FailedPrecondition(format!(
                 "agent '{other}' is already on task '{task_id}'"
+            )));
+        }
+        if let Some(blocking) = self.blocking_mrd(other, &task.spec.mrd) {
+            return Err(DomainError::FailedPrecondition(format!(
+                "agent '{other}' is working on mrd '{blocking}', which keeps it from mrd '{}'",
+                task.spec.mrd
             )));
         }
         if self.eligible(other, &task.spec.mrd).is_none() {
@@ -515,6 +528,7 @@ impl Routing {
                 owner_agent_id: owner.to_owned(),
                 recipient_agent_id: recipient.to_owned(),
                 at: now,
+                consult: false,
             },
             sink,
         );

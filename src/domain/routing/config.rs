@@ -9,8 +9,9 @@ use super::index::QueueKey;
 use super::model::display_wire_name;
 use super::service_level::ServiceLevelTarget;
 use crate::domain::bounds::{
-    MAX_OFFER_TIMEOUT_MS, MAX_QUEUE_STEPS, MAX_STEP_TIMEOUT_MS, MAX_TASK_TTL_MS, MAX_TASKS_PER_MRD,
-    MAX_WRAP_UP_TIMEOUT_MS, MIN_OFFER_TIMEOUT_MS, check_duration, check_id, check_name, in_entry,
+    MAX_MRD_BLOCKS, MAX_OFFER_TIMEOUT_MS, MAX_QUEUE_STEPS, MAX_STEP_TIMEOUT_MS, MAX_TASK_TTL_MS,
+    MAX_TASKS_PER_MRD, MAX_WRAP_UP_TIMEOUT_MS, MIN_OFFER_TIMEOUT_MS, check_count, check_duration,
+    check_id, check_name, in_entry,
 };
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
@@ -67,11 +68,17 @@ impl LogoutAction {
 pub struct MrdConfig {
     pub name: String,
     pub max_tasks: u32,
+    /// Whether an agent working a task here may be offered work of other MRDs (see
+    /// `cross_mrd`); when false it is offered none until it holds no task here.
     pub interruptible: bool,
     pub offer_timeout_ms: Millis,
     pub wrap_up_timeout_ms: Millis,
     pub rona_action: RonaAction,
     pub logout_action: LogoutAction,
+    /// Other MRDs an agent holding a task (or an offer) here is offered nothing on, even when
+    /// this MRD is interruptible (see `cross_mrd`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<String>,
 }
 
 impl MrdConfig {
@@ -95,7 +102,25 @@ impl MrdConfig {
             self.wrap_up_timeout_ms,
             0,
             MAX_WRAP_UP_TIMEOUT_MS,
-        )
+        )?;
+        check_count("mrd.blocks", self.blocks.len(), MAX_MRD_BLOCKS, "MRDs")?;
+        for (index, blocked) in self.blocks.iter().enumerate() {
+            let field = "mrd.blocks";
+            in_entry(format_args!("entry {index}"), check_id(field, blocked))?;
+            if *blocked == self.name {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("entry {index}: an MRD cannot block itself"),
+                ));
+            }
+            if self.blocks[..index].contains(blocked) {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("entry {index}: '{blocked}' is named twice"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 //! - `Pools`: per queue step, the agents eligible right now whose attributes match the step,
 //!   ordered by (load, available since, agent id): the first one is the best.
 //! - `Waiting`: per queue and widest step reached, the waiting tasks ordered by (priority
-//!   descending, arrival), plus the waiting tasks each agent is the sticky agent of, and per
+//!   descending, arrival), plus the waiting tasks each agent is a preferred agent of, and per
 //!   queue a tally (count per priority, oldest arrival) kept as tasks come and go, so that
 //!   queue statistics cost O(log n), not a walk of every waiting task. Per queue too, every
 //!   waiting task in dispatch order in a `RankSet`, so a task's position costs O(log n), and
@@ -110,7 +110,8 @@ impl Pools {
 pub struct Waiting {
     /// Per queue, one set per step level: the tasks whose widest step is that level.
     by_level: HashMap<QueueKey, Vec<BTreeSet<TaskKey>>>,
-    sticky: HashMap<String, BTreeSet<TaskKey>>,
+    /// Per agent, the waiting tasks that name it as a preferred agent.
+    preferring: HashMap<String, BTreeSet<TaskKey>>,
     placed: HashMap<String, Placement>,
     tallies: HashMap<QueueKey, QueueTally>,
     /// Per queue, its waiting tasks in dispatch order, across its step levels.
@@ -125,7 +126,8 @@ struct Placement {
     queue: QueueKey,
     level: usize,
     key: TaskKey,
-    sticky_agent: Option<String>,
+    preferred: Vec<String>,
+    in_levels: bool,
     queued_at: Millis,
 }
 
@@ -169,13 +171,14 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K) {
 }
 
 impl Waiting {
-    /// Places a task that arrived at `queued_at` (after taking it out from where it was).
+    /// Places a task that arrived at `queued_at` (after taking it out from where it was): under
+    /// its preferred agents, and in its queue's levels unless only they may take it now.
     pub fn insert(
         &mut self,
         queue: QueueKey,
-        level: usize,
+        level: Option<usize>,
         key: TaskKey,
-        sticky_agent: Option<String>,
+        preferred: Vec<String>,
         queued_at: Millis,
     ) {
         self.remove(&key.task_id);
@@ -183,18 +186,20 @@ impl Waiting {
             .entry(queue.clone())
             .or_default()
             .add(u8::MAX - key.rank, queued_at);
-        let levels = self.by_level.entry(queue.clone()).or_default();
-        if levels.len() <= level {
-            levels.resize_with(level + 1, BTreeSet::new);
+        if let Some(level) = level {
+            let levels = self.by_level.entry(queue.clone()).or_default();
+            if levels.len() <= level {
+                levels.resize_with(level + 1, BTreeSet::new);
+            }
+            levels[level].insert(key.clone());
         }
-        levels[level].insert(key.clone());
         self.ranks
             .entry(queue.clone())
             .or_default()
             .insert(key.clone());
         self.note_move(&queue, &key, false);
-        if let Some(agent) = &sticky_agent {
-            self.sticky
+        for agent in &preferred {
+            self.preferring
                 .entry(agent.clone())
                 .or_default()
                 .insert(key.clone());
@@ -203,9 +208,10 @@ impl Waiting {
             key.task_id.clone(),
             Placement {
                 queue,
-                level,
+                level: level.unwrap_or_default(),
+                in_levels: level.is_some(),
                 key,
-                sticky_agent,
+                preferred,
                 queued_at,
             },
         );
@@ -221,10 +227,11 @@ impl Waiting {
                 self.tallies.remove(&p.queue);
             }
         }
-        if let Some(set) = self
-            .by_level
-            .get_mut(&p.queue)
-            .and_then(|levels| levels.get_mut(p.level))
+        if p.in_levels
+            && let Some(set) = self
+                .by_level
+                .get_mut(&p.queue)
+                .and_then(|levels| levels.get_mut(p.level))
         {
             set.remove(&p.key);
         }
@@ -235,12 +242,12 @@ impl Waiting {
             }
         }
         self.note_move(&p.queue, &p.key, true);
-        if let Some(agent) = p.sticky_agent
-            && let Some(set) = self.sticky.get_mut(&agent)
-        {
-            set.remove(&p.key);
-            if set.is_empty() {
-                self.sticky.remove(&agent);
+        for agent in p.preferred {
+            if let Some(set) = self.preferring.get_mut(&agent) {
+                set.remove(&p.key);
+                if set.is_empty() {
+                    self.preferring.remove(&agent);
+                }
             }
         }
     }
@@ -257,9 +264,12 @@ impl Waiting {
             .flat_map(move |levels| levels.iter().skip(min_level))
     }
 
-    /// Waiting tasks that name `agent_id` as their last agent, best first.
-    pub fn sticky_to(&self, agent_id: &str) -> impl Iterator<Item = &TaskKey> {
-        self.sticky.get(agent_id).into_iter().flat_map(|s| s.iter())
+    /// Waiting tasks that name `agent_id` as their last or a preferred agent, best first.
+    pub fn preferring(&self, agent_id: &str) -> impl Iterator<Item = &TaskKey> {
+        self.preferring
+            .get(agent_id)
+            .into_iter()
+            .flat_map(|s| s.iter())
     }
 
     /// The tally of a queue's waiting tasks; `None` when none waits.
@@ -267,12 +277,13 @@ impl Waiting {
         self.tallies.get(queue)
     }
 
-    /// Every waiting task of a queue, in no particular order.
+    /// Every waiting task of a queue, in no particular order, those still kept for their
+    /// preferred agents (in no level yet) included.
     pub fn in_queue<'a>(&'a self, queue: &QueueKey) -> impl Iterator<Item = &'a TaskKey> + 'a {
-        self.by_level
+        self.ranks
             .get(queue)
             .into_iter()
-            .flat_map(|levels| levels.iter().flatten())
+            .flat_map(|ranks| (0..ranks.len()).filter_map(|i| ranks.nth(i)))
     }
 
     /// Notes that `key` left (`was_there`) or joined the queue; a task that leaves and comes

@@ -22,16 +22,19 @@ pub mod attempts;
 mod callback;
 mod commands;
 pub mod config;
+mod cross_mrd;
 pub mod expr;
 mod index;
 pub mod model;
 mod position;
 mod rank;
+mod preferred;
 mod retention;
 mod selection;
 mod service_level;
 mod settle;
 mod snapshot;
+mod transfer;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -83,6 +86,7 @@ pub const RONA_REASON: &str = "RONA";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {
     OfferExpires,
+    PreferenceEnds,
     StepWidens,
     TimeToLive,
     WrapUpEnds,

@@ -165,10 +165,17 @@ pub enum RequeueReason {
     Rona,
     Rejected,
     AgentLogout,
+    /// Its owner transferred it to a queue.
+    Transferred,
 }
 
 impl RequeueReason {
-    pub const ALL: [RequeueReason; 3] = [Self::Rona, Self::Rejected, Self::AgentLogout];
+    pub const ALL: [RequeueReason; 4] = [
+        Self::Rona,
+        Self::Rejected,
+        Self::AgentLogout,
+        Self::Transferred,
+    ];
 
     /// The name of the contract's `RequeueReason` value, as messages show it.
     pub fn wire_name(self) -> &'static str {
@@ -176,6 +183,7 @@ impl RequeueReason {
             Self::Rona => "REQUEUE_REASON_RONA",
             Self::Rejected => "REQUEUE_REASON_REJECTED",
             Self::AgentLogout => "REQUEUE_REASON_AGENT_LOGOUT",
+            Self::Transferred => "REQUEUE_REASON_TRANSFERRED",
         }
     }
 }
@@ -208,6 +216,8 @@ pub enum Selection {
     Sticky,
     /// The agent matched this step of the task's queue (0-based).
     Step { index: usize },
+    /// The agent is this entry of the task's `preferred_agents` (0-based).
+    Preferred { index: usize },
 }
 
 /// One agent's presence on one MRD.
@@ -268,6 +278,17 @@ pub struct TaskSpec {
     /// The earlier task this one calls back: it takes that one's place in line (`callback`).
     #[serde(default)]
     pub callback_for: String,
+    /// Agents to offer it to first, best first (see `preferred`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_agents: Vec<String>,
+    /// How long only the preferred agents (and the last agent) may be offered it; 0: the queue's
+    /// steps apply at once, after them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub preferred_timeout_ms: Millis,
+}
+
+fn is_zero(ms: &Millis) -> bool {
+    *ms == 0
 }
 
 impl TaskSpec {
@@ -313,7 +334,7 @@ impl TaskSpec {
                 }),
             )?;
         }
-        Ok(())
+        self.validate_preferred()
     }
 
     /// The queue the task waits in.
@@ -353,6 +374,12 @@ pub struct Task {
     /// The callback that took its place, if one did (`callback`).
     #[serde(default)]
     pub callback_task_id: Option<String>,
+    /// While set, only the preferred agents may be offered the task (see `preferred`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_deadline: Option<Millis>,
+    /// Its place in line when it arrived, for a transfer to a queue that keeps it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub arrival_seq: u64,
 }
 
 impl Task {

@@ -16,7 +16,8 @@ impl Routing {
             && !am.pending_not_ready
             && agent.routable
             && agent.offer.is_none()
-            && load(am) < self.max_tasks(agent, mrd);
+            && load(am) < self.max_tasks(agent, mrd)
+            && self.open_on(agent, mrd);
         can_take.then(|| AgentKey {
             load: load(am),
             available_since: am.available_since,
@@ -52,18 +53,17 @@ impl Routing {
             })
     }
 
-    fn may_offer(&self, agent_id: &str, task: &Task) -> bool {
+    pub(super) fn may_offer(&self, agent_id: &str, task: &Task) -> bool {
         !task.declined_by.contains(agent_id) && !self.on_conversation(agent_id, task)
     }
 
     /// The best eligible agent for a waiting task, and why.
     pub(super) fn best_agent_for(&self, task: &Task) -> Option<(AgentKey, Selection)> {
-        let sticky = &task.spec.last_agent_id;
-        if !sticky.is_empty()
-            && let Some(key) = self.eligible(sticky, &task.spec.mrd)
-            && self.may_offer(sticky, task)
-        {
-            return Some((key, Selection::Sticky));
+        if let Some(preferred) = self.best_preferred_agent(task) {
+            return Some(preferred);
+        }
+        if task.preferred_deadline.is_some() {
+            return None;
         }
         let queue = task.spec.queue_key();
         let mut best: Option<(AgentKey, Selection)> = None;
@@ -91,9 +91,12 @@ impl Routing {
         };
         let mut best = self
             .waiting
-            .sticky_to(agent_id)
+            .preferring(agent_id)
             .find(|k| acceptable(k))
-            .map(|k| (k.clone(), Selection::Sticky));
+            .and_then(|k| {
+                let selection = self.tasks.get(&k.task_id)?.spec.preference_of(agent_id)?;
+                Some((k.clone(), selection))
+            });
         for (queue_key, queue) in self.queues_of(mrd) {
             let Some(step) = self.first_matching_step(agent, queue) else {
                 continue;

@@ -103,6 +103,22 @@ impl Routing {
                     self.requeue(&task_id, &agent_id, RequeueReason::Rona, now, sink);
                     self.penalise_rona(&agent_id, &mrd, now, sink);
                 }
+                (TimerKind::OfferExpires, TaskState::Active | TaskState::Paused) => {
+                    if let Some((agent_id, _)) = task.offer.clone() {
+                        self.let_offer_go(&task_id, &agent_id, RequeueReason::Rona, now, sink);
+                    }
+                }
+                (TimerKind::PreferenceEnds, TaskState::Queued | TaskState::Offered) => {
+                    let mrd = task.spec.mrd.clone();
+                    self.emit(
+                        Event::TaskPreferenceEnded {
+                            task_id,
+                            mrd,
+                            at: now,
+                        },
+                        sink,
+                    );
+                }
                 (TimerKind::StepWidens, TaskState::Queued) => {
                     let step = task.step + 1;
                     let step_deadline = self
