@@ -60,6 +60,7 @@ async fn configure(server: &TestServer) {
                 wrap_up_timeout_seconds: 0,
                 rona_action: pb::RonaAction::NotReady.into(),
                 logout_action: pb::LogoutAction::Close.into(),
+                ..Default::default()
             }),
             request_id: String::new(),
         })

@@ -47,6 +47,9 @@ fn mrd(n: usize) -> UpsertMrd {
         wrap_up_timeout_ms: 0,
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
+        classifiers: Vec::new(),
+        unclassified_queue: String::new(),
+        unclassified_priority: 0,
     })
 }
 

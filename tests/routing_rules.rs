@@ -23,6 +23,9 @@ fn chat(max_tasks: u32) -> MrdConfig {
         wrap_up_timeout_ms: 0,
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
+        classifiers: Vec::new(),
+        unclassified_queue: String::new(),
+        unclassified_priority: 0,
     }
 }
 

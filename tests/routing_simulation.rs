@@ -62,6 +62,9 @@ impl Sim {
             wrap_up_timeout_ms: 5_000,
             rona_action: RonaAction::NotReady,
             logout_action: LogoutAction::Requeue,
+            classifiers: Vec::new(),
+            unclassified_queue: String::new(),
+            unclassified_priority: 0,
         });
         world.mrd_with(MrdConfig {
             name: "email".into(),
@@ -71,6 +74,9 @@ impl Sim {
             wrap_up_timeout_ms: 0,
             rona_action: RonaAction::NotRoutable,
             logout_action: LogoutAction::Close,
+            classifiers: Vec::new(),
+            unclassified_queue: String::new(),
+            unclassified_priority: 0,
         });
         world.queue(
             "chat",

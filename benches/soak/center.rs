@@ -52,6 +52,7 @@ pub async fn configure(
                 rona_action: pb::RonaAction::NotReady.into(),
                 // A logout in the middle of the day sends its tasks to the others.
                 logout_action: pb::LogoutAction::Requeue.into(),
+                ..Default::default()
             }),
             request_id: "soak-mrd".into(),
         })

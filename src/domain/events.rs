@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::agents::PasswordHashString;
 use super::ids::ClientId;
 use super::principals::{Actor, Role, default_agent_roles};
+use super::routing::classify::QueueChoice;
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
 use super::routing::model::{
     AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
@@ -199,6 +200,9 @@ pub enum Event {
         at: Millis,
         step_deadline: Option<Millis>,
         ttl_deadline: Option<Millis>,
+        /// How the queue and priority were chosen.
+        #[serde(default)]
+        choice: QueueChoice,
     },
     TaskAgentSelected {
         task_id: String,

@@ -45,6 +45,7 @@ impl RoutingSetup {
                 wrap_up_timeout_seconds: 0,
                 rona_action: pb::RonaAction::NotReady.into(),
                 logout_action: pb::LogoutAction::Close.into(),
+                ..Default::default()
             },
             queue: None,
             reason_codes: Vec::new(),

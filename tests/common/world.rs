@@ -89,6 +89,9 @@ impl World {
             wrap_up_timeout_ms: 0,
             rona_action: RonaAction::NotReady,
             logout_action: LogoutAction::Close,
+            classifiers: Vec::new(),
+            unclassified_queue: String::new(),
+            unclassified_priority: 0,
         });
     }
 

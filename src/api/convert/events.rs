@@ -5,6 +5,7 @@
 use super::{saturating_u32, timestamp};
 use crate::domain::bounds::{MAX_WATCH_KINDS, check_count, check_optional_id};
 use crate::domain::events::{Event, Record};
+use crate::domain::routing::classify::QueueChoice;
 use crate::domain::routing::model::{Selection, TaskState};
 use crate::domain::{DomainError, DomainResult};
 use crate::pb;
@@ -57,15 +58,34 @@ impl pb::RoutingEvent {
                 routable: *routable,
                 active_tasks: *active_tasks,
             }),
-            Event::TaskQueued { spec, priority, .. } => E::TaskQueued(pb::TaskQueued {
-                task_id: spec.task_id.clone(),
-                request_id: spec.request_id.clone(),
-                mrd: spec.mrd.clone(),
-                queue: spec.queue.clone(),
-                priority: u32::from(*priority),
-                conversation_id: spec.conversation_id.clone(),
-                last_agent_id: spec.last_agent_id.clone(),
-            }),
+            Event::TaskQueued {
+                spec,
+                priority,
+                choice,
+                ..
+            } => {
+                let (queue_choice, classifier_index, classifier_name) = match choice {
+                    QueueChoice::Channel => (pb::QueueChoice::Channel, 0, String::new()),
+                    QueueChoice::Classifier { index, name } => (
+                        pb::QueueChoice::Classifier,
+                        saturating_u32(*index),
+                        name.clone(),
+                    ),
+                    QueueChoice::Unclassified => (pb::QueueChoice::Unclassified, 0, String::new()),
+                };
+                E::TaskQueued(pb::TaskQueued {
+                    task_id: spec.task_id.clone(),
+                    request_id: spec.request_id.clone(),
+                    mrd: spec.mrd.clone(),
+                    queue: spec.queue.clone(),
+                    priority: u32::from(*priority),
+                    conversation_id: spec.conversation_id.clone(),
+                    last_agent_id: spec.last_agent_id.clone(),
+                    queue_choice: queue_choice.into(),
+                    classifier_index,
+                    classifier_name,
+                })
+            }
             Event::TaskAgentSelected {
                 task_id,
                 agent_id,

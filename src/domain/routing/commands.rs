@@ -295,13 +295,11 @@ impl Routing {
                 spec.task_id
             )));
         }
-        if spec.queue.is_empty() || !self.queues.contains_key(&spec.queue_key()) {
-            spec.queue = DEFAULT_QUEUE.into();
-        }
+        let (queue, priority, choice) = self.classify(&spec);
+        spec.queue = queue;
         let queue = &self.queues[&spec.queue_key()];
         let step_deadline = queue.step_deadline(0, now);
         let ttl_deadline = (queue.task_ttl_ms > 0).then(|| now.saturating_add(queue.task_ttl_ms));
-        let priority = spec.priority;
         let seq = self.next_seq;
         self.emit(
             Event::TaskQueued {
@@ -311,6 +309,7 @@ impl Routing {
                 at: now,
                 step_deadline,
                 ttl_deadline,
+                choice,
             },
             sink,
         );

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::classify::Classifier;
 use super::expr::Expr;
 use super::index::QueueKey;
 use super::model::display_wire_name;
@@ -70,6 +71,15 @@ pub struct MrdConfig {
     pub wrap_up_timeout_ms: Millis,
     pub rona_action: RonaAction,
     pub logout_action: LogoutAction,
+    /// Ordered filters that pick the queue of a task naming none (see `classify`).
+    #[serde(default)]
+    pub classifiers: Vec<Classifier>,
+    /// Where a task no classifier matches goes; empty: the `default` queue.
+    #[serde(default)]
+    pub unclassified_queue: String,
+    /// The priority such a task gets; 0: its own.
+    #[serde(default)]
+    pub unclassified_priority: u8,
 }
 
 impl MrdConfig {
@@ -93,7 +103,8 @@ impl MrdConfig {
             self.wrap_up_timeout_ms,
             0,
             MAX_WRAP_UP_TIMEOUT_MS,
-        )
+        )?;
+        super::classify::validate(self)
     }
 }
 

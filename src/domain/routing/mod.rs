@@ -7,6 +7,7 @@
 //!
 //! `Routing` is one type whose `impl` is spread by concern:
 //! - here: its state, the queries, derived agent state, and `emit`;
+//! - `classify`: the queue and priority of a task that names no queue;
 //! - `selection`: eligibility, the best agent for a task, the best task for an agent;
 //! - `commands`: what operators, channels and agents ask for;
 //! - `settle`: timers, dispatch (offers) and state notices;
@@ -15,6 +16,7 @@
 //! - `retention`: closed tasks leaving memory.
 
 mod apply;
+pub mod classify;
 mod commands;
 pub mod config;
 pub mod expr;
