@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::world::{World, spec};
+use common::world::{World, offer_of, spec};
 use switchboard::domain::commands as cmd;
 use switchboard::domain::routing::classify::{Classifier, QueueChoice};
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, RonaAction};
 use switchboard::domain::routing::expr::TaskExpr;
 use switchboard::domain::routing::model::TaskSpec;
-use switchboard::domain::{DomainError, Event};
+use switchboard::domain::{DomainError, Event, Snapshot};
 
 fn classifier(name: &str, expression: &str, queue: &str, priority: u8) -> Classifier {
     Classifier {
@@ -208,4 +208,54 @@ fn classifiers_are_validated() {
     assert!(TaskExpr::parse("channel > web").is_err());
     assert!(TaskExpr::parse("amount >= 100000").is_ok());
     assert!(switchboard::domain::routing::expr::Expr::parse("channel = web").is_err());
+}
+
+/// The world as a restart would rebuild it: once from the journal, once from a snapshot, each
+/// read back from JSON as the store keeps them.
+fn rebuilt(w: &World) -> [World; 2] {
+    let journal: Vec<Event> =
+        serde_json::from_str(&serde_json::to_string(&w.events).unwrap()).unwrap();
+    assert_eq!(journal, w.events, "the journal reads back as written");
+    let mut replayed = World::new();
+    for event in &journal {
+        replayed.state.apply(event);
+    }
+    let snapshot: Snapshot =
+        serde_json::from_str(&serde_json::to_string(&w.state.snapshot()).unwrap()).unwrap();
+    let mut restored = World::new();
+    restored.state.restore(snapshot);
+    [replayed, restored].map(|mut copy| {
+        copy.now = w.now;
+        copy.events = w.events.clone();
+        copy.state.finish_replay(w.now);
+        copy
+    })
+}
+
+#[test]
+fn classification_survives_replay_and_snapshot() {
+    let mut w = world();
+    w.agent("a", &[]);
+    // Classified while nobody is ready: it waits in `vip` with the classifier's priority.
+    let e = w.task_spec(task("t1", "", &[("channel", "web")], &["vip"]));
+    assert_eq!(queued(&e), ("vip".into(), 9, by(0, "web vip")));
+    let [replayed, restored] = rebuilt(&w);
+    for (i, mut w) in [w, replayed, restored].into_iter().enumerate() {
+        let t1 = w.get_task("t1");
+        assert_eq!(
+            (t1.spec.queue.as_str(), t1.priority),
+            ("vip", 9),
+            "world {i}"
+        );
+        // The classifiers came back with the MRD: the next task is classified alike.
+        let e = w.task_spec(task("t2", "", &[("amount", "1500")], &[]));
+        assert_eq!(
+            queued(&e),
+            ("vip".into(), 7, by(2, "big order")),
+            "world {i}"
+        );
+        // And the classified task is routed first, by its classified priority.
+        let e = w.login_ready("a", "chat");
+        assert_eq!(offer_of(&e, "t1").as_deref(), Some("a"), "world {i}");
+    }
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use common::world::{World, offer_of, spec};
-use switchboard::domain::Event;
-use switchboard::domain::routing::model::{Selection, TaskSpec};
+use switchboard::domain::routing::model::{Selection, TaskSpec, TaskState};
+use switchboard::domain::{Event, Snapshot};
 
 fn task(id: &str, queue: &str, attributes: &[(&str, &str)]) -> TaskSpec {
     let mut s = spec(id, "chat", queue, 5);
@@ -136,4 +136,67 @@ fn a_binding_pool_outlives_its_tasks_and_follows_agents() {
     // The `fr` pool is kept: fr, ready again, is found for the next French task.
     let e = w.task_spec(task("t2", "lang", &[("lang", "fr")]));
     assert_eq!(offer_of(&e, "t2").as_deref(), Some("fr"));
+}
+
+/// The world as a restart would rebuild it: once from the journal, once from a snapshot, each
+/// read back from JSON as the store keeps them.
+fn rebuilt(w: &World) -> [World; 2] {
+    let journal: Vec<Event> =
+        serde_json::from_str(&serde_json::to_string(&w.events).unwrap()).unwrap();
+    assert_eq!(journal, w.events, "the journal reads back as written");
+    let mut replayed = World::new();
+    for event in &journal {
+        replayed.state.apply(event);
+    }
+    let snapshot: Snapshot =
+        serde_json::from_str(&serde_json::to_string(&w.state.snapshot()).unwrap()).unwrap();
+    let mut restored = World::new();
+    restored.state.restore(snapshot);
+    [replayed, restored].map(|mut copy| {
+        copy.now = w.now;
+        copy.events = w.events.clone();
+        copy.state.finish_replay(w.now);
+        copy
+    })
+}
+
+#[test]
+fn task_aware_pools_survive_replay_and_snapshot() {
+    let mut w = languages();
+    w.agent("de", &[("lang_de", 1)]);
+    w.set_state(
+        "de",
+        switchboard::domain::routing::model::RequestedAgentState::Login,
+        "chat",
+    )
+    .unwrap();
+    w.task_spec(task("busy-en", "lang", &[("lang", "en")]));
+    w.task_spec(task("busy-fr", "lang", &[("lang", "fr")]));
+    w.accept("busy-en", "en");
+    w.accept("busy-fr", "fr");
+    // Waiting with their bindings: an English task, then a more urgent French one.
+    w.task_spec(task("wait-en", "lang", &[("lang", "en")]));
+    let mut urgent = task("wait-fr", "lang", &[("lang", "fr")]);
+    urgent.priority = 9;
+    w.task_spec(urgent);
+    let [replayed, restored] = rebuilt(&w);
+    for (i, mut w) in [w, replayed, restored].into_iter().enumerate() {
+        // The freed English agent finds the English task through its binding.
+        let e = w.task_state("busy-en", TaskState::Closed).unwrap();
+        assert_eq!(offer_of(&e, "wait-en").as_deref(), Some("en"), "world {i}");
+        assert_eq!(offer_of(&e, "wait-fr"), None, "world {i}");
+        // A new binding after the restart is pooled from the agents logged in then.
+        let e = w
+            .set_state(
+                "de",
+                switchboard::domain::routing::model::RequestedAgentState::Ready,
+                "chat",
+            )
+            .unwrap();
+        assert!(offer_of(&e, "wait-fr").is_none(), "world {i}");
+        let e = w.task_spec(task("t-de", "lang", &[("lang", "de")]));
+        assert_eq!(offer_of(&e, "t-de").as_deref(), Some("de"), "world {i}");
+        let e = w.task_state("busy-fr", TaskState::Closed).unwrap();
+        assert_eq!(offer_of(&e, "wait-fr").as_deref(), Some("fr"), "world {i}");
+    }
 }
