@@ -131,6 +131,9 @@ fn mrd(name: &str) -> UpsertMrd {
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
         blocks: Vec::new(),
+        classifiers: Vec::new(),
+        unclassified_queue: String::new(),
+        unclassified_priority: 0,
     })
 }
 

@@ -63,6 +63,7 @@ async fn configure(server: &TestServer) {
                 rona_action: pb::RonaAction::NotReady.into(),
                 logout_action: pb::LogoutAction::Close.into(),
                 blocks: Vec::new(),
+                ..Default::default()
             }),
             request_id: String::new(),
         })

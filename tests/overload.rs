@@ -48,6 +48,9 @@ fn mrd(n: usize) -> UpsertMrd {
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
         blocks: Vec::new(),
+        classifiers: Vec::new(),
+        unclassified_queue: String::new(),
+        unclassified_priority: 0,
     })
 }
 

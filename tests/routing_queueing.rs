@@ -299,6 +299,9 @@ fn a_logout_requeue_is_not_an_attempt() {
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Requeue,
         blocks: Vec::new(),
+        classifiers: Vec::new(),
+        unclassified_queue: String::new(),
+        unclassified_priority: 0,
     });
     w.ok(sales(
         AttemptPolicy {

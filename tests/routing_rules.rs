@@ -24,6 +24,9 @@ fn chat(max_tasks: u32) -> MrdConfig {
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
         blocks: Vec::new(),
+        classifiers: Vec::new(),
+        unclassified_queue: String::new(),
+        unclassified_priority: 0,
     }
 }
 

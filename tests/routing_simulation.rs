@@ -14,10 +14,12 @@ use common::replay::ReplayCheck;
 use common::world::{World, spec};
 use switchboard::domain::commands as cmd;
 use switchboard::domain::routing::attempts::AttemptPolicy;
+use switchboard::domain::routing::classify::{Classifier, QueueChoice};
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, QueueConfig, RonaAction};
 use switchboard::domain::routing::expr::Expr;
+use switchboard::domain::routing::expr::TaskExpr;
 use switchboard::domain::routing::model::{
-    AgentState, RequestedAgentState as Req, Task, TaskState,
+    AgentState, RequestedAgentState as Req, Selection, Task, TaskSpec, TaskState,
 };
 use switchboard::domain::routing::{AgentStatusView, ServiceLevelTarget};
 use switchboard::domain::{DomainError, Event};
@@ -47,6 +49,53 @@ impl Lcg {
     }
 }
 
+/// Chat's classifiers: VIPs to sales, then by language.
+fn classifiers() -> Vec<Classifier> {
+    [
+        ("vip", "vip", "sales", 9),
+        ("lang", "lang = en OR lang = fr", "lang", 0),
+    ]
+    .iter()
+    .map(|(name, e, queue, priority)| Classifier {
+        name: (*name).into(),
+        expression: TaskExpr::parse(e).unwrap(),
+        queue: (*queue).into(),
+        priority: *priority,
+    })
+    .collect()
+}
+
+/// A task that names no queue lands where the first matching classifier says (chat), or in
+/// `default` (email has none); one that names a queue is not classified.
+fn check_classified(spec: &TaskSpec, events: &[Event]) {
+    let Some((queue, choice)) = events.iter().find_map(|e| match e {
+        Event::TaskQueued { spec, choice, .. } => Some((spec.queue.clone(), choice.clone())),
+        _ => None,
+    }) else {
+        return;
+    };
+    let rules = if spec.mrd == "chat" {
+        classifiers()
+    } else {
+        Vec::new()
+    };
+    let expected = if !spec.queue.is_empty() {
+        QueueChoice::Channel
+    } else {
+        rules
+            .iter()
+            .position(|c| c.expression.matches(&spec.attributes, &spec.labels))
+            .map_or(QueueChoice::Unclassified, |index| QueueChoice::Classifier {
+                index,
+                name: rules[index].name.clone(),
+            })
+    };
+    if let QueueChoice::Classifier { index, .. } = &expected {
+        assert_eq!(queue, rules[*index].queue, "{}", spec.task_id);
+    }
+    assert_eq!(choice, expected, "{}", spec.task_id);
+}
+
 struct Sim {
     world: World,
     rng: Lcg,
@@ -68,6 +117,9 @@ impl Sim {
             rona_action: RonaAction::NotReady,
             logout_action: LogoutAction::Requeue,
             blocks: vec!["email".into()],
+            classifiers: classifiers(),
+            unclassified_queue: String::new(),
+            unclassified_priority: 0,
         });
         world.mrd_with(MrdConfig {
             name: "email".into(),
@@ -78,6 +130,9 @@ impl Sim {
             rona_action: RonaAction::NotRoutable,
             logout_action: LogoutAction::Close,
             blocks: Vec::new(),
+            classifiers: Vec::new(),
+            unclassified_queue: String::new(),
+            unclassified_priority: 0,
         });
         world.queue(
             "chat",
@@ -87,6 +142,9 @@ impl Sim {
         );
         // Where `sales` tasks that let go their attempts may overflow to.
         world.queue("chat", "spill", &[("sales >= 5", 0)], 0);
+        // Task-aware steps: the task's language first, then enough sales skill for it.
+        let lang_steps = [("lang = task.lang", 3_000), ("sales >= task.min_sales", 0)];
+        world.queue("chat", "lang", &lang_steps, 60_000);
         world.queue(
             "email",
             "support",
@@ -111,6 +169,10 @@ impl Sim {
                 ),
                 (
                     "lang_en".to_owned(),
+                    u32::try_from(sim.rng.below(2)).unwrap(),
+                ),
+                (
+                    "lang_fr".to_owned(),
                     u32::try_from(sim.rng.below(2)).unwrap(),
                 ),
             ]
@@ -184,7 +246,10 @@ impl Sim {
             28..=30 => self.world.set_state(&agent, Req::Logout, mrd),
             31..=50 => {
                 self.next_task += 1;
-                let queue = *self.rng.pick(&["sales", "support", "", "nowhere"]).unwrap();
+                let queue = *self
+                    .rng
+                    .pick(&["sales", "support", "lang", "", "nowhere"])
+                    .unwrap();
                 let mut s = spec(
                     &format!("task{:05}", self.next_task),
                     mrd,
@@ -204,7 +269,20 @@ impl Sim {
                     s.preferred_agents = vec![self.rng.pick(&agents).unwrap().clone()];
                     s.preferred_timeout_ms = u64::try_from(self.rng.below(3) * 4_000).unwrap();
                 }
-                self.world.run(cmd::NewTask(s)).map(|(_, e)| e)
+                for (name, values) in [("lang", ["en", "fr", "de"]), ("min_sales", ["3", "7", "x"])]
+                {
+                    if let Some(v) = self.rng.pick(&values[..]).filter(|_| self.rng.below(4) > 0) {
+                        s.attributes.insert(name.into(), (*v).into());
+                    }
+                }
+                if self.rng.below(4) == 0 {
+                    s.labels.push("vip".into());
+                }
+                let result = self.world.run(cmd::NewTask(s.clone())).map(|(_, e)| e);
+                if let Ok(events) = &result {
+                    check_classified(&s, events);
+                }
+                result
             }
             51..=65 => match self.pick_offered() {
                 Some(task) => {
@@ -280,12 +358,21 @@ impl Sim {
                 None => Ok(vec![]),
             },
             84..=85 => {
-                // Reconfigure a queue while tasks wait in it.
+                // Reconfigure a queue while tasks wait in it: the task-aware one rebuilds the
+                // pools of its bindings.
+                let (name, all) = if self.rng.below(2) == 0 {
+                    ("sales", ["sales >= 7", "sales >= 3", "TRUE"])
+                } else {
+                    (
+                        "lang",
+                        ["lang = task.lang", "sales >= task.min_sales", "TRUE"],
+                    )
+                };
                 let steps = if self.rng.below(2) == 0 { 1 } else { 3 };
                 let q = QueueConfig {
-                    name: "sales".into(),
+                    name: name.into(),
                     mrd: "chat".into(),
-                    steps: ["sales >= 7", "sales >= 3", "TRUE"]
+                    steps: all
                         .iter()
                         .take(steps)
                         .map(|e| switchboard::domain::routing::config::Step {
@@ -385,11 +472,11 @@ impl Sim {
         }
         let queue = &queues[&(task.spec.mrd.clone(), task.spec.queue.clone())];
         let attributes = &self.attributes[&view.agent_id];
-        queue
-            .steps
-            .iter()
-            .take(task.step + 1)
-            .any(|s| s.expression.matches(attributes))
+        queue.steps.iter().take(task.step + 1).any(|s| {
+            s.expression
+                .binding(&task.spec.attributes)
+                .is_some_and(|b| s.expression.matches_with(attributes, &b))
+        })
     }
 
     fn check(&mut self, seed: u64, step: usize) {
@@ -579,6 +666,37 @@ fn run(seed: u64) -> Vec<Event> {
         tasks.len() > 300 && routed > 100,
         "seed {seed}: the run did too little ({} tasks, {routed} routed)",
         tasks.len()
+    );
+    // The new rules took part: classifiers chose queues, and task-aware steps chose agents.
+    let classified = sim
+        .world
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::TaskQueued {
+                    choice: QueueChoice::Classifier { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    let task_aware = sim
+        .world
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::TaskAgentSelected { queue, selection: Selection::Step { index: 0 | 1 }, .. }
+                    if queue == "lang"
+            )
+        })
+        .count();
+    assert!(
+        classified > 20 && task_aware > 0,
+        "seed {seed}: {classified} tasks classified, {task_aware} offered by task-aware steps"
     );
     sim.world.events
 }

@@ -22,6 +22,9 @@ fn mrd(name: &str, max_tasks: u32, interruptible: bool, blocks: &[&str]) -> MrdC
         rona_action: RonaAction::NotReady,
         logout_action: LogoutAction::Close,
         blocks: blocks.iter().map(|b| (*b).into()).collect(),
+        classifiers: Vec::new(),
+        unclassified_queue: String::new(),
+        unclassified_priority: 0,
     }
 }
 

@@ -53,6 +53,7 @@ pub async fn configure(
                 // A logout in the middle of the day sends its tasks to the others.
                 logout_action: pb::LogoutAction::Requeue.into(),
                 blocks: Vec::new(),
+                ..Default::default()
             }),
             request_id: "soak-mrd".into(),
         })

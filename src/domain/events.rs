@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::agents::PasswordHashString;
 use super::ids::ClientId;
 use super::principals::{Actor, Role, default_agent_roles};
+use super::routing::classify::QueueChoice;
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
 use super::routing::model::{
     AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
@@ -211,6 +212,9 @@ pub enum Event {
         /// Until when only its preferred agents may be offered it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         preferred_deadline: Option<Millis>,
+        /// How the queue and priority were chosen.
+        #[serde(default)]
+        choice: QueueChoice,
     },
     /// The task's preferred agents had their time: its queue's steps may offer it too.
     TaskPreferenceEnded {

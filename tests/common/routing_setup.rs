@@ -46,6 +46,7 @@ impl RoutingSetup {
                 rona_action: pb::RonaAction::NotReady.into(),
                 logout_action: pb::LogoutAction::Close.into(),
                 blocks: Vec::new(),
+                ..Default::default()
             },
             queue: None,
             reason_codes: Vec::new(),

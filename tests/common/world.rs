@@ -90,6 +90,9 @@ impl World {
             rona_action: RonaAction::NotReady,
             logout_action: LogoutAction::Close,
             blocks: Vec::new(),
+            classifiers: Vec::new(),
+            unclassified_queue: String::new(),
+            unclassified_priority: 0,
         });
     }
 

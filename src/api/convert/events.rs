@@ -5,6 +5,7 @@
 use super::{saturating_u32, timestamp};
 use crate::domain::bounds::{MAX_WATCH_KINDS, check_count, check_optional_id};
 use crate::domain::events::{Event, Record};
+use crate::domain::routing::classify::QueueChoice;
 use crate::domain::routing::model::{Selection, TaskState};
 use crate::domain::{DomainError, DomainResult};
 use crate::pb;
@@ -69,21 +70,36 @@ impl pb::RoutingEvent {
                 position,
                 estimated_wait_ms,
                 preferred_deadline,
+                choice,
                 ..
-            } => E::TaskQueued(pb::TaskQueued {
-                preferred_agent_ids: spec.preferred_agents.clone(),
-                preferred_deadline_time: preferred_deadline.and_then(timestamp),
-                task_id: spec.task_id.clone(),
-                request_id: spec.request_id.clone(),
-                mrd: spec.mrd.clone(),
-                queue: spec.queue.clone(),
-                priority: u32::from(*priority),
-                conversation_id: spec.conversation_id.clone(),
-                last_agent_id: spec.last_agent_id.clone(),
-                position: *position,
-                estimated_wait_ms: estimated_wait_ms.unwrap_or(0),
-                callback_for_task_id: spec.callback_for.clone(),
-            }),
+            } => {
+                let (queue_choice, classifier_index, classifier_name) = match choice {
+                    QueueChoice::Channel => (pb::QueueChoice::Channel, 0, String::new()),
+                    QueueChoice::Classifier { index, name } => (
+                        pb::QueueChoice::Classifier,
+                        saturating_u32(*index),
+                        name.clone(),
+                    ),
+                    QueueChoice::Unclassified => (pb::QueueChoice::Unclassified, 0, String::new()),
+                };
+                E::TaskQueued(pb::TaskQueued {
+                    task_id: spec.task_id.clone(),
+                    request_id: spec.request_id.clone(),
+                    mrd: spec.mrd.clone(),
+                    queue: spec.queue.clone(),
+                    priority: u32::from(*priority),
+                    conversation_id: spec.conversation_id.clone(),
+                    last_agent_id: spec.last_agent_id.clone(),
+                    position: *position,
+                    estimated_wait_ms: estimated_wait_ms.unwrap_or(0),
+                    callback_for_task_id: spec.callback_for.clone(),
+                    preferred_agent_ids: spec.preferred_agents.clone(),
+                    preferred_deadline_time: preferred_deadline.and_then(timestamp),
+                    queue_choice: queue_choice.into(),
+                    classifier_index,
+                    classifier_name,
+                })
+            }
             Event::TaskPositionChanged {
                 task_id,
                 mrd,

@@ -7,10 +7,11 @@ use crate::domain::bounds::check_id;
 use crate::domain::commands as cmd;
 use crate::domain::routing::ServiceLevelTarget;
 use crate::domain::routing::attempts::AttemptPolicy;
+use crate::domain::routing::classify::Classifier;
 use crate::domain::routing::config::{
     LogoutAction, MrdConfig, QueueConfig, ReasonCategory, ReasonCode, RonaAction, Step,
 };
-use crate::domain::routing::expr::Expr;
+use crate::domain::routing::expr::{Expr, TaskExpr};
 use crate::domain::{DomainError, DomainResult};
 use crate::pb;
 
@@ -58,6 +59,24 @@ impl TryFrom<pb::Mrd> for MrdConfig {
     fn try_from(mrd: pb::Mrd) -> DomainResult<Self> {
         let rona_action = wire_enum::<pb::RonaAction>("mrd.rona_action", mrd.rona_action)?;
         let logout_action = wire_enum::<pb::LogoutAction>("mrd.logout_action", mrd.logout_action)?;
+        let classifiers = mrd
+            .classifiers
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Ok(Classifier {
+                    expression: TaskExpr::parse(&c.expression).map_err(|e| {
+                        DomainError::invalid(
+                            "mrd.classifiers.expression",
+                            format!("classifier {i}: {e}"),
+                        )
+                    })?,
+                    priority: wire_priority("mrd.classifiers.priority", i, c.priority)?,
+                    name: c.name,
+                    queue: c.queue,
+                })
+            })
+            .collect::<DomainResult<Vec<_>>>()?;
         let config = Self {
             name: mrd.name,
             max_tasks: mrd.max_tasks,
@@ -67,6 +86,14 @@ impl TryFrom<pb::Mrd> for MrdConfig {
             rona_action: rona_action.into(),
             logout_action: logout_action.into(),
             blocks: mrd.blocks,
+            classifiers,
+            unclassified_queue: mrd.unclassified_queue,
+            unclassified_priority: u8::try_from(mrd.unclassified_priority).map_err(|_| {
+                DomainError::invalid(
+                    "mrd.unclassified_priority",
+                    format!("must be 0 to 10, not {}", mrd.unclassified_priority),
+                )
+            })?,
         };
         config.validate()?;
         Ok(config)
@@ -84,8 +111,30 @@ impl From<MrdConfig> for pb::Mrd {
             rona_action: pb::RonaAction::from(mrd.rona_action).into(),
             logout_action: pb::LogoutAction::from(mrd.logout_action).into(),
             blocks: mrd.blocks,
+            classifiers: mrd
+                .classifiers
+                .into_iter()
+                .map(|c| pb::Classifier {
+                    name: c.name,
+                    expression: c.expression.source().to_owned(),
+                    queue: c.queue,
+                    priority: u32::from(c.priority),
+                })
+                .collect(),
+            unclassified_queue: mrd.unclassified_queue,
+            unclassified_priority: u32::from(mrd.unclassified_priority),
         }
     }
+}
+
+/// A classifier's priority from the wire: one that does not fit is out of bounds like 11.
+fn wire_priority(field: &'static str, index: usize, priority: u32) -> DomainResult<u8> {
+    u8::try_from(priority).map_err(|_| {
+        DomainError::invalid(
+            field,
+            format!("classifier {index}: must be 0 to 10, not {priority}"),
+        )
+    })
 }
 
 impl TryFrom<pb::UpsertMrdRequest> for cmd::UpsertMrd {
@@ -263,6 +312,14 @@ mod tests {
             rona_action: pb::RonaAction::NotRoutable.into(),
             logout_action: pb::LogoutAction::Requeue.into(),
             blocks: vec!["email".into()],
+            classifiers: vec![pb::Classifier {
+                name: "web vip".into(),
+                expression: "channel = web AND vip".into(),
+                queue: "sales".into(),
+                priority: 8,
+            }],
+            unclassified_queue: "triage".into(),
+            unclassified_priority: 0,
         };
         assert_eq!(
             pb::Mrd::from(MrdConfig::try_from(mrd.clone()).unwrap()),

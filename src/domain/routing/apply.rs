@@ -1,7 +1,8 @@
 //! The fold for routing: how each event changes routing's state and its indexes.
 
 use super::config::{DEFAULT_QUEUE, QueueConfig};
-use super::index::{QueueKey, TaskKey};
+use super::expr::Binding;
+use super::index::{PoolKey, QueueKey, TaskKey};
 use super::model::{AgentMrd, RoutingAgent, Task, TaskState};
 use super::{Routing, TimerKind};
 use crate::domain::events::Event;
@@ -40,6 +41,7 @@ impl Routing {
                 self.mrds.remove(name);
                 let keys: Vec<QueueKey> = self.queues_of(name).map(|(k, _)| k.clone()).collect();
                 for key in keys {
+                    self.pools.forget_queue(&key);
                     self.queues.remove(&key);
                 }
                 self.forget_windows();
@@ -47,12 +49,14 @@ impl Routing {
             Event::QueueUpserted { queue } => {
                 let key = queue.key();
                 self.queues.insert(key.clone(), queue.clone());
+                self.pools.forget_queue(&key);
                 self.requeue_waiting_in(&key);
                 self.forget_windows();
                 self.reindex_mrd(&queue.mrd);
             }
             Event::QueueDeleted { mrd, name } => {
                 let key = QueueKey::new(mrd, name);
+                self.pools.forget_queue(&key);
                 if name == DEFAULT_QUEUE {
                     self.queues
                         .insert(key.clone(), QueueConfig::built_in_default(mrd));
@@ -484,17 +488,51 @@ impl Routing {
         }
         let key = TaskKey::new(task.priority, task.seq, task_id);
         let preferred = task.spec.preferred().cloned().collect();
-        // While only its preferred agents may take it, no step search should meet it.
+        // While only its preferred agents may take it, no step search should meet it: no
+        // level, no bindings.
         let level = task.preferred_deadline.is_none().then_some(task.step);
-        self.waiting.insert(
-            task.spec.queue_key(),
-            level,
-            key.clone(),
-            preferred,
-            task.queued_at,
-        );
+        let queue = task.spec.queue_key();
+        let bindings: Vec<(usize, Binding)> = self
+            .queues
+            .get(&queue)
+            .into_iter()
+            .flat_map(|q| q.steps.iter().enumerate().take(level.map_or(0, |l| l + 1)))
+            .filter(|(_, s)| !s.expression.task_refs().is_empty())
+            .filter_map(|(i, s)| Some((i, s.expression.binding(&task.spec.attributes)?)))
+            .collect();
+        let queued_at = task.queued_at;
+        for (step, binding) in &bindings {
+            self.add_binding_pool(&queue, *step, binding);
+        }
+        self.waiting
+            .insert(queue, level, key.clone(), preferred, queued_at, bindings);
         self.dirty_tasks.insert(key);
         self.rearm(task_id);
+    }
+
+    /// Builds the pool of a task-aware step for a binding first seen: one pass over the MRD's
+    /// logged-in agents (see `index`).
+    fn add_binding_pool(&mut self, queue: &QueueKey, step: usize, binding: &Binding) {
+        if !self.pools.add_binding(queue, step, binding) {
+            return;
+        }
+        let Some(expression) = self.queues.get(queue).and_then(|q| q.steps.get(step)) else {
+            return;
+        };
+        let pool = (queue.clone(), step, binding.clone());
+        let mut joining = Vec::new();
+        for agent_id in self.mrd_agents.get(queue.mrd()).into_iter().flatten() {
+            if let Some(key) = self.eligible(agent_id, queue.mrd())
+                && expression
+                    .expression
+                    .matches_with(&self.agents[agent_id].attributes, binding)
+            {
+                joining.push(key);
+            }
+        }
+        for key in joining {
+            self.pools.insert(&key, vec![pool.clone()]);
+        }
     }
 
     /// After a queue changed: its waiting tasks are placed again, with steps that still exist.
@@ -576,17 +614,22 @@ impl Routing {
             let Some(key) = self.eligible(agent_id, mrd) else {
                 continue;
             };
-            let pools: Vec<(QueueKey, usize)> = self
-                .queues_of(mrd)
-                .flat_map(|(qk, queue)| {
-                    queue
-                        .steps
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, s)| s.expression.matches(&agent.attributes))
-                        .map(move |(i, _)| (qk.clone(), i))
-                })
-                .collect();
+            let mut pools: Vec<PoolKey> = Vec::new();
+            for (qk, queue) in self.queues_of(mrd) {
+                for (i, s) in queue.steps.iter().enumerate() {
+                    if s.expression.task_refs().is_empty() {
+                        if s.expression.matches(&agent.attributes) {
+                            pools.push((qk.clone(), i, Binding::default()));
+                        }
+                        continue;
+                    }
+                    for binding in self.pools.bindings(qk, i) {
+                        if s.expression.matches_with(&agent.attributes, binding) {
+                            pools.push((qk.clone(), i, binding.clone()));
+                        }
+                    }
+                }
+            }
             placements.push((mrd.clone(), key, pools));
         }
         for (mrd, key, pools) in placements {

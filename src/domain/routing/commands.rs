@@ -306,17 +306,16 @@ impl Routing {
                 spec.task_id
             )));
         }
-        if spec.queue.is_empty() || !self.queues.contains_key(&spec.queue_key()) {
-            spec.queue = DEFAULT_QUEUE.into();
-        }
+        let (queue, priority, choice) = self.classify(&spec);
+        spec.queue = queue;
         let callback = self.callback_place(&spec)?;
         let queue = &self.queues[&spec.queue_key()];
         let preferred_deadline = spec.preferred_deadline(now);
         // The queue's steps start counting once the preferred agents had their time.
         let step_deadline = queue.step_deadline(0, preferred_deadline.unwrap_or(now));
         let ttl_deadline = (queue.task_ttl_ms > 0).then(|| now.saturating_add(queue.task_ttl_ms));
-        let (priority, seq) =
-            callback.map_or((spec.priority, self.next_seq), |c| (c.priority, c.seq));
+        // A callback takes its earlier task's priority and place in line.
+        let (priority, seq) = callback.map_or((priority, self.next_seq), |c| (c.priority, c.seq));
         let place = self.joining_place(
             &spec.queue_key(),
             &TaskKey::new(priority, seq, &spec.task_id),
@@ -337,6 +336,7 @@ impl Routing {
                 position: place.position,
                 estimated_wait_ms: place.estimated_wait_ms,
                 preferred_deadline,
+                choice,
             },
             sink,
         );

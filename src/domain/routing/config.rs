@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attempts::AttemptPolicy;
+use super::classify::Classifier;
 use super::expr::Expr;
 use super::index::QueueKey;
 use super::model::display_wire_name;
@@ -79,6 +80,15 @@ pub struct MrdConfig {
     /// this MRD is interruptible (see `cross_mrd`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocks: Vec<String>,
+    /// Ordered filters that pick the queue of a task naming none (see `classify`).
+    #[serde(default)]
+    pub classifiers: Vec<Classifier>,
+    /// Where a task no classifier matches goes; empty: the `default` queue.
+    #[serde(default)]
+    pub unclassified_queue: String,
+    /// The priority such a task gets; 0: its own.
+    #[serde(default)]
+    pub unclassified_priority: u8,
 }
 
 impl MrdConfig {
@@ -120,7 +130,7 @@ impl MrdConfig {
                 ));
             }
         }
-        Ok(())
+        super::classify::validate(self)
     }
 }
 

@@ -2,6 +2,21 @@
 //!
 //! - `Pools`: per queue step, the agents eligible right now whose attributes match the step,
 //!   ordered by (load, available since, agent id): the first one is the best.
+//!
+//! Task-aware steps (`lang = task.lang`, see `expr`) are pooled by the task-side values they
+//! read: a step's *binding* is a task's values for the attributes the step names, and the step
+//! has one pool per binding seen among its waiting tasks (`fr`, `en`...), holding the eligible
+//! agents that match the step for tasks with that binding. The pool of a new binding is
+//! built when the first task with it waits, by one pass over the MRD's logged-in agents; it
+//! then stays (until the queue changes), so a stream of tasks with the same value never pays
+//! that pass again. An agent whose eligibility changes is re-placed in the pools of every
+//! binding its steps know: O(B) evaluations per task-aware step, B the step's bindings.
+//! Choosing stays a lookup: the best agent for a task is the first of the pool of its
+//! binding at each step, O(S log n); equality and ordered comparisons (`>=`) cost the same,
+//! because the pool key is the task's value, not the comparison. The best task for an agent
+//! that frees up is the first acceptable waiting task of each binding of each task-aware step
+//! that the agent matches (`Waiting::bound`), O(S * B * log n). A task lacking an attribute a
+//! step names has no binding there and matches no agent at that step.
 //! - `Waiting`: per queue and widest step reached, the waiting tasks ordered by (priority
 //!   descending, arrival), plus the waiting tasks each agent is a preferred agent of, and per
 //!   queue a tally (count per priority, oldest arrival) kept as tasks come and go, so that
@@ -11,6 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::expr::Binding;
 use super::rank::RankSet;
 use crate::domain::events::Millis;
 
@@ -38,8 +54,9 @@ impl QueueKey {
         &self.name
     }
 }
-/// One step of one queue.
-pub type PoolKey = (QueueKey, usize);
+/// One step of one queue, for tasks with one binding (empty for a step that looks only at
+/// agents).
+pub type PoolKey = (QueueKey, usize, Binding);
 
 /// Orders eligible agents: fewest tasks, then longest available, then id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,6 +90,8 @@ pub struct Pools {
     by_step: HashMap<PoolKey, BTreeSet<AgentKey>>,
     /// Where each agent stands, so it can be taken out exactly.
     placed: HashMap<String, Vec<(PoolKey, AgentKey)>>,
+    /// The bindings each task-aware step has a pool for.
+    bindings: HashMap<(QueueKey, usize), BTreeSet<Binding>>,
 }
 
 impl Pools {
@@ -97,12 +116,40 @@ impl Pools {
         }
     }
 
-    /// The eligible agents of one step, best first.
-    pub fn step(&self, queue: &QueueKey, step: usize) -> impl Iterator<Item = &AgentKey> {
+    /// The eligible agents of one step for tasks with `binding`, best first.
+    pub fn step(
+        &self,
+        queue: &QueueKey,
+        step: usize,
+        binding: &[super::expr::TaskValue],
+    ) -> impl Iterator<Item = &AgentKey> {
         self.by_step
-            .get(&(queue.clone(), step))
+            .get(&(queue.clone(), step, binding.into()))
             .into_iter()
             .flat_map(|set| set.iter())
+    }
+
+    /// The bindings a task-aware step has pools for.
+    pub fn bindings(&self, queue: &QueueKey, step: usize) -> impl Iterator<Item = &Binding> {
+        self.bindings
+            .get(&(queue.clone(), step))
+            .into_iter()
+            .flatten()
+    }
+
+    /// Notes a binding's pool; `false` when it was known already.
+    pub fn add_binding(&mut self, queue: &QueueKey, step: usize, binding: &Binding) -> bool {
+        self.bindings
+            .entry((queue.clone(), step))
+            .or_default()
+            .insert(binding.clone())
+    }
+
+    /// Forgets the pools of a queue's task-aware steps, after the queue changed.
+    pub fn forget_queue(&mut self, queue: &QueueKey) {
+        self.bindings.retain(|(q, _), _| q != queue);
+        self.by_step
+            .retain(|(q, _, b), _| q != queue || b.is_empty());
     }
 }
 
@@ -112,6 +159,8 @@ pub struct Waiting {
     by_level: HashMap<QueueKey, Vec<BTreeSet<TaskKey>>>,
     /// Per agent, the waiting tasks that name it as a preferred agent.
     preferring: HashMap<String, BTreeSet<TaskKey>>,
+    /// Per task-aware step and binding, the waiting tasks that reached the step with it.
+    bound: HashMap<(QueueKey, usize), BTreeMap<Binding, BTreeSet<TaskKey>>>,
     placed: HashMap<String, Placement>,
     tallies: HashMap<QueueKey, QueueTally>,
     /// Per queue, its waiting tasks in dispatch order, across its step levels.
@@ -129,6 +178,7 @@ struct Placement {
     preferred: Vec<String>,
     in_levels: bool,
     queued_at: Millis,
+    bindings: Vec<(usize, Binding)>,
 }
 
 /// What queue statistics need of one queue's waiting tasks, kept as they come and go.
@@ -172,7 +222,8 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, u32>, key: K) {
 
 impl Waiting {
     /// Places a task that arrived at `queued_at` (after taking it out from where it was): under
-    /// its preferred agents, and in its queue's levels unless only they may take it now.
+    /// its preferred agents, and in its queue's levels unless only they may take it now, with
+    /// its bindings at the task-aware steps it reached.
     pub fn insert(
         &mut self,
         queue: QueueKey,
@@ -180,8 +231,17 @@ impl Waiting {
         key: TaskKey,
         preferred: Vec<String>,
         queued_at: Millis,
+        bindings: Vec<(usize, Binding)>,
     ) {
         self.remove(&key.task_id);
+        for (step, binding) in &bindings {
+            self.bound
+                .entry((queue.clone(), *step))
+                .or_default()
+                .entry(binding.clone())
+                .or_default()
+                .insert(key.clone());
+        }
         self.tallies
             .entry(queue.clone())
             .or_default()
@@ -213,6 +273,7 @@ impl Waiting {
                 key,
                 preferred,
                 queued_at,
+                bindings,
             },
         );
     }
@@ -250,6 +311,20 @@ impl Waiting {
                 }
             }
         }
+        for (step, binding) in p.bindings {
+            let step_key = (p.queue.clone(), step);
+            if let Some(by_binding) = self.bound.get_mut(&step_key) {
+                if let Some(set) = by_binding.get_mut(&binding) {
+                    set.remove(&p.key);
+                    if set.is_empty() {
+                        by_binding.remove(&binding);
+                    }
+                }
+                if by_binding.is_empty() {
+                    self.bound.remove(&step_key);
+                }
+            }
+        }
     }
 
     /// Waiting tasks of `queue` whose widest step is at least `min_level`, each level best first.
@@ -270,6 +345,19 @@ impl Waiting {
             .get(agent_id)
             .into_iter()
             .flat_map(|s| s.iter())
+    }
+
+    /// Per binding, the waiting tasks that reached task-aware step `step` of `queue` with it,
+    /// each set best first.
+    pub fn bound<'a>(
+        &'a self,
+        queue: &QueueKey,
+        step: usize,
+    ) -> impl Iterator<Item = (&'a Binding, &'a BTreeSet<TaskKey>)> + 'a {
+        self.bound
+            .get(&(queue.clone(), step))
+            .into_iter()
+            .flat_map(|m| m.iter())
     }
 
     /// The tally of a queue's waiting tasks; `None` when none waits.

@@ -7,6 +7,7 @@
 //!
 //! `Routing` is one type whose `impl` is spread by concern:
 //! - here: its state, the queries, derived agent state, and `emit`;
+//! - `classify`: the queue and priority of a task that names no queue;
 //! - `selection`: eligibility, the best agent for a task, the best task for an agent;
 //! - `commands`: what operators, channels and agents ask for;
 //! - `settle`: timers, dispatch (offers) and state notices;
@@ -20,6 +21,7 @@
 mod apply;
 pub mod attempts;
 mod callback;
+pub mod classify;
 mod commands;
 pub mod config;
 mod cross_mrd;
@@ -27,8 +29,8 @@ pub mod expr;
 mod index;
 pub mod model;
 mod position;
-mod rank;
 mod preferred;
+mod rank;
 mod retention;
 mod selection;
 mod service_level;

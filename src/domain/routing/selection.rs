@@ -25,7 +25,8 @@ impl Routing {
         })
     }
 
-    /// The lowest step of `queue` whose expression the agent's attributes match.
+    /// The lowest step of `queue` that looks only at agents and whose expression the agent's
+    /// attributes match.
     pub(super) fn first_matching_step(
         &self,
         agent: &RoutingAgent,
@@ -66,11 +67,16 @@ impl Routing {
             return None;
         }
         let queue = task.spec.queue_key();
+        let config = self.queues.get(&queue)?;
         let mut best: Option<(AgentKey, Selection)> = None;
-        for step in 0..=task.step {
+        for (step, s) in config.steps.iter().enumerate().take(task.step + 1) {
+            // A task lacking an attribute the step names has no pool there.
+            let Some(binding) = s.expression.binding(&task.spec.attributes) else {
+                continue;
+            };
             let first = self
                 .pools
-                .step(&queue, step)
+                .step(&queue, step, &binding)
                 .find(|key| self.may_offer(&key.agent_id, task));
             if let Some(key) = first
                 && best.as_ref().is_none_or(|(b, _)| key < b)
@@ -98,7 +104,26 @@ impl Routing {
                 Some((k.clone(), selection))
             });
         for (queue_key, queue) in self.queues_of(mrd) {
-            let Some(step) = self.first_matching_step(agent, queue) else {
+            // Every task that reached the first agent-only step the agent matches is a
+            // candidate; below it, only task-aware steps can add some.
+            let agent_step = self.first_matching_step(agent, queue);
+            let below = agent_step.unwrap_or(queue.steps.len());
+            for (step, s) in queue.steps.iter().enumerate().take(below) {
+                if s.expression.task_refs().is_empty() {
+                    continue;
+                }
+                for (binding, tasks) in self.waiting.bound(queue_key, step) {
+                    if !s.expression.matches_with(&agent.attributes, binding) {
+                        continue;
+                    }
+                    if let Some(key) = tasks.iter().find(|k| acceptable(k))
+                        && best.as_ref().is_none_or(|(b, _)| key < b)
+                    {
+                        best = Some((key.clone(), Selection::Step { index: step }));
+                    }
+                }
+            }
+            let Some(step) = agent_step else {
                 continue;
             };
             for level in self.waiting.levels_from(queue_key, step) {

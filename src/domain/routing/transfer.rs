@@ -231,6 +231,9 @@ impl Routing {
                     task.step_deadline = *step_deadline;
                     task.ttl_deadline = *ttl_deadline;
                     task.preferred_deadline = None;
+                    // Attempts count per queue, as on an overflow: the new queue's bound
+                    // starts afresh.
+                    task.attempts = 0;
                     task.updated_at = *at;
                 }
                 self.place_waiting(task_id);

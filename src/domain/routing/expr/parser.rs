@@ -1,7 +1,7 @@
 //! The parser of step expressions: recursive descent over the lexer's tokens.
 
 use super::lexer::{Lexer, Op, Tok, Token};
-use super::{ExprError, Node, Test};
+use super::{Context, ExprError, Node, Test};
 use crate::domain::bounds::{
     MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_TERMS, MAX_PROFICIENCY,
 };
@@ -16,11 +16,17 @@ pub(super) const KEYWORD_COMPARED: &str =
 
 /// What may follow an operator; an expression compares with 0 (the attribute is absent) too.
 pub(super) fn expected_value() -> String {
-    format!("expected a number 0-{MAX_PROFICIENCY}, TRUE or FALSE")
+    format!("expected a number 0-{MAX_PROFICIENCY}, TRUE, FALSE or task.<attribute>")
 }
 
+/// What may follow an operator in a classifier's expression.
+pub(super) const EXPECTED_TASK_VALUE: &str = "expected a number, a word, TRUE or FALSE";
+
+/// How a step names the task's attribute.
+const TASK_PREFIX: &str = "task.";
+
 /// Parses a whole expression; every failure points at a column.
-pub(super) fn parse(source: &str) -> Result<Node, ExprError> {
+pub(super) fn parse(source: &str, context: Context) -> Result<Node, ExprError> {
     if source.chars().nth(MAX_EXPRESSION_CHARS).is_some() {
         return Err(ExprError::new(
             MAX_EXPRESSION_CHARS + 1,
@@ -31,7 +37,7 @@ pub(super) fn parse(source: &str) -> Result<Node, ExprError> {
     if source.trim().is_empty() {
         return Err(ExprError::new(1, EXPECTED_PRIMARY));
     }
-    let mut parser = Parser::new(source);
+    let mut parser = Parser::new(source, context);
     let root = parser.parse_or()?;
     let next = parser.peek()?;
     match next.tok {
@@ -47,15 +53,17 @@ struct Parser<'a> {
     peeked: Option<Token<'a>>,
     depth: usize,
     terms: usize,
+    context: Context,
 }
 
 impl<'a> Parser<'a> {
-    fn new(source: &'a str) -> Self {
+    fn new(source: &'a str, context: Context) -> Self {
         Self {
             lexer: Lexer::new(source),
             peeked: None,
             depth: 0,
             terms: 0,
+            context,
         }
     }
 
@@ -145,24 +153,43 @@ impl<'a> Parser<'a> {
         };
         self.bump();
         let value = self.peek()?;
-        let test = match value.tok {
-            Tok::Number(digits) => {
+        let test = match (value.tok, self.context) {
+            (Tok::Number(digits), Context::Agent) => {
                 let n = proficiency(digits).ok_or_else(|| {
                     ExprError::new(
                         value.column,
                         format!("proficiency must be 0 to {MAX_PROFICIENCY}"),
                     )
                 })?;
-                match op {
-                    Op::Eq => Test::Eq(n),
-                    Op::Ne => Test::Ne(n),
-                    Op::Ge => Test::Ge(n),
-                    Op::Le => Test::Le(n),
-                    Op::Gt => Test::Gt(n),
-                    Op::Lt => Test::Lt(n),
+                Test::Cmp(op, u64::from(n))
+            }
+            (Tok::Number(digits), Context::Task) => {
+                let n = digits.parse::<u64>().map_err(|_| {
+                    ExprError::new(value.column, format!("number must be at most {}", u64::MAX))
+                })?;
+                Test::Cmp(op, n)
+            }
+            (Tok::Ident(name), Context::Agent)
+                if name.len() > TASK_PREFIX.len() && name.starts_with(TASK_PREFIX) =>
+            {
+                Test::Task {
+                    op,
+                    name: name[TASK_PREFIX.len()..].into(),
                 }
             }
-            Tok::True | Tok::False => {
+            (Tok::Ident(word), Context::Task) => match op {
+                Op::Eq | Op::Ne => Test::Word {
+                    equal: op == Op::Eq,
+                    word: word.into(),
+                },
+                _ => {
+                    return Err(ExprError::new(
+                        op_token.column,
+                        "a word compares only with = or !=",
+                    ));
+                }
+            },
+            (Tok::True | Tok::False, _) => {
                 let wanted = value.tok == Tok::True;
                 match op {
                     Op::Eq if wanted => Test::Has,
@@ -177,7 +204,8 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            _ => return Err(ExprError::new(value.column, expected_value())),
+            (_, Context::Agent) => return Err(ExprError::new(value.column, expected_value())),
+            (_, Context::Task) => return Err(ExprError::new(value.column, EXPECTED_TASK_VALUE)),
         };
         self.bump();
         Ok(test)
