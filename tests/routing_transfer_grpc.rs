@@ -114,8 +114,27 @@ async fn close(r: &mut RoutingServiceClient<Channel>, task_id: &str) {
     .unwrap();
 }
 
-#[tokio::test]
-async fn preferred_agents_transfers_and_blocking_mrds_end_to_end() {
+/// Whether an event offers `task` to `agent`, chosen as `selection` says.
+fn offered(task: String, agent: &'static str, selection: &'static str) -> impl FnMut(&Ev) -> bool {
+    move |e: &Ev| {
+        matches!(e, Ev::TaskAgentSelected(s)
+            if s.task_id == task && s.agent_id == agent && s.selection == selection)
+    }
+}
+
+/// A server with MRD `chat` (queue `sales`; agents ana, ben and cid match it) and MRD `voice`,
+/// interruptible but blocking chat; an admin's routing client and its watch of every event,
+/// and each agent's own client.
+struct Center {
+    server: TestServer,
+    admin: RoutingServiceClient<Channel>,
+    watch: Streaming<pb::WatchRoutingEventsResponse>,
+    ana: RoutingServiceClient<Channel>,
+    ben: RoutingServiceClient<Channel>,
+    cid: RoutingServiceClient<Channel>,
+}
+
+async fn center() -> Center {
     let server = TestServer::start().await;
     let mut c = server.clients().await;
     RoutingSetup::chat()
@@ -158,15 +177,98 @@ async fn preferred_agents_transfers_and_blocking_mrds_end_to_end() {
     );
 
     let mut admin = RoutingServiceClient::new(server.channel().await);
-    let mut watch = admin
+    let watch = admin
         .watch_routing_events(pb::WatchRoutingEventsRequest::default())
         .await
         .unwrap()
         .into_inner();
-    let mut ana = routing_as(&server, "ana").await;
-    let mut ben = routing_as(&server, "ben").await;
-    let mut cid = routing_as(&server, "cid").await;
+    let ana = routing_as(&server, "ana").await;
+    let ben = routing_as(&server, "ben").await;
+    let cid = routing_as(&server, "cid").await;
+    Center {
+        server,
+        admin,
+        watch,
+        ana,
+        ben,
+        cid,
+    }
+}
 
+/// Point 4: with ana and ben free, a task that prefers cid waits for it, then goes to it as
+/// `preferred`; cid accepts. Returns the task as submitted.
+async fn cid_takes_a_task_that_prefers_it(c: &mut Center) -> pb::TaskStatus {
+    log_in(&mut c.ana, "ana", "chat", true).await;
+    log_in(&mut c.ben, "ben", "chat", true).await;
+    log_in(&mut c.cid, "cid", "chat", false).await;
+    let task = new_task(
+        &mut c.admin,
+        pb::NewTaskRequest {
+            mrd: "chat".into(),
+            queue: "sales".into(),
+            preferred_agent_ids: vec!["cid".into()],
+            preferred_timeout_seconds: 600,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(task.state(), pb::TaskState::Queued, "ana and ben are free");
+    assert_eq!(task.preferred_agent_ids, ["cid"]);
+    assert!(task.preferred_deadline_time.is_some());
+    let waiting = task_state(&mut c.admin, &task.task_id).await;
+    assert_eq!(
+        waiting.preferred_deadline_time,
+        task.preferred_deadline_time
+    );
+    c.cid
+        .change_agent_state(pb::ChangeAgentStateRequest {
+            agent_id: "cid".into(),
+            state: pb::AgentState::Ready.into(),
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let selected = wait_for(
+        &mut c.watch,
+        "the preferred offer",
+        |e| matches!(e, Ev::TaskAgentSelected(s) if s.task_id == task.task_id),
+    )
+    .await;
+    let Ev::TaskAgentSelected(selected) = selected else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            selected.agent_id.as_str(),
+            selected.selection.as_str(),
+            selected.preferred_index
+        ),
+        ("cid", "preferred", 0)
+    );
+    answer(&mut c.cid, &task.task_id, "cid", true).await;
+    task
+}
+
+#[tokio::test]
+async fn a_task_waits_for_its_preferred_agent() {
+    let mut c = center().await;
+    let task = cid_takes_a_task_that_prefers_it(&mut c).await;
+    let held = task_state(&mut c.admin, &task.task_id).await;
+    assert_eq!(held.owner_agent_id, "cid");
+    assert!(held.preferred_deadline_time.is_none(), "the window is over");
+    c.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_keeps_chat_closed_until_it_ends() {
+    let Center {
+        server,
+        mut admin,
+        mut watch,
+        mut ana,
+        ..
+    } = center().await;
     // Point 6: ana on a call is offered no chat; the call's end offers it in that command.
     log_in(&mut ana, "ana", "chat", true).await;
     log_in(&mut ana, "ana", "voice", true).await;
@@ -190,12 +292,6 @@ async fn preferred_agents_transfers_and_blocking_mrds_end_to_end() {
     .await;
     assert_eq!(chat.state(), pb::TaskState::Queued, "blocked by the call");
     close(&mut ana, &call.task_id).await;
-    let offered = |task: String, agent: &'static str, selection: &'static str| {
-        move |e: &Ev| {
-            matches!(e, Ev::TaskAgentSelected(s)
-                if s.task_id == task && s.agent_id == agent && s.selection == selection)
-        }
-    };
     wait_for(
         &mut watch,
         "the chat",
@@ -205,50 +301,21 @@ async fn preferred_agents_transfers_and_blocking_mrds_end_to_end() {
     answer(&mut ana, &chat.task_id, "ana", true).await;
     close(&mut ana, &chat.task_id).await;
 
-    // Point 4: the task waits for cid, its preferred agent, then goes to it.
-    log_in(&mut ben, "ben", "chat", true).await;
-    log_in(&mut cid, "cid", "chat", false).await;
-    let task = new_task(
-        &mut admin,
-        pb::NewTaskRequest {
-            mrd: "chat".into(),
-            queue: "sales".into(),
-            preferred_agent_ids: vec!["cid".into()],
-            preferred_timeout_seconds: 600,
-            ..Default::default()
-        },
-    )
-    .await;
-    assert_eq!(task.state(), pb::TaskState::Queued, "ana and ben are free");
-    assert_eq!(task.preferred_agent_ids, ["cid"]);
-    assert!(task.preferred_deadline_time.is_some());
-    cid.change_agent_state(pb::ChangeAgentStateRequest {
-        agent_id: "cid".into(),
-        state: pb::AgentState::Ready.into(),
-        mrd: "chat".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let selected = wait_for(
-        &mut watch,
-        "the preferred offer",
-        |e| matches!(e, Ev::TaskAgentSelected(s) if s.task_id == task.task_id),
-    )
-    .await;
-    let Ev::TaskAgentSelected(selected) = selected else {
-        unreachable!()
-    };
-    assert_eq!(
-        (
-            selected.agent_id.as_str(),
-            selected.selection.as_str(),
-            selected.preferred_index
-        ),
-        ("cid", "preferred", 0)
-    );
-    answer(&mut cid, &task.task_id, "cid", true).await;
+    server.stop().await;
+}
 
+#[tokio::test]
+async fn transfers_offered_and_to_a_queue() {
+    let mut c = center().await;
+    let task = cid_takes_a_task_that_prefers_it(&mut c).await;
+    let Center {
+        server,
+        mut admin,
+        mut watch,
+        mut ana,
+        mut ben,
+        mut cid,
+    } = c;
     // Point 5: refusals.
     let transfer = |owner: &str, agent: &str, queue: &str, consult: bool| pb::TransferTaskRequest {
         task_id: task.task_id.clone(),
@@ -374,4 +441,5 @@ async fn preferred_agents_transfers_and_blocking_mrds_end_to_end() {
     let now = task_state(&mut admin, &task.task_id).await;
     assert!(now.declined_agent_ids.contains(&"ben".to_owned()));
     assert_ne!(now.offered_agent_id, "ben");
+    server.stop().await;
 }
