@@ -631,6 +631,7 @@ async fn durations_of_u32_max_seconds_are_refused_naming_the_field() {
                 timeout_seconds: step_timeout,
             }],
             task_ttl_seconds: ttl,
+            ..pb::Queue::default()
         }),
         ..Default::default()
     };

@@ -487,6 +487,7 @@ fn closed(task_id: &str, revision: Revision, closed_at: u64) -> ClosedTask {
             wrap_deadline: None,
             declined_by: Default::default(),
             updated_at: closed_at,
+            disposition: Default::default(),
         },
     }
 }

@@ -800,6 +800,7 @@ fn timeouts_have_upper_bounds() {
                 },
             ],
             task_ttl_ms,
+            dispositions: Default::default(),
         })
     };
     w.ok(queue(86_400_000, 604_800_000));

@@ -254,6 +254,7 @@ impl Sim {
                         })
                         .collect(),
                     task_ttl_ms: 60_000,
+                    dispositions: Default::default(),
                 };
                 self.world.run(cmd::UpsertQueue(q)).map(|(_, e)| e)
             }

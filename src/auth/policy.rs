@@ -83,7 +83,7 @@ pub const POLICY: &[(&str, Access)] = &[
     ("/switchboard.v1.AdminService/GetAgent", Access::Roles(ASD)),
     ("/switchboard.v1.AdminService/ListAgents", Access::Roles(SD)),
     ("/switchboard.v1.AdminService/ListMrds", Access::Roles(SD)),
-    ("/switchboard.v1.AdminService/ListQueues", Access::Roles(SD)),
+    ("/switchboard.v1.AdminService/ListQueues", Access::Roles(ASD)),
     ("/switchboard.v1.AdminService/ListReasonCodes", Access::Roles(ASD)),
     ("/switchboard.v1.AdminService/UpsertAgent", Access::Roles(D)),
     ("/switchboard.v1.AdminService/DeleteAgent", Access::Roles(D)),

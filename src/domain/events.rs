@@ -9,6 +9,7 @@ use super::agents::PasswordHashString;
 use super::ids::ClientId;
 use super::principals::{Actor, Role, default_agent_roles};
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
+use super::routing::disposition::TaskDisposition;
 use super::routing::model::{
     AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
 };
@@ -249,6 +250,9 @@ pub enum Event {
         /// events journaled before it was recorded.
         #[serde(default)]
         agents: Vec<String>,
+        /// On a close: the disposition code given, or that a required one is missing.
+        #[serde(default)]
+        disposition: TaskDisposition,
     },
     TaskAgentTransferred {
         task_id: String,

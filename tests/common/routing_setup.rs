@@ -156,6 +156,7 @@ impl RoutingSetup {
                             timeout_seconds: 0,
                         }],
                         task_ttl_seconds: 0,
+                        ..pb::Queue::default()
                     }),
                     request_id: self.request_id("queue"),
                 })

@@ -109,6 +109,7 @@ impl World {
                 })
                 .collect(),
             task_ttl_ms: ttl_ms,
+            dispositions: Default::default(),
         }));
     }
 
@@ -193,9 +194,20 @@ impl World {
         task_id: &str,
         state: TaskState,
     ) -> Result<Vec<Event>, DomainError> {
+        self.task_state_coded(task_id, state, "")
+    }
+
+    /// A change of a task's state that gives a disposition code.
+    pub fn task_state_coded(
+        &mut self,
+        task_id: &str,
+        state: TaskState,
+        disposition_code: &str,
+    ) -> Result<Vec<Event>, DomainError> {
         self.run(cmd::ChangeTaskState {
             task_id: task_id.into(),
             state,
+            disposition_code: disposition_code.into(),
         })
         .map(|(_, e)| e)
     }

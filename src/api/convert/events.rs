@@ -118,10 +118,13 @@ impl pb::RoutingEvent {
                 close_reason,
                 detail,
                 agents,
+                disposition,
                 ..
             } => E::TaskStateChanged(pb::TaskStateChanged {
                 close_reason: pb::CloseReason::from(*close_reason).into(),
                 detail: detail.clone(),
+                disposition_code: disposition.code.clone(),
+                disposition_missing: disposition.missing,
                 // The owner, when the task had one.
                 ..state_changed(task_id, *state, agents.first().map_or("", String::as_str))
             }),

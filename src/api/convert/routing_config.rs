@@ -8,6 +8,7 @@ use crate::domain::commands as cmd;
 use crate::domain::routing::config::{
     LogoutAction, MrdConfig, QueueConfig, ReasonCategory, ReasonCode, RonaAction, Step,
 };
+use crate::domain::routing::disposition::{DispositionCode, Dispositions};
 use crate::domain::routing::expr::Expr;
 use crate::domain::{DomainError, DomainResult};
 use crate::pb;
@@ -126,6 +127,17 @@ impl TryFrom<pb::Queue> for QueueConfig {
             mrd: queue.mrd,
             steps,
             task_ttl_ms: seconds_to_ms(queue.task_ttl_seconds),
+            dispositions: Dispositions {
+                codes: queue
+                    .disposition_codes
+                    .into_iter()
+                    .map(|c| DispositionCode {
+                        code: c.code,
+                        label: c.label,
+                    })
+                    .collect(),
+                required: queue.disposition_required,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -146,6 +158,16 @@ impl From<QueueConfig> for pb::Queue {
                 })
                 .collect(),
             task_ttl_seconds: ms_to_seconds(queue.task_ttl_ms),
+            disposition_codes: queue
+                .dispositions
+                .codes
+                .into_iter()
+                .map(|c| pb::DispositionCode {
+                    code: c.code,
+                    label: c.label,
+                })
+                .collect(),
+            disposition_required: queue.dispositions.required,
         }
     }
 }
@@ -257,6 +279,11 @@ mod tests {
                 timeout_seconds: 30,
             }],
             task_ttl_seconds: 600,
+            disposition_codes: vec![pb::DispositionCode {
+                code: "sale".into(),
+                label: "Sale made".into(),
+            }],
+            disposition_required: true,
         };
         assert_eq!(
             pb::Queue::from(QueueConfig::try_from(queue.clone()).unwrap()),

@@ -97,6 +97,8 @@ impl From<&Task> for pb::TaskStatus {
             attributes: task.spec.attributes.clone(),
             declined_agent_ids: task.declined_by.iter().cloned().collect(),
             wrap_up_deadline_time: task.wrap_deadline.and_then(timestamp),
+            disposition_code: task.disposition.code.clone(),
+            disposition_missing: task.disposition.missing,
         }
     }
 }
@@ -179,9 +181,11 @@ impl TryFrom<pb::ChangeTaskStateRequest> for cmd::ChangeTaskState {
     fn try_from(req: pb::ChangeTaskStateRequest) -> DomainResult<Self> {
         check_id("task_id", &req.task_id)?;
         let state = requested_state(req.state)?;
+        check_optional_id("disposition_code", &req.disposition_code)?;
         Ok(Self {
             task_id: req.task_id,
             state,
+            disposition_code: req.disposition_code,
         })
     }
 }

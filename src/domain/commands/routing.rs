@@ -157,6 +157,8 @@ impl Command for RejectTask {
 pub struct ChangeTaskState {
     pub task_id: String,
     pub state: TaskState,
+    /// With a close of a handled task: one of its queue's disposition codes; may be empty.
+    pub disposition_code: String,
 }
 
 impl Command for ChangeTaskState {
@@ -169,7 +171,13 @@ impl Command for ChangeTaskState {
             TaskAct::Change(self.state),
         )?;
         let r = &mut state.routing;
-        r.change_task_state(&self.task_id, self.state, turn.now, &mut turn.sink)?;
+        r.change_task_state(
+            &self.task_id,
+            self.state,
+            &self.disposition_code,
+            turn.now,
+            &mut turn.sink,
+        )?;
         r.task(&self.task_id).cloned()
     }
     fn settled(task: Task, state: &State) -> Task {

@@ -180,6 +180,7 @@ impl Routing {
                         wrap_deadline: None,
                         declined_by: Default::default(),
                         updated_at: *at,
+                        disposition: Default::default(),
                     },
                 );
                 self.place_waiting(&spec.task_id);
@@ -288,6 +289,7 @@ impl Routing {
                 close_reason,
                 wrap_deadline,
                 at,
+                disposition,
                 ..
             } => {
                 let mut released = Vec::new();
@@ -317,6 +319,7 @@ impl Routing {
                     task.close_reason = *close_reason;
                     task.wrap_deadline = *wrap_deadline;
                     task.updated_at = *at;
+                    task.disposition.clone_from(disposition);
                     released.extend(task.agents().cloned());
                 }
                 self.rearm(task_id);

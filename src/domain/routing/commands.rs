@@ -360,16 +360,29 @@ impl Routing {
         Ok(())
     }
 
-    /// Pause, resume, wrap up or close a task, as its channel or agent says.
+    /// Pause, resume, wrap up or close a task, as its channel or agent says; a close of a
+    /// handled task may give a disposition code (see `disposition`).
     pub fn change_task_state(
         &mut self,
         task_id: &str,
         wanted: TaskState,
+        disposition_code: &str,
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
         let task = self.task(task_id)?;
         let from = task.state;
+        let wrap_up = self
+            .mrds
+            .get(&task.spec.mrd)
+            .map_or(0, |m| m.wrap_up_timeout_ms);
+        let closes = wanted == TaskState::Closed
+            || (wanted == TaskState::WrappingUp && wrap_up == 0 && from != TaskState::WrappingUp);
+        let disposition = if from == TaskState::Closed {
+            Default::default()
+        } else {
+            self.disposition_for_close(task, disposition_code, closes)?
+        };
         let refuse = || {
             Err(DomainError::FailedPrecondition(format!(
                 "task '{task_id}' cannot go from {from} to {wanted}"
@@ -386,6 +399,7 @@ impl Routing {
             detail: String::new(),
             at: now,
             agents: agents.clone(),
+            disposition: Default::default(),
         };
         match (from, wanted) {
             (TaskState::Closed, _) => refuse(),
@@ -394,12 +408,9 @@ impl Routing {
                 Ok(())
             }
             (TaskState::Active | TaskState::Paused, TaskState::WrappingUp) => {
-                let wrap_up = self
-                    .mrds
-                    .get(&task.spec.mrd)
-                    .map_or(0, |m| m.wrap_up_timeout_ms);
                 if wrap_up == 0 {
-                    self.close(task_id, CloseReason::Done, String::new(), now, sink);
+                    let done = CloseReason::Done;
+                    self.close_with(task_id, done, String::new(), disposition, now, sink);
                 } else {
                     self.emit(
                         change(TaskState::WrappingUp, Some(now.saturating_add(wrap_up))),
@@ -409,11 +420,13 @@ impl Routing {
                 Ok(())
             }
             (TaskState::Queued | TaskState::Offered, TaskState::Closed) => {
-                self.close(task_id, CloseReason::Cancelled, String::new(), now, sink);
+                let cancelled = CloseReason::Cancelled;
+                self.close_with(task_id, cancelled, String::new(), disposition, now, sink);
                 Ok(())
             }
             (_, TaskState::Closed) => {
-                self.close(task_id, CloseReason::Done, String::new(), now, sink);
+                let done = CloseReason::Done;
+                self.close_with(task_id, done, String::new(), disposition, now, sink);
                 Ok(())
             }
             _ => refuse(),

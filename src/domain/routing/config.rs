@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::disposition::Dispositions;
 use super::expr::Expr;
 use super::index::QueueKey;
 use super::model::display_wire_name;
@@ -112,6 +113,9 @@ pub struct QueueConfig {
     pub steps: Vec<Step>,
     /// A task still waiting this long after it arrived closes with NO_AGENT_AVAILABLE; 0: never.
     pub task_ttl_ms: Millis,
+    /// The codes an agent gives when a task of this queue closes (see `disposition`).
+    #[serde(default)]
+    pub dispositions: Dispositions,
 }
 
 impl QueueConfig {
@@ -124,6 +128,7 @@ impl QueueConfig {
                 timeout_ms: 0,
             }],
             task_ttl_ms: 0,
+            dispositions: Dispositions::default(),
         }
     }
 
@@ -157,7 +162,8 @@ impl QueueConfig {
             self.task_ttl_ms,
             0,
             MAX_TASK_TTL_MS,
-        )
+        )?;
+        self.dispositions.validate()
     }
 
     pub(in crate::domain::routing) fn key(&self) -> QueueKey {

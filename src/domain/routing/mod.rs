@@ -17,6 +17,7 @@
 mod apply;
 mod commands;
 pub mod config;
+pub mod disposition;
 pub mod expr;
 mod index;
 pub mod model;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::principals::Actor;
 
+use super::disposition::TaskDisposition;
 use super::index::QueueKey;
 use crate::domain::bounds::{
     MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS,
@@ -336,6 +337,9 @@ pub struct Task {
     /// Agents who let an offer of this task go (rejected or RONA): not offered it again.
     pub declined_by: BTreeSet<String>,
     pub updated_at: Millis,
+    /// The disposition code its close gave, or that a required one is missing.
+    #[serde(default)]
+    pub disposition: TaskDisposition,
 }
 
 impl Task {

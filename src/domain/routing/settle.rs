@@ -4,6 +4,7 @@
 //! changed is announced.
 
 use super::config::RonaAction;
+use super::disposition::TaskDisposition;
 use super::model::{
     AgentState, CloseReason, REQUEUE_PRIORITY, RequeueReason, Selection, Task, TaskState,
 };
@@ -45,12 +46,26 @@ impl Routing {
         );
     }
 
-    /// Closes a task, for `reason`.
+    /// Closes a task, for `reason`, as the engine does on its own.
     pub(super) fn close(
         &mut self,
         task_id: &str,
         reason: CloseReason,
         detail: String,
+        now: Millis,
+        sink: &mut Sink,
+    ) {
+        let disposition = self.disposition_by_engine(task_id);
+        self.close_with(task_id, reason, detail, disposition, now, sink);
+    }
+
+    /// Closes a task, for `reason`, with its disposition.
+    pub(super) fn close_with(
+        &mut self,
+        task_id: &str,
+        reason: CloseReason,
+        detail: String,
+        disposition: TaskDisposition,
         now: Millis,
         sink: &mut Sink,
     ) {
@@ -69,6 +84,7 @@ impl Routing {
                 detail,
                 at: now,
                 agents,
+                disposition,
             },
             sink,
         );
