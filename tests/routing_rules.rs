@@ -615,6 +615,7 @@ fn wire_names_match_the_contract() {
             RequeueReason::Rona => pb::RequeueReason::Rona,
             RequeueReason::Rejected => pb::RequeueReason::Rejected,
             RequeueReason::AgentLogout => pb::RequeueReason::AgentLogout,
+            RequeueReason::Supervisor => pb::RequeueReason::Supervisor,
         }
         .as_str_name()
     });

@@ -79,6 +79,8 @@ pub const POLICY: &[(&str, Access)] = &[
     ("/switchboard.v1.RoutingService/ListTasks", Access::Roles(SD)),
     ("/switchboard.v1.RoutingService/GetQueueStats", Access::Roles(ALL)),
     ("/switchboard.v1.RoutingService/WatchRoutingEvents", Access::Roles(ALL)),
+    ("/switchboard.v1.RoutingService/RequeueTask", Access::Roles(SD)),
+    ("/switchboard.v1.RoutingService/SetAgentNextState", Access::Roles(SD)),
     // AdminService: reads for oversight, writes for admins.
     ("/switchboard.v1.AdminService/GetAgent", Access::Roles(ASD)),
     ("/switchboard.v1.AdminService/ListAgents", Access::Roles(SD)),

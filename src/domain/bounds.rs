@@ -42,8 +42,8 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 /// Longest `page_token`: a token carries the last key of the page before (an id of at most
 /// [`MAX_ID_CHARS`] characters, each up to 4 bytes) as hex, behind a short prefix.
 pub const MAX_PAGE_TOKEN_CHARS: usize = 8 * MAX_ID_CHARS + 8;
-/// Most event kinds a routing watch may filter on: one entry per kind (there are six).
-pub const MAX_WATCH_KINDS: usize = 6;
+/// Most event kinds a routing watch may filter on: one entry per kind (there are seven).
+pub const MAX_WATCH_KINDS: usize = 7;
 
 // ----- sessions and clients --------------------------------------------------------------------
 

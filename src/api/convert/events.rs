@@ -5,7 +5,7 @@
 use super::{saturating_u32, timestamp};
 use crate::domain::bounds::{MAX_WATCH_KINDS, check_count, check_optional_id};
 use crate::domain::events::{Event, Record};
-use crate::domain::routing::model::{Selection, TaskState};
+use crate::domain::routing::model::{RequestedAgentState, Selection, TaskState};
 use crate::domain::{DomainError, DomainResult};
 use crate::pb;
 
@@ -26,6 +26,7 @@ impl pb::RoutingEventKind {
             | Event::TaskStateChanged { .. } => K::TaskStateChanged,
             Event::TaskAgentTransferred { .. } => K::TaskAgentTransferred,
             Event::TaskConferenced { .. } => K::TaskConferenced,
+            Event::AgentNextStateSet { .. } => K::AgentNextStateSet,
             _ => return None,
         })
     }
@@ -99,10 +100,12 @@ impl pb::RoutingEvent {
                 agent_id,
                 reason,
                 priority,
+                moved_to,
                 ..
             } => E::TaskStateChanged(pb::TaskStateChanged {
                 requeue_reason: pb::RequeueReason::from(*reason).into(),
                 priority: u32::from(*priority),
+                queue: moved_to.as_ref().map(|m| m.queue.clone()).unwrap_or_default(),
                 ..state_changed(task_id, TaskState::Queued, agent_id)
             }),
             Event::TaskStepWidened { task_id, step, .. } => {
@@ -153,6 +156,26 @@ impl pb::RoutingEvent {
                 task_id: task_id.clone(),
                 owner_agent_id: owner_agent_id.clone(),
                 participant_agent_id: participant_agent_id.clone(),
+            }),
+            Event::AgentNextStateSet {
+                agent_id,
+                mrd,
+                state,
+                reason_code,
+                by,
+                ..
+            } => E::AgentNextStateSet(pb::AgentNextStateSet {
+                agent_id: agent_id.clone(),
+                mrd: mrd.clone(),
+                state: match state {
+                    RequestedAgentState::Login => pb::AgentState::Login,
+                    RequestedAgentState::Ready => pb::AgentState::Ready,
+                    RequestedAgentState::NotReady => pb::AgentState::NotReady,
+                    RequestedAgentState::Logout => pb::AgentState::Logout,
+                }
+                .into(),
+                reason_code: reason_code.clone(),
+                by: by.to_string(),
             }),
             _ => return None,
         };

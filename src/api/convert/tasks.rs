@@ -48,6 +48,7 @@ impl From<RequeueReason> for pb::RequeueReason {
             RequeueReason::Rona => Self::Rona,
             RequeueReason::Rejected => Self::Rejected,
             RequeueReason::AgentLogout => Self::AgentLogout,
+            RequeueReason::Supervisor => Self::Supervisor,
         }
     }
 }
@@ -186,6 +187,37 @@ impl TryFrom<pb::ChangeTaskStateRequest> for cmd::ChangeTaskState {
             task_id: req.task_id,
             state,
             disposition_code: req.disposition_code,
+        })
+    }
+}
+
+impl TryFrom<pb::RequeueTaskRequest> for cmd::RequeueTask {
+    type Error = DomainError;
+
+    fn try_from(req: pb::RequeueTaskRequest) -> DomainResult<Self> {
+        check_id("task_id", &req.task_id)?;
+        check_optional_id("queue", &req.queue)?;
+        let priority = match req.priority {
+            0 => None,
+            p => Some(
+                u8::try_from(p)
+                    .ok()
+                    .filter(|p| (MIN_PRIORITY..=MAX_PRIORITY).contains(p))
+                    .ok_or_else(|| {
+                        DomainError::invalid(
+                            "priority",
+                            format!(
+                                "must be {MIN_PRIORITY} to {MAX_PRIORITY} (0 keeps the rule's \
+                                 default)"
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        Ok(Self {
+            task_id: req.task_id,
+            queue: req.queue,
+            priority,
         })
     }
 }

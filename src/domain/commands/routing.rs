@@ -185,6 +185,64 @@ impl Command for ChangeTaskState {
     }
 }
 
+/// A supervisor puts a task back in line (see `Routing::requeue_task`).
+#[derive(Debug, Clone)]
+pub struct RequeueTask {
+    pub task_id: String,
+    /// A queue of the task's MRD; empty: its own.
+    pub queue: String,
+    /// 1-10; `None`: as `Routing::requeue_task` says.
+    pub priority: Option<u8>,
+}
+
+impl Command for RequeueTask {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        task_for(state, &turn.principal, &self.task_id, TaskAct::Requeue)?;
+        let r = &mut state.routing;
+        r.requeue_task(
+            &self.task_id,
+            &self.queue,
+            self.priority,
+            turn.now,
+            &mut turn.sink,
+        )?;
+        r.task(&self.task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+/// A supervisor sets an agent's next state (see `Routing::set_next_state`).
+#[derive(Debug, Clone)]
+pub struct SetAgentNextState {
+    pub agent_id: String,
+    pub state: RequestedAgentState,
+    pub mrd: String,
+    pub reason_code: String,
+}
+
+impl Command for SetAgentNextState {
+    type Answer = AgentStatusView;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentStatusView> {
+        access::oversee_agent(&turn.principal, &self.agent_id)?;
+        state.routing.set_next_state(
+            &self.agent_id,
+            self.state,
+            &self.mrd,
+            &self.reason_code,
+            &turn.principal.actor,
+            turn.now,
+            &mut turn.sink,
+        )?;
+        state.routing.agent_status(&self.agent_id)
+    }
+    fn settled(view: AgentStatusView, state: &State) -> AgentStatusView {
+        settled_agent(view, state)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TransferTask {
     pub task_id: String,

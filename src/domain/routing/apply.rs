@@ -99,6 +99,7 @@ impl Routing {
                     }
                     am.ready = true;
                     am.pending_not_ready = false;
+                    am.pending_logout = None;
                     am.reason_code.clear();
                 }
                 // READY again while READY changes neither eligibility nor place in line, so
@@ -136,6 +137,14 @@ impl Routing {
                 }
                 self.touch_agent(agent_id);
             }
+            Event::AgentNextStateSet {
+                agent_id,
+                mrd,
+                state,
+                reason_code,
+                by,
+                ..
+            } => self.apply_next_state(agent_id, mrd, *state, reason_code, by),
             Event::AgentStateChanged {
                 agent_id,
                 mrd,
@@ -237,6 +246,7 @@ impl Routing {
                 seq,
                 at,
                 step_deadline,
+                moved_to,
                 ..
             } => {
                 self.next_seq = self.next_seq.max(seq + 1);
@@ -250,13 +260,21 @@ impl Routing {
                         agent.offer = None;
                         unoffered = Some((offered_to, task.spec.mrd.clone()));
                     }
-                    if *reason != super::model::RequeueReason::AgentLogout {
+                    if *reason != super::model::RequeueReason::AgentLogout && !agent_id.is_empty() {
                         task.declined_by.insert(agent_id.clone());
+                    }
+                    if let Some(moved) = moved_to {
+                        task.spec.queue.clone_from(&moved.queue);
+                        task.step = 0;
+                        task.ttl_deadline = moved.ttl_deadline;
+                    }
+                    // A waiting task a supervisor moved keeps its arrival: its wait goes on.
+                    if task.state != TaskState::Queued {
+                        task.queued_at = *at;
                     }
                     task.state = TaskState::Queued;
                     task.priority = *priority;
                     task.seq = *seq;
-                    task.queued_at = *at;
                     task.step_deadline = *step_deadline;
                     task.updated_at = *at;
                 }
@@ -505,7 +523,7 @@ impl Routing {
     }
 
     /// An agent's eligibility may have changed: update the pools and note what to look at.
-    fn touch_agent(&mut self, agent_id: &str) {
+    pub(super) fn touch_agent(&mut self, agent_id: &str) {
         if let Some(agent) = self.agents.get(agent_id) {
             for mrd in agent.mrds.keys() {
                 self.touched.insert((agent_id.to_owned(), mrd.clone()));

@@ -115,6 +115,67 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
+        let mrds = self.agent_request_mrds(agent_id, requested, mrd, reason_code)?;
+        for m in mrds {
+            let agent_id = agent_id.to_owned();
+            match requested {
+                RequestedAgentState::Login => {
+                    if !self.agents[&agent_id].mrds.contains_key(&m) {
+                        self.emit(
+                            Event::AgentLoggedIn {
+                                agent_id,
+                                mrd: m,
+                                at: now,
+                            },
+                            sink,
+                        );
+                    }
+                }
+                RequestedAgentState::Ready => {
+                    if !self.agents[&agent_id].routable {
+                        self.emit(
+                            Event::AgentRoutable {
+                                agent_id: agent_id.clone(),
+                                routable: true,
+                            },
+                            sink,
+                        );
+                    }
+                    self.emit(
+                        Event::AgentReady {
+                            agent_id,
+                            mrd: m,
+                            at: now,
+                        },
+                        sink,
+                    );
+                }
+                RequestedAgentState::NotReady => self.emit(
+                    Event::AgentNotReady {
+                        agent_id,
+                        mrd: m,
+                        reason_code: reason_code.to_owned(),
+                        at: now,
+                    },
+                    sink,
+                ),
+                RequestedAgentState::Logout => {
+                    self.log_out(&agent_id, &m, reason_code, now, sink);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what an agent (or a supervisor for it) asks for: the reason code's category, and
+    /// that the agent is logged in (for LOGIN: may work) on the MRDs; answers those MRDs.
+    pub(super) fn agent_request_mrds(
+        &self,
+        agent_id: &str,
+        requested: RequestedAgentState,
+        mrd: &str,
+        reason_code: &str,
+    ) -> DomainResult<Vec<String>> {
         let agent = self.agent(agent_id)?;
         if !reason_code.is_empty() {
             let wanted = match requested {
@@ -178,60 +239,12 @@ impl Routing {
                 )));
             }
         }
-        for m in mrds {
-            let agent_id = agent_id.to_owned();
-            match requested {
-                RequestedAgentState::Login => {
-                    if !self.agents[&agent_id].mrds.contains_key(&m) {
-                        self.emit(
-                            Event::AgentLoggedIn {
-                                agent_id,
-                                mrd: m,
-                                at: now,
-                            },
-                            sink,
-                        );
-                    }
-                }
-                RequestedAgentState::Ready => {
-                    if !self.agents[&agent_id].routable {
-                        self.emit(
-                            Event::AgentRoutable {
-                                agent_id: agent_id.clone(),
-                                routable: true,
-                            },
-                            sink,
-                        );
-                    }
-                    self.emit(
-                        Event::AgentReady {
-                            agent_id,
-                            mrd: m,
-                            at: now,
-                        },
-                        sink,
-                    );
-                }
-                RequestedAgentState::NotReady => self.emit(
-                    Event::AgentNotReady {
-                        agent_id,
-                        mrd: m,
-                        reason_code: reason_code.to_owned(),
-                        at: now,
-                    },
-                    sink,
-                ),
-                RequestedAgentState::Logout => {
-                    self.log_out(&agent_id, &m, reason_code, now, sink);
-                }
-            }
-        }
-        Ok(())
+        Ok(mrds)
     }
 
     /// Logout: the agent's pending offer is rerouted, its tasks close or requeue per the MRD,
     /// it leaves conferences, then it is out.
-    fn log_out(
+    pub(super) fn log_out(
         &mut self,
         agent_id: &str,
         mrd: &str,

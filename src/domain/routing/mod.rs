@@ -25,6 +25,7 @@ mod retention;
 mod selection;
 mod settle;
 mod snapshot;
+pub mod supervise;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

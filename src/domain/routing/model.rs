@@ -8,6 +8,7 @@ use crate::domain::principals::Actor;
 
 use super::disposition::TaskDisposition;
 use super::index::QueueKey;
+use super::supervise::PendingLogout;
 use crate::domain::bounds::{
     MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS,
     MAX_TASK_ATTRIBUTES, MAX_TASK_LABEL_CHARS, MAX_TASK_LABELS, check_count, check_id,
@@ -70,7 +71,7 @@ impl AgentState {
 }
 
 /// What an agent asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestedAgentState {
     Login,
     Ready,
@@ -162,10 +163,17 @@ pub enum RequeueReason {
     Rona,
     Rejected,
     AgentLogout,
+    /// A supervisor put it back in line (`Routing::requeue_task`).
+    Supervisor,
 }
 
 impl RequeueReason {
-    pub const ALL: [RequeueReason; 3] = [Self::Rona, Self::Rejected, Self::AgentLogout];
+    pub const ALL: [RequeueReason; 4] = [
+        Self::Rona,
+        Self::Rejected,
+        Self::AgentLogout,
+        Self::Supervisor,
+    ];
 
     /// The name of the contract's `RequeueReason` value, as messages show it.
     pub fn wire_name(self) -> &'static str {
@@ -173,6 +181,7 @@ impl RequeueReason {
             Self::Rona => "REQUEUE_REASON_RONA",
             Self::Rejected => "REQUEUE_REASON_REJECTED",
             Self::AgentLogout => "REQUEUE_REASON_AGENT_LOGOUT",
+            Self::Supervisor => "REQUEUE_REASON_SUPERVISOR",
         }
     }
 }
@@ -219,6 +228,9 @@ pub struct AgentMrd {
     pub available_since: Millis,
     /// Tasks the agent owns or takes part in on this MRD: its load.
     pub tasks: BTreeSet<String>,
+    /// A supervisor's LOGOUT that waits for the agent's work to end (see `supervise`).
+    #[serde(default)]
+    pub pending_logout: Option<PendingLogout>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

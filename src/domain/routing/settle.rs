@@ -41,6 +41,7 @@ impl Routing {
                 seq,
                 at: now,
                 step_deadline,
+                moved_to: None,
             },
             sink,
         );
@@ -94,6 +95,7 @@ impl Routing {
     pub fn settle(&mut self, now: Millis, sink: &mut Sink) {
         self.fire_due(now, sink);
         self.dispatch(now, sink);
+        self.log_out_when_free(now, sink);
         self.announce(sink);
     }
 
