@@ -1,8 +1,8 @@
-//! Thousands of random commands and clock jumps against the routing engine, checking after
-//! every step that nothing is over capacity, double-owned, stuck or left waiting beside an
-//! idle eligible agent, and every few hundred steps that the fold of its events (from the
-//! start, and from the latest snapshot) rebuilds the live state. Seeded: a failure names its
-//! seed and step, and replays exactly.
+//! Thousands of random commands (supervisor moves among them) and clock jumps against the
+//! routing engine, checking after every step that nothing is over capacity, double-owned,
+//! stuck or left waiting beside an idle eligible agent, and every few hundred steps that the
+//! fold of its events (from the start, and from the latest snapshot) rebuilds the live state.
+//! Seeded: a failure names its seed and step, and replays exactly.
 
 mod common;
 
@@ -15,7 +15,7 @@ use switchboard::domain::routing::AgentStatusView;
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, QueueConfig, RonaAction};
 use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::model::{
-    AgentState, RequestedAgentState as Req, Task, TaskState,
+    AgentState, RequestedAgentState as Req, RequeueReason, Task, TaskState,
 };
 use switchboard::domain::{DomainError, Event};
 
@@ -258,6 +258,43 @@ impl Sim {
                 };
                 self.world.run(cmd::UpsertQueue(q)).map(|(_, e)| e)
             }
+            86..=87 => {
+                // A supervisor puts a task back in line, maybe elsewhere, maybe reprioritised.
+                let open = self.tasks_in(&[
+                    TaskState::Queued,
+                    TaskState::Offered,
+                    TaskState::Active,
+                    TaskState::Paused,
+                ]);
+                match self.rng.pick(&open).cloned() {
+                    Some(task) => {
+                        let queue = *self.rng.pick(&["", "sales", "support", "nowhere"]).unwrap();
+                        let priority = (self.rng.below(3) > 0)
+                            .then(|| u8::try_from(1 + self.rng.below(10)).unwrap());
+                        let command = cmd::RequeueTask {
+                            task_id: task.spec.task_id,
+                            queue: queue.into(),
+                            priority,
+                        };
+                        self.world.run(command).map(|(_, e)| e)
+                    }
+                    None => Ok(vec![]),
+                }
+            }
+            88 => {
+                // A supervisor sets an agent's next state.
+                let state = *self
+                    .rng
+                    .pick(&[Req::Ready, Req::NotReady, Req::Logout])
+                    .unwrap();
+                let command = cmd::SetAgentNextState {
+                    agent_id: agent.clone(),
+                    state,
+                    mrd: if self.rng.below(3) == 0 { "" } else { mrd }.into(),
+                    reason_code: String::new(),
+                };
+                self.world.run(command).map(|(_, e)| e)
+            }
             _ => {
                 let jump = u64::try_from(self.rng.below(10_000)).unwrap();
                 Ok(self.world.advance(jump))
@@ -339,9 +376,22 @@ impl Sim {
             Err(e) => panic!("{e}"),
         };
 
-        // No agent above its MRD's max; every task an agent holds lists the agent.
+        // No agent above its MRD's max; every task an agent holds lists the agent. A LOGOUT a
+        // supervisor set waits only while the agent has work there.
         for view in views.values() {
             for m in &view.mrds {
+                if m.logout_pending_by.is_some() {
+                    let offered_here = view
+                        .pending_offer
+                        .as_ref()
+                        .is_some_and(|t| tasks[t].spec.mrd == m.mrd);
+                    assert!(
+                        !m.active_tasks.is_empty() || offered_here,
+                        "{at}: {}'s LOGOUT on {} waits though it is free",
+                        view.agent_id,
+                        m.mrd
+                    );
+                }
                 assert!(
                     m.active_tasks.len() <= m.max_tasks as usize,
                     "{at}: {} over max on {}",
@@ -474,6 +524,27 @@ fn run(seed: u64) -> Vec<Event> {
         tasks.len() > 300 && routed > 100,
         "seed {seed}: the run did too little ({} tasks, {routed} routed)",
         tasks.len()
+    );
+    let events = &sim.world.events;
+    let requeues = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::TaskRequeued {
+                    reason: RequeueReason::Supervisor,
+                    ..
+                }
+            )
+        })
+        .count();
+    let next_states = events
+        .iter()
+        .filter(|e| matches!(e, Event::AgentNextStateSet { .. }))
+        .count();
+    assert!(
+        requeues > 10 && next_states > 10,
+        "seed {seed}: too few supervisor moves ({requeues} requeues, {next_states} next states)"
     );
     sim.world.events
 }
