@@ -253,7 +253,10 @@ fn a_task_in_hand_is_taken_from_its_agents_and_offered_to_another() {
         assert_eq!(requeued(&events).0, "ana", "{held}");
         assert_eq!(offer_of(&events, "t1").as_deref(), Some("ben"), "{held}");
         let ana = w.get_agent("ana");
-        assert!(ana.mrds[0].active_tasks.is_empty(), "{held}: ana holds nothing");
+        assert!(
+            ana.mrds[0].active_tasks.is_empty(),
+            "{held}: ana holds nothing"
+        );
         assert_eq!(w.agent_state("ana", "chat"), AgentState::Ready, "{held}");
         let task = w.get_task("t1");
         assert_eq!((task.owner.clone(), task.priority), (None, 9), "{held}");
@@ -299,7 +302,10 @@ fn a_requeue_names_what_is_wrong() {
         assert!(
             matches!(
                 requeue(&mut w, &sue(), "t1", "", Some(priority)),
-                Err(DomainError::InvalidArgument { field: "priority", .. })
+                Err(DomainError::InvalidArgument {
+                    field: "priority",
+                    ..
+                })
             ),
             "priority {priority}"
         );
@@ -425,7 +431,11 @@ fn only_supervisors_and_admins_may_set_a_next_state() {
         next_state(&mut w, &channel(), "ana", Req::NotReady, ""),
         "an integration",
     );
-    assert_eq!(w.agent_state("ben", "chat"), AgentState::Ready, "nothing changed");
+    assert_eq!(
+        w.agent_state("ben", "chat"),
+        AgentState::Ready,
+        "nothing changed"
+    );
     next_state(&mut w, &admin(), "ben", Req::NotReady, "").expect("an admin may");
 }
 
@@ -439,7 +449,10 @@ fn a_next_state_names_what_is_wrong() {
     ));
     assert!(matches!(
         next_state(&mut w, &sue(), "ana", Req::Logout, "lunch"),
-        Err(DomainError::InvalidArgument { field: "reason_code", .. })
+        Err(DomainError::InvalidArgument {
+            field: "reason_code",
+            ..
+        })
     ));
     assert!(matches!(
         next_state(&mut w, &sue(), "zoe", Req::NotReady, ""),

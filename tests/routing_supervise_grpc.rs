@@ -269,9 +269,11 @@ async fn a_supervisors_next_state_waits_for_the_agents_work_and_names_the_superv
         (pb::AgentState::PendingNotReady, SUE),
         "pending while ana works"
     );
-    let event = wait_for(&mut watch, "AgentNextStateSet", |e| {
-        matches!(e, Ev::AgentNextStateSet(s) if s.agent_id == "ana")
-    })
+    let event = wait_for(
+        &mut watch,
+        "AgentNextStateSet",
+        |e| matches!(e, Ev::AgentNextStateSet(s) if s.agent_id == "ana"),
+    )
     .await;
     let Some(Ev::AgentNextStateSet(set)) = &event.event else {
         unreachable!()

@@ -90,9 +90,7 @@ impl Api {
         req: pb::RequeueTaskRequest,
     ) -> DomainResult<pb::RequeueTaskResponse> {
         let key = request_key("RequeueTask", &req.request_id, &req)?;
-        let (task, revision) = self
-            .run(who, key, cmd::RequeueTask::try_from(req)?)
-            .await?;
+        let (task, revision) = self.run(who, key, cmd::RequeueTask::try_from(req)?).await?;
         Ok(pb::RequeueTaskResponse {
             task: Some(task.into()),
             revision,

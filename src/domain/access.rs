@@ -137,9 +137,8 @@ pub(super) fn act_on_task(who: &Principal, task: &Task, act: TaskAct) -> DomainR
             .actor
             .agent_id()
             .is_some_and(|me| task.agents().any(|a| a == me));
-    let created_it = act != TaskAct::Requeue
-        && who.has(Role::Integration)
-        && task.spec.created_by == who.actor;
+    let created_it =
+        act != TaskAct::Requeue && who.has(Role::Integration) && task.spec.created_by == who.actor;
     let overseen =
         who.oversees() && matches!(act, TaskAct::Read | TaskAct::Transfer | TaskAct::Requeue);
     if on_it || created_it || overseen {

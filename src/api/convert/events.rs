@@ -105,7 +105,10 @@ impl pb::RoutingEvent {
             } => E::TaskStateChanged(pb::TaskStateChanged {
                 requeue_reason: pb::RequeueReason::from(*reason).into(),
                 priority: u32::from(*priority),
-                queue: moved_to.as_ref().map(|m| m.queue.clone()).unwrap_or_default(),
+                queue: moved_to
+                    .as_ref()
+                    .map(|m| m.queue.clone())
+                    .unwrap_or_default(),
                 ..state_changed(task_id, TaskState::Queued, agent_id)
             }),
             Event::TaskStepWidened { task_id, step, .. } => {

@@ -8,6 +8,7 @@ use crate::domain::agents::PasswordHashString;
 use crate::domain::error::DomainResult;
 use crate::domain::principals::Principal;
 use crate::domain::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
+use crate::domain::routing::supervise::NextState;
 use crate::domain::routing::{AgentStatusView, Census, QueueStats};
 use crate::domain::state::State;
 
@@ -227,16 +228,17 @@ impl Command for SetAgentNextState {
     type Answer = AgentStatusView;
     fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentStatusView> {
         access::oversee_agent(&turn.principal, &self.agent_id)?;
-        state.routing.set_next_state(
-            &self.agent_id,
-            self.state,
-            &self.mrd,
-            &self.reason_code,
-            &turn.principal.actor,
-            turn.now,
-            &mut turn.sink,
-        )?;
-        state.routing.agent_status(&self.agent_id)
+        let next = NextState {
+            agent_id: self.agent_id,
+            state: self.state,
+            mrd: self.mrd,
+            reason_code: self.reason_code,
+        };
+        let by = &turn.principal.actor;
+        state
+            .routing
+            .set_next_state(&next, by, turn.now, &mut turn.sink)?;
+        state.routing.agent_status(&next.agent_id)
     }
     fn settled(view: AgentStatusView, state: &State) -> AgentStatusView {
         settled_agent(view, state)

@@ -18,6 +18,18 @@ pub struct QueueMove {
     pub ttl_deadline: Option<Millis>,
 }
 
+/// What a supervisor sets for an agent (`Routing::set_next_state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextState {
+    pub agent_id: String,
+    /// READY, NOT_READY or LOGOUT.
+    pub state: RequestedAgentState,
+    /// The MRD; empty: every MRD the agent is logged in on.
+    pub mrd: String,
+    /// For NOT_READY and LOGOUT: a reason code of that category; may be empty.
+    pub reason_code: String,
+}
+
 /// A LOGOUT a supervisor asked for while the agent still had work on the MRD: it is offered
 /// nothing more and logs out once its tasks end and no offer rings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,19 +117,18 @@ impl Routing {
     }
 
     /// Sets an agent's next state on one MRD, or on every MRD it is logged in on (`mrd`
-    /// empty), as a supervisor asks: READY at once (withdrawing a pending NOT_READY or
+    /// empty), as a supervisor (`by`) asks: READY at once (withdrawing a pending NOT_READY or
     /// LOGOUT); NOT_READY as the agent's own (pending while its offer and tasks last); LOGOUT
     /// at once when it has neither, otherwise once it has (offered nothing meanwhile).
     pub fn set_next_state(
         &mut self,
-        agent_id: &str,
-        requested: RequestedAgentState,
-        mrd: &str,
-        reason_code: &str,
+        next: &NextState,
         by: &Actor,
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
+        let requested = next.state;
+        let (agent_id, mrd, reason_code) = (&next.agent_id, &next.mrd, &next.reason_code);
         if requested == RequestedAgentState::Login {
             return Err(DomainError::invalid(
                 "state",
