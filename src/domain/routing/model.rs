@@ -334,7 +334,8 @@ pub struct Task {
     pub priority: u8,
     pub close_reason: Option<CloseReason>,
     pub created_at: Millis,
-    /// When the task last went into its queue (arrival or requeue).
+    /// When the task last went into its queue: arrival, or a requeue that took it from an
+    /// agent (a supervisor's move of a waiting task keeps it).
     pub queued_at: Millis,
     /// First-in-first-out order within a priority.
     pub seq: u64,
