@@ -631,7 +631,7 @@ async fn durations_of_u32_max_seconds_are_refused_naming_the_field() {
                 timeout_seconds: step_timeout,
             }],
             task_ttl_seconds: ttl,
-            ..Default::default()
+            ..pb::Queue::default()
         }),
         ..Default::default()
     };

@@ -336,6 +336,7 @@ async fn work(mut caller: Caller, agent: String, answers: bool) {
             for task in on_mrd.active_task_ids {
                 let (node, mut routing) = caller.next();
                 let request = pb::ChangeTaskStateRequest {
+                    disposition_code: String::new(),
                     task_id: task.clone(),
                     state: pb::TaskState::Closed.into(),
                     ..Default::default()

@@ -327,6 +327,7 @@ async fn finish_tasks(round: Arc<Round>) {
             (pb::TaskState::Closed, format!("close-{task_id}"))
         };
         let request = pb::ChangeTaskStateRequest {
+            disposition_code: String::new(),
             task_id,
             state: wanted.into(),
             request_id,

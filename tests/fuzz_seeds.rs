@@ -114,7 +114,7 @@ fn request_seeds() -> Vec<(String, Vec<u8>)> {
                         },
                     ],
                     task_ttl_seconds: 600,
-                    ..Default::default()
+                    ..pb::Queue::default()
                 }),
                 request_id: "queue-sales".into(),
             },
@@ -211,6 +211,7 @@ fn request_seeds() -> Vec<(String, Vec<u8>)> {
         request_seed(
             &rpc("RoutingService/ChangeTaskState"),
             &pb::ChangeTaskStateRequest {
+                disposition_code: String::new(),
                 task_id: "task-1".into(),
                 state: pb::TaskState::WrappingUp.into(),
                 request_id: "wrap-1".into(),

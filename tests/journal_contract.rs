@@ -495,6 +495,7 @@ fn closed(task_id: &str, revision: Revision, closed_at: u64) -> ClosedTask {
             attempts: 0,
             answered_at: None,
             callback_task_id: None,
+            disposition: Default::default(),
         },
     }
 }

@@ -119,6 +119,7 @@ async fn new_task(channel: &mut Routing, mrd: &str, queue: &str) -> (String, Str
 /// Moves a task; answers the revision of the change.
 async fn change(who: &mut Routing, task_id: &str, state: pb::TaskState) -> u64 {
     who.change_task_state(pb::ChangeTaskStateRequest {
+        disposition_code: String::new(),
         task_id: task_id.into(),
         state: state.into(),
         ..Default::default()

@@ -170,6 +170,7 @@ async fn an_agent_cannot_act_for_another_over_unary_calls() {
     );
     assert_denied(
         ana.change_task_state(pb::ChangeTaskStateRequest {
+            disposition_code: String::new(),
             task_id: task.clone(),
             state: pb::TaskState::Closed.into(),
             ..Default::default()

@@ -42,7 +42,7 @@ fn one_step_queue(name: &str, mrd: &str, expression: &str) -> pb::UpsertQueueReq
                 timeout_seconds: 0,
             }],
             task_ttl_seconds: 0,
-            ..Default::default()
+            ..pb::Queue::default()
         }),
         ..Default::default()
     }
@@ -435,6 +435,7 @@ async fn every_routing_message_end_to_end() {
         .get_mut("cid")
         .unwrap()
         .change_task_state(pb::ChangeTaskStateRequest {
+            disposition_code: String::new(),
             task_id: task_id.clone(),
             state: pb::TaskState::Closed.into(),
             ..Default::default()
@@ -684,6 +685,7 @@ async fn routing_refusals_have_the_right_status() {
     );
     assert_status(
         r.change_task_state(pb::ChangeTaskStateRequest {
+            disposition_code: String::new(),
             task_id: task.task_id.clone(),
             state: pb::TaskState::Offered.into(),
             ..Default::default()
@@ -885,6 +887,7 @@ async fn an_agent_filtered_watch_follows_its_task_to_the_close() {
     ];
     for state in steps {
         ana.change_task_state(pb::ChangeTaskStateRequest {
+            disposition_code: String::new(),
             task_id: task_id.clone(),
             state: state.into(),
             ..Default::default()

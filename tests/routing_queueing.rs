@@ -79,6 +79,7 @@ fn sales(attempts: AttemptPolicy, service_level: ServiceLevelTarget) -> cmd::Ups
         task_ttl_ms: 0,
         attempts,
         service_level,
+        dispositions: Default::default(),
     })
 }
 

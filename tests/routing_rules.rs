@@ -625,6 +625,7 @@ fn wire_names_match_the_contract() {
             RequeueReason::Rejected => pb::RequeueReason::Rejected,
             RequeueReason::AgentLogout => pb::RequeueReason::AgentLogout,
             RequeueReason::Transferred => pb::RequeueReason::Transferred,
+            RequeueReason::Supervisor => pb::RequeueReason::Supervisor,
         }
         .as_str_name()
     });

@@ -1,8 +1,8 @@
-//! Thousands of random commands and clock jumps against the routing engine, checking after
-//! every step that nothing is over capacity, double-owned, stuck or left waiting beside an
-//! idle eligible agent, and every few hundred steps that the fold of its events (from the
-//! start, and from the latest snapshot) rebuilds the live state. Seeded: a failure names its
-//! seed and step, and replays exactly.
+//! Thousands of random commands (supervisor moves among them) and clock jumps against the
+//! routing engine, checking after every step that nothing is over capacity, double-owned,
+//! stuck or left waiting beside an idle eligible agent, and every few hundred steps that the
+//! fold of its events (from the start, and from the latest snapshot) rebuilds the live state.
+//! Seeded: a failure names its seed and step, and replays exactly.
 
 mod common;
 #[path = "common/queueing_invariants.rs"]
@@ -19,7 +19,7 @@ use switchboard::domain::routing::config::{LogoutAction, MrdConfig, QueueConfig,
 use switchboard::domain::routing::expr::Expr;
 use switchboard::domain::routing::expr::TaskExpr;
 use switchboard::domain::routing::model::{
-    AgentState, RequestedAgentState as Req, Selection, Task, TaskSpec, TaskState,
+    AgentState, RequestedAgentState as Req, RequeueReason, Selection, Task, TaskSpec, TaskState,
 };
 use switchboard::domain::routing::{AgentStatusView, ServiceLevelTarget};
 use switchboard::domain::{DomainError, Event};
@@ -390,8 +390,46 @@ impl Sim {
                         threshold_ms: 10_000,
                         window_ms: 60_000 * u64::try_from(steps).unwrap(),
                     },
+                    dispositions: Default::default(),
                 };
                 self.world.run(cmd::UpsertQueue(q)).map(|(_, e)| e)
+            }
+            86..=87 => {
+                // A supervisor puts a task back in line, maybe elsewhere, maybe reprioritised.
+                let open = self.tasks_in(&[
+                    TaskState::Queued,
+                    TaskState::Offered,
+                    TaskState::Active,
+                    TaskState::Paused,
+                ]);
+                match self.rng.pick(&open).cloned() {
+                    Some(task) => {
+                        let queue = *self.rng.pick(&["", "sales", "support", "nowhere"]).unwrap();
+                        let priority = (self.rng.below(3) > 0)
+                            .then(|| u8::try_from(1 + self.rng.below(10)).unwrap());
+                        let command = cmd::RequeueTask {
+                            task_id: task.spec.task_id,
+                            queue: queue.into(),
+                            priority,
+                        };
+                        self.world.run(command).map(|(_, e)| e)
+                    }
+                    None => Ok(vec![]),
+                }
+            }
+            88 => {
+                // A supervisor sets an agent's next state.
+                let state = *self
+                    .rng
+                    .pick(&[Req::Ready, Req::NotReady, Req::Logout])
+                    .unwrap();
+                let command = cmd::SetAgentNextState {
+                    agent_id: agent.clone(),
+                    state,
+                    mrd: if self.rng.below(3) == 0 { "" } else { mrd }.into(),
+                    reason_code: String::new(),
+                };
+                self.world.run(command).map(|(_, e)| e)
             }
             _ => {
                 let jump = u64::try_from(self.rng.below(10_000)).unwrap();
@@ -497,9 +535,22 @@ impl Sim {
             Err(e) => panic!("{e}"),
         };
 
-        // No agent above its MRD's max; every task an agent holds lists the agent.
+        // No agent above its MRD's max; every task an agent holds lists the agent. A LOGOUT a
+        // supervisor set waits only while the agent has work there.
         for view in views.values() {
             for m in &view.mrds {
+                if m.logout_pending_by.is_some() {
+                    let offered_here = view
+                        .pending_offer
+                        .as_ref()
+                        .is_some_and(|t| tasks[t].spec.mrd == m.mrd);
+                    assert!(
+                        !m.active_tasks.is_empty() || offered_here,
+                        "{at}: {}'s LOGOUT on {} waits though it is free",
+                        view.agent_id,
+                        m.mrd
+                    );
+                }
                 assert!(
                     m.active_tasks.len() <= m.max_tasks as usize,
                     "{at}: {} over max on {}",
@@ -667,36 +718,43 @@ fn run(seed: u64) -> Vec<Event> {
         "seed {seed}: the run did too little ({} tasks, {routed} routed)",
         tasks.len()
     );
-    // The new rules took part: classifiers chose queues, and task-aware steps chose agents.
-    let classified = sim
-        .world
-        .events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                Event::TaskQueued {
-                    choice: QueueChoice::Classifier { .. },
-                    ..
-                }
-            )
-        })
-        .count();
-    let task_aware = sim
-        .world
-        .events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                Event::TaskAgentSelected { queue, selection: Selection::Step { index: 0 | 1 }, .. }
-                    if queue == "lang"
-            )
-        })
-        .count();
+    // The new rules took part: classifiers chose queues, task-aware steps chose agents, and
+    // supervisors moved tasks and set next states.
+    let events = &sim.world.events;
+    let count = |wanted: &dyn Fn(&Event) -> bool| events.iter().filter(|e| wanted(e)).count();
+    let classified = count(&|e| {
+        matches!(
+            e,
+            Event::TaskQueued {
+                choice: QueueChoice::Classifier { .. },
+                ..
+            }
+        )
+    });
+    let task_aware = count(&|e| {
+        matches!(
+            e,
+            Event::TaskAgentSelected { queue, selection: Selection::Step { index: 0 | 1 }, .. }
+                if queue == "lang"
+        )
+    });
+    let requeues = count(&|e| {
+        matches!(
+            e,
+            Event::TaskRequeued {
+                reason: RequeueReason::Supervisor,
+                ..
+            }
+        )
+    });
+    let next_states = count(&|e| matches!(e, Event::AgentNextStateSet { .. }));
     assert!(
         classified > 20 && task_aware > 0,
         "seed {seed}: {classified} tasks classified, {task_aware} offered by task-aware steps"
+    );
+    assert!(
+        requeues > 10 && next_states > 10,
+        "seed {seed}: too few supervisor moves ({requeues} requeues, {next_states} next states)"
     );
     sim.world.events
 }

@@ -45,6 +45,7 @@ async fn closed_tasks_leave_memory_and_are_answered_from_the_history() {
         accept(&mut ana, &task_id).await;
         for state in [pb::TaskState::WrappingUp, pb::TaskState::Closed] {
             ana.change_task_state(pb::ChangeTaskStateRequest {
+                disposition_code: String::new(),
                 task_id: task_id.clone(),
                 state: state.into(),
                 request_id: String::new(),
@@ -192,6 +193,7 @@ async fn new_tasks_are_refused_while_the_open_ones_fill_the_cap() {
     accept(&mut ana, &first).await;
     for state in [pb::TaskState::WrappingUp, pb::TaskState::Closed] {
         ana.change_task_state(pb::ChangeTaskStateRequest {
+            disposition_code: String::new(),
             task_id: first.clone(),
             state: state.into(),
             request_id: String::new(),

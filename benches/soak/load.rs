@@ -411,6 +411,7 @@ async fn handle_offer(day: &Day, i: usize, task_id: &str) -> Option<usize> {
     let mut change = async |state: pb::TaskState, request_id: String| {
         routing
             .change_task_state(pb::ChangeTaskStateRequest {
+                disposition_code: String::new(),
                 task_id: task_id.into(),
                 state: state.into(),
                 request_id,

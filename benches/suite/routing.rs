@@ -176,6 +176,7 @@ async fn center((agents, waiting): (usize, usize), tasks: usize, cores: Option<C
             .expect("the agent accepts");
         agent
             .change_task_state(pb::ChangeTaskStateRequest {
+                disposition_code: String::new(),
                 task_id,
                 state: pb::TaskState::Closed.into(),
                 ..Default::default()

@@ -77,6 +77,8 @@ pub const METHODS: &[&str] = &[
     "/switchboard.v1.WorkflowService/InvokeAction",
     // New methods go last: the fuzz seeds name a method by its place in this list.
     "/switchboard.v1.CoreService/Feed",
+    "/switchboard.v1.RoutingService/RequeueTask",
+    "/switchboard.v1.RoutingService/SetAgentNextState",
 ];
 
 /// Decodes `body` as the request of `method` and validates it as its handler does for an
@@ -225,6 +227,16 @@ fn check_unary(
         "RoutingService/RejectTask" => reject_task(decode(body)?),
         "RoutingService/GetAgentState" => get_agent_state(decode(body)?),
         "RoutingService/GetTaskState" => get_task_state(decode(body)?),
+        "RoutingService/RequeueTask" => {
+            let req: pb::RequeueTaskRequest = decode(body)?;
+            keyed("RequeueTask", &req.request_id.clone(), &req)
+                .and_then(|()| cmd::RequeueTask::try_from(req).map(drop))
+        }
+        "RoutingService/SetAgentNextState" => {
+            let req: pb::SetAgentNextStateRequest = decode(body)?;
+            keyed("SetAgentNextState", &req.request_id.clone(), &req)
+                .and_then(|()| cmd::SetAgentNextState::try_from(req).map(drop))
+        }
         "RoutingService/ListAgentStates" => {
             paged(&decode::<pb::ListAgentStatesRequest>(body)?.page_size_token())
         }

@@ -84,6 +84,34 @@ impl Api {
         })
     }
 
+    async fn requeue_task(
+        &self,
+        who: &Principal,
+        req: pb::RequeueTaskRequest,
+    ) -> DomainResult<pb::RequeueTaskResponse> {
+        let key = request_key("RequeueTask", &req.request_id, &req)?;
+        let (task, revision) = self.run(who, key, cmd::RequeueTask::try_from(req)?).await?;
+        Ok(pb::RequeueTaskResponse {
+            task: Some(task.into()),
+            revision,
+        })
+    }
+
+    async fn set_agent_next_state(
+        &self,
+        who: &Principal,
+        req: pb::SetAgentNextStateRequest,
+    ) -> DomainResult<pb::SetAgentNextStateResponse> {
+        let key = request_key("SetAgentNextState", &req.request_id, &req)?;
+        let (agent, revision) = self
+            .run(who, key, cmd::SetAgentNextState::try_from(req)?)
+            .await?;
+        Ok(pb::SetAgentNextStateResponse {
+            agent: Some(agent.into()),
+            revision,
+        })
+    }
+
     pub(super) async fn conference_task(
         &self,
         who: &Principal,
@@ -383,6 +411,19 @@ impl RoutingService for Api {
         r: Request<pb::GetQueueStatsRequest>,
     ) -> ApiResult<Response<pb::GetQueueStatsResponse>> {
         reply(Api::get_queue_stats(self, &caller(&r)?, r.into_inner()).await)
+    }
+
+    async fn requeue_task(
+        &self,
+        r: Request<pb::RequeueTaskRequest>,
+    ) -> ApiResult<Response<pb::RequeueTaskResponse>> {
+        reply(Api::requeue_task(self, &caller(&r)?, r.into_inner()).await)
+    }
+    async fn set_agent_next_state(
+        &self,
+        r: Request<pb::SetAgentNextStateRequest>,
+    ) -> ApiResult<Response<pb::SetAgentNextStateResponse>> {
+        reply(Api::set_agent_next_state(self, &caller(&r)?, r.into_inner()).await)
     }
 
     type WatchRoutingEventsStream = RoutingWatch;

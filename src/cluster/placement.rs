@@ -67,6 +67,8 @@ pub const PLACEMENT: &[(&str, Placement)] = &[
     ("/switchboard.v1.RoutingService/ListTasks", Anywhere),
     ("/switchboard.v1.RoutingService/GetQueueStats", Anywhere),
     ("/switchboard.v1.RoutingService/WatchRoutingEvents", Anywhere),
+    ("/switchboard.v1.RoutingService/RequeueTask", Leader),
+    ("/switchboard.v1.RoutingService/SetAgentNextState", Leader),
     // AdminService: reads anywhere, writes on the leader.
     ("/switchboard.v1.AdminService/GetAgent", Anywhere),
     ("/switchboard.v1.AdminService/ListAgents", Anywhere),

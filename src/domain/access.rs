@@ -53,6 +53,17 @@ pub(super) fn steer_agent(
     })
 }
 
+/// Setting another agent's next state (`SetAgentNextState`): supervisors and admins only.
+pub(super) fn oversee_agent(who: &Principal, agent_id: &str) -> DomainResult<()> {
+    if is_engine(who) || who.oversees() {
+        return Ok(());
+    }
+    Err(DomainError::denied(format!(
+        "{} may not set agent '{agent_id}''s next state: only a supervisor or an admin may",
+        who.actor
+    )))
+}
+
 /// Using a client (binding, resuming, unregistering): the principal that registered it.
 pub(super) fn own_client(
     who: &Principal,
@@ -105,6 +116,8 @@ pub(super) enum TaskAct {
     Transfer,
     Conference,
     Change(TaskState),
+    /// Putting it back in line (`RequeueTask`): supervisors and admins only.
+    Requeue,
 }
 
 /// Whether `who` may read `task`: the rule `GetTaskState` applies, for a task the history
@@ -119,18 +132,23 @@ pub(super) fn act_on_task(who: &Principal, task: &Task, act: TaskAct) -> DomainR
     if is_engine(who) {
         return Ok(());
     }
-    let on_it = who
-        .actor
-        .agent_id()
-        .is_some_and(|me| task.agents().any(|a| a == me));
-    let created_it = who.has(Role::Integration) && task.spec.created_by == who.actor;
-    let overseen = who.oversees()
-        && matches!(
-            act,
-            TaskAct::Read | TaskAct::Transfer | TaskAct::Change(TaskState::Queued)
-        );
+    let on_it = act != TaskAct::Requeue
+        && who
+            .actor
+            .agent_id()
+            .is_some_and(|me| task.agents().any(|a| a == me));
+    let created_it =
+        act != TaskAct::Requeue && who.has(Role::Integration) && task.spec.created_by == who.actor;
+    let overseen =
+        who.oversees() && matches!(act, TaskAct::Read | TaskAct::Transfer | TaskAct::Requeue);
     if on_it || created_it || overseen {
         return Ok(());
+    }
+    if act == TaskAct::Requeue {
+        return Err(DomainError::denied(format!(
+            "{} may not requeue task '{}': only a supervisor or an admin may",
+            who.actor, task.spec.task_id
+        )));
     }
     Err(DomainError::denied(format!(
         "{} may not {} task '{}': it is neither on the task nor the integration that created \
@@ -140,7 +158,7 @@ pub(super) fn act_on_task(who: &Principal, task: &Task, act: TaskAct) -> DomainR
             TaskAct::Read => "read",
             TaskAct::Transfer => "transfer",
             TaskAct::Conference => "conference on",
-            TaskAct::Change(_) => "change",
+            TaskAct::Change(_) | TaskAct::Requeue => "change",
         },
         task.spec.task_id,
         if who.oversees() {

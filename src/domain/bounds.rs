@@ -85,6 +85,8 @@ pub const MAX_WRAP_UP_TIMEOUT_MS: Millis = 86_400_000;
 pub const MAX_QUEUE_STEPS: usize = 10;
 /// Most classifiers an MRD may have: each new task may be tried against all of them.
 pub const MAX_CLASSIFIERS: usize = 64;
+/// Most disposition (wrap-up) codes a queue may offer: a desktop lists them all at once.
+pub const MAX_DISPOSITION_CODES: usize = 100;
 /// Longest a task may wait at one queue step before the search widens: 1 day (0: it stays).
 pub const MAX_STEP_TIMEOUT_MS: Millis = 86_400_000;
 /// Longest time to live of a waiting task: 7 days (0: no limit). Deferred media such as email

@@ -10,9 +10,11 @@ use super::ids::ClientId;
 use super::principals::{Actor, Role, default_agent_roles};
 use super::routing::classify::QueueChoice;
 use super::routing::config::{MrdConfig, QueueConfig, ReasonCode};
+use super::routing::disposition::TaskDisposition;
 use super::routing::model::{
-    AgentState, CloseReason, RequeueReason, Selection, TaskSpec, TaskState,
+    AgentState, CloseReason, RequestedAgentState, RequeueReason, Selection, TaskSpec, TaskState,
 };
+use super::routing::supervise::QueueMove;
 use super::services::ServiceKind;
 use super::signins::ChainEnd;
 
@@ -182,6 +184,16 @@ pub enum Event {
         agent_id: String,
         routable: bool,
     },
+    /// A supervisor (`by`) set the agent's next state on an MRD: READY and NOT_READY follow
+    /// as their own events; a LOGOUT waits until the agent has no task or ringing offer there.
+    AgentNextStateSet {
+        agent_id: String,
+        mrd: String,
+        state: RequestedAgentState,
+        reason_code: String,
+        by: Actor,
+        at: Millis,
+    },
     /// A notice of an agent's derived state on an MRD, emitted whenever it changes.
     AgentStateChanged {
         agent_id: String,
@@ -249,6 +261,9 @@ pub enum Event {
         seq: u64,
         at: Millis,
         step_deadline: Option<Millis>,
+        /// Set when a supervisor moved it to another queue of its MRD.
+        #[serde(default)]
+        moved_to: Option<QueueMove>,
     },
     /// A waiting task's position moved materially (see `routing::position`): a notice.
     TaskPositionChanged {
@@ -291,6 +306,9 @@ pub enum Event {
         /// events journaled before it was recorded.
         #[serde(default)]
         agents: Vec<String>,
+        /// On a close: the disposition code given, or that a required one is missing.
+        #[serde(default)]
+        disposition: TaskDisposition,
     },
     TaskAgentTransferred {
         task_id: String,
@@ -370,7 +388,8 @@ impl Event {
     pub fn subjects(&self) -> Option<Subjects<'_>> {
         let s = |agents, task, mrd| Some(Subjects { agents, task, mrd });
         match self {
-            Event::AgentStateChanged { agent_id, mrd, .. } => s(vec![agent_id], None, mrd),
+            Event::AgentStateChanged { agent_id, mrd, .. }
+            | Event::AgentNextStateSet { agent_id, mrd, .. } => s(vec![agent_id], None, mrd),
             Event::TaskQueued { spec, .. } => s(vec![], Some(&spec.task_id), &spec.mrd),
             Event::TaskAgentSelected {
                 task_id,

@@ -226,19 +226,27 @@ impl ContactCenter {
                 task_id,
                 mrd,
                 reason,
+                moved_to,
                 ..
             } => {
                 let phase = open.get(task_id).map(|t| t.phase);
                 match reason {
                     RequeueReason::Rona => offer(mrd, "rona"),
                     RequeueReason::Rejected => offer(mrd, "rejected"),
-                    RequeueReason::AgentLogout if phase == Some(Phase::Offered) => {
+                    RequeueReason::AgentLogout | RequeueReason::Supervisor
+                        if phase == Some(Phase::Offered) =>
+                    {
                         offer(mrd, "rescinded");
                     }
-                    RequeueReason::AgentLogout | RequeueReason::Transferred => {}
+                    RequeueReason::AgentLogout
+                    | RequeueReason::Transferred
+                    | RequeueReason::Supervisor => {}
                 }
                 if let Some(task) = open.get_mut(task_id) {
                     task.phase = Phase::Waiting;
+                    if let Some(moved) = moved_to {
+                        task.queue = moved.queue.as_str().into();
+                    }
                 }
             }
             Event::TaskStateChanged {

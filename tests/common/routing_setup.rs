@@ -158,7 +158,7 @@ impl RoutingSetup {
                             timeout_seconds: 0,
                         }],
                         task_ttl_seconds: 0,
-                        ..Default::default()
+                        ..pb::Queue::default()
                     }),
                     request_id: self.request_id("queue"),
                 })

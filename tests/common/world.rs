@@ -115,6 +115,7 @@ impl World {
             task_ttl_ms: ttl_ms,
             attempts: Default::default(),
             service_level: Default::default(),
+            dispositions: Default::default(),
         }));
     }
 
@@ -199,9 +200,20 @@ impl World {
         task_id: &str,
         state: TaskState,
     ) -> Result<Vec<Event>, DomainError> {
+        self.task_state_coded(task_id, state, "")
+    }
+
+    /// A change of a task's state that gives a disposition code.
+    pub fn task_state_coded(
+        &mut self,
+        task_id: &str,
+        state: TaskState,
+        disposition_code: &str,
+    ) -> Result<Vec<Event>, DomainError> {
         self.run(cmd::ChangeTaskState {
             task_id: task_id.into(),
             state,
+            disposition_code: disposition_code.into(),
         })
         .map(|(_, e)| e)
     }

@@ -241,6 +241,10 @@ impl From<AgentStatusView> for pb::AgentStatus {
                     active_task_ids: m.active_tasks,
                     max_tasks: m.max_tasks,
                     available_since_time: timestamp(m.available_since),
+                    logout_pending_by: m
+                        .logout_pending_by
+                        .map(|by| by.to_string())
+                        .unwrap_or_default(),
                 })
                 .collect(),
         }
@@ -258,6 +262,36 @@ impl TryFrom<pb::ChangeAgentStateRequest> for cmd::ChangeAgentState {
         Ok(Self {
             agent_id: req.agent_id,
             verified_hash: None,
+            state,
+            mrd: req.mrd,
+            reason_code: req.reason_code,
+        })
+    }
+}
+
+impl TryFrom<pb::SetAgentNextStateRequest> for cmd::SetAgentNextState {
+    type Error = DomainError;
+
+    fn try_from(req: pb::SetAgentNextStateRequest) -> DomainResult<Self> {
+        check_id("agent_id", &req.agent_id)?;
+        let state = match wire_enum::<pb::AgentState>("state", req.state)? {
+            pb::AgentState::Ready => RequestedAgentState::Ready,
+            pb::AgentState::NotReady => RequestedAgentState::NotReady,
+            pb::AgentState::Logout => RequestedAgentState::Logout,
+            other => {
+                return Err(DomainError::invalid(
+                    "state",
+                    format!(
+                        "{} is not a next state; set READY, NOT_READY or LOGOUT",
+                        other.as_str_name()
+                    ),
+                ));
+            }
+        };
+        check_optional_id("mrd", &req.mrd)?;
+        check_optional_id("reason_code", &req.reason_code)?;
+        Ok(Self {
+            agent_id: req.agent_id,
             state,
             mrd: req.mrd,
             reason_code: req.reason_code,

@@ -6,7 +6,7 @@ use super::{saturating_u32, timestamp};
 use crate::domain::bounds::{MAX_WATCH_KINDS, check_count, check_optional_id};
 use crate::domain::events::{Event, Record};
 use crate::domain::routing::classify::QueueChoice;
-use crate::domain::routing::model::{Selection, TaskState};
+use crate::domain::routing::model::{RequestedAgentState, Selection, TaskState};
 use crate::domain::{DomainError, DomainResult};
 use crate::pb;
 
@@ -33,6 +33,7 @@ impl pb::RoutingEventKind {
             Event::TaskConferenced { .. } => K::TaskConferenced,
             Event::TaskOverflowed { .. } => K::TaskStateChanged,
             Event::TaskPositionChanged { .. } => K::TaskPositionChanged,
+            Event::AgentNextStateSet { .. } => K::AgentNextStateSet,
             _ => return None,
         })
     }
@@ -215,10 +216,15 @@ impl pb::RoutingEvent {
                 agent_id,
                 reason,
                 priority,
+                moved_to,
                 ..
             } => E::TaskStateChanged(pb::TaskStateChanged {
                 requeue_reason: pb::RequeueReason::from(*reason).into(),
                 priority: u32::from(*priority),
+                queue: moved_to
+                    .as_ref()
+                    .map(|m| m.queue.clone())
+                    .unwrap_or_default(),
                 ..state_changed(task_id, TaskState::Queued, agent_id)
             }),
             Event::TaskStepWidened { task_id, step, .. } => {
@@ -234,10 +240,13 @@ impl pb::RoutingEvent {
                 close_reason,
                 detail,
                 agents,
+                disposition,
                 ..
             } => E::TaskStateChanged(pb::TaskStateChanged {
                 close_reason: pb::CloseReason::from(*close_reason).into(),
                 detail: detail.clone(),
+                disposition_code: disposition.code.clone(),
+                disposition_missing: disposition.missing,
                 // The owner, when the task had one.
                 ..state_changed(task_id, *state, agents.first().map_or("", String::as_str))
             }),
@@ -268,6 +277,26 @@ impl pb::RoutingEvent {
                 task_id: task_id.clone(),
                 owner_agent_id: owner_agent_id.clone(),
                 participant_agent_id: participant_agent_id.clone(),
+            }),
+            Event::AgentNextStateSet {
+                agent_id,
+                mrd,
+                state,
+                reason_code,
+                by,
+                ..
+            } => E::AgentNextStateSet(pb::AgentNextStateSet {
+                agent_id: agent_id.clone(),
+                mrd: mrd.clone(),
+                state: match state {
+                    RequestedAgentState::Login => pb::AgentState::Login,
+                    RequestedAgentState::Ready => pb::AgentState::Ready,
+                    RequestedAgentState::NotReady => pb::AgentState::NotReady,
+                    RequestedAgentState::Logout => pb::AgentState::Logout,
+                }
+                .into(),
+                reason_code: reason_code.clone(),
+                by: by.to_string(),
             }),
             _ => return None,
         };

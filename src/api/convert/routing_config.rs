@@ -11,6 +11,7 @@ use crate::domain::routing::classify::Classifier;
 use crate::domain::routing::config::{
     LogoutAction, MrdConfig, QueueConfig, ReasonCategory, ReasonCode, RonaAction, Step,
 };
+use crate::domain::routing::disposition::{DispositionCode, Dispositions};
 use crate::domain::routing::expr::{Expr, TaskExpr};
 use crate::domain::{DomainError, DomainResult};
 use crate::pb;
@@ -188,6 +189,17 @@ impl TryFrom<pb::Queue> for QueueConfig {
                 threshold_ms: seconds_to_ms(queue.service_level_threshold_seconds),
                 window_ms: seconds_to_ms(queue.service_level_window_seconds),
             },
+            dispositions: Dispositions {
+                codes: queue
+                    .disposition_codes
+                    .into_iter()
+                    .map(|c| DispositionCode {
+                        code: c.code,
+                        label: c.label,
+                    })
+                    .collect(),
+                required: queue.disposition_required,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -213,6 +225,16 @@ impl From<QueueConfig> for pb::Queue {
             service_level_percent: queue.service_level.percent,
             service_level_threshold_seconds: ms_to_seconds(queue.service_level.threshold_ms),
             service_level_window_seconds: ms_to_seconds(queue.service_level.window_ms),
+            disposition_codes: queue
+                .dispositions
+                .codes
+                .into_iter()
+                .map(|c| pb::DispositionCode {
+                    code: c.code,
+                    label: c.label,
+                })
+                .collect(),
+            disposition_required: queue.dispositions.required,
         }
     }
 }
@@ -338,6 +360,11 @@ mod tests {
             service_level_percent: 80,
             service_level_threshold_seconds: 20,
             service_level_window_seconds: 900,
+            disposition_codes: vec![pb::DispositionCode {
+                code: "sale".into(),
+                label: "Sale made".into(),
+            }],
+            disposition_required: true,
         };
         assert_eq!(
             pb::Queue::from(QueueConfig::try_from(queue.clone()).unwrap()),

@@ -50,6 +50,7 @@ impl From<RequeueReason> for pb::RequeueReason {
             RequeueReason::Rejected => Self::Rejected,
             RequeueReason::AgentLogout => Self::AgentLogout,
             RequeueReason::Transferred => Self::Transferred,
+            RequeueReason::Supervisor => Self::Supervisor,
         }
     }
 }
@@ -107,6 +108,8 @@ impl From<&Task> for pb::TaskStatus {
             callback_task_id: task.callback_task_id.clone().unwrap_or_default(),
             preferred_agent_ids: task.spec.preferred_agents.clone(),
             preferred_deadline_time: task.preferred_deadline.and_then(timestamp),
+            disposition_code: task.disposition.code.clone(),
+            disposition_missing: task.disposition.missing,
         }
     }
 }
@@ -192,9 +195,42 @@ impl TryFrom<pb::ChangeTaskStateRequest> for cmd::ChangeTaskState {
     fn try_from(req: pb::ChangeTaskStateRequest) -> DomainResult<Self> {
         check_id("task_id", &req.task_id)?;
         let state = requested_state(req.state)?;
+        check_optional_id("disposition_code", &req.disposition_code)?;
         Ok(Self {
             task_id: req.task_id,
             state,
+            disposition_code: req.disposition_code,
+        })
+    }
+}
+
+impl TryFrom<pb::RequeueTaskRequest> for cmd::RequeueTask {
+    type Error = DomainError;
+
+    fn try_from(req: pb::RequeueTaskRequest) -> DomainResult<Self> {
+        check_id("task_id", &req.task_id)?;
+        check_optional_id("queue", &req.queue)?;
+        let priority = match req.priority {
+            0 => None,
+            p => Some(
+                u8::try_from(p)
+                    .ok()
+                    .filter(|p| (MIN_PRIORITY..=MAX_PRIORITY).contains(p))
+                    .ok_or_else(|| {
+                        DomainError::invalid(
+                            "priority",
+                            format!(
+                                "must be {MIN_PRIORITY} to {MAX_PRIORITY} (0 keeps the rule's \
+                                 default)"
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        Ok(Self {
+            task_id: req.task_id,
+            queue: req.queue,
+            priority,
         })
     }
 }

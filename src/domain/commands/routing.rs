@@ -8,6 +8,7 @@ use crate::domain::agents::PasswordHashString;
 use crate::domain::error::DomainResult;
 use crate::domain::principals::Principal;
 use crate::domain::routing::model::{RequestedAgentState, Task, TaskSpec, TaskState};
+use crate::domain::routing::supervise::NextState;
 use crate::domain::routing::{AgentStatusView, Census, QueuePlace, QueueStats};
 use crate::domain::state::State;
 
@@ -157,6 +158,8 @@ impl Command for RejectTask {
 pub struct ChangeTaskState {
     pub task_id: String,
     pub state: TaskState,
+    /// With a close of a handled task: one of its queue's disposition codes; may be empty.
+    pub disposition_code: String,
 }
 
 impl Command for ChangeTaskState {
@@ -169,7 +172,13 @@ impl Command for ChangeTaskState {
             TaskAct::Change(self.state),
         )?;
         let r = &mut state.routing;
-        r.change_task_state(&self.task_id, self.state, turn.now, &mut turn.sink)?;
+        r.change_task_state(
+            &self.task_id,
+            self.state,
+            &self.disposition_code,
+            turn.now,
+            &mut turn.sink,
+        )?;
         r.task(&self.task_id).cloned()
     }
     fn settled(task: Task, state: &State) -> Task {
@@ -184,6 +193,65 @@ pub enum TransferTo {
     Agent { agent_id: String, consult: bool },
     /// To a queue of the task's MRD, in line from now or from its first arrival.
     Queue { queue: String, keep_arrival: bool },
+}
+
+/// A supervisor puts a task back in line (see `Routing::requeue_task`).
+#[derive(Debug, Clone)]
+pub struct RequeueTask {
+    pub task_id: String,
+    /// A queue of the task's MRD; empty: its own.
+    pub queue: String,
+    /// 1-10; `None`: as `Routing::requeue_task` says.
+    pub priority: Option<u8>,
+}
+
+impl Command for RequeueTask {
+    type Answer = Task;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<Task> {
+        task_for(state, &turn.principal, &self.task_id, TaskAct::Requeue)?;
+        let r = &mut state.routing;
+        r.requeue_task(
+            &self.task_id,
+            &self.queue,
+            self.priority,
+            turn.now,
+            &mut turn.sink,
+        )?;
+        r.task(&self.task_id).cloned()
+    }
+    fn settled(task: Task, state: &State) -> Task {
+        settled_task(task, state)
+    }
+}
+
+/// A supervisor sets an agent's next state (see `Routing::set_next_state`).
+#[derive(Debug, Clone)]
+pub struct SetAgentNextState {
+    pub agent_id: String,
+    pub state: RequestedAgentState,
+    pub mrd: String,
+    pub reason_code: String,
+}
+
+impl Command for SetAgentNextState {
+    type Answer = AgentStatusView;
+    fn run(self, state: &mut State, turn: &mut Turn) -> DomainResult<AgentStatusView> {
+        access::oversee_agent(&turn.principal, &self.agent_id)?;
+        let next = NextState {
+            agent_id: self.agent_id,
+            state: self.state,
+            mrd: self.mrd,
+            reason_code: self.reason_code,
+        };
+        let by = &turn.principal.actor;
+        state
+            .routing
+            .set_next_state(&next, by, turn.now, &mut turn.sink)?;
+        state.routing.agent_status(&next.agent_id)
+    }
+    fn settled(view: AgentStatusView, state: &State) -> AgentStatusView {
+        settled_agent(view, state)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -106,6 +106,7 @@ impl Routing {
                     }
                     am.ready = true;
                     am.pending_not_ready = false;
+                    am.pending_logout = None;
                     am.reason_code.clear();
                 }
                 // READY again while READY changes neither eligibility nor place in line, so
@@ -143,6 +144,14 @@ impl Routing {
                 }
                 self.touch_agent(agent_id);
             }
+            Event::AgentNextStateSet {
+                agent_id,
+                mrd,
+                state,
+                reason_code,
+                by,
+                ..
+            } => self.apply_next_state(agent_id, mrd, *state, reason_code, by),
             Event::AgentStateChanged {
                 agent_id,
                 mrd,
@@ -198,6 +207,7 @@ impl Routing {
                         callback_task_id: None,
                         preferred_deadline: *preferred_deadline,
                         arrival_seq: *seq,
+                        disposition: Default::default(),
                     },
                 );
                 self.place_waiting(&spec.task_id);
@@ -265,6 +275,7 @@ impl Routing {
                 seq,
                 at,
                 step_deadline,
+                moved_to,
                 ..
             } => {
                 self.next_seq = self.next_seq.max(seq + 1);
@@ -278,16 +289,26 @@ impl Routing {
                         agent.offer = None;
                         unoffered = Some((offered_to, task.spec.mrd.clone()));
                     }
-                    if *reason != super::model::RequeueReason::AgentLogout {
+                    if *reason != super::model::RequeueReason::AgentLogout && !agent_id.is_empty() {
                         task.declined_by.insert(agent_id.clone());
                     }
                     if reason.is_attempt() {
                         task.attempts += 1;
                     }
+                    if let Some(moved) = moved_to {
+                        task.spec.queue.clone_from(&moved.queue);
+                        task.step = 0;
+                        task.ttl_deadline = moved.ttl_deadline;
+                        // Attempts count per queue: the new queue's bound starts afresh.
+                        task.attempts = 0;
+                    }
+                    // A waiting task a supervisor moved keeps its arrival: its wait goes on.
+                    if task.state != TaskState::Queued {
+                        task.queued_at = *at;
+                    }
                     task.state = TaskState::Queued;
                     task.priority = *priority;
                     task.seq = *seq;
-                    task.queued_at = *at;
                     task.step_deadline = *step_deadline;
                     task.updated_at = *at;
                 }
@@ -323,6 +344,7 @@ impl Routing {
                 close_reason,
                 wrap_deadline,
                 at,
+                disposition,
                 ..
             } => {
                 let mut released = Vec::new();
@@ -356,6 +378,7 @@ impl Routing {
                     task.close_reason = *close_reason;
                     task.wrap_deadline = *wrap_deadline;
                     task.updated_at = *at;
+                    task.disposition.clone_from(disposition);
                     released.extend(task.agents().cloned());
                 }
                 self.rearm(task_id);

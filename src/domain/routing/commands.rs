@@ -126,6 +126,67 @@ impl Routing {
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
+        let mrds = self.agent_request_mrds(agent_id, requested, mrd, reason_code)?;
+        for m in mrds {
+            let agent_id = agent_id.to_owned();
+            match requested {
+                RequestedAgentState::Login => {
+                    if !self.agents[&agent_id].mrds.contains_key(&m) {
+                        self.emit(
+                            Event::AgentLoggedIn {
+                                agent_id,
+                                mrd: m,
+                                at: now,
+                            },
+                            sink,
+                        );
+                    }
+                }
+                RequestedAgentState::Ready => {
+                    if !self.agents[&agent_id].routable {
+                        self.emit(
+                            Event::AgentRoutable {
+                                agent_id: agent_id.clone(),
+                                routable: true,
+                            },
+                            sink,
+                        );
+                    }
+                    self.emit(
+                        Event::AgentReady {
+                            agent_id,
+                            mrd: m,
+                            at: now,
+                        },
+                        sink,
+                    );
+                }
+                RequestedAgentState::NotReady => self.emit(
+                    Event::AgentNotReady {
+                        agent_id,
+                        mrd: m,
+                        reason_code: reason_code.to_owned(),
+                        at: now,
+                    },
+                    sink,
+                ),
+                RequestedAgentState::Logout => {
+                    self.log_out(&agent_id, &m, reason_code, now, sink);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what an agent (or a supervisor for it) asks for: the reason code's category, and
+    /// that the agent is logged in (for LOGIN: may work) on the MRDs; answers those MRDs.
+    pub(super) fn agent_request_mrds(
+        &self,
+        agent_id: &str,
+        requested: RequestedAgentState,
+        mrd: &str,
+        reason_code: &str,
+    ) -> DomainResult<Vec<String>> {
         let agent = self.agent(agent_id)?;
         if !reason_code.is_empty() {
             let wanted = match requested {
@@ -189,60 +250,12 @@ impl Routing {
                 )));
             }
         }
-        for m in mrds {
-            let agent_id = agent_id.to_owned();
-            match requested {
-                RequestedAgentState::Login => {
-                    if !self.agents[&agent_id].mrds.contains_key(&m) {
-                        self.emit(
-                            Event::AgentLoggedIn {
-                                agent_id,
-                                mrd: m,
-                                at: now,
-                            },
-                            sink,
-                        );
-                    }
-                }
-                RequestedAgentState::Ready => {
-                    if !self.agents[&agent_id].routable {
-                        self.emit(
-                            Event::AgentRoutable {
-                                agent_id: agent_id.clone(),
-                                routable: true,
-                            },
-                            sink,
-                        );
-                    }
-                    self.emit(
-                        Event::AgentReady {
-                            agent_id,
-                            mrd: m,
-                            at: now,
-                        },
-                        sink,
-                    );
-                }
-                RequestedAgentState::NotReady => self.emit(
-                    Event::AgentNotReady {
-                        agent_id,
-                        mrd: m,
-                        reason_code: reason_code.to_owned(),
-                        at: now,
-                    },
-                    sink,
-                ),
-                RequestedAgentState::Logout => {
-                    self.log_out(&agent_id, &m, reason_code, now, sink);
-                }
-            }
-        }
-        Ok(())
+        Ok(mrds)
     }
 
     /// Logout: the agent's pending offer is rerouted, its tasks close or requeue per the MRD,
     /// it leaves conferences, then it is out.
-    fn log_out(
+    pub(super) fn log_out(
         &mut self,
         agent_id: &str,
         mrd: &str,
@@ -406,16 +419,29 @@ impl Routing {
         Ok(())
     }
 
-    /// Pause, resume, wrap up or close a task, as its channel or agent says.
+    /// Pause, resume, wrap up or close a task, as its channel or agent says; a close of a
+    /// handled task may give a disposition code (see `disposition`).
     pub fn change_task_state(
         &mut self,
         task_id: &str,
         wanted: TaskState,
+        disposition_code: &str,
         now: Millis,
         sink: &mut Sink,
     ) -> DomainResult<()> {
         let task = self.task(task_id)?;
         let from = task.state;
+        let wrap_up = self
+            .mrds
+            .get(&task.spec.mrd)
+            .map_or(0, |m| m.wrap_up_timeout_ms);
+        let closes = wanted == TaskState::Closed
+            || (wanted == TaskState::WrappingUp && wrap_up == 0 && from != TaskState::WrappingUp);
+        let disposition = if from == TaskState::Closed {
+            Default::default()
+        } else {
+            self.disposition_for_close(task, disposition_code, closes)?
+        };
         let refuse = || {
             Err(DomainError::FailedPrecondition(format!(
                 "task '{task_id}' cannot go from {from} to {wanted}"
@@ -432,6 +458,7 @@ impl Routing {
             detail: String::new(),
             at: now,
             agents: agents.clone(),
+            disposition: Default::default(),
         };
         match (from, wanted) {
             (TaskState::Closed, _) => refuse(),
@@ -440,12 +467,9 @@ impl Routing {
                 Ok(())
             }
             (TaskState::Active | TaskState::Paused, TaskState::WrappingUp) => {
-                let wrap_up = self
-                    .mrds
-                    .get(&task.spec.mrd)
-                    .map_or(0, |m| m.wrap_up_timeout_ms);
                 if wrap_up == 0 {
-                    self.close(task_id, CloseReason::Done, String::new(), now, sink);
+                    let done = CloseReason::Done;
+                    self.close_with(task_id, done, String::new(), disposition, now, sink);
                 } else {
                     self.emit(
                         change(TaskState::WrappingUp, Some(now.saturating_add(wrap_up))),
@@ -455,11 +479,13 @@ impl Routing {
                 Ok(())
             }
             (TaskState::Queued | TaskState::Offered, TaskState::Closed) => {
-                self.close(task_id, CloseReason::Cancelled, String::new(), now, sink);
+                let cancelled = CloseReason::Cancelled;
+                self.close_with(task_id, cancelled, String::new(), disposition, now, sink);
                 Ok(())
             }
             (_, TaskState::Closed) => {
-                self.close(task_id, CloseReason::Done, String::new(), now, sink);
+                let done = CloseReason::Done;
+                self.close_with(task_id, done, String::new(), disposition, now, sink);
                 Ok(())
             }
             _ => refuse(),

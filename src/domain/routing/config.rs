@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attempts::AttemptPolicy;
 use super::classify::Classifier;
+use super::disposition::Dispositions;
 use super::expr::Expr;
 use super::index::QueueKey;
 use super::model::display_wire_name;
@@ -155,6 +156,9 @@ pub struct QueueConfig {
     /// The service level target and its window (`service_level`).
     #[serde(default)]
     pub service_level: ServiceLevelTarget,
+    /// The codes an agent gives when a task of this queue closes (see `disposition`).
+    #[serde(default)]
+    pub dispositions: Dispositions,
 }
 
 impl QueueConfig {
@@ -169,6 +173,7 @@ impl QueueConfig {
             task_ttl_ms: 0,
             attempts: AttemptPolicy::default(),
             service_level: ServiceLevelTarget::default(),
+            dispositions: Dispositions::default(),
         }
     }
 
@@ -204,7 +209,8 @@ impl QueueConfig {
             MAX_TASK_TTL_MS,
         )?;
         self.attempts.validate(&self.name)?;
-        self.service_level.validate()
+        self.service_level.validate()?;
+        self.dispositions.validate()
     }
 
     pub(in crate::domain::routing) fn key(&self) -> QueueKey {

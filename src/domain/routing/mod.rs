@@ -25,6 +25,7 @@ pub mod classify;
 mod commands;
 pub mod config;
 mod cross_mrd;
+pub mod disposition;
 pub mod expr;
 mod index;
 pub mod model;
@@ -36,6 +37,7 @@ mod selection;
 mod service_level;
 mod settle;
 mod snapshot;
+pub mod supervise;
 mod transfer;
 mod views;
 

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::principals::Actor;
 
+use super::disposition::TaskDisposition;
 use super::index::QueueKey;
+use super::supervise::PendingLogout;
 use crate::domain::bounds::{
     MAX_EXTERNAL_ID_CHARS, MAX_ID_CHARS, MAX_REQUEST_ID_CHARS, MAX_TASK_ATTRIBUTE_VALUE_CHARS,
     MAX_TASK_ATTRIBUTES, MAX_TASK_LABEL_CHARS, MAX_TASK_LABELS, check_count, check_id,
@@ -69,7 +71,7 @@ impl AgentState {
 }
 
 /// What an agent asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RequestedAgentState {
     Login,
     Ready,
@@ -167,14 +169,17 @@ pub enum RequeueReason {
     AgentLogout,
     /// Its owner transferred it to a queue.
     Transferred,
+    /// A supervisor put it back in line (`Routing::requeue_task`).
+    Supervisor,
 }
 
 impl RequeueReason {
-    pub const ALL: [RequeueReason; 4] = [
+    pub const ALL: [RequeueReason; 5] = [
         Self::Rona,
         Self::Rejected,
         Self::AgentLogout,
         Self::Transferred,
+        Self::Supervisor,
     ];
 
     /// The name of the contract's `RequeueReason` value, as messages show it.
@@ -184,6 +189,7 @@ impl RequeueReason {
             Self::Rejected => "REQUEUE_REASON_REJECTED",
             Self::AgentLogout => "REQUEUE_REASON_AGENT_LOGOUT",
             Self::Transferred => "REQUEUE_REASON_TRANSFERRED",
+            Self::Supervisor => "REQUEUE_REASON_SUPERVISOR",
         }
     }
 }
@@ -232,6 +238,9 @@ pub struct AgentMrd {
     pub available_since: Millis,
     /// Tasks the agent owns or takes part in on this MRD: its load.
     pub tasks: BTreeSet<String>,
+    /// A supervisor's LOGOUT that waits for the agent's work to end (see `supervise`).
+    #[serde(default)]
+    pub pending_logout: Option<PendingLogout>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -350,7 +359,8 @@ pub struct Task {
     pub priority: u8,
     pub close_reason: Option<CloseReason>,
     pub created_at: Millis,
-    /// When the task last went into its queue (arrival or requeue).
+    /// When the task last went into its queue: arrival, or a requeue that took it from an
+    /// agent (a supervisor's move of a waiting task keeps it).
     pub queued_at: Millis,
     /// First-in-first-out order within a priority.
     pub seq: u64,
@@ -380,6 +390,9 @@ pub struct Task {
     /// Its place in line when it arrived, for a transfer to a queue that keeps it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub arrival_seq: u64,
+    /// The disposition code its close gave, or that a required one is missing.
+    #[serde(default)]
+    pub disposition: TaskDisposition,
 }
 
 impl Task {

@@ -4,6 +4,7 @@
 //! changed is announced.
 
 use super::config::RonaAction;
+use super::disposition::TaskDisposition;
 use super::model::{
     AgentState, CloseReason, REQUEUE_PRIORITY, RequeueReason, Selection, Task, TaskState,
 };
@@ -40,6 +41,7 @@ impl Routing {
                 seq,
                 at: now,
                 step_deadline,
+                moved_to: None,
             },
             sink,
         );
@@ -48,12 +50,26 @@ impl Routing {
         }
     }
 
-    /// Closes a task, for `reason`.
+    /// Closes a task, for `reason`, as the engine does on its own.
     pub(super) fn close(
         &mut self,
         task_id: &str,
         reason: CloseReason,
         detail: String,
+        now: Millis,
+        sink: &mut Sink,
+    ) {
+        let disposition = self.disposition_by_engine(task_id);
+        self.close_with(task_id, reason, detail, disposition, now, sink);
+    }
+
+    /// Closes a task, for `reason`, with its disposition.
+    pub(super) fn close_with(
+        &mut self,
+        task_id: &str,
+        reason: CloseReason,
+        detail: String,
+        disposition: TaskDisposition,
         now: Millis,
         sink: &mut Sink,
     ) {
@@ -72,6 +88,7 @@ impl Routing {
                 detail,
                 at: now,
                 agents,
+                disposition,
             },
             sink,
         );
@@ -81,6 +98,7 @@ impl Routing {
     pub fn settle(&mut self, now: Millis, sink: &mut Sink) {
         self.fire_due(now, sink);
         self.dispatch(now, sink);
+        self.log_out_when_free(now, sink);
         self.announce_positions(now, sink);
         self.announce(sink);
     }

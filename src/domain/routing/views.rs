@@ -13,6 +13,7 @@ use super::service_level::ServiceLevel;
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::events::Millis;
 use crate::domain::paging::Page;
+use crate::domain::principals::Actor;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentMrdView {
@@ -22,6 +23,8 @@ pub struct AgentMrdView {
     pub active_tasks: Vec<String>,
     pub max_tasks: u32,
     pub available_since: Millis,
+    /// Who set a LOGOUT that waits for the agent's work to end, if one does.
+    pub logout_pending_by: Option<Actor>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +93,7 @@ impl Routing {
                     active_tasks: am.tasks.iter().cloned().collect(),
                     max_tasks: self.max_tasks(agent, mrd),
                     available_since: am.available_since,
+                    logout_pending_by: am.pending_logout.as_ref().map(|p| p.by.clone()),
                 })
                 .collect(),
         })
