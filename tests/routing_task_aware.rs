@@ -200,3 +200,34 @@ fn task_aware_pools_survive_replay_and_snapshot() {
         assert_eq!(offer_of(&e, "wait-fr").as_deref(), Some("fr"), "world {i}");
     }
 }
+
+#[test]
+fn a_bindings_pool_lives_only_while_a_waiting_task_uses_it() {
+    let mut w = languages();
+    // Offered at once: its binding's pool is not kept once the task stops waiting.
+    let e = w.task_spec(task("t-fr", "lang", &[("lang", "fr")]));
+    assert_eq!(offer_of(&e, "t-fr").as_deref(), Some("fr"));
+    assert_eq!(w.state.routing().binding_pools(), 0);
+    // Values nobody speaks wait, one pool each.
+    for (id, lang) in [("t-de", "de"), ("t-it", "it"), ("t-de2", "de")] {
+        w.task_spec(task(id, "lang", &[("lang", lang)]));
+    }
+    assert_eq!(w.state.routing().binding_pools(), 2, "de and it");
+    // A German speaker takes the first German task: the other still holds the pool.
+    w.agent("de", &[("lang_de", 1)]);
+    let e = w.login_ready("de", "chat");
+    assert_eq!(offer_of(&e, "t-de").as_deref(), Some("de"));
+    assert_eq!(w.state.routing().binding_pools(), 2);
+    w.accept("t-de", "de");
+    // The agent is at its max; a second German speaker takes the last German task.
+    w.agent("de2", &[("lang_de", 1)]);
+    let e = w.login_ready("de2", "chat");
+    assert_eq!(offer_of(&e, "t-de2").as_deref(), Some("de2"));
+    assert_eq!(w.state.routing().binding_pools(), 1, "only it is left");
+    // A value seen before builds its pool afresh and still routes right.
+    w.accept("t-fr", "fr");
+    w.agent("fr2", &[("lang_fr", 1)]);
+    w.login_ready("fr2", "chat");
+    let e = w.task_spec(task("t-fr2", "lang", &[("lang", "fr")]));
+    assert_eq!(offer_of(&e, "t-fr2").as_deref(), Some("fr2"));
+}

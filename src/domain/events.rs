@@ -206,7 +206,8 @@ pub enum Event {
 
     // Tasks.
     TaskQueued {
-        spec: TaskSpec,
+        /// Boxed: the largest part of any event, kept out of the enum's size.
+        spec: Box<TaskSpec>,
         priority: u8,
         seq: u64,
         at: Millis,

@@ -339,7 +339,7 @@ impl Routing {
         let earlier = spec.callback_for.clone();
         self.emit(
             Event::TaskQueued {
-                spec,
+                spec: Box::new(spec),
                 priority,
                 seq,
                 at: now,

@@ -137,12 +137,30 @@ impl Pools {
             .flatten()
     }
 
+    /// How many binding pools task-aware steps have.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.values().map(BTreeSet::len).sum()
+    }
+
     /// Notes a binding's pool; `false` when it was known already.
     pub fn add_binding(&mut self, queue: &QueueKey, step: usize, binding: &Binding) -> bool {
         self.bindings
             .entry((queue.clone(), step))
             .or_default()
             .insert(binding.clone())
+    }
+
+    /// Forgets the pool of one binding of a task-aware step. Agents' notes of where they stand
+    /// may still name it until they are placed again; taking them out skips a missing pool.
+    pub fn drop_binding(&mut self, queue: &QueueKey, step: usize, binding: &Binding) {
+        let step_key = (queue.clone(), step);
+        if let Some(set) = self.bindings.get_mut(&step_key) {
+            set.remove(binding);
+            if set.is_empty() {
+                self.bindings.remove(&step_key);
+            }
+        }
+        self.by_step.remove(&(queue.clone(), step, binding.clone()));
     }
 
     /// Forgets the pools of a queue's task-aware steps, after the queue changed.
@@ -161,6 +179,8 @@ pub struct Waiting {
     preferring: HashMap<String, BTreeSet<TaskKey>>,
     /// Per task-aware step and binding, the waiting tasks that reached the step with it.
     bound: HashMap<(QueueKey, usize), BTreeMap<Binding, BTreeSet<TaskKey>>>,
+    /// Bindings whose last waiting task left since `take_vacated`: their pools may go.
+    vacated: Vec<PoolKey>,
     placed: HashMap<String, Placement>,
     tallies: HashMap<QueueKey, QueueTally>,
     /// Per queue, its waiting tasks in dispatch order, across its step levels.
@@ -318,6 +338,7 @@ impl Waiting {
                     set.remove(&p.key);
                     if set.is_empty() {
                         by_binding.remove(&binding);
+                        self.vacated.push((p.queue.clone(), step, binding.clone()));
                     }
                 }
                 if by_binding.is_empty() {
@@ -345,6 +366,18 @@ impl Waiting {
             .get(agent_id)
             .into_iter()
             .flat_map(|s| s.iter())
+    }
+
+    /// The bindings whose last waiting task left since the last call.
+    pub fn take_vacated(&mut self) -> Vec<PoolKey> {
+        std::mem::take(&mut self.vacated)
+    }
+
+    /// Whether a waiting task reached task-aware step `step` of `queue` with `binding`.
+    pub fn is_bound(&self, queue: &QueueKey, step: usize, binding: &Binding) -> bool {
+        self.bound
+            .get(&(queue.clone(), step))
+            .is_some_and(|m| m.contains_key(binding))
     }
 
     /// Per binding, the waiting tasks that reached task-aware step `step` of `queue` with it,

@@ -11,7 +11,7 @@
 //! - `selection`: eligibility, the best agent for a task, the best task for an agent;
 //! - `commands`: what operators, channels and agents ask for;
 //! - `settle`: timers, dispatch (offers) and state notices;
-//! - `apply`: the fold, which keeps the indexes of `index` in step;
+//! - `apply`: the fold; `reindex` keeps the indexes of `index` and the timers in step with it;
 //! - `views` and `snapshot`: read models and the snapshot form;
 //! - `retention`: closed tasks leaving memory;
 //! - `position`: a waiting task's position and estimated wait (over `rank`'s ordered counts);
@@ -32,6 +32,7 @@ pub mod model;
 mod position;
 mod preferred;
 mod rank;
+mod reindex;
 mod retention;
 mod selection;
 mod service_level;
@@ -192,6 +193,12 @@ impl Routing {
             };
             (action.name(), enabled)
         })
+    }
+
+    /// The pools task-aware steps keep for the task-side values of waiting tasks: they follow
+    /// the backlog, not every value ever seen.
+    pub fn binding_pools(&self) -> usize {
+        self.pools.binding_count()
     }
 
     /// The earliest timer, for the engine to wake up at.
