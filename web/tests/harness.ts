@@ -298,6 +298,8 @@ export async function login(clients: Clients, who: Who, password: string): Promi
 export interface MrdOptions {
   name?: string;
   maxTasks?: number;
+  /** Whether other MRDs may offer to an agent working here; false: they may not. */
+  interruptible?: boolean;
   offerTimeoutSeconds?: number;
   wrapUpTimeoutSeconds?: number;
   ronaAction?: RonaAction;
@@ -312,6 +314,7 @@ export async function upsertMrd(admin: Clients, options: MrdOptions = {}): Promi
     mrd: {
       name,
       maxTasks: options.maxTasks ?? 2,
+      interruptible: options.interruptible ?? false,
       offerTimeoutSeconds: options.offerTimeoutSeconds ?? 30,
       wrapUpTimeoutSeconds: options.wrapUpTimeoutSeconds ?? 0,
       ronaAction: options.ronaAction ?? RonaAction.NOT_READY,

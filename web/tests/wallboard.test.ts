@@ -56,6 +56,8 @@ async function configure(
     await upsertMrd(admin, {
       name: m.name,
       maxTasks: m.maxTasks,
+      // Digital channels that blend: work on one does not keep the others from offering.
+      interruptible: true,
       offerTimeoutSeconds: LONG,
       wrapUpTimeoutSeconds: LONG,
       logoutAction: LogoutAction.REQUEUE,
