@@ -921,8 +921,9 @@ async fn read_story(routing: &mut Routing, task_id: &str) -> TaskStory {
                 );
                 story.rona = Some(event.revision);
             }
+            // Queued, and back in line (position 1) after the RONA.
             other => assert!(
-                matches!(other, Some(Ev::TaskQueued(_))),
+                matches!(other, Some(Ev::TaskQueued(_) | Ev::TaskPositionChanged(_))),
                 "an unexpected event about the task: {other:?}"
             ),
         }
