@@ -3,13 +3,14 @@
 
 mod common;
 
+use common::replay::rebuilt;
 use common::world::{World, offer_of, spec};
 use switchboard::domain::commands as cmd;
 use switchboard::domain::routing::classify::{Classifier, QueueChoice};
 use switchboard::domain::routing::config::{LogoutAction, MrdConfig, RonaAction};
 use switchboard::domain::routing::expr::TaskExpr;
 use switchboard::domain::routing::model::TaskSpec;
-use switchboard::domain::{DomainError, Event, Snapshot};
+use switchboard::domain::{DomainError, Event};
 
 fn classifier(name: &str, expression: &str, queue: &str, priority: u8) -> Classifier {
     Classifier {
@@ -209,28 +210,6 @@ fn classifiers_are_validated() {
     assert!(TaskExpr::parse("channel > web").is_err());
     assert!(TaskExpr::parse("amount >= 100000").is_ok());
     assert!(switchboard::domain::routing::expr::Expr::parse("channel = web").is_err());
-}
-
-/// The world as a restart would rebuild it: once from the journal, once from a snapshot, each
-/// read back from JSON as the store keeps them.
-fn rebuilt(w: &World) -> [World; 2] {
-    let journal: Vec<Event> =
-        serde_json::from_str(&serde_json::to_string(&w.events).unwrap()).unwrap();
-    assert_eq!(journal, w.events, "the journal reads back as written");
-    let mut replayed = World::new();
-    for event in &journal {
-        replayed.state.apply(event);
-    }
-    let snapshot: Snapshot =
-        serde_json::from_str(&serde_json::to_string(&w.state.snapshot()).unwrap()).unwrap();
-    let mut restored = World::new();
-    restored.state.restore(snapshot);
-    [replayed, restored].map(|mut copy| {
-        copy.now = w.now;
-        copy.events = w.events.clone();
-        copy.state.finish_replay(w.now);
-        copy
-    })
 }
 
 #[test]

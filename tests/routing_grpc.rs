@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::Channel;
 use common::desktop::ConnectedDesktop;
 use common::routing_setup::RoutingSetup;
+use common::routing_watch::wait_for;
 use common::{DEFAULT_PROCESSOR_ID, TestServer, Who, assert_status, sign_in};
 use switchboard::pb;
 use switchboard::pb::connect_request::Request as Req;
@@ -16,7 +17,7 @@ use switchboard::pb::connect_response::Frame;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
 use tokio_stream::StreamExt;
-use tonic::{Code, Streaming};
+use tonic::Code;
 
 const PASSWORD: &str = "routing-Pw-1";
 const WAIT: Duration = Duration::from_secs(10);
@@ -58,28 +59,6 @@ async fn configure(c: &mut common::Clients, agents: &[&str]) {
         .display_names(str::to_owned)
         .apply(c)
         .await;
-}
-
-/// Reads a routing watch until an event matches; fails after `WAIT`.
-async fn wait_for(
-    watch: &mut Streaming<pb::WatchRoutingEventsResponse>,
-    what: &str,
-    mut matches: impl FnMut(&Ev) -> bool,
-) -> pb::RoutingEvent {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, watch.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the watch"))
-            .expect("the watch is open")
-            .expect("the watch is healthy");
-        let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame else {
-            continue;
-        };
-        if event.event.as_ref().is_some_and(&mut matches) {
-            return event;
-        }
-    }
 }
 
 fn agent_state_is(agent: &'static str, state: pb::AgentState) -> impl FnMut(&Ev) -> bool {

@@ -5,18 +5,15 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::routing_setup::RoutingSetup;
+use common::routing_watch::wait_for;
 use common::{Channel, TestServer, Who, assert_status};
 use switchboard::pb;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tokio_stream::StreamExt;
 use tonic::{Code, Streaming};
 
 const PASSWORD: &str = "supervise-Pw-1";
-const WAIT: Duration = Duration::from_secs(10);
 const SUE: &str = "account:sue";
 
 type Routing = RoutingServiceClient<Channel>;
@@ -114,28 +111,6 @@ async fn task_held_by(admin: &mut Routing, agent: &mut Routing, agent_id: &str) 
         .await
         .expect("the offer is accepted");
     created.task_id
-}
-
-/// Reads the watch until an event matches; fails after `WAIT`.
-async fn wait_for(
-    watch: &mut Streaming<pb::WatchRoutingEventsResponse>,
-    what: &str,
-    mut matches: impl FnMut(&Ev) -> bool,
-) -> pb::RoutingEvent {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, watch.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the watch"))
-            .expect("the watch is open")
-            .expect("the watch is healthy");
-        let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame else {
-            continue;
-        };
-        if event.event.as_ref().is_some_and(&mut matches) {
-            return event;
-        }
-    }
 }
 
 fn requeue(task_id: &str, queue: &str, priority: u32) -> pb::RequeueTaskRequest {

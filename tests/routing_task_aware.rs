@@ -3,9 +3,10 @@
 
 mod common;
 
+use common::replay::rebuilt;
 use common::world::{World, offer_of, spec};
+use switchboard::domain::Event;
 use switchboard::domain::routing::model::{Selection, TaskSpec, TaskState};
-use switchboard::domain::{Event, Snapshot};
 
 fn task(id: &str, queue: &str, attributes: &[(&str, &str)]) -> TaskSpec {
     let mut s = spec(id, "chat", queue, 5);
@@ -136,28 +137,6 @@ fn a_binding_pool_outlives_its_tasks_and_follows_agents() {
     // The `fr` pool is kept: fr, ready again, is found for the next French task.
     let e = w.task_spec(task("t2", "lang", &[("lang", "fr")]));
     assert_eq!(offer_of(&e, "t2").as_deref(), Some("fr"));
-}
-
-/// The world as a restart would rebuild it: once from the journal, once from a snapshot, each
-/// read back from JSON as the store keeps them.
-fn rebuilt(w: &World) -> [World; 2] {
-    let journal: Vec<Event> =
-        serde_json::from_str(&serde_json::to_string(&w.events).unwrap()).unwrap();
-    assert_eq!(journal, w.events, "the journal reads back as written");
-    let mut replayed = World::new();
-    for event in &journal {
-        replayed.state.apply(event);
-    }
-    let snapshot: Snapshot =
-        serde_json::from_str(&serde_json::to_string(&w.state.snapshot()).unwrap()).unwrap();
-    let mut restored = World::new();
-    restored.state.restore(snapshot);
-    [replayed, restored].map(|mut copy| {
-        copy.now = w.now;
-        copy.events = w.events.clone();
-        copy.state.finish_replay(w.now);
-        copy
-    })
 }
 
 #[test]

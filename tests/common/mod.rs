@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod process;
 pub mod replay;
 pub mod routing_setup;
+pub mod routing_watch;
 pub mod scrape;
 pub mod tools;
 pub mod world;

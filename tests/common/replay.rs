@@ -83,3 +83,25 @@ fn assert_same(live: &serde_json::Value, rebuilt: &serde_json::Value, what: &str
         .collect();
     panic!("{what} differs from the live state in {differing:?}");
 }
+
+/// The world as a restart would rebuild it: once from the journal, once from a snapshot, each
+/// read back from JSON as the store keeps them.
+pub fn rebuilt(w: &World) -> [World; 2] {
+    let journal: Vec<Event> =
+        serde_json::from_str(&serde_json::to_string(&w.events).unwrap()).unwrap();
+    assert_eq!(journal, w.events, "the journal reads back as written");
+    let mut replayed = World::new();
+    for event in &journal {
+        replayed.state.apply(event);
+    }
+    let snapshot: Snapshot =
+        serde_json::from_str(&serde_json::to_string(&w.state.snapshot()).unwrap()).unwrap();
+    let mut restored = World::new();
+    restored.state.restore(snapshot);
+    [replayed, restored].map(|mut copy| {
+        copy.now = w.now;
+        copy.events = w.events.clone();
+        copy.state.finish_replay(w.now);
+        copy
+    })
+}
