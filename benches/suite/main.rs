@@ -11,6 +11,7 @@
 //! `stalled`, `overload`. BENCHMARKS.md explains each.
 
 mod auth;
+mod callgrind;
 mod echo;
 mod fanout;
 mod hostile;
@@ -33,6 +34,10 @@ use procs::Cores;
 
 struct Settings {
     unary: unary::Settings,
+    /// Rounds of the metrics section, each a pair of runs (off and on) of both RPCs.
+    metrics_rounds: usize,
+    /// Calls per callgrind-counted run of the metrics section (see metrics_cost.rs).
+    metrics_counted_calls: u64,
     routing: routing::Settings,
     fanout: fanout::Settings,
     memory: memory::Settings,
@@ -49,7 +54,10 @@ impl Settings {
                 connections: 4,
                 streams_per_connection: 32,
                 rounds: 3,
+                calls: None,
             },
+            metrics_rounds: 9,
+            metrics_counted_calls: 5_000,
             routing: routing::Settings {
                 small: (100, 100),
                 large: (10_000, 100_000),
@@ -79,7 +87,10 @@ impl Settings {
                 connections: 2,
                 streams_per_connection: 8,
                 rounds: 1,
+                calls: None,
             },
+            metrics_rounds: 1,
+            metrics_counted_calls: 200,
             routing: routing::Settings {
                 small: (100, 100),
                 large: (1_000, 2_000),
@@ -154,7 +165,13 @@ fn main() {
             unary::run(&settings.unary, cores).await;
         }
         if wanted("metrics") {
-            metrics_cost::run(&settings.unary, cores).await;
+            metrics_cost::run(
+                &settings.unary,
+                settings.metrics_rounds,
+                settings.metrics_counted_calls,
+                cores,
+            )
+            .await;
         }
         if wanted("routing") {
             routing::run(&settings.routing, cores).await;

@@ -70,6 +70,12 @@ pub struct ServerChild {
 impl ServerChild {
     /// Starts a server on `core` (any core when `None`) and waits until it serves.
     pub fn start(kind: &ServerKind<'_>, core: Option<usize>) -> Self {
+        Self::start_under(kind, core, &[])
+    }
+
+    /// As `start`, with the server run by the command `under` (a program and its
+    /// arguments, such as valgrind's), or directly when `under` is empty.
+    pub fn start_under(kind: &ServerKind<'_>, core: Option<usize>, under: &[String]) -> Self {
         let (program, args): (std::path::PathBuf, Vec<String>) = match kind {
             ServerKind::Echo => (
                 std::env::current_exe().expect("the suite knows its own path"),
@@ -90,10 +96,17 @@ impl ServerChild {
         let mut command = match core {
             Some(core) => {
                 let mut c = Command::new("taskset");
-                c.args(["-c", &core.to_string()]).arg(&program);
+                c.args(["-c", &core.to_string()]).args(under).arg(&program);
                 c
             }
-            None => Command::new(&program),
+            None => match under.split_first() {
+                Some((wrapper, its_args)) => {
+                    let mut c = Command::new(wrapper);
+                    c.args(its_args).arg(&program);
+                    c
+                }
+                None => Command::new(&program),
+            },
         };
         let spawned = Instant::now();
         let mut child = command

@@ -27,6 +27,9 @@ pub struct Settings {
     pub connections: u32,
     pub streams_per_connection: u32,
     pub rounds: usize,
+    /// When set, h2load sends exactly this many calls, with no warm-up, instead of running
+    /// for `measure_secs`.
+    pub calls: Option<u64>,
 }
 
 /// One h2load run.
@@ -199,6 +202,12 @@ pub async fn start_with_agent(
         &ServerKind::Switchboard { data_dir, flags },
         cores.map(|c| c.server),
     );
+    prepare_agent(&server).await;
+    server
+}
+
+/// Configures the `chat` MRD and `AGENT` on `server`, and logs the agent in, READY.
+pub async fn prepare_agent(server: &ServerChild) {
     let mut admin = AdminServiceClient::new(server.connect_admin().await);
     admin
         .upsert_mrd(pb::UpsertMrdRequest {
@@ -244,7 +253,6 @@ pub async fn start_with_agent(
         })
         .await
         .expect("the agent is ready");
-    server
 }
 
 /// The server's current revision, as a read reports it.
@@ -296,11 +304,15 @@ pub async fn h2load(
         .args(["-t", "1"])
         .args(["-c", &settings.connections.to_string()])
         .args(["-m", &settings.streams_per_connection.to_string()])
-        .args(["-D", &settings.measure_secs.to_string()])
-        .args(["--warm-up-time", &settings.warm_up_secs.to_string()])
         .arg("-d")
         .arg(&body_file)
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"]);
+    match settings.calls {
+        Some(calls) => command.args(["-n", &calls.to_string()]),
+        None => command
+            .args(["-D", &settings.measure_secs.to_string()])
+            .args(["--warm-up-time", &settings.warm_up_secs.to_string()]),
+    };
     if let Some(token) = token {
         command.args(["-H", &format!("authorization: Bearer {token}")]);
     }
@@ -311,7 +323,10 @@ pub async fn h2load(
         .stderr(Stdio::piped());
 
     let server_pid = server.pid();
-    let warm_up = Duration::from_secs(settings.warm_up_secs.into());
+    let warm_up = match settings.calls {
+        Some(_) => Duration::ZERO,
+        None => Duration::from_secs(settings.warm_up_secs.into()),
+    };
     tokio::task::spawn_blocking(move || {
         let launched = SystemTime::now();
         let server_cpu = cpu_seconds(server_pid).unwrap_or(0.0);
