@@ -1,7 +1,7 @@
 //! gRPC status codes as a response carries them: the `grpc-status` of its headers (a
 //! trailers-only answer) or of its trailers, shared by the metrics and the RPC spans.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// gRPC's status codes as go-grpc-prometheus names them (Go's `codes.Code.String()`).
 pub const CODE_NAMES: [&str; 17] = [
@@ -29,7 +29,9 @@ pub const UNKNOWN: usize = 2;
 /// The index into `CODE_NAMES` of the `grpc-status` in `headers`, if there is one; a value
 /// that is not a known code counts as `Unknown`.
 pub fn status_code(headers: &HeaderMap) -> Option<usize> {
-    let value = headers.get("grpc-status")?;
+    // A ready-made name: looking up by `&str` parses the name again on every call.
+    const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    let value = headers.get(GRPC_STATUS)?;
     let code = value
         .to_str()
         .ok()

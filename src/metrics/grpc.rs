@@ -203,14 +203,14 @@ impl MethodMetrics {
 /// Every known method's handles, then the one every other path shares.
 struct MethodTable {
     methods: Vec<MethodMetrics>,
-    by_path: HashMap<&'static str, usize>,
+    by_path: foldhash::HashMap<&'static str, usize>,
 }
 
 impl MethodTable {
     fn new(registry: &Arc<Registry>) -> Self {
         let kinds = method_kinds();
         let mut methods = Vec::with_capacity(POLICY.len() + 1);
-        let mut by_path = HashMap::with_capacity(POLICY.len());
+        let mut by_path = foldhash::HashMap::default();
         for (path, _) in POLICY {
             let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/'))
             else {
