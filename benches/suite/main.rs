@@ -5,6 +5,7 @@
 //! cargo bench --bench suite                    # everything, full size
 //! cargo bench --bench suite -- --quick         # smallest setting (CI's smoke run)
 //! cargo bench --bench suite -- unary fanout    # only some sections
+//! cargo bench --bench suite -- metrics --control  # the metrics section's noise floor
 //! ```
 //!
 //! Sections: `unary`, `metrics`, `routing`, `fanout`, `memory`, `recovery`, `stats`,
@@ -34,10 +35,7 @@ use procs::Cores;
 
 struct Settings {
     unary: unary::Settings,
-    /// Rounds of the metrics section, each a pair of runs (off and on) of both RPCs.
-    metrics_rounds: usize,
-    /// Calls per callgrind-counted run of the metrics section (see metrics_cost.rs).
-    metrics_counted_calls: u64,
+    metrics: metrics_cost::Settings,
     routing: routing::Settings,
     fanout: fanout::Settings,
     memory: memory::Settings,
@@ -56,8 +54,11 @@ impl Settings {
                 rounds: 3,
                 calls: None,
             },
-            metrics_rounds: 9,
-            metrics_counted_calls: 5_000,
+            metrics: metrics_cost::Settings {
+                rounds: 9,
+                counted_calls: 5_000,
+                control: false,
+            },
             routing: routing::Settings {
                 small: (100, 100),
                 large: (10_000, 100_000),
@@ -89,8 +90,11 @@ impl Settings {
                 rounds: 1,
                 calls: None,
             },
-            metrics_rounds: 1,
-            metrics_counted_calls: 200,
+            metrics: metrics_cost::Settings {
+                rounds: 1,
+                counted_calls: 200,
+                control: false,
+            },
             routing: routing::Settings {
                 small: (100, 100),
                 large: (1_000, 2_000),
@@ -136,11 +140,12 @@ fn main() {
         std::process::exit(2);
     }
     let wanted = |section: &str| chosen.is_empty() || chosen.contains(&section);
-    let settings = if quick {
+    let mut settings = if quick {
         Settings::quick()
     } else {
         Settings::full()
     };
+    settings.metrics.control = args.iter().any(|a| a == "--control");
 
     println!(
         "# Switchboard benchmark suite ({})",
@@ -165,13 +170,7 @@ fn main() {
             unary::run(&settings.unary, cores).await;
         }
         if wanted("metrics") {
-            metrics_cost::run(
-                &settings.unary,
-                settings.metrics_rounds,
-                settings.metrics_counted_calls,
-                cores,
-            )
-            .await;
+            metrics_cost::run(&settings.unary, &settings.metrics, cores).await;
         }
         if wanted("routing") {
             routing::run(&settings.routing, cores).await;

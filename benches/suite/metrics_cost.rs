@@ -13,6 +13,10 @@
 //! `callgrind.rs`), metrics off and on. A run of `calls` calls and one of twice as many, each
 //! on a fresh server, differ by `calls` calls' instructions: start-up, log-in and the final
 //! scrape cancel out.
+//!
+//! With `--control`, both halves of every round run without metrics (the scrape skipped): the
+//! ratios then show how far two identical servers differ on this machine, the floor under
+//! which no difference in calls/s or CPU per call means anything.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -24,7 +28,7 @@ use crate::callgrind::Counted;
 use crate::procs::Cores;
 use crate::scrape;
 use crate::stats::heading;
-use crate::unary::{AGENT, PASSWORD, Run, Settings, h2load, prepare_agent, start_with_agent};
+use crate::unary::{self, AGENT, PASSWORD, Run, h2load, prepare_agent, start_with_agent};
 
 /// How often the metrics are scraped while h2load runs.
 const SCRAPE_EVERY: Duration = Duration::from_secs(1);
@@ -32,8 +36,22 @@ const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 const GET: &str = "/switchboard.v1.RoutingService/GetAgentState";
 const CHANGE: &str = "/switchboard.v1.RoutingService/ChangeAgentState";
 
-pub async fn run(settings: &Settings, rounds: usize, counted_calls: u64, cores: Option<Cores>) {
-    heading("Metrics: unary calls with /metrics on (scraped every second) against off");
+/// The section's own settings; the h2load ones are the unary section's.
+pub struct Settings {
+    /// Rounds, each a pair of runs (off and on) of both RPCs.
+    pub rounds: usize,
+    /// Calls in the shorter of the two callgrind-counted runs.
+    pub counted_calls: u64,
+    /// Both halves of each round without metrics: the measure's noise floor.
+    pub control: bool,
+}
+
+pub async fn run(load: &unary::Settings, settings: &Settings, cores: Option<Cores>) {
+    if settings.control {
+        heading("Metrics, control: the same rounds with metrics off in both halves");
+    } else {
+        heading("Metrics: unary calls with /metrics on (scraped every second) against off");
+    }
     let get_body = pb::GetAgentStateRequest {
         agent_id: AGENT.into(),
     };
@@ -46,14 +64,15 @@ pub async fn run(settings: &Settings, rounds: usize, counted_calls: u64, cores: 
     // Each round's (off, on) runs of each RPC.
     let mut get: Vec<Pair> = Vec::new();
     let mut change: Vec<Pair> = Vec::new();
-    for round in 0..rounds {
+    for round in 0..settings.rounds {
         let (mut get_pair, mut change_pair) = (Pair::default(), Pair::default());
         let order = if round % 2 == 0 {
             [false, true]
         } else {
             [true, false]
         };
-        for metrics_on in order {
+        for half_on in order {
+            let metrics_on = half_on && !settings.control;
             let data = tempfile::tempdir().expect("a temporary directory");
             let metrics = free_port();
             let listen = metrics.to_string();
@@ -65,9 +84,8 @@ pub async fn run(settings: &Settings, rounds: usize, counted_calls: u64, cores: 
             let server = start_with_agent(data.path(), flags, cores).await;
             let token = server.token_as(Who::Agent(AGENT), PASSWORD).await;
             let scraper = metrics_on.then(|| tokio::spawn(scrape_forever(metrics)));
-            let get_run = h2load(&server, GET, &get_body, Some(&token), settings, cores).await;
-            let change_run =
-                h2load(&server, CHANGE, &change_body, Some(&token), settings, cores).await;
+            let get_run = h2load(&server, GET, &get_body, Some(&token), load, cores).await;
+            let change_run = h2load(&server, CHANGE, &change_body, Some(&token), load, cores).await;
             if let Some(scraper) = scraper {
                 scraper.abort();
                 // The metrics counted what h2load did: they were on, and they were right.
@@ -87,8 +105,8 @@ pub async fn run(settings: &Settings, rounds: usize, counted_calls: u64, cores: 
                 get_run.calls_per_sec,
                 change_run.calls_per_sec
             );
-            get_pair.set(metrics_on, get_run);
-            change_pair.set(metrics_on, change_run);
+            get_pair.set(half_on, get_run);
+            change_pair.set(half_on, change_run);
         }
         get.push(get_pair);
         change.push(change_pair);
@@ -122,17 +140,39 @@ pub async fn run(settings: &Settings, rounds: usize, counted_calls: u64, cores: 
         "\nTarget: metrics on >= 0.95 of metrics off's calls/s (here {:.3} and {:.3}).",
         ratios[0], ratios[1]
     );
+    if settings.control {
+        return;
+    }
 
-    println!("\nThe server's instructions per call (callgrind, {counted_calls} calls):\n");
+    println!(
+        "\nThe server's instructions per call (callgrind, {} calls):\n",
+        settings.counted_calls
+    );
     println!("| RPC | metrics off | metrics on | off / on |");
     println!("|---|---|---|---|");
     let get = [
-        instructions_per_call(false, GET, &get_body, counted_calls, settings, cores).await,
-        instructions_per_call(true, GET, &get_body, counted_calls, settings, cores).await,
+        instructions_per_call(false, GET, &get_body, settings.counted_calls, load, cores).await,
+        instructions_per_call(true, GET, &get_body, settings.counted_calls, load, cores).await,
     ];
     let change = [
-        instructions_per_call(false, CHANGE, &change_body, counted_calls, settings, cores).await,
-        instructions_per_call(true, CHANGE, &change_body, counted_calls, settings, cores).await,
+        instructions_per_call(
+            false,
+            CHANGE,
+            &change_body,
+            settings.counted_calls,
+            load,
+            cores,
+        )
+        .await,
+        instructions_per_call(
+            true,
+            CHANGE,
+            &change_body,
+            settings.counted_calls,
+            load,
+            cores,
+        )
+        .await,
     ];
     for (name, [off, on]) in [
         ("GetAgentState", get),
@@ -154,7 +194,7 @@ async fn instructions_per_call(
     path: &str,
     body: &impl prost::Message,
     calls: u64,
-    settings: &Settings,
+    load: &unary::Settings,
     cores: Option<Cores>,
 ) -> f64 {
     let mut totals = Vec::new();
@@ -170,9 +210,9 @@ async fn instructions_per_call(
         let counted = Counted::start(data.path(), flags, cores.map(|c| c.server));
         prepare_agent(&counted.server).await;
         let token = counted.server.token_as(Who::Agent(AGENT), PASSWORD).await;
-        let fixed = Settings {
+        let fixed = unary::Settings {
             calls: Some(run_calls),
-            ..*settings
+            ..*load
         };
         let run = h2load(&counted.server, path, body, Some(&token), &fixed, cores).await;
         assert_eq!(run.succeeded, run_calls, "every counted call succeeded");
