@@ -34,8 +34,10 @@ pub struct SqliteJournal {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
-    /// Dropped last: no other server writes while this one runs.
-    _lock: File,
+    /// Held from open to close: no other server writes while this one runs. Let go at
+    /// `close`, after the last append, rather than when the last reader drops the journal,
+    /// so that a server started on the directory just after a clean stop finds it free.
+    lock: Mutex<Option<File>>,
 }
 
 impl SqliteJournal {
@@ -115,7 +117,7 @@ impl SqliteJournal {
             path,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -488,9 +490,17 @@ impl Journal for SqliteJournal {
 
     fn close(&self) -> Result<(), StoreError> {
         // Folds the WAL back into the main file, so the next start reads one file.
-        self.writer()
+        let checkpoint = self
+            .writer()
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-            .map_err(write_error)
+            .map_err(write_error);
+        // Nothing more is written, whether the checkpoint worked or not: readers still
+        // holding the journal only read, which SQLite's own locking keeps safe.
+        self.lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        checkpoint
     }
 }
 
@@ -506,5 +516,18 @@ mod tests {
         let _first = SqliteJournal::open(dir.path()).unwrap();
         let second = SqliteJournal::open(dir.path());
         assert!(matches!(second, Err(StoreError::Open { .. })));
+    }
+
+    #[test]
+    fn a_closed_journal_frees_its_directory_while_still_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteJournal::open(dir.path()).unwrap();
+        first.close().unwrap();
+        // `first` is still alive, as it is while a server's last readers let go of it.
+        let second = SqliteJournal::open(dir.path()).expect("the directory is free");
+        assert_eq!(
+            first.last_revision().unwrap(),
+            second.last_revision().unwrap()
+        );
     }
 }
