@@ -136,7 +136,7 @@ struct Load {
 }
 
 /// A call of the load that was refused: where it went, and what it heard.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Refusal {
     node: usize,
     code: Code,
@@ -488,7 +488,10 @@ async fn a_leader_killed_under_load_loses_nothing_and_its_offers_move_on() {
         assert!(
             acted_on.contains(&refusal.code)
                 || (refusal.code == Code::Unknown && refusal.node == old),
-            "refused with {refusal:?} (node {old} was killed)"
+            "refused on node {} with {:?}, \"{}\" (node {old} was killed)",
+            refusal.node,
+            refusal.code,
+            refusal.message
         );
     }
 
