@@ -576,6 +576,96 @@ async fn a_scripted_day_is_counted_exactly() {
     server.stop().await;
 }
 
+/// A task sent to another queue, then moved by a supervisor, and an agent's next state set:
+/// the transfer and both moves are counted, and the close counts under the queue the task
+/// was in when it closed.
+#[tokio::test]
+async fn queue_transfers_and_supervisor_moves_are_counted() {
+    let data = tempfile::tempdir().expect("a data directory");
+    let server = start(&data).await;
+    configure(&server).await;
+    let mut c = server.clients().await;
+    // Nobody has `support`: a task sent there waits.
+    c.admin
+        .upsert_queue(pb::UpsertQueueRequest {
+            queue: Some(pb::Queue {
+                name: "support".into(),
+                mrd: "chat".into(),
+                steps: vec![pb::QueueStep {
+                    expression: "support >= 1".into(),
+                    timeout_seconds: 0,
+                }],
+                ..pb::Queue::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("the support queue is written");
+    let mut supervisor = RoutingServiceClient::new(server.channel().await);
+    let mut channel = routing_as(&server, Who::Account(CHANNEL)).await;
+    let mut ana = routing_as(&server, Who::Agent("ana")).await;
+
+    ready(&mut ana, "ana", "chat").await;
+    let (task, offered) = new_task(&mut channel, "chat", "sales").await;
+    assert_eq!(offered, "ana");
+    accept(&mut ana, "ana", &task).await;
+    ana.transfer_task(pb::TransferTaskRequest {
+        task_id: task.clone(),
+        owner_agent_id: "ana".into(),
+        recipient_queue: "support".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("ana sends the task to support");
+    supervisor
+        .requeue_task(pb::RequeueTaskRequest {
+            task_id: task.clone(),
+            priority: 9,
+            ..Default::default()
+        })
+        .await
+        .expect("the supervisor raises its priority");
+    supervisor
+        .set_agent_next_state(pb::SetAgentNextStateRequest {
+            agent_id: "ana".into(),
+            state: pb::AgentState::NotReady.into(),
+            mrd: "chat".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the supervisor sets ana's next state");
+    change(&mut channel, &task, pb::TaskState::Closed).await;
+
+    let closed = [
+        ("mrd", "chat"),
+        ("queue", "support"),
+        ("reason", "cancelled"),
+    ];
+    let m = scrape_until(&server, "the close is counted", |m| {
+        m.sum("switchboard_tasks_closed_total", &closed) > 0.0
+    })
+    .await;
+    let moves = |to: &str| {
+        m.sum(
+            "switchboard_supervisor_moves_total",
+            &[("mrd", "chat"), ("move", to)],
+        )
+    };
+    assert_eq!(moves("requeue"), 1.0);
+    assert_eq!(moves("next_not_ready"), 1.0);
+    assert_eq!(m.sum("switchboard_supervisor_moves_total", &[]), 2.0);
+    let transfers = |to: &str| {
+        m.sum(
+            "switchboard_task_transfers_total",
+            &[("mrd", "chat"), ("to", to)],
+        )
+    };
+    assert_eq!((transfers("queue"), transfers("agent")), (1.0, 0.0));
+    assert_eq!(m.sum("switchboard_tasks_closed_total", &closed), 1.0);
+    assert_eq!(m.sum("switchboard_tasks_closed_total", &[]), 1.0);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn only_get_metrics_is_served_and_it_is_off_unless_asked() {
     let data = tempfile::tempdir().expect("a data directory");

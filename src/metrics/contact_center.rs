@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::recorder::{Kind, Metric, Registry, label};
 use crate::domain::routing::Census;
-use crate::domain::routing::model::{AgentState, CloseReason, RequeueReason, TaskState};
+use crate::domain::routing::model::{
+    AgentState, CloseReason, RequestedAgentState, RequeueReason, TaskState,
+};
 use crate::domain::{Event, Millis, Record, State};
 
 const QUEUED: &str = "switchboard_tasks_queued_total";
@@ -25,6 +27,7 @@ const HANDLE: &str = "switchboard_task_handle_seconds";
 const WRAP_UP: &str = "switchboard_task_wrap_up_seconds";
 const TRANSFERS: &str = "switchboard_task_transfers_total";
 const CONFERENCES: &str = "switchboard_task_conferences_total";
+const SUPERVISOR_MOVES: &str = "switchboard_supervisor_moves_total";
 const WAITING: &str = "switchboard_queue_tasks_waiting";
 const OLDEST: &str = "switchboard_queue_oldest_wait_seconds";
 const AGENTS: &str = "switchboard_agents";
@@ -70,12 +73,19 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: TRANSFERS,
-        help: "Tasks transferred from one agent to another (mrd).",
+        help: "Tasks transferred by their holder (mrd, to: agent, for a blind or accepted \
+               consultative transfer to another agent; queue, for one sent to a queue).",
         kind: Kind::Counter,
     },
     Metric {
         name: CONFERENCES,
         help: "Agents added to a task as conference participants (mrd).",
+        kind: Kind::Counter,
+    },
+    Metric {
+        name: SUPERVISOR_MOVES,
+        help: "Supervisor moves (mrd, move: requeue; next_ready, next_not_ready, next_logout \
+               for an agent's next state set).",
         kind: Kind::Counter,
     },
     Metric {
@@ -242,12 +252,51 @@ impl ContactCenter {
                     | RequeueReason::Transferred
                     | RequeueReason::Supervisor => {}
                 }
+                if *reason == RequeueReason::Supervisor {
+                    r.counter(
+                        SUPERVISOR_MOVES,
+                        vec![label("mrd", mrd), label("move", "requeue")],
+                    )
+                    .increment(1);
+                }
                 if let Some(task) = open.get_mut(task_id) {
                     task.phase = Phase::Waiting;
                     if let Some(moved) = moved_to {
                         task.queue = moved.queue.as_str().into();
                     }
                 }
+            }
+            Event::TaskTransferredToQueue {
+                task_id,
+                mrd,
+                queue,
+                ..
+            } => {
+                r.counter(TRANSFERS, vec![label("mrd", mrd), label("to", "queue")])
+                    .increment(1);
+                if let Some(task) = open.get_mut(task_id) {
+                    task.phase = Phase::Waiting;
+                    task.queue = queue.as_str().into();
+                }
+            }
+            // Closes and waits count under the queue the task is in when they happen.
+            Event::TaskOverflowed { task_id, queue, .. } => {
+                if let Some(task) = open.get_mut(task_id) {
+                    task.queue = queue.as_str().into();
+                }
+            }
+            Event::AgentNextStateSet { mrd, state, .. } => {
+                let next = match state {
+                    RequestedAgentState::Ready => "next_ready",
+                    RequestedAgentState::NotReady => "next_not_ready",
+                    RequestedAgentState::Logout => "next_logout",
+                    RequestedAgentState::Login => "next_login",
+                };
+                r.counter(
+                    SUPERVISOR_MOVES,
+                    vec![label("mrd", mrd), label("move", next)],
+                )
+                .increment(1);
             }
             Event::TaskStateChanged {
                 task_id,
@@ -258,7 +307,8 @@ impl ContactCenter {
                 ..
             } => self.task_changed(open, task_id, mrd, *state, *close_reason, *at),
             Event::TaskAgentTransferred { mrd, .. } => {
-                r.counter(TRANSFERS, vec![label("mrd", mrd)]).increment(1);
+                r.counter(TRANSFERS, vec![label("mrd", mrd), label("to", "agent")])
+                    .increment(1);
             }
             Event::TaskConferenced { mrd, .. } => {
                 r.counter(CONFERENCES, vec![label("mrd", mrd)]).increment(1);
