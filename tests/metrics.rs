@@ -576,11 +576,11 @@ async fn a_scripted_day_is_counted_exactly() {
     server.stop().await;
 }
 
-/// A task sent to another queue, then moved by a supervisor, and an agent's next state set:
-/// the transfer and both moves are counted, and the close counts under the queue the task
-/// was in when it closed.
+/// A task that overflows after one rejection, one sent to another queue and then moved by a
+/// supervisor, and an agent's next state set: the transfer and both moves are counted, and
+/// each close counts under the queue the task was in when it closed.
 #[tokio::test]
-async fn queue_transfers_and_supervisor_moves_are_counted() {
+async fn overflows_queue_transfers_and_supervisor_moves_are_counted() {
     let data = tempfile::tempdir().expect("a data directory");
     let server = start(&data).await;
     configure(&server).await;
@@ -601,11 +601,38 @@ async fn queue_transfers_and_supervisor_moves_are_counted() {
         })
         .await
         .expect("the support queue is written");
+    // One offer in sales, then on to support.
+    c.admin
+        .upsert_queue(pb::UpsertQueueRequest {
+            queue: Some(pb::Queue {
+                name: "sales".into(),
+                mrd: "chat".into(),
+                steps: vec![pb::QueueStep {
+                    expression: "sales >= 1".into(),
+                    timeout_seconds: 0,
+                }],
+                max_attempts: 1,
+                overflow_queue: "support".into(),
+                ..pb::Queue::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("sales overflows to support");
     let mut supervisor = RoutingServiceClient::new(server.channel().await);
     let mut channel = routing_as(&server, Who::Account(CHANNEL)).await;
     let mut ana = routing_as(&server, Who::Agent("ana")).await;
 
     ready(&mut ana, "ana", "chat").await;
+    let (overflowed, offered) = new_task(&mut channel, "chat", "sales").await;
+    assert_eq!(offered, "ana");
+    ana.reject_task(pb::RejectTaskRequest {
+        task_id: overflowed.clone(),
+        agent_id: "ana".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("ana rejects it: it overflows to support");
     let (task, offered) = new_task(&mut channel, "chat", "sales").await;
     assert_eq!(offered, "ana");
     accept(&mut ana, "ana", &task).await;
@@ -634,6 +661,7 @@ async fn queue_transfers_and_supervisor_moves_are_counted() {
         })
         .await
         .expect("the supervisor sets ana's next state");
+    change(&mut channel, &overflowed, pb::TaskState::Closed).await;
     change(&mut channel, &task, pb::TaskState::Closed).await;
 
     let closed = [
@@ -641,8 +669,8 @@ async fn queue_transfers_and_supervisor_moves_are_counted() {
         ("queue", "support"),
         ("reason", "cancelled"),
     ];
-    let m = scrape_until(&server, "the close is counted", |m| {
-        m.sum("switchboard_tasks_closed_total", &closed) > 0.0
+    let m = scrape_until(&server, "both closes are counted", |m| {
+        m.sum("switchboard_tasks_closed_total", &closed) >= 2.0
     })
     .await;
     let moves = |to: &str| {
@@ -661,8 +689,15 @@ async fn queue_transfers_and_supervisor_moves_are_counted() {
         )
     };
     assert_eq!((transfers("queue"), transfers("agent")), (1.0, 0.0));
-    assert_eq!(m.sum("switchboard_tasks_closed_total", &closed), 1.0);
-    assert_eq!(m.sum("switchboard_tasks_closed_total", &[]), 1.0);
+    assert_eq!(m.sum("switchboard_tasks_closed_total", &closed), 2.0);
+    assert_eq!(m.sum("switchboard_tasks_closed_total", &[]), 2.0);
+    let offers = |outcome: &str| {
+        m.sum(
+            "switchboard_offers_total",
+            &[("mrd", "chat"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!((offers("rejected"), offers("accepted")), (1.0, 1.0));
     server.stop().await;
 }
 
