@@ -150,30 +150,8 @@ pub async fn run(load: &unary::Settings, settings: &Settings, cores: Option<Core
     );
     println!("| RPC | metrics off | metrics on | off / on |");
     println!("|---|---|---|---|");
-    let get = [
-        instructions_per_call(false, GET, &get_body, settings.counted_calls, load, cores).await,
-        instructions_per_call(true, GET, &get_body, settings.counted_calls, load, cores).await,
-    ];
-    let change = [
-        instructions_per_call(
-            false,
-            CHANGE,
-            &change_body,
-            settings.counted_calls,
-            load,
-            cores,
-        )
-        .await,
-        instructions_per_call(
-            true,
-            CHANGE,
-            &change_body,
-            settings.counted_calls,
-            load,
-            cores,
-        )
-        .await,
-    ];
+    let get = off_and_on(GET, &get_body, settings, load, cores).await;
+    let change = off_and_on(CHANGE, &change_body, settings, load, cores).await;
     for (name, [off, on]) in [
         ("GetAgentState", get),
         ("ChangeAgentState (durable)", change),
@@ -184,6 +162,21 @@ pub async fn run(load: &unary::Settings, settings: &Settings, cores: Option<Core
         "\nA CPU-bound server's calls/s go as 1 / instructions per call: off / on is what \
          metrics on would keep of metrics off's calls/s (target >= 0.95)."
     );
+}
+
+/// The server's instructions per call of `path` with `body`, metrics off and on.
+async fn off_and_on(
+    path: &str,
+    body: &impl prost::Message,
+    settings: &Settings,
+    load: &unary::Settings,
+    cores: Option<Cores>,
+) -> [f64; 2] {
+    let calls = settings.counted_calls;
+    [
+        instructions_per_call(false, path, body, calls, load, cores).await,
+        instructions_per_call(true, path, body, calls, load, cores).await,
+    ]
 }
 
 /// The server's instructions per call of `path` with `body`, metrics on or off: the
@@ -218,12 +211,12 @@ async fn instructions_per_call(
         assert_eq!(run.succeeded, run_calls, "every counted call succeeded");
         if metrics_on {
             // One scrape, in both runs alike: its cost cancels, and it shows metrics were on.
-            let counted = scrape::scrape(metrics)
+            let started = scrape::scrape(metrics)
                 .await
                 .sum("grpc_server_started_total", &[]);
             assert!(
-                counted >= run_calls as f64,
-                "{counted} calls counted of {run_calls}"
+                started >= run_calls as f64,
+                "{started} calls counted of {run_calls}"
             );
         }
         totals.push(counted.stop());
