@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::routing_setup::RoutingSetup;
 use common::{Channel, TestServer, Who, assert_status};
+use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
@@ -441,5 +442,142 @@ async fn transfers_offered_and_to_a_queue() {
     let now = task_state(&mut admin, &task.task_id).await;
     assert!(now.declined_agent_ids.contains(&"ben".to_owned()));
     assert_ne!(now.offered_agent_id, "ben");
+    server.stop().await;
+}
+
+/// Waits until `task_id` is offered to `agent`; fails after `WAIT`.
+async fn ringing_on(r: &mut RoutingServiceClient<Channel>, task_id: &str, agent: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while task_state(r, task_id).await.offered_agent_id != agent {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{task_id} never rang on {agent}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a restart must bring back of a task: where it is, who holds it, who it rings on and
+/// until when, and its place in line.
+fn kept(t: &pb::TaskStatus) -> impl PartialEq + std::fmt::Debug {
+    (
+        t.state(),
+        t.queue.clone(),
+        t.owner_agent_id.clone(),
+        t.offered_agent_id.clone(),
+        t.offer_deadline_time,
+        t.queued_time,
+    )
+}
+
+/// An offered transfer still ringing and a task sent to a queue come back the same after a
+/// restart on the data directory (the graceful stop leaves a snapshot the start loads), and
+/// the transfer can still be taken.
+#[tokio::test]
+async fn transfers_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = || ServerConfig {
+        data_dir: dir.path().to_owned(),
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(config()).await;
+    let mut c = server.clients().await;
+    RoutingSetup::chat()
+        .queue("sales", "sales >= 1")
+        .agents(&["ana", "ben"], PASSWORD)
+        .attribute("sales", 5)
+        .apply(&mut c)
+        .await;
+    // Nobody has `support`: a task sent there waits.
+    c.admin
+        .upsert_queue(pb::UpsertQueueRequest {
+            queue: Some(pb::Queue {
+                name: "support".into(),
+                mrd: "chat".into(),
+                steps: vec![pb::QueueStep {
+                    expression: "support >= 1".into(),
+                    timeout_seconds: 0,
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let mut admin = RoutingServiceClient::new(server.channel().await);
+    let mut ana = routing_as(&server, "ana").await;
+    let mut ben = routing_as(&server, "ben").await;
+
+    // ana holds two tasks (chat takes two at a time); ben is free.
+    log_in(&mut ana, "ana", "chat", true).await;
+    let sales = || pb::NewTaskRequest {
+        mrd: "chat".into(),
+        queue: "sales".into(),
+        ..Default::default()
+    };
+    let consulted = new_task(&mut admin, sales()).await;
+    ringing_on(&mut admin, &consulted.task_id, "ana").await;
+    answer(&mut ana, &consulted.task_id, "ana", true).await;
+    let sent = new_task(&mut admin, sales()).await;
+    ringing_on(&mut admin, &sent.task_id, "ana").await;
+    answer(&mut ana, &sent.task_id, "ana", true).await;
+    log_in(&mut ben, "ben", "chat", true).await;
+    ana.transfer_task(pb::TransferTaskRequest {
+        task_id: consulted.task_id.clone(),
+        owner_agent_id: "ana".into(),
+        recipient_agent_id: "ben".into(),
+        consult: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    ana.transfer_task(pb::TransferTaskRequest {
+        task_id: sent.task_id.clone(),
+        owner_agent_id: "ana".into(),
+        recipient_queue: "support".into(),
+        keep_arrival: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let before = (
+        task_state(&mut admin, &consulted.task_id).await,
+        task_state(&mut admin, &sent.task_id).await,
+    );
+    assert_eq!(
+        (
+            before.0.owner_agent_id.as_str(),
+            before.0.offered_agent_id.as_str()
+        ),
+        ("ana", "ben"),
+        "the transfer rings on ben"
+    );
+    assert_eq!(
+        (before.1.state(), before.1.queue.as_str()),
+        (pb::TaskState::Queued, "support")
+    );
+    assert_eq!(
+        before.1.queued_time, sent.queued_time,
+        "it kept its arrival"
+    );
+    server.stop().await;
+
+    let server = TestServer::start_with(config()).await;
+    let mut admin = RoutingServiceClient::new(server.channel().await);
+    let mut ben = routing_as(&server, "ben").await;
+    let after = (
+        task_state(&mut admin, &consulted.task_id).await,
+        task_state(&mut admin, &sent.task_id).await,
+    );
+    assert_eq!(kept(&after.0), kept(&before.0));
+    assert_eq!(kept(&after.1), kept(&before.1));
+    // The transfer is still live: ben takes it.
+    answer(&mut ben, &consulted.task_id, "ben", true).await;
+    assert_eq!(
+        task_state(&mut admin, &consulted.task_id)
+            .await
+            .owner_agent_id,
+        "ben"
+    );
     server.stop().await;
 }
