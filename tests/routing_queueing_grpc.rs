@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::routing_setup::RoutingSetup;
+use common::routing_watch::wait_for_value;
 use common::{Channel, TestServer, Who, assert_status};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
@@ -163,30 +164,8 @@ async fn watch(
     .into_inner()
 }
 
-/// Reads a routing watch until an event matches; fails after `WAIT`.
-async fn wait_for<T>(
-    watch: &mut Streaming<pb::WatchRoutingEventsResponse>,
-    what: &str,
-    mut matches: impl FnMut(Ev) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, watch.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the watch"))
-            .expect("the watch is open")
-            .expect("the watch is healthy");
-        let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame else {
-            continue;
-        };
-        if let Some(found) = event.event.and_then(&mut matches) {
-            return found;
-        }
-    }
-}
-
 async fn queued(watch: &mut Streaming<pb::WatchRoutingEventsResponse>, id: &str) -> pb::TaskQueued {
-    wait_for(watch, "TaskQueued", |e| match e {
+    wait_for_value(watch, "TaskQueued", |e| match e.event? {
         Ev::TaskQueued(q) if q.task_id == id => Some(q),
         _ => None,
     })
@@ -194,7 +173,7 @@ async fn queued(watch: &mut Streaming<pb::WatchRoutingEventsResponse>, id: &str)
 }
 
 async fn moved_to(watch: &mut Streaming<pb::WatchRoutingEventsResponse>, id: &str, position: u32) {
-    wait_for(watch, "TaskPositionChanged", |e| match e {
+    wait_for_value(watch, "TaskPositionChanged", |e| match e.event? {
         Ev::TaskPositionChanged(p) if p.task_id == id && p.position == position => Some(()),
         _ => None,
     })
@@ -360,7 +339,7 @@ async fn attempts_move_a_task_to_the_overflow_queue_or_close_it() {
         (after.state(), after.queue.as_str(), after.attempts),
         (pb::TaskState::Queued, "spill", 0)
     );
-    let (queue, attempts) = wait_for(&mut all, "the overflow", |e| match e {
+    let (queue, attempts) = wait_for_value(&mut all, "the overflow", |e| match e.event? {
         Ev::TaskStateChanged(s) if s.task_id == t1 && !s.queue.is_empty() => {
             Some((s.queue, s.attempts))
         }
@@ -379,7 +358,7 @@ async fn attempts_move_a_task_to_the_overflow_queue_or_close_it() {
         (closed.state(), closed.close_reason(), closed.attempts),
         (pb::TaskState::Closed, pb::CloseReason::MaxAttempts, 1)
     );
-    wait_for(&mut all, "the close", |e| match e {
+    wait_for_value(&mut all, "the close", |e| match e.event? {
         Ev::TaskStateChanged(s)
             if s.task_id == t2 && s.close_reason() == pb::CloseReason::MaxAttempts =>
         {

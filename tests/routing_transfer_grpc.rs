@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::routing_setup::RoutingSetup;
+use common::routing_watch::wait_for_event;
 use common::{Channel, TestServer, Who, assert_status};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
@@ -20,30 +21,6 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn routing_as(server: &TestServer, agent: &str) -> RoutingServiceClient<Channel> {
     RoutingServiceClient::new(server.channel_as(Who::Agent(agent), PASSWORD).await)
-}
-
-/// Reads a routing watch until an event matches; fails after `WAIT`.
-async fn wait_for(
-    watch: &mut Streaming<pb::WatchRoutingEventsResponse>,
-    what: &str,
-    mut matches: impl FnMut(&Ev) -> bool,
-) -> Ev {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, watch.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the watch"))
-            .expect("the watch is open")
-            .expect("the watch is healthy");
-        let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame else {
-            continue;
-        };
-        if let Some(e) = event.event
-            && matches(&e)
-        {
-            return e;
-        }
-    }
 }
 
 async fn log_in(r: &mut RoutingServiceClient<Channel>, agent: &str, mrd: &str, ready: bool) {
@@ -230,7 +207,7 @@ async fn cid_takes_a_task_that_prefers_it(c: &mut Center) -> pb::TaskStatus {
         })
         .await
         .unwrap();
-    let selected = wait_for(
+    let selected = wait_for_event(
         &mut c.watch,
         "the preferred offer",
         |e| matches!(e, Ev::TaskAgentSelected(s) if s.task_id == task.task_id),
@@ -293,7 +270,7 @@ async fn a_call_keeps_chat_closed_until_it_ends() {
     .await;
     assert_eq!(chat.state(), pb::TaskState::Queued, "blocked by the call");
     close(&mut ana, &call.task_id).await;
-    wait_for(
+    wait_for_event(
         &mut watch,
         "the chat",
         offered(chat.task_id.clone(), "ana", "step"),
@@ -359,7 +336,7 @@ async fn transfers_offered_and_to_a_queue() {
         ),
         (pb::TaskState::Active, "cid", "ana")
     );
-    let ringing = wait_for(
+    let ringing = wait_for_event(
         &mut watch,
         "the transfer offer",
         offered(task.task_id.clone(), "ana", "transfer"),
@@ -381,7 +358,7 @@ async fn transfers_offered_and_to_a_queue() {
         "may not act as agent 'ana'",
     );
     answer(&mut ana, &task.task_id, "ana", false).await;
-    let declined = wait_for(
+    let declined = wait_for_event(
         &mut watch,
         "the declined transfer",
         |e| matches!(e, Ev::TaskStateChanged(s) if s.transfer_declined_agent_id == "ana"),
@@ -404,7 +381,7 @@ async fn transfers_offered_and_to_a_queue() {
         .await
         .unwrap();
     answer(&mut ben, &task.task_id, "ben", true).await;
-    wait_for(&mut watch, "the consulted transfer", |e| {
+    wait_for_event(&mut watch, "the consulted transfer", |e| {
         matches!(e, Ev::TaskAgentTransferred(t)
             if t.owner_agent_id == "cid" && t.recipient_agent_id == "ben" && t.consult)
     })
@@ -423,7 +400,7 @@ async fn transfers_offered_and_to_a_queue() {
         .unwrap();
     assert_eq!(queued.queued_time, queued.created_time);
     assert_ne!(queued.owner_agent_id, "ben");
-    let requeued = wait_for(&mut watch, "the transfer to a queue", |e| {
+    let requeued = wait_for_event(&mut watch, "the transfer to a queue", |e| {
         matches!(e, Ev::TaskStateChanged(s)
             if s.requeue_reason() == pb::RequeueReason::Transferred)
     })
