@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::routing_setup::RoutingSetup;
 use common::routing_watch::wait_for_value;
 use common::{Channel, TestServer, Who, assert_status};
@@ -14,11 +12,9 @@ use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tokio_stream::StreamExt;
 use tonic::{Code, Streaming};
 
 const PASSWORD: &str = "queueing-Pw-1";
-const WAIT: Duration = Duration::from_secs(10);
 
 type Routing = RoutingServiceClient<Channel>;
 

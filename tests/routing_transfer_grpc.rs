@@ -13,7 +13,6 @@ use switchboard::config::ServerConfig;
 use switchboard::pb;
 use switchboard::pb::routing_event::Event as Ev;
 use switchboard::pb::routing_service_client::RoutingServiceClient;
-use tokio_stream::StreamExt;
 use tonic::{Code, Streaming};
 
 const PASSWORD: &str = "routing-Pw-1";
