@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::routing_setup::RoutingSetup;
+use common::routing_setup::{RoutingSetup, one_step_queue, write_queue};
 use common::scrape::{Scrape, get, scrape};
 use common::{Channel, TestServer, Who};
 use switchboard::config::ServerConfig;
@@ -586,39 +586,22 @@ async fn overflows_queue_transfers_and_supervisor_moves_are_counted() {
     configure(&server).await;
     let mut c = server.clients().await;
     // Nobody has `support`: a task sent there waits.
-    c.admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "support".into(),
-                mrd: "chat".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "support >= 1".into(),
-                    timeout_seconds: 0,
-                }],
-                ..pb::Queue::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("the support queue is written");
+    write_queue(
+        &mut c,
+        one_step_queue("chat", "support", "support >= 1", pb::Queue::default()),
+    )
+    .await;
     // One offer in sales, then on to support.
-    c.admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "sales".into(),
-                mrd: "chat".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "sales >= 1".into(),
-                    timeout_seconds: 0,
-                }],
-                max_attempts: 1,
-                overflow_queue: "support".into(),
-                ..pb::Queue::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("sales overflows to support");
+    let overflowing = pb::Queue {
+        max_attempts: 1,
+        overflow_queue: "support".into(),
+        ..Default::default()
+    };
+    write_queue(
+        &mut c,
+        one_step_queue("chat", "sales", "sales >= 1", overflowing),
+    )
+    .await;
     let mut supervisor = RoutingServiceClient::new(server.channel().await);
     let mut channel = routing_as(&server, Who::Account(CHANNEL)).await;
     let mut ana = routing_as(&server, Who::Agent("ana")).await;

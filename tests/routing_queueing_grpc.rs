@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::routing_setup::RoutingSetup;
+use common::routing_setup::{RoutingSetup, one_step_queue};
 use common::routing_watch::wait_for_value;
 use common::{Channel, TestServer, Who, assert_status};
 use switchboard::config::ServerConfig;
@@ -52,15 +52,7 @@ async fn queue(c: &mut common::Clients, name: &str, extra: pb::Queue) -> pb::Que
 }
 
 fn queue_config(name: &str, extra: pb::Queue) -> pb::Queue {
-    pb::Queue {
-        name: name.into(),
-        mrd: "chat".into(),
-        steps: vec![pb::QueueStep {
-            expression: "sales >= 1".into(),
-            timeout_seconds: 0,
-        }],
-        ..extra
-    }
+    one_step_queue("chat", name, "sales >= 1", extra)
 }
 
 async fn new_task(r: &mut Routing, queue: &str, priority: u32, callback_for: &str) -> String {

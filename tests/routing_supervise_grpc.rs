@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::routing_setup::RoutingSetup;
+use common::routing_setup::{RoutingSetup, one_step_queue, write_queue};
 use common::routing_watch::wait_for;
 use common::{Channel, TestServer, Who, assert_status};
 use switchboard::pb;
@@ -137,21 +137,11 @@ async fn a_supervisor_requeues_a_task_an_agent_may_not_and_the_event_names_the_s
     let server = TestServer::start().await;
     let (mut admin, mut sue, mut ana, _ben, mut watch) = setup(&server, RoutingSetup::chat()).await;
     let mut c = server.clients().await;
-    c.admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "vip".into(),
-                mrd: "chat".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "vip >= 1".into(),
-                    timeout_seconds: 0,
-                }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("the vip queue is written");
+    write_queue(
+        &mut c,
+        one_step_queue("chat", "vip", "vip >= 1", pb::Queue::default()),
+    )
+    .await;
     ready(&mut ana, "ana").await;
     let task_id = task_held_by(&mut admin, &mut ana, "ana").await;
 

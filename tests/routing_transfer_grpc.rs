@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::routing_setup::RoutingSetup;
+use common::routing_setup::{RoutingSetup, one_step_queue, write_queue};
 use common::routing_watch::wait_for_event;
 use common::{Channel, TestServer, Who, assert_status};
 use switchboard::config::ServerConfig;
@@ -465,21 +465,11 @@ async fn transfers_survive_a_restart() {
         .apply(&mut c)
         .await;
     // Nobody has `support`: a task sent there waits.
-    c.admin
-        .upsert_queue(pb::UpsertQueueRequest {
-            queue: Some(pb::Queue {
-                name: "support".into(),
-                mrd: "chat".into(),
-                steps: vec![pb::QueueStep {
-                    expression: "support >= 1".into(),
-                    timeout_seconds: 0,
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    write_queue(
+        &mut c,
+        one_step_queue("chat", "support", "support >= 1", pb::Queue::default()),
+    )
+    .await;
     let mut admin = RoutingServiceClient::new(server.channel().await);
     let mut ana = routing_as(&server, "ana").await;
     let mut ben = routing_as(&server, "ben").await;

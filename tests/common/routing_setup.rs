@@ -150,16 +150,12 @@ impl RoutingSetup {
             revision = c
                 .admin
                 .upsert_queue(pb::UpsertQueueRequest {
-                    queue: Some(pb::Queue {
-                        name: name.clone(),
-                        mrd: self.mrd.name.clone(),
-                        steps: vec![pb::QueueStep {
-                            expression: expression.clone(),
-                            timeout_seconds: 0,
-                        }],
-                        task_ttl_seconds: 0,
-                        ..pb::Queue::default()
-                    }),
+                    queue: Some(one_step_queue(
+                        &self.mrd.name,
+                        name,
+                        expression,
+                        pb::Queue::default(),
+                    )),
                     request_id: self.request_id("queue"),
                 })
                 .await
@@ -215,4 +211,30 @@ impl RoutingSetup {
         }
         revision
     }
+}
+
+/// A queue of `mrd` with one step selecting on `expression` and no timeouts; the rest of its
+/// settings from `extra`.
+pub fn one_step_queue(mrd: &str, name: &str, expression: &str, extra: pb::Queue) -> pb::Queue {
+    pb::Queue {
+        name: name.into(),
+        mrd: mrd.into(),
+        steps: vec![pb::QueueStep {
+            expression: expression.into(),
+            timeout_seconds: 0,
+        }],
+        ..extra
+    }
+}
+
+/// Writes `queue` as the first admin.
+pub async fn write_queue(c: &mut Clients, queue: pb::Queue) {
+    let name = queue.name.clone();
+    c.admin
+        .upsert_queue(pb::UpsertQueueRequest {
+            queue: Some(queue),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("queue {name} is written: {e}"));
 }
