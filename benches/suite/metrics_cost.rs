@@ -76,12 +76,8 @@ pub async fn run(load: &unary::Settings, settings: &Settings, cores: Option<Core
             let data = tempfile::tempdir().expect("a temporary directory");
             let metrics = free_port();
             let listen = metrics.to_string();
-            let flags: &[&str] = if metrics_on {
-                &["--metrics-listen", &listen]
-            } else {
-                &[]
-            };
-            let server = start_with_agent(data.path(), flags, cores).await;
+            let flags = serve_flags(metrics_on, &listen);
+            let server = start_with_agent(data.path(), &flags, cores).await;
             let token = server.token_as(Who::Agent(AGENT), PASSWORD).await;
             let scraper = metrics_on.then(|| tokio::spawn(scrape_forever(metrics)));
             let get_run = h2load(&server, GET, &get_body, Some(&token), load, cores).await;
@@ -195,12 +191,8 @@ async fn instructions_per_call(
         let data = tempfile::tempdir().expect("a temporary directory");
         let metrics = free_port();
         let listen = metrics.to_string();
-        let flags: &[&str] = if metrics_on {
-            &["--metrics-listen", &listen]
-        } else {
-            &[]
-        };
-        let counted = Counted::start(data.path(), flags, cores.map(|c| c.server));
+        let flags = serve_flags(metrics_on, &listen);
+        let counted = Counted::start(data.path(), &flags, cores.map(|c| c.server));
         prepare_agent(&counted.server).await;
         let token = counted.server.token_as(Who::Agent(AGENT), PASSWORD).await;
         let fixed = unary::Settings {
@@ -261,6 +253,15 @@ fn median(values: &[f64]) -> f64 {
     let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// The `serve` flags of a server with metrics on (served at `listen`) or off.
+fn serve_flags(metrics_on: bool, listen: &str) -> Vec<&str> {
+    if metrics_on {
+        vec!["--metrics-listen", listen]
+    } else {
+        Vec::new()
+    }
 }
 
 /// A loopback port nothing listens on now, for the server to bind.
