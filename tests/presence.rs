@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::desktop::ConnectedDesktop;
 use common::routing_setup::RoutingSetup;
+use common::routing_watch::wait_for;
 use common::{Channel, TestServer, Who};
 use switchboard::config::ServerConfig;
 use switchboard::pb;
@@ -59,27 +60,6 @@ async fn watch_from(
         .await
         .expect("the watch opens")
         .into_inner()
-}
-
-/// Reads a routing watch until an event matches.
-async fn wait_for(
-    watch: &mut Streaming<pb::WatchRoutingEventsResponse>,
-    what: &str,
-    mut matches: impl FnMut(&Ev) -> bool,
-) -> pb::RoutingEvent {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, watch.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} on the watch"))
-            .expect("the watch is open")
-            .expect("the watch is healthy");
-        if let Some(pb::watch_routing_events_response::Frame::Event(event)) = frame.frame
-            && event.event.as_ref().is_some_and(&mut matches)
-        {
-            return event;
-        }
-    }
 }
 
 /// Logs `agent_id` in and makes it ready; `routing` is signed in as that agent.

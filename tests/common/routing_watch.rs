@@ -10,8 +10,9 @@ use switchboard::pb::routing_event::Event as Ev;
 use tokio_stream::StreamExt;
 use tonic::Streaming;
 
-/// How long a routing event is waited for.
-const WAIT: Duration = Duration::from_secs(10);
+/// How long a routing event is waited for: only a guard against a test hanging, so the
+/// longest any reader needs (presence's tests had their own at 20 s).
+const WAIT: Duration = Duration::from_secs(20);
 
 /// Reads a routing watch until `found` picks something out of an event; fails after `WAIT`.
 /// The other readers below are this one with a picker of their own.
